@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import typer
@@ -53,6 +54,22 @@ def services_status() -> None:
         all_up &= state.running
         typer.echo(f"{state.name:<11} {word:<14} {state.where:<18} {state.detail}")
     raise typer.Exit(0 if all_up else 1)
+
+
+@app.command("day")
+def day() -> None:
+    """Play a simulated day of out-of-region settlements, then clear it and write the files."""
+    from hub.messaging import ensure_topics
+
+    settings = local_services.LocalSettings()
+    bootstrap = os.environ.get("HUB_KAFKA_BOOTSTRAP", settings.kafka_bootstrap)
+    ensure_topics(bootstrap)
+    typer.echo(f"topics ready on {bootstrap}.")
+    typer.secho(
+        "The simulated day is not built yet: the registration, settle-at-treatment and "
+        "interregion-clearing services land with issues 3, 4 and 5, the day itself with issue 6.",
+        fg=typer.colors.YELLOW,
+    )
 
 
 if __name__ == "__main__":

@@ -395,13 +395,12 @@ class Kafka:
         self.pid_file.write_text(str(proc.pid))
         try:
             _wait_until(self.answers, timeout_s=self.s.start_timeout_s, what="Kafka",
-                        still_alive=lambda: proc.poll() is None,
-                        log=self.log if self.log.exists() else self.stdout_log)
+                        still_alive=lambda: proc.poll() is None, log=self.log)
         except LocalServiceError as exc:
             if proc.poll() is None:
                 proc.kill()
-            out = _tail(self.stdout_log)
-            raise LocalServiceError(f"{exc}\nBroker console:\n{out}") from None
+            console = _tail(self.stdout_log).strip()
+            raise LocalServiceError(f"{exc}\nBroker console:\n{console}" if console else str(exc)) from None
         return True
 
     def stop(self) -> bool:
