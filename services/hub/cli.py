@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import typer
 
@@ -19,6 +20,9 @@ services_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(services_app, name="services")
+settle_app = typer.Typer(help="Settle bills: preview a claim from files alone.", no_args_is_help=True)
+app.add_typer(settle_app, name="settle")
+REFERENCE_DIR = local_services.REPO_ROOT / "reference"
 
 
 @services_app.command("up")
@@ -54,6 +58,50 @@ def services_status() -> None:
         all_up &= state.running
         typer.echo(f"{state.name:<11} {word:<14} {state.where:<18} {state.detail}")
     raise typer.Exit(0 if all_up else 1)
+
+
+@settle_app.command("preview")
+def settle_preview(
+    claim_file: Path = typer.Argument(..., exists=True, dir_okay=False, help="Claim JSON (format in the README)."),
+    reference: Path = typer.Option(REFERENCE_DIR, "--reference", exists=True, file_okay=False,
+                                   help="Directory with policies/ and catalogues/."),
+) -> None:
+    """Compute a settlement from files alone (no servers) and print it in the interface's field names.
+
+    Exit 0 when settled, 1 when refused or the claim is invalid (the JSON says why)."""
+    import json
+
+    from hub.reference.catalogue import CatalogueFileError, load_catalogues
+    from hub.reference.policy import PolicyFileError, load_policies
+    from hub.settlement.domain.refusals import Refusal
+    from hub.settlement.entrypoints import convention
+    from hub.settlement.service_layer.pricing import newest_catalogues, price_claim
+
+    def answer(body: dict, code: int) -> None:
+        typer.echo(json.dumps(body, ensure_ascii=False, indent=2))
+        raise typer.Exit(code)
+
+    try:
+        policies = load_policies(reference / "policies")
+        catalogues = newest_catalogues(load_catalogues(reference / "catalogues"))
+    except (PolicyFileError, CatalogueFileError) as exc:
+        typer.secho(f"error: reference data refused:\n{exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
+    try:
+        document = json.loads(claim_file.read_text(encoding="utf-8"))
+        if not isinstance(document, dict):
+            raise convention.ConventionError("invalid_json", "the claim file is a JSON object")
+        claim = convention.claim_from(document.get("mdtrt"), document.get("feedetail"))
+        person = convention.person_from(document.get("psn"), person_ref="preview")
+        acc = convention.accumulators_from(document.get("accumulators"), claim.service_date.year)
+    except json.JSONDecodeError as exc:
+        answer({"infcode": -1, "err_code": "invalid_json", "err_msg": f"{claim_file}: {exc}"}, 1)
+    except convention.ConventionError as exc:
+        answer({"infcode": -1, "err_code": exc.code, "err_msg": exc.message}, 1)
+    result = price_claim(claim, person, policies, catalogues, acc)
+    if isinstance(result, Refusal):
+        answer({"infcode": -1, "err_code": result.code, "err_msg": result.message}, 1)
+    answer({"infcode": 0, "output": convention.settlement_output(result, claim)}, 0)
 
 
 @app.command("day")

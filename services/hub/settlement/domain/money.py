@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 
 BP = 10_000  # basis points in 100 %
+MAX_AMOUNT_FEN = 10**12  # 10 billion yuan: far above any bill, far below int64 overflow in sums
 
 
 class AmountError(ValueError):
@@ -41,6 +42,8 @@ def yuan_to_fen(value: object, field: str = "amount") -> int:
         raise AmountError(f"{field}: {value!r} is not a yuan amount")
     if not amount.is_finite() or amount.as_tuple().exponent < -2:  # type: ignore[operator]
         raise AmountError(f"{field}: {value!r} has more than 2 decimals")
+    if abs(amount) * 100 > MAX_AMOUNT_FEN:
+        raise AmountError(f"{field}: {value!r} is larger than {MAX_AMOUNT_FEN // 100} yuan")
     return int(amount * 100)
 
 
@@ -59,8 +62,8 @@ def quantity(value: object, field: str = "cnt") -> Decimal:
         q = Decimal(str(value).strip())
     except InvalidOperation:
         raise AmountError(f"{field}: {value!r} is not a quantity") from None
-    if not q.is_finite() or q <= 0 or q.as_tuple().exponent < -4:  # type: ignore[operator]
-        raise AmountError(f"{field}: {value!r} must be positive with at most 4 decimals")
+    if not q.is_finite() or q <= 0 or q > 1_000_000 or q.as_tuple().exponent < -4:  # type: ignore[operator]
+        raise AmountError(f"{field}: {value!r} must be positive, at most 1000000, with at most 4 decimals")
     return q
 
 

@@ -1,0 +1,243 @@
+"""Translation between the national interface convention (定点医药机构接口规范) and the domain.
+
+Input arrives as the convention's JSON (`mdtrt`, `feedetail`, yuan strings) and leaves as
+domain objects in fen; results go back in the convention's field names. Nothing here does
+I/O: the HTTP API and the offline preview both call it.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from hub.reference.policy import InsuranceType, Level, SpecialPopulation
+from hub.settlement.domain.engine import MAX_LINES
+from hub.settlement.domain.model import (
+    Accumulators,
+    Claim,
+    FeeLine,
+    Filing,
+    FilingType,
+    Person,
+    Settlement,
+    VisitType,
+)
+from hub.settlement.domain.money import AmountError, fen_to_yuan, quantity, times_quantity, yuan_to_fen
+
+MED_TYPES = {"21": VisitType.INPATIENT, "11": VisitType.GENERAL_OUTPATIENT, "14": VisitType.CHRONIC_OUTPATIENT,
+             "13": VisitType.EMERGENCY}
+MED_TYPE_CODES = {v: k for k, v in MED_TYPES.items()}
+INSUTYPES = {"390": InsuranceType.RESIDENT, "310": InsuranceType.EMPLOYEE}
+# The national hosp_lv codes (01 三级特等 ... 11 未定级) folded to the policy tables' levels;
+# a provincial tertiary hospital is sent as "3P".
+HOSP_LV = {"01": "3", "02": "3", "03": "3", "04": "3", "05": "2", "06": "2", "07": "2", "08": "1",
+           "09": "1", "10": "1", "11": "1", "1": "1", "2": "2", "3": "3", "3P": "3P"}
+
+
+class ConventionError(ValueError):
+    """Input that does not follow the convention; `code` is stable, `message` says what to fix."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class FeeDetailIn(_In):
+    feedetl_sn: str | None = None
+    med_list_codg: str = Field(min_length=1, max_length=64)
+    cnt: str | int
+    pric: str | int
+    det_item_fee_sumamt: str | int | None = None
+
+    @field_validator("cnt", "pric", "det_item_fee_sumamt", mode="before")
+    @classmethod
+    def _no_floats(cls, v: Any) -> Any:
+        if isinstance(v, float):
+            raise ValueError("send amounts and quantities as decimal strings, not JSON floats")
+        return v
+
+
+class MdtrtIn(_In):
+    med_type: str
+    mdtrtarea_admvs: str = Field(pattern=r"^[0-9]{6}$")
+    fixmedins_code: str = Field(default="", max_length=30)
+    hosp_lv: str
+    begntime: date
+    endtime: date | None = None
+    mdtrt_id: str | None = None
+    accident_injury: bool = False
+
+    @field_validator("begntime", "endtime", mode="before")
+    @classmethod
+    def _day(cls, v: Any) -> Any:
+        # The convention sends "yyyy-MM-dd HH:mm:ss"; only the day matters for the rules.
+        if isinstance(v, str) and len(v) > 10:
+            return datetime.fromisoformat(v.replace("/", "-")).date()
+        return v
+
+
+class FilingIn(_In):
+    filing_id: str
+    filing_type: FilingType
+    target_pool: str = Field(pattern=r"^[0-9]{6}$")
+    valid_from: date
+    valid_to: date | None = None
+    revoked: bool = False
+
+
+class PersonIn(_In):
+    """The insured person as the offline preview takes it (the service reads it from its read model)."""
+
+    psn_no: str = Field(min_length=1, max_length=64)
+    insuplc_admdvs: str = Field(pattern=r"^[0-9]{6}$")
+    insutype: str
+    enrolled_from: date
+    benefits_from: date | None = None
+    enrolled_to: date | None = None
+    special_populations: list[SpecialPopulation] = Field(default_factory=list)
+    continuous_years: int = Field(default=0, ge=0)
+    filings: list[FilingIn] = Field(default_factory=list)
+
+
+def _parse(model: type[BaseModel], data: Any, where: str) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        path = ".".join(str(p) for p in (where, *first["loc"]))
+        raise ConventionError("invalid_field", f"{path}: {first['msg']}") from None
+
+
+def insurance_type(code: str) -> InsuranceType:
+    if code in INSUTYPES:
+        return INSUTYPES[code]
+    try:
+        return InsuranceType(code)
+    except ValueError:
+        raise ConventionError("invalid_field", f"insutype {code!r}: 390 (residents) or 310 (employees)") from None
+
+
+def claim_from(mdtrt: Any, feedetail: Any) -> Claim:
+    m: MdtrtIn = _parse(MdtrtIn, mdtrt, "mdtrt")
+    if m.med_type not in MED_TYPES:
+        raise ConventionError("invalid_field", f"mdtrt.med_type {m.med_type!r}: one of {', '.join(MED_TYPES)}")
+    if m.hosp_lv not in HOSP_LV:
+        raise ConventionError("invalid_field", f"mdtrt.hosp_lv {m.hosp_lv!r} is not a hospital level")
+    if not isinstance(feedetail, list) or not feedetail:
+        raise ConventionError("invalid_field", "feedetail: a non-empty list of fee lines")
+    if len(feedetail) > MAX_LINES:
+        raise ConventionError("too_many_lines", f"feedetail: at most {MAX_LINES} lines")
+    lines = []
+    for n, raw in enumerate(feedetail, start=1):
+        f: FeeDetailIn = _parse(FeeDetailIn, raw, f"feedetail.{n - 1}")
+        try:
+            unit = yuan_to_fen(f.pric, f"feedetail.{n - 1}.pric")
+            qty = quantity(f.cnt, f"feedetail.{n - 1}.cnt")
+            amount = times_quantity(unit, qty)
+            if f.det_item_fee_sumamt is not None and yuan_to_fen(f.det_item_fee_sumamt) != amount:
+                raise ConventionError("amount_mismatch",
+                                      f"feedetail.{n - 1}: det_item_fee_sumamt is not cnt x pric ({fen_to_yuan(amount)})")
+        except AmountError as exc:
+            raise ConventionError("invalid_amount", str(exc)) from None
+        lines.append(FeeLine(n, f.med_list_codg, qty, unit, amount))
+    end = m.endtime or m.begntime
+    return Claim(MED_TYPES[m.med_type], Level(HOSP_LV[m.hosp_lv]), m.mdtrtarea_admvs, m.begntime, end,
+                 tuple(lines), m.accident_injury)
+
+
+def person_from(data: Any, person_ref: str) -> Person:
+    p: PersonIn = _parse(PersonIn, data, "psn")
+    return Person(
+        person_ref=person_ref,
+        home_pool=p.insuplc_admdvs,
+        insurance_type=insurance_type(p.insutype),
+        enrolled_from=p.enrolled_from,
+        benefits_from=p.benefits_from or p.enrolled_from,
+        enrolled_to=p.enrolled_to,
+        special_populations=frozenset(p.special_populations),
+        filings=tuple(Filing(f.filing_id, f.filing_type, f.target_pool, f.valid_from, f.valid_to, f.revoked)
+                      for f in p.filings),
+        continuous_years=p.continuous_years,
+    )
+
+
+def accumulators_from(data: Any, year: int) -> Accumulators:
+    if not data:
+        return Accumulators(year=year)
+    if not isinstance(data, dict):
+        raise ConventionError("invalid_field", "accumulators: an object of yuan amounts and an admissions count")
+    values = {}
+    for name, value in data.items():
+        if name not in Accumulators.__dataclass_fields__ or name == "year":
+            raise ConventionError("invalid_field", f"accumulators.{name} is not an accumulator")
+        try:
+            values[name] = int(value) if name == "admissions" else yuan_to_fen(value, f"accumulators.{name}")
+        except (AmountError, ValueError) as exc:
+            raise ConventionError("invalid_amount", str(exc)) from None
+    return Accumulators(year=year, **values)
+
+
+def mask_person_id(psn_no: str) -> str:
+    """First 4 and last 4 characters; everything between as '*'."""
+    if len(psn_no) <= 8:
+        return "*" * len(psn_no)
+    return psn_no[:4] + "*" * (len(psn_no) - 8) + psn_no[-4:]
+
+
+def settlement_output(s: Settlement, claim: Claim) -> dict[str, Any]:
+    """A Settlement in the convention's output field names (amounts as yuan strings)."""
+    y = fen_to_yuan
+    return {
+        "setlinfo": {
+            "med_type": MED_TYPE_CODES[claim.visit_type],
+            "medfee_sumamt": y(s.medfee_sumamt),
+            "fulamt_ownpay_amt": y(s.fulamt_ownpay_amt),
+            "overlmt_selfpay": y(s.overlmt_amt),
+            "preselfpay_amt": y(s.preselfpay_amt),
+            "inscp_scp_amt": y(s.inscp_scp_amt),
+            "act_pay_dedc": y(s.act_pay_dedc),
+            "hifp_pay": y(s.hifp_pay),
+            "pool_prop_selfpay": f"{s.pool_ratio_bp / 10000:.4f}",
+            "hifmi_pay": y(s.hifmi_pay),
+            "maf_pay": y(s.maf_pay),
+            "fund_pay_sumamt": y(s.fund_pay_sumamt),
+            "psn_part_amt": y(s.psn_part_amt),
+            "acct_pay": "0.00",
+            "psn_cash_pay": y(s.psn_cash_pay),
+        },
+        "setldetail": [
+            {
+                "feedetl_sn": str(l.line_no),
+                "med_list_codg": l.item_code,
+                "chrgitm_lv": l.chrgitm_lv,
+                "det_item_fee_sumamt": y(l.amount_fen),
+                "fulamt_ownpay_amt": y(l.fulamt_ownpay_amt),
+                "overlmt_amt": y(l.overlmt_amt),
+                "preselfpay_amt": y(l.preselfpay_amt),
+                "inscp_scp_amt": y(l.inscp_scp_amt),
+            }
+            for l in s.lines
+        ],
+        "hub_breakdown": {
+            "policy_version": s.policy_version,
+            "catalogue_version": s.catalogue_version,
+            "filing_status": s.filing_status.value if s.filing_status else "IN_POOL",
+            "filing_id": s.filing_id,
+            "hospital_absorbed_amt": y(s.hospital_absorbed_amt),
+            "offsite_selfpay_first_amt": y(s.offsite_selfpay_first_amt),
+            "deductible_due": y(s.deductible_due),
+            "pool_ratio": f"{s.pool_ratio_bp / 10000:.4f}",
+            "essential_drug_ratio": f"{s.essential_drug_ratio_bp / 10000:.4f}",
+            "fund_before_cap": y(s.fund_before_cap),
+            "basic_cap_remaining": None if s.basic_cap_remaining is None else y(s.basic_cap_remaining),
+            "compliant_oop": y(s.compliant_oop),
+            "compliant_oop_above_basic_cap": y(s.compliant_oop_above_basic_cap),
+        },
+    }
