@@ -23,6 +23,10 @@ app.add_typer(services_app, name="services")
 settle_app = typer.Typer(help="Settle bills: preview a claim from files alone.", no_args_is_help=True)
 app.add_typer(settle_app, name="settle")
 REFERENCE_DIR = local_services.REPO_ROOT / "reference"
+reference_app = typer.Typer(help="Policies and catalogues: validate and publish them.", no_args_is_help=True)
+app.add_typer(reference_app, name="reference")
+settlement_app = typer.Typer(help="Run the settle-at-treatment service.", no_args_is_help=True)
+app.add_typer(settlement_app, name="settlement")
 
 
 @services_app.command("up")
@@ -102,6 +106,113 @@ def settle_preview(
     if isinstance(result, Refusal):
         answer({"infcode": -1, "err_code": result.code, "err_msg": result.message}, 1)
     answer({"infcode": 0, "output": convention.settlement_output(result, claim)}, 0)
+
+
+@reference_app.command("load")
+def reference_load(
+    directory: Path = typer.Argument(REFERENCE_DIR, exists=True, file_okay=False,
+                                     help="Directory with policies/*.yaml and catalogues/*.csv."),
+) -> None:
+    """Validate every policy and catalogue, then publish them to the compacted reference topics.
+
+    Nothing is published if any file is wrong (every error is listed). Publishing the same files
+    again changes nothing; changing a published version is refused: publish a new version."""
+    from tqdm import tqdm
+
+    from hub.messaging import AvroCodec
+    from hub.reference.catalogue import CatalogueFileError
+    from hub.reference.policy import PolicyFileError
+    from hub.registration.entrypoints.reference_load import ReferenceConflict, load_reference
+
+    bootstrap = os.environ.get("HUB_KAFKA_BOOTSTRAP", local_services.LocalSettings().kafka_bootstrap)
+    try:
+        report = load_reference(directory, bootstrap, AvroCodec(),
+                                progress=lambda it, total, desc: tqdm(it, total=total, desc=desc, unit=" items"))
+    except (PolicyFileError, CatalogueFileError, ReferenceConflict) as exc:
+        typer.secho(f"error: nothing published.\n{exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"policies: {report.policies_published} published, {report.policies_unchanged} already there; "
+               f"catalogue items: {report.items_published} published, {report.items_unchanged} already there")
+
+
+def _logging() -> None:
+    import logging
+
+    logging.basicConfig(level=os.environ.get("HUB_LOG_LEVEL", "INFO"),
+                        format='{"time":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","msg":"%(message)s"}')
+
+
+@settlement_app.command("serve")
+def settlement_serve(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8410, help="Port to listen on."),
+    relay: bool = typer.Option(True, help="Also publish the outbox to Kafka in this process."),
+    read_model: bool = typer.Option(True, help="Also keep the Redis read model up to date in this process."),
+) -> None:
+    """Serve the hospital interface (national convention) over HTTP."""
+    import threading
+
+    import uvicorn
+
+    from hub.settlement.bootstrap import bootstrap
+    from hub.settlement.entrypoints.http import create_app
+    from hub.settlement.entrypoints.outbox_relay import OutboxRelay
+    from hub.settlement.entrypoints.read_model_consumer import ReadModelConsumer
+
+    _logging()
+    hub = bootstrap()
+    stop = threading.Event()
+    workers = []
+    if read_model:
+        rm = ReadModelConsumer(hub.settings.kafka_bootstrap, hub.read_model, hub.codec,
+                               hub.producer("settlement-read-model-dlq"), stop)
+        workers.append(threading.Thread(target=rm.run, name="read-model", daemon=True))
+    if relay:
+        workers.append(threading.Thread(target=OutboxRelay(hub.engine, hub.producer("settlement-outbox"), stop).run,
+                                        name="outbox-relay", daemon=True))
+    for w in workers:
+        w.start()
+    try:
+        uvicorn.run(create_app(hub), host=host, port=port, log_level="warning", access_log=False)
+    finally:
+        stop.set()
+        for w in workers:
+            w.join(timeout=10)
+
+
+@settlement_app.command("relay")
+def settlement_relay() -> None:
+    """Publish committed settlement events from the outbox to Kafka until SIGTERM."""
+    import signal
+    import threading
+
+    from hub.settlement.bootstrap import bootstrap
+    from hub.settlement.entrypoints.outbox_relay import OutboxRelay
+
+    _logging()
+    hub = bootstrap()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    OutboxRelay(hub.engine, hub.producer("settlement-outbox"), stop).run()
+
+
+@settlement_app.command("read-model")
+def settlement_read_model(until_ready: bool = typer.Option(False, help="Stop once caught up.")) -> None:
+    """Keep the Redis read model (registrations, policies, catalogues) up to date from Kafka."""
+    import signal
+    import threading
+
+    from hub.settlement.bootstrap import bootstrap
+    from hub.settlement.entrypoints.read_model_consumer import ReadModelConsumer
+
+    _logging()
+    hub = bootstrap()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    ReadModelConsumer(hub.settings.kafka_bootstrap, hub.read_model, hub.codec,
+                      hub.producer("settlement-read-model-dlq"), stop).run(until_ready=until_ready)
 
 
 @app.command("day")

@@ -155,30 +155,35 @@ class ConsumerLoop:
         self._consumer.commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in next_offsets.items()})
 
     def _dead_letter(self, record: Any, exc: UndecodableMessage) -> None:
-        log.warning("dead-lettering %s[%d]@%d: %s", record.topic, record.partition, record.offset, exc.code)
-        envelope = {
-            "event_id": str(uuid.uuid4()),
-            "event_time": int(time.time() * 1000),
-            "producer": self.settings.client_id,
-            "schema_version": 1,
-            "source_topic": record.topic,
-            "source_partition": record.partition,
-            "source_offset": record.offset,
-            "consumer_group": self.settings.group_id,
-            "source_key": record.key,
-            "source_value": record.value,
-            "error_code": exc.code,
-            "error_message": exc.message[:2000],
-        }
-        headers = [
-            ("dlq.source.topic", record.topic.encode()),
-            ("dlq.source.partition", str(record.partition).encode()),
-            ("dlq.source.offset", str(record.offset).encode()),
-            ("dlq.error.code", exc.code.encode()),
-            ("dlq.error.message", exc.message[:500].encode()),
-        ]
-        self.dead_letters.send(dead_letter_topic(record.topic), record.key,
-                               "cn.hub.messaging.DeadLetter", envelope, headers)
+        send_dead_letter(self.dead_letters, record, exc, self.settings.group_id, self.settings.client_id)
 
     def close(self) -> None:
         self.stop.set()
+
+
+def send_dead_letter(producer: EventProducer, record: Any, exc: UndecodableMessage, group: str, client_id: str) -> None:
+    """Queue `record` on `<topic>.dlq` with the reason in the envelope and the headers.
+    The caller flushes the producer before it commits the record's offset."""
+    log.warning("dead-lettering %s[%d]@%d: %s", record.topic, record.partition, record.offset, exc.code)
+    envelope = {
+        "event_id": str(uuid.uuid4()),
+        "event_time": int(time.time() * 1000),
+        "producer": client_id,
+        "schema_version": 1,
+        "source_topic": record.topic,
+        "source_partition": record.partition,
+        "source_offset": record.offset,
+        "consumer_group": group,
+        "source_key": record.key,
+        "source_value": record.value,
+        "error_code": exc.code,
+        "error_message": exc.message[:2000],
+    }
+    headers = [
+        ("dlq.source.topic", record.topic.encode()),
+        ("dlq.source.partition", str(record.partition).encode()),
+        ("dlq.source.offset", str(record.offset).encode()),
+        ("dlq.error.code", exc.code.encode()),
+        ("dlq.error.message", exc.message[:500].encode()),
+    ]
+    producer.send(dead_letter_topic(record.topic), record.key, "cn.hub.messaging.DeadLetter", envelope, headers)

@@ -25,6 +25,7 @@ from hub.settlement.domain.model import (
     VisitType,
 )
 from hub.settlement.domain.money import AmountError, fen_to_yuan, quantity, times_quantity, yuan_to_fen
+from hub.settlement.service_layer.identity import mask_person_id  # noqa: F401  (part of this edge's API)
 
 MED_TYPES = {"21": VisitType.INPATIENT, "11": VisitType.GENERAL_OUTPATIENT, "14": VisitType.CHRONIC_OUTPATIENT,
              "13": VisitType.EMERGENCY}
@@ -34,6 +35,18 @@ INSUTYPES = {"390": InsuranceType.RESIDENT, "310": InsuranceType.EMPLOYEE}
 # a provincial tertiary hospital is sent as "3P".
 HOSP_LV = {"01": "3", "02": "3", "03": "3", "04": "3", "05": "2", "06": "2", "07": "2", "08": "1",
            "09": "1", "10": "1", "11": "1", "1": "1", "2": "2", "3": "3", "3P": "3P"}
+
+
+def parse_day(value: Any) -> date | None:
+    """A day from the convention's "yyyy-MM-dd HH:mm:ss" (or "yyyy-MM-dd"); None if unreadable."""
+    if isinstance(value, date):
+        return value
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.strip().replace("/", "-")).date()
+    except ValueError:
+        return None
 
 
 class ConventionError(ValueError):
@@ -182,13 +195,6 @@ def accumulators_from(data: Any, year: int) -> Accumulators:
         except (AmountError, ValueError) as exc:
             raise ConventionError("invalid_amount", str(exc)) from None
     return Accumulators(year=year, **values)
-
-
-def mask_person_id(psn_no: str) -> str:
-    """First 4 and last 4 characters; everything between as '*'."""
-    if len(psn_no) <= 8:
-        return "*" * len(psn_no)
-    return psn_no[:4] + "*" * (len(psn_no) - 8) + psn_no[-4:]
 
 
 def settlement_output(s: Settlement, claim: Claim) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""registration: enrolments and off-site filings from home bureaus, and the reference-data publisher."""

@@ -1,0 +1,113 @@
+"""The settle-at-treatment service's own tables (database `hub_settlement`), in SQLAlchemy Core.
+
+Every settlement, its accumulators and its outbox row are written in one transaction; the
+person-year accumulator row is locked (SELECT ... FOR UPDATE) for the length of it, so two
+hospitals settling the same person at once are serialised and no cap is ever exceeded.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+from hub.settlement.domain.model import ACCUMULATOR_FIELDS
+
+metadata = sa.MetaData()
+
+visits = sa.Table(
+    "visits", metadata,
+    sa.Column("mdtrt_id", sa.Text, primary_key=True),
+    sa.Column("hospital_code", sa.Text, nullable=False),
+    sa.Column("person_ref", sa.Text, nullable=False),
+    sa.Column("person_id_masked", sa.Text, nullable=False),
+    sa.Column("med_type", sa.Text, nullable=False),
+    sa.Column("insutype", sa.Text, nullable=False),
+    sa.Column("begntime", sa.Date, nullable=False),
+    sa.Column("endtime", sa.Date),
+    sa.Column("accident_injury", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("status", sa.Text, nullable=False),  # OPEN, CANCELLED, SETTLED
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+)
+
+fee_details = sa.Table(
+    "fee_details", metadata,
+    sa.Column("mdtrt_id", sa.Text, sa.ForeignKey("visits.mdtrt_id"), primary_key=True),
+    sa.Column("feedetl_sn", sa.Text, primary_key=True),
+    sa.Column("med_list_codg", sa.Text, nullable=False),
+    sa.Column("cnt", sa.Numeric(18, 4), nullable=False),
+    sa.Column("pric_fen", sa.BigInteger, nullable=False),
+    sa.Column("amount_fen", sa.BigInteger, nullable=False),
+)
+
+requests = sa.Table(
+    "requests", metadata,
+    sa.Column("hospital_code", sa.Text, primary_key=True),
+    sa.Column("msgid", sa.Text, primary_key=True),
+    sa.Column("infno", sa.Text, nullable=False),
+    sa.Column("request_sha256", sa.Text, nullable=False),
+    sa.Column("status_code", sa.Integer, nullable=False),
+    sa.Column("response", JSONB, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+)
+
+settlements = sa.Table(
+    "settlements", metadata,
+    sa.Column("setl_id", sa.Text, primary_key=True),
+    sa.Column("mdtrt_id", sa.Text, sa.ForeignKey("visits.mdtrt_id"), nullable=False),
+    sa.Column("msgid", sa.Text, nullable=False),
+    sa.Column("hospital_code", sa.Text, nullable=False),
+    sa.Column("person_ref", sa.Text, nullable=False),
+    sa.Column("person_id_masked", sa.Text, nullable=False),
+    sa.Column("home_pool", sa.Text, nullable=False),
+    sa.Column("treatment_pool", sa.Text, nullable=False),
+    sa.Column("policy_year", sa.Integer, nullable=False),
+    sa.Column("business_date", sa.Date, nullable=False),
+    sa.Column("settled_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("medfee_sumamt_fen", sa.BigInteger, nullable=False),
+    sa.Column("hifp_pay_fen", sa.BigInteger, nullable=False),
+    sa.Column("hifmi_pay_fen", sa.BigInteger, nullable=False),
+    sa.Column("maf_pay_fen", sa.BigInteger, nullable=False),
+    sa.Column("psn_part_amt_fen", sa.BigInteger, nullable=False),
+    sa.Column("accumulators_delta", JSONB, nullable=False),
+    sa.Column("output", JSONB, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),  # SETTLED, REVERSED
+    sa.Column("reversed_at", sa.DateTime(timezone=True)),
+    sa.Column("reversal_msgid", sa.Text),
+    sa.CheckConstraint(
+        "hifp_pay_fen + hifmi_pay_fen + maf_pay_fen + psn_part_amt_fen = medfee_sumamt_fen",
+        name="settlement_balances",
+    ),
+)
+sa.Index("settlements_hospital_day", settlements.c.hospital_code, settlements.c.business_date)
+# A visit has at most one live settlement; after a reversal it may be settled again.
+sa.Index("one_live_settlement_per_visit", settlements.c.mdtrt_id, unique=True,
+         postgresql_where=settlements.c.status == "SETTLED")
+
+accumulators = sa.Table(
+    "accumulators", metadata,
+    sa.Column("person_ref", sa.Text, primary_key=True),
+    sa.Column("policy_year", sa.Integer, primary_key=True),
+    *(sa.Column(name, sa.BigInteger, nullable=False, server_default="0") for name in ACCUMULATOR_FIELDS),
+)
+
+outbox = sa.Table(
+    "outbox", metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("topic", sa.Text, nullable=False),
+    sa.Column("message_key", sa.Text, nullable=False),
+    sa.Column("payload", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("published_at", sa.DateTime(timezone=True)),
+)
+sa.Index("outbox_unpublished", outbox.c.id, postgresql_where=outbox.c.published_at.is_(None))
+
+
+def create_engine(url: str, pool_size: int = 10) -> sa.Engine:
+    return sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+def create_schema(engine: sa.Engine) -> None:
+    # Two processes may start at once: serialise the DDL on an advisory lock.
+    with engine.begin() as conn:
+        conn.execute(sa.text("select pg_advisory_xact_lock(4242001)"))
+        metadata.create_all(conn)

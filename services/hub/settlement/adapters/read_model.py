@@ -1,0 +1,117 @@
+"""The settle service's read model in Redis: registrations, policies and catalogues from Kafka.
+
+Redis holds only what the topics can rebuild. The consumer keeps its Kafka positions in the
+same Redis (written in the same MULTI as the data), so a flushed Redis is noticed — the
+epoch key is gone — and rebuilt from the start of the compacted topics; until it has caught
+up, `ready()` is false and the API answers "try again" instead of a wrong refusal.
+
+Registrations are stored as the Avro bytes of the newest RegistrationChanged (compact, and
+already a schema'd encoding); catalogue items as one short delimited string each.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable
+
+import redis
+
+from hub.reference.catalogue import Catalogue, CatalogueItem, ItemClass, OverCapRule
+from hub.reference.policy import Policy, parse_policy
+
+READY = "rm:ready"
+EPOCH = "rm:epoch"
+OFFSETS = "rm:offsets"
+POLICIES = "rm:policies"
+CATALOGUES = "rm:catalogues"
+REFSTAMP = "rm:refstamp"
+
+
+def reg_key(person_ref: str) -> str:
+    return f"rm:reg:{person_ref}"
+
+
+def cat_key(pool: str, version: str) -> str:
+    return f"rm:cat:{pool}:{version}"
+
+
+def pack_item(value: dict[str, Any]) -> str:
+    cap = "" if value["price_cap_fen"] is None else str(value["price_cap_fen"])
+    return "\x1f".join([value["item_class"], str(value["self_pay_first_share_bp"]), cap, value["over_cap_rule"],
+                        "1" if value.get("essential_drug") else "0", value["item_kind"], value["item_name"]])
+
+
+def unpack_item(code: str, packed: str) -> CatalogueItem:
+    cls, bp, cap, rule, essential, kind, name = packed.split("\x1f", 6)
+    return CatalogueItem(code, name, kind, ItemClass(cls), int(bp), int(cap) if cap else None,
+                         OverCapRule(rule), essential == "1")
+
+
+class ReadModel:
+    def __init__(self, client: redis.Redis):
+        self.redis = client
+
+    # ---------------------------------------------------------------- reads (API side)
+
+    def ready(self) -> bool:
+        return self.redis.get(READY) == b"1"
+
+    def registration_bytes(self, person_ref: str) -> bytes | None:
+        return self.redis.get(reg_key(person_ref))
+
+    def reference_stamp(self) -> int:
+        return int(self.redis.get(REFSTAMP) or 0)
+
+    def policies(self) -> list[Policy]:
+        return [parse_policy(json.loads(doc), f"redis {key.decode()}") for key, doc in self.redis.hgetall(POLICIES).items()]
+
+    def catalogues(self) -> list[Catalogue]:
+        out = []
+        for member in sorted(m.decode() for m in self.redis.smembers(CATALOGUES)):
+            pool, version = member.split(":", 1)
+            items = {code.decode(): unpack_item(code.decode(), packed.decode())
+                     for code, packed in self.redis.hgetall(cat_key(pool, version)).items()}
+            out.append(Catalogue(pool, version, items))
+        return out
+
+    # ---------------------------------------------------------------- writes (consumer side)
+
+    def epoch(self) -> str | None:
+        raw = self.redis.get(EPOCH)
+        return raw.decode() if raw else None
+
+    def start_epoch(self, epoch: str) -> None:
+        self.redis.delete(READY)
+        self.redis.set(EPOCH, epoch)
+
+    def offsets(self) -> dict[str, int]:
+        return {k.decode(): int(v) for k, v in self.redis.hgetall(OFFSETS).items()}
+
+    def apply(self, records: Iterable[tuple[str, dict[str, Any], bytes]], offsets: dict[str, int]) -> None:
+        """Write a batch of decoded records and the positions after them, atomically."""
+        pipe = self.redis.pipeline(transaction=True)
+        reference_changed = False
+        for record_name, value, raw in records:
+            if record_name.endswith("RegistrationChanged"):
+                # Keyed by person on a partition of its own: later is newer.
+                pipe.set(reg_key(value["person_ref"]), raw)
+            elif record_name.endswith("ReferencePolicy"):
+                key = f"{value['pool_code']}:{value['insurance_type']}:{value['policy_version']}"
+                pipe.hset(POLICIES, key, value["document_json"])
+                reference_changed = True
+            elif record_name.endswith("ReferenceCatalogueItem"):
+                key = cat_key(value["pool_code"], value["catalogue_version"])
+                if value.get("withdrawn"):
+                    pipe.hdel(key, value["item_code"])
+                else:
+                    pipe.hset(key, value["item_code"], pack_item(value))
+                pipe.sadd(CATALOGUES, f"{value['pool_code']}:{value['catalogue_version']}")
+                reference_changed = True
+        if offsets:
+            pipe.hset(OFFSETS, mapping={k: str(v) for k, v in offsets.items()})
+        if reference_changed:
+            pipe.incr(REFSTAMP)
+        pipe.execute()
+
+    def mark_ready(self) -> None:
+        self.redis.set(READY, "1")

@@ -1,0 +1,62 @@
+"""Wires the settle-at-treatment service from settings. Nothing connects at import time."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+import sqlalchemy as sa
+
+from hub.messaging import AvroCodec, EventProducer, SchemaRegistry
+from hub.settlement.adapters import database as db
+from hub.settlement.adapters.read_model import ReadModel
+from hub.settlement.service_layer.handlers import SettlementService
+from hub.settlement.service_layer.identity import HospitalRegistry
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+@dataclass(frozen=True)
+class Settings:
+    postgres_url: str = field(default_factory=lambda: _env("HUB_POSTGRES_URL", "postgresql+psycopg://hub@127.0.0.1:35432/postgres"))
+    redis_url: str = field(default_factory=lambda: _env("HUB_REDIS_URL", "redis://127.0.0.1:36379/0"))
+    kafka_bootstrap: str = field(default_factory=lambda: _env("HUB_KAFKA_BOOTSTRAP", "127.0.0.1:39092"))
+    database: str = field(default_factory=lambda: _env("HUB_SETTLEMENT_DATABASE", "hub_settlement"))
+    person_key: bytes = field(default_factory=lambda: _env("HUB_PERSON_KEY", "local-development-person-key").encode())
+    hospitals_file: Path = field(default_factory=lambda: Path(_env("HUB_HOSPITALS_FILE", str(REPO_ROOT / "reference" / "hospitals.yaml"))))
+    db_pool_size: int = int(os.environ.get("HUB_SETTLEMENT_DB_POOL", "16"))
+
+    @property
+    def database_url(self) -> str:
+        return sa.make_url(self.postgres_url).set(database=self.database).render_as_string(hide_password=False)
+
+
+@dataclass
+class Settlement:
+    settings: Settings
+    engine: sa.Engine
+    read_model: ReadModel
+    codec: AvroCodec
+    hospitals: HospitalRegistry
+    service: SettlementService
+
+    def producer(self, client_id: str) -> EventProducer:
+        return EventProducer(self.settings.kafka_bootstrap, self.codec, client_id=client_id)
+
+
+def bootstrap(settings: Settings | None = None, create_schema: bool = True) -> Settlement:
+    settings = settings or Settings()
+    engine = db.create_engine(settings.database_url, settings.db_pool_size)
+    if create_schema:
+        db.create_schema(engine)
+    read_model = ReadModel(redis.Redis.from_url(settings.redis_url))
+    codec = AvroCodec(SchemaRegistry())
+    hospitals = HospitalRegistry.from_yaml(settings.hospitals_file)
+    service = SettlementService(engine, read_model, codec, settings.person_key)
+    return Settlement(settings, engine, read_model, codec, hospitals, service)

@@ -1,0 +1,60 @@
+"""The hospital-facing HTTP API: the national interface's envelope on one path, plus health.
+
+    POST /fsi/api/rsfComIntfaceService/commInterface   Authorization: Bearer <hospital token>
+
+The answer is always the convention's envelope (`infcode` 0 or -1, `err_msg`, `output`),
+with an HTTP status that says the same: 200, or 4xx for input the hub refuses, 503 while the
+read model rebuilds.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+from hub.settlement.bootstrap import Settlement
+
+log = logging.getLogger(__name__)
+CONVENTION_PATH = "/fsi/api/rsfComIntfaceService/commInterface"
+MAX_BODY_BYTES = 2 * 1024 * 1024
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"infcode": -1, "err_code": code, "err_msg": message, "output": {}}, status_code=status)
+
+
+def create_app(hub: Settlement) -> FastAPI:
+    app = FastAPI(title="settle-at-treatment", docs_url="/docs", redoc_url=None)
+
+    @app.post(CONVENTION_PATH)
+    async def convention(request: Request) -> Response:
+        auth = request.headers.get("authorization", "")
+        hospital = hub.hospitals.authenticate(auth[7:]) if auth.lower().startswith("bearer ") else None
+        if hospital is None:
+            return _error(401, "unauthenticated", "send the hospital's token as 'Authorization: Bearer <token>'")
+        body = await request.body()
+        if len(body) > MAX_BODY_BYTES:
+            return _error(413, "request_too_large", f"at most {MAX_BODY_BYTES} bytes")
+        try:
+            envelope = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            return _error(400, "invalid_json", f"the body is not JSON: {exc}")
+        # The handler blocks on the database; FastAPI runs sync work in its thread pool.
+        from starlette.concurrency import run_in_threadpool
+
+        reply = await run_in_threadpool(hub.service.handle, hospital, envelope)
+        return JSONResponse(reply.body, status_code=reply.status)
+
+    @app.get("/health/live")
+    def live() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/health/ready")
+    def ready() -> Response:
+        ok = hub.read_model.ready()
+        return JSONResponse({"status": "ready" if ok else "rebuilding"}, status_code=200 if ok else 503)
+
+    return app

@@ -1,0 +1,501 @@
+"""The hospital interface's transactions (DESIGN.md 2.1), each in one database transaction.
+
+Mutating transactions are idempotent by (hospital, msgid): the first request claims the msgid
+row, later ones wait for it and answer the stored response — or refuse when the same msgid
+comes with different content (SHA-256 of the canonical `infno` + `input`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timezone
+from typing import Any, Callable
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from hub.messaging import AvroCodec
+from hub.messaging.topics import SETTLEMENT_EVENTS
+from hub.reference.catalogue import Catalogue
+from hub.reference.policy import InsuranceType, Policy, SpecialPopulation
+from hub.settlement.adapters import database as db
+from hub.settlement.adapters.read_model import ReadModel
+from hub.settlement.domain.engine import decide_filing
+from hub.settlement.domain.model import (
+    ACCUMULATOR_FIELDS,
+    Accumulators,
+    Claim,
+    FeeLine,
+    Filing,
+    FilingType,
+    Person,
+    Settlement,
+)
+from hub.settlement.domain.money import AmountError, quantity, times_quantity, yuan_to_fen
+from hub.settlement.domain.refusals import Refusal
+from hub.settlement.entrypoints import convention
+from hub.settlement.service_layer.identity import Hospital, mask_person_id, person_ref
+from hub.settlement.service_layer.pricing import newest_catalogues, price_claim
+
+log = logging.getLogger(__name__)
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+PRODUCER = "settle-at-treatment"
+
+OPEN_VISIT = {"2201", "2401"}
+CANCEL_VISIT = {"2202", "2404"}
+UPLOAD_FEES = {"2204", "2301"}
+CANCEL_FEES = {"2205", "2302"}
+PRE_SETTLE = {"2206", "2303"}
+SETTLE = {"2207", "2304"}
+REVERSE = {"2208", "2305"}
+LOOKUP = {"1101"}
+MUTATING = OPEN_VISIT | CANCEL_VISIT | UPLOAD_FEES | CANCEL_FEES | SETTLE | REVERSE
+KNOWN = MUTATING | PRE_SETTLE | LOOKUP
+MAX_FEE_LINES_PER_UPLOAD = 2_000
+
+
+class Answer(Exception):
+    """Ends a transaction with an error answer: (HTTP status, stable code, message)."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(f"{code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: dict[str, Any]
+
+
+class ReferenceCache:
+    """Policies and catalogues from the read model, held in memory and reloaded when their
+    stamp changes (checked at most every `refresh_s`)."""
+
+    def __init__(self, read_model: ReadModel, refresh_s: float = 2.0):
+        self.read_model = read_model
+        self.refresh_s = refresh_s
+        self._stamp = -1
+        self._checked = 0.0
+        self._lock = threading.Lock()
+        self.policies: list[Policy] = []
+        self.catalogues: dict[str, Catalogue] = {}
+
+    def current(self) -> tuple[list[Policy], dict[str, Catalogue]]:
+        now = time.monotonic()
+        if now - self._checked > self.refresh_s:
+            with self._lock:
+                if now - self._checked > self.refresh_s:
+                    stamp = self.read_model.reference_stamp()
+                    if stamp != self._stamp:
+                        self.policies = self.read_model.policies()
+                        self.catalogues = newest_catalogues(self.read_model.catalogues())
+                        self._stamp = stamp
+                    self._checked = now
+        return self.policies, self.catalogues
+
+
+def person_from_registration(value: dict[str, Any], service_day: date) -> Person | None:
+    enrolment = value.get("enrolment")
+    if enrolment is None:
+        return None
+    enrolled_from = enrolment["enrolled_from"]
+    years = service_day.year - enrolled_from.year - ((service_day.month, service_day.day) < (enrolled_from.month, enrolled_from.day))
+    return Person(
+        person_ref=value["person_ref"],
+        home_pool=value["home_pool"],
+        insurance_type=InsuranceType(enrolment["insurance_type"]),
+        enrolled_from=enrolled_from,
+        benefits_from=enrolment["benefits_from"],
+        enrolled_to=enrolment.get("enrolled_to"),
+        special_populations=frozenset(SpecialPopulation(p) for p in enrolment.get("special_populations", [])
+                                      if p in SpecialPopulation.__members__),
+        filings=tuple(
+            Filing(f["filing_id"], FilingType(f["filing_type"]), f["target_pool"], f["valid_from"], f.get("valid_to"),
+                   f.get("revoked", False))
+            for f in value.get("filings", []) if f["filing_type"] in FilingType.__members__
+        ),
+        continuous_years=max(0, years),
+    )
+
+
+def canonical_sha256(infno: str, payload: Any) -> str:
+    text = json.dumps({"infno": infno, "input": payload}, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class SettlementService:
+    def __init__(self, engine: sa.Engine, read_model: ReadModel, codec: AvroCodec, person_key: bytes,
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
+        self.engine = engine
+        self.read_model = read_model
+        self.reference = ReferenceCache(read_model)
+        self.codec = codec
+        self.person_key = person_key
+        self.clock = clock
+
+    # ------------------------------------------------------------------ the envelope
+
+    def handle(self, hospital: Hospital, envelope: Any) -> Reply:
+        """One request in the national envelope; always answers in the envelope."""
+        now = self.clock()
+        msgid = envelope.get("msgid") if isinstance(envelope, dict) else None
+        try:
+            if not isinstance(envelope, dict):
+                raise Answer(400, "invalid_json", "the request body is a JSON object in the interface envelope")
+            infno = str(envelope.get("infno", ""))
+            if infno not in KNOWN:
+                raise Answer(400, "unknown_infno", f"infno {infno!r} is not served here; served: {', '.join(sorted(KNOWN))}")
+            if not isinstance(msgid, str) or not 1 <= len(msgid) <= 64:
+                raise Answer(400, "invalid_msgid", "msgid: institution code + yyyyMMddHHmmss + 4-digit sequence")
+            if envelope.get("fixmedins_code") not in (None, hospital.code):
+                raise Answer(403, "hospital_mismatch", "fixmedins_code is not the hospital these credentials belong to")
+            mdtrtarea = envelope.get("mdtrtarea_admvs")
+            if mdtrtarea not in (None, "", hospital.pool):
+                raise Answer(400, "treatment_region_mismatch", f"this hospital is in {hospital.pool}, not {mdtrtarea}")
+            payload = envelope.get("input")
+            if not isinstance(payload, dict):
+                raise Answer(400, "invalid_input", "input: an object")
+            if infno in MUTATING:
+                return self._idempotent(hospital, infno, msgid, payload, now)
+            if not self.read_model.ready():
+                raise Answer(503, "hub_not_ready", "the hub's reference data is rebuilding; retry shortly")
+            with self.engine.connect() as conn:
+                output = self._dispatch(conn, hospital, infno, payload, now, msgid)
+            return Reply(200, self._ok(output, now))
+        except Answer as exc:
+            return Reply(exc.status, self._error(exc.code, exc.message, now))
+
+    def _idempotent(self, hospital: Hospital, infno: str, msgid: str, payload: dict, now: datetime) -> Reply:
+        digest = canonical_sha256(infno, payload)
+        with self.engine.begin() as conn:
+            claimed = conn.execute(
+                pg_insert(db.requests)
+                .values(hospital_code=hospital.code, msgid=msgid, infno=infno, request_sha256=digest,
+                        status_code=0, response={})
+                .on_conflict_do_nothing()
+                .returning(db.requests.c.msgid)
+            ).first()
+            if claimed is None:
+                row = conn.execute(
+                    sa.select(db.requests.c.request_sha256, db.requests.c.status_code, db.requests.c.response)
+                    .where(db.requests.c.hospital_code == hospital.code, db.requests.c.msgid == msgid)
+                ).one()
+                if row.request_sha256 != digest:
+                    return Reply(409, self._error("msgid_reused_with_different_content",
+                                                  f"msgid {msgid} was already used for a different request", now))
+                return Reply(row.status_code, row.response)
+            if not self.read_model.ready():
+                raise Answer(503, "hub_not_ready", "the hub's reference data is rebuilding; retry shortly")
+            savepoint = conn.begin_nested()
+            try:
+                reply = Reply(200, self._ok(self._dispatch(conn, hospital, infno, payload, now, msgid), now))
+                savepoint.commit()
+            except Answer as exc:
+                # Business answers are remembered too, so a retry gets the same answer; their
+                # partial writes are undone by the savepoint.
+                savepoint.rollback()
+                if exc.status == 503:
+                    raise
+                reply = Reply(exc.status, self._error(exc.code, exc.message, now))
+            conn.execute(
+                db.requests.update()
+                .where(db.requests.c.hospital_code == hospital.code, db.requests.c.msgid == msgid)
+                .values(status_code=reply.status, response=reply.body)
+            )
+        return reply
+
+    def _ok(self, output: dict, now: datetime) -> dict:
+        stamp = now.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
+        return {"infcode": 0, "inf_refmsgid": f"HUB{now.strftime('%Y%m%d%H%M%S')}{uuid.uuid4().hex[:8]}",
+                "refmsg_time": stamp, "respond_time": stamp, "err_msg": "", "output": output}
+
+    def _error(self, code: str, message: str, now: datetime) -> dict:
+        body = self._ok({}, now)
+        body.update(infcode=-1, err_code=code, err_msg=message, output={})
+        return body
+
+    def _dispatch(self, conn: sa.Connection, hospital: Hospital, infno: str, payload: dict, now: datetime,
+                  msgid: str) -> dict:
+        if infno in LOOKUP:
+            return self._lookup(hospital, payload, now)
+        if infno in OPEN_VISIT:
+            return self._open_visit(conn, hospital, infno, payload, now)
+        if infno in CANCEL_VISIT:
+            return self._cancel_visit(conn, hospital, payload)
+        if infno in UPLOAD_FEES:
+            return self._upload_fees(conn, hospital, payload)
+        if infno in CANCEL_FEES:
+            return self._cancel_fees(conn, hospital, payload)
+        if infno in PRE_SETTLE:
+            return self._settle(conn, hospital, payload, now, msgid, commit=False)
+        if infno in SETTLE:
+            return self._settle(conn, hospital, payload, now, msgid, commit=True)
+        return self._reverse(conn, hospital, payload, now, msgid)
+
+    # ------------------------------------------------------------------ people
+
+    def _person(self, psn_no: Any, day: date) -> tuple[Person, str, str]:
+        if not isinstance(psn_no, str) or not 1 <= len(psn_no) <= 64:
+            raise Answer(400, "invalid_field", "psn_no: the person's number or id")
+        ref = person_ref(self.person_key, psn_no)
+        raw = self.read_model.registration_bytes(ref)
+        value = self.codec.decode(raw).value if raw else None
+        person = person_from_registration(value, day) if value else None
+        if person is None:
+            raise Answer(422, "person_not_enrolled", "the hub has no enrolment for this person")
+        return person, ref, mask_person_id(psn_no)
+
+    def _lookup(self, hospital: Hospital, payload: dict, now: datetime) -> dict:
+        data = payload.get("data") or {}
+        day = now.astimezone(SHANGHAI).date()
+        person, _ref, masked = self._person(data.get("psn_no") or data.get("certno") or data.get("mdtrt_cert_no"), day)
+        probe = Claim(convention.VisitType.INPATIENT, hospital.level, hospital.pool, day, day, ())
+        filing = decide_filing(person, probe)
+        return {
+            "baseinfo": {"psn_no": masked, "certno": masked},
+            "insuinfo": [{
+                "insutype": {"RESIDENT": "390", "EMPLOYEE": "310"}[person.insurance_type.value],
+                "insuplc_admdvs": person.home_pool,
+                "psn_insu_stas": "1" if person.enrolled_to is None or person.enrolled_to >= day else "0",
+                "psn_insu_date": person.enrolled_from.isoformat(),
+                "benefits_from": person.benefits_from.isoformat(),
+            }],
+            "idetinfo": [{"psn_idet_type": p.value} for p in sorted(person.special_populations, key=lambda p: p.value)],
+            "filing": {"status": filing.status.value if filing.status else "IN_POOL", "filing_id": filing.filing_id,
+                       "mdtrtarea_admvs": hospital.pool},
+        }
+
+    # ------------------------------------------------------------------ visits and fees
+
+    def _open_visit(self, conn: sa.Connection, hospital: Hospital, infno: str, payload: dict, now: datetime) -> dict:
+        data = payload.get("mdtrtinfo") or payload.get("data") or {}
+        med_type = str(data.get("med_type", "21" if infno == "2401" else "11"))
+        if med_type not in convention.MED_TYPES:
+            raise Answer(400, "invalid_field", f"med_type {med_type!r}: one of {', '.join(convention.MED_TYPES)}")
+        begn = convention.parse_day(data.get("begntime"))
+        if begn is None:
+            raise Answer(400, "invalid_field", "begntime: yyyy-MM-dd HH:mm:ss")
+        person, ref, masked = self._person(data.get("psn_no"), begn)
+        insutype = str(data.get("insutype") or {"RESIDENT": "390", "EMPLOYEE": "310"}[person.insurance_type.value])
+        mdtrt_id = f"M{hospital.code}{uuid.uuid4().hex[:16].upper()}"
+        conn.execute(db.visits.insert().values(
+            mdtrt_id=mdtrt_id, hospital_code=hospital.code, person_ref=ref, person_id_masked=masked,
+            med_type=med_type, insutype=insutype, begntime=begn, status="OPEN",
+            accident_injury=bool(data.get("accident_injury", False)),
+        ))
+        return {"result": {"mdtrt_id": mdtrt_id, "psn_no": masked}}
+
+    def _visit(self, conn: sa.Connection, hospital: Hospital, mdtrt_id: Any, lock: bool = True):
+        if not isinstance(mdtrt_id, str):
+            raise Answer(400, "invalid_field", "mdtrt_id: the visit id the hub returned")
+        query = sa.select(db.visits).where(db.visits.c.mdtrt_id == mdtrt_id)
+        row = conn.execute(query.with_for_update() if lock else query).first()
+        if row is None:
+            raise Answer(404, "visit_not_found", f"no visit {mdtrt_id}")
+        if row.hospital_code != hospital.code:
+            raise Answer(403, "visit_of_another_hospital", "this visit belongs to another hospital")
+        return row
+
+    def _cancel_visit(self, conn: sa.Connection, hospital: Hospital, payload: dict) -> dict:
+        data = payload.get("data") or {}
+        visit = self._visit(conn, hospital, data.get("mdtrt_id"))
+        if visit.status == "SETTLED":
+            raise Answer(409, "visit_already_settled", "reverse the settlement before cancelling the visit")
+        conn.execute(db.visits.update().where(db.visits.c.mdtrt_id == visit.mdtrt_id).values(status="CANCELLED"))
+        return {"result": {"mdtrt_id": visit.mdtrt_id, "status": "CANCELLED"}}
+
+    def _upload_fees(self, conn: sa.Connection, hospital: Hospital, payload: dict) -> dict:
+        lines = payload.get("feedetail")
+        if not isinstance(lines, list) or not 1 <= len(lines) <= MAX_FEE_LINES_PER_UPLOAD:
+            raise Answer(400, "invalid_field", f"feedetail: 1 to {MAX_FEE_LINES_PER_UPLOAD} fee lines")
+        ids = {l.get("mdtrt_id") for l in lines if isinstance(l, dict)}
+        if len(ids) != 1:
+            raise Answer(400, "invalid_field", "feedetail: every line names the same mdtrt_id")
+        visit = self._visit(conn, hospital, ids.pop())
+        if visit.status != "OPEN":
+            raise Answer(409, "visit_not_open", f"visit is {visit.status}")
+        rows, result = [], []
+        for n, raw in enumerate(lines):
+            f = convention._parse(convention.FeeDetailIn, raw, f"feedetail.{n}")
+            sn = f.feedetl_sn or str(n + 1)
+            try:
+                unit = yuan_to_fen(f.pric, f"feedetail.{n}.pric")
+                qty = quantity(f.cnt, f"feedetail.{n}.cnt")
+            except AmountError as exc:
+                raise Answer(400, "invalid_amount", str(exc)) from None
+            amount = times_quantity(unit, qty)
+            rows.append(dict(mdtrt_id=visit.mdtrt_id, feedetl_sn=sn, med_list_codg=f.med_list_codg, cnt=qty,
+                             pric_fen=unit, amount_fen=amount))
+            result.append({"feedetl_sn": sn, "det_item_fee_sumamt": f"{amount // 100}.{amount % 100:02d}"})
+        stmt = pg_insert(db.fee_details).values(rows)
+        conn.execute(stmt.on_conflict_do_update(
+            index_elements=[db.fee_details.c.mdtrt_id, db.fee_details.c.feedetl_sn],
+            set_={c: stmt.excluded[c] for c in ("med_list_codg", "cnt", "pric_fen", "amount_fen")},
+        ))
+        return {"result": result}
+
+    def _cancel_fees(self, conn: sa.Connection, hospital: Hospital, payload: dict) -> dict:
+        data = payload.get("data") or {}
+        visit = self._visit(conn, hospital, data.get("mdtrt_id"))
+        if visit.status != "OPEN":
+            raise Answer(409, "visit_not_open", f"visit is {visit.status}")
+        sn = str(data.get("feedetl_sn", "0000"))
+        query = db.fee_details.delete().where(db.fee_details.c.mdtrt_id == visit.mdtrt_id)
+        if sn != "0000":  # the convention's "all lines"
+            query = query.where(db.fee_details.c.feedetl_sn == sn)
+        deleted = conn.execute(query).rowcount
+        return {"result": {"mdtrt_id": visit.mdtrt_id, "cancelled_lines": deleted}}
+
+    # ------------------------------------------------------------------ settlement
+
+    def _claim(self, conn: sa.Connection, hospital: Hospital, visit, data: dict) -> Claim:
+        fees = conn.execute(
+            sa.select(db.fee_details).where(db.fee_details.c.mdtrt_id == visit.mdtrt_id)
+            .order_by(db.fee_details.c.feedetl_sn)
+        ).all()
+        if not fees:
+            raise Answer(422, "claim_invalid", "no fee details uploaded for this visit")
+        end = data.get("endtime") or data.get("enddate")
+        end_day = convention.parse_day(end) if end else visit.begntime
+        if end_day is None or end_day < visit.begntime:
+            raise Answer(400, "invalid_field", "endtime: yyyy-MM-dd HH:mm:ss, not before the visit began")
+        lines = tuple(FeeLine(n, f.med_list_codg, f.cnt, f.pric_fen, f.amount_fen) for n, f in enumerate(fees, 1))
+        claimed = data.get("medfee_sumamt")
+        if claimed is not None:
+            try:
+                if yuan_to_fen(claimed, "medfee_sumamt") != sum(l.amount_fen for l in lines):
+                    raise Answer(422, "amount_mismatch", "medfee_sumamt is not the sum of the uploaded fee details")
+            except AmountError as exc:
+                raise Answer(400, "invalid_amount", str(exc)) from None
+        return Claim(convention.MED_TYPES[visit.med_type], hospital.level, hospital.pool, visit.begntime, end_day,
+                     lines, visit.accident_injury)
+
+    def _settle(self, conn: sa.Connection, hospital: Hospital, payload: dict, now: datetime, msgid: str,
+                commit: bool) -> dict:
+        data = payload.get("data") or {}
+        visit = self._visit(conn, hospital, data.get("mdtrt_id"), lock=commit)
+        if visit.status != "OPEN":
+            raise Answer(409, "visit_already_settled" if visit.status == "SETTLED" else "visit_not_open",
+                         f"visit is {visit.status}")
+        claim = self._claim(conn, hospital, visit, data)
+        raw = self.read_model.registration_bytes(visit.person_ref)
+        person = person_from_registration(self.codec.decode(raw).value, claim.service_date) if raw else None
+        if person is None:
+            raise Answer(422, "person_not_enrolled", "the hub has no enrolment for this person")
+        year = claim.service_date.year
+        acc = self._accumulators(conn, visit.person_ref, year, lock=commit)
+        policies, catalogues = self.reference.current()
+        result = price_claim(claim, person, policies, catalogues, acc)
+        if isinstance(result, Refusal):
+            raise Answer(422, result.code, result.message)
+        output = convention.settlement_output(result, claim)
+        if not commit:
+            return output
+        setl_id = f"S{hospital.code}{uuid.uuid4().hex[:16].upper()}"
+        output["setlinfo"] = {"setl_id": setl_id, "mdtrt_id": visit.mdtrt_id, **output["setlinfo"]}
+        business_date = now.astimezone(SHANGHAI).date()
+        delta = result.accumulators_delta
+        conn.execute(db.settlements.insert().values(
+            setl_id=setl_id, mdtrt_id=visit.mdtrt_id, msgid=msgid, hospital_code=hospital.code,
+            person_ref=visit.person_ref, person_id_masked=visit.person_id_masked, home_pool=person.home_pool,
+            treatment_pool=hospital.pool, policy_year=year, business_date=business_date, settled_at=now,
+            medfee_sumamt_fen=result.medfee_sumamt, hifp_pay_fen=result.hifp_pay, hifmi_pay_fen=result.hifmi_pay,
+            maf_pay_fen=result.maf_pay, psn_part_amt_fen=result.psn_part_amt,
+            accumulators_delta={f: getattr(delta, f) for f in ACCUMULATOR_FIELDS}, output=output, status="SETTLED",
+        ))
+        self._add_accumulators(conn, visit.person_ref, year, delta, sign=1)
+        conn.execute(db.visits.update().where(db.visits.c.mdtrt_id == visit.mdtrt_id)
+                     .values(status="SETTLED", endtime=claim.discharge_date))
+        event = settlement_completed_event(result, claim, person, hospital, visit, setl_id, msgid, business_date, now)
+        self._outbox(conn, person.home_pool, "SettlementCompleted", event)
+        return output
+
+    def _reverse(self, conn: sa.Connection, hospital: Hospital, payload: dict, now: datetime, msgid: str) -> dict:
+        data = payload.get("data") or {}
+        setl_id = data.get("setl_id")
+        if not isinstance(setl_id, str):
+            raise Answer(400, "invalid_field", "setl_id: the settlement to reverse")
+        row = conn.execute(sa.select(db.settlements).where(db.settlements.c.setl_id == setl_id).with_for_update()).first()
+        if row is None:
+            raise Answer(404, "settlement_not_found", f"no settlement {setl_id}")
+        if row.hospital_code != hospital.code:
+            raise Answer(403, "settlement_of_another_hospital", "a hospital reverses only its own settlements")
+        if row.status == "REVERSED":
+            raise Answer(409, "settlement_already_reversed", f"{setl_id} was reversed at {row.reversed_at.isoformat()}")
+        delta = Accumulators(year=row.policy_year, **row.accumulators_delta)
+        self._accumulators(conn, row.person_ref, row.policy_year, lock=True)
+        self._add_accumulators(conn, row.person_ref, row.policy_year, delta, sign=-1)
+        conn.execute(db.settlements.update().where(db.settlements.c.setl_id == setl_id)
+                     .values(status="REVERSED", reversed_at=now, reversal_msgid=msgid))
+        # The visit is open again: the hospital may correct the fee details and settle anew.
+        conn.execute(db.visits.update().where(db.visits.c.mdtrt_id == row.mdtrt_id).values(status="OPEN"))
+        reversal_id = f"R{hospital.code}{uuid.uuid4().hex[:16].upper()}"
+        business_date = now.astimezone(SHANGHAI).date()
+        event = {
+            "event_id": uuid.uuid4(), "event_time": now, "producer": PRODUCER, "schema_version": 1,
+            "reversal_id": reversal_id, "settlement_id": setl_id, "msgid": msgid, "hospital_code": hospital.code,
+            "treatment_pool": row.treatment_pool, "home_pool": row.home_pool, "person_ref": row.person_ref,
+            "person_id_masked": row.person_id_masked, "business_date": business_date,
+            "original_business_date": row.business_date, "reversed_at": now,
+            "medfee_sumamt_fen": row.medfee_sumamt_fen, "hifp_pay_fen": row.hifp_pay_fen,
+            "hifmi_pay_fen": row.hifmi_pay_fen, "maf_pay_fen": row.maf_pay_fen,
+            "fund_pay_sumamt_fen": row.hifp_pay_fen + row.hifmi_pay_fen + row.maf_pay_fen,
+            "psn_part_amt_fen": row.psn_part_amt_fen,
+        }
+        self._outbox(conn, row.home_pool, "SettlementReversed", event)
+        original = row.output["setlinfo"]
+        return {"setlinfo": {**original, "setl_id": setl_id, "reversal_id": reversal_id, "status": "REVERSED"}}
+
+    # ------------------------------------------------------------------ accumulators and outbox
+
+    def _accumulators(self, conn: sa.Connection, ref: str, year: int, lock: bool) -> Accumulators:
+        if lock:
+            # Create the person-year row if needed, then lock it for the rest of the transaction:
+            # concurrent settlements of one person queue here, so a cap can never be overrun.
+            conn.execute(pg_insert(db.accumulators).values(person_ref=ref, policy_year=year).on_conflict_do_nothing())
+        query = sa.select(db.accumulators).where(db.accumulators.c.person_ref == ref,
+                                                  db.accumulators.c.policy_year == year)
+        row = conn.execute(query.with_for_update() if lock else query).first()
+        if row is None:
+            return Accumulators(year=year)
+        return Accumulators(year=year, **{f: getattr(row, f) for f in ACCUMULATOR_FIELDS})
+
+    def _add_accumulators(self, conn: sa.Connection, ref: str, year: int, delta: Accumulators, sign: int) -> None:
+        t = db.accumulators
+        conn.execute(t.update().where(t.c.person_ref == ref, t.c.policy_year == year)
+                     .values({f: t.c[f] + sign * getattr(delta, f) for f in ACCUMULATOR_FIELDS}))
+
+    def _outbox(self, conn: sa.Connection, key: str, record_name: str, event: dict) -> None:
+        conn.execute(db.outbox.insert().values(topic=SETTLEMENT_EVENTS.name, message_key=key,
+                                               payload=self.codec.encode(record_name, event)))
+
+
+def settlement_completed_event(result: Settlement, claim: Claim, person: Person, hospital: Hospital, visit, setl_id: str,
+                               msgid: str, business_date: date, now: datetime) -> dict:
+    return {
+        "event_id": uuid.uuid4(), "event_time": now, "producer": PRODUCER, "schema_version": 1,
+        "settlement_id": setl_id, "msgid": msgid, "visit_id": visit.mdtrt_id, "hospital_code": hospital.code,
+        "hospital_level": {"1": 1, "2": 2, "3": 3, "3P": 3}[hospital.level.value],
+        "treatment_pool": hospital.pool, "home_pool": person.home_pool, "person_ref": person.person_ref,
+        "person_id_masked": visit.person_id_masked, "insurance_type": person.insurance_type.value,
+        "visit_type": claim.visit_type.value,
+        "filing_status": result.filing_status.value if result.filing_status else "IN_POOL",
+        "business_date": business_date, "settled_at": now,
+        "medfee_sumamt_fen": result.medfee_sumamt, "fulamt_ownpay_amt_fen": result.fulamt_ownpay_amt,
+        "overlmt_amt_fen": result.overlmt_amt, "preselfpay_amt_fen": result.preselfpay_amt,
+        "inscp_scp_amt_fen": result.inscp_scp_amt, "act_pay_dedc_fen": result.act_pay_dedc,
+        "hifp_pay_fen": result.hifp_pay, "hifmi_pay_fen": result.hifmi_pay, "maf_pay_fen": result.maf_pay,
+        "fund_pay_sumamt_fen": result.fund_pay_sumamt, "psn_part_amt_fen": result.psn_part_amt,
+        "pool_ratio_bp": result.pool_ratio_bp, "policy_version": result.policy_version,
+        "catalogue_version": result.catalogue_version,
+    }
