@@ -19,7 +19,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationError, model_validator
 
 
 def _yuan_to_fen(value: Any) -> int:
@@ -53,9 +53,19 @@ def _points_to_bp(value: Any) -> int:
     return int(amount * 100)
 
 
-Fen = Annotated[int, BeforeValidator(_yuan_to_fen)]
-BasisPoints = Annotated[int, BeforeValidator(_percent_to_bp)]
-PointsBp = Annotated[int, BeforeValidator(_points_to_bp)]
+def _fen_to_yuan(fen: int) -> str:
+    return str(Decimal(fen) / 100)
+
+
+def _bp_to_percent(bp: int) -> str:
+    return str(Decimal(bp) / 100)
+
+
+# Held as integers (fen, basis points); written back to JSON in the file's units (yuan,
+# percent), so a published document reads back to the same policy.
+Fen = Annotated[int, BeforeValidator(_yuan_to_fen), PlainSerializer(_fen_to_yuan, when_used="json")]
+BasisPoints = Annotated[int, BeforeValidator(_percent_to_bp), PlainSerializer(_bp_to_percent, when_used="json")]
+PointsBp = Annotated[int, BeforeValidator(_points_to_bp), PlainSerializer(_bp_to_percent, when_used="json")]
 
 
 class Level(str, Enum):

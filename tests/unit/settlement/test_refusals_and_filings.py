@@ -113,3 +113,13 @@ def test_filing_for_another_region_does_not_count_and_province_filings_do():
 def test_care_in_the_home_pool_is_not_off_site():
     decision = decide_filing(person("440100"), claim(("A", "1")))
     assert decision.status is None
+
+
+def test_every_sample_policy_survives_its_published_form():
+    from hub.reference.policy import parse_policy
+    import json
+
+    for p in sample_policies():
+        again = parse_policy(json.loads(p.canonical_json()))
+        assert again == p
+        assert again.sha256() == p.sha256()

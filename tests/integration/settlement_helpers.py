@@ -1,0 +1,93 @@
+"""Shared set-up for settle-at-treatment integration tests: real Kafka, Redis, PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+from kafka import KafkaConsumer, TopicPartition
+
+from hub.messaging import AvroCodec, EventProducer, ensure_topics
+from hub.messaging.topics import REGISTRATION_EVENTS, SETTLEMENT_EVENTS
+from hub.settlement.service_layer.identity import person_ref
+
+REPO = Path(__file__).resolve().parents[2]
+PERSON_KEY = b"integration-test-person-key"
+TIME_LIMIT_S = 60
+
+
+def new_psn_no() -> str:
+    return f"3604{uuid.uuid4().int % 10**14:014d}"
+
+
+def register(producer: EventProducer, psn_no: str, home_pool: str = "360400", filings: list[dict] | None = None,
+             insurance: str = "RESIDENT", version: int = 1) -> str:
+    ref = person_ref(PERSON_KEY, psn_no)
+    producer.publish(REGISTRATION_EVENTS.name, ref, "RegistrationChanged", {
+        "event_id": uuid.uuid4(), "event_time": datetime.now(timezone.utc), "producer": "tests", "schema_version": 1,
+        "person_ref": ref, "person_id_masked": psn_no[:4] + "*" * (len(psn_no) - 8) + psn_no[-4:],
+        "home_pool": home_pool, "registration_version": version, "change_kind": "ENROLLED",
+        "enrolment": {"insurance_type": insurance, "enrolled_from": date(2015, 1, 1), "enrolled_to": None,
+                      "benefits_from": date(2015, 1, 1), "special_populations": []},
+        "filings": filings or [],
+    })
+    return ref
+
+
+def wait_for(check, what: str, limit_s: float = TIME_LIMIT_S):
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def settlement_events(bootstrap: str, codec: AvroCodec, settlement_id: str, expect: int, wait_s: float = 15) -> list[dict]:
+    """Every event on settlement.events about one settlement (reads the topic from the start)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    try:
+        tps = [TopicPartition(SETTLEMENT_EVENTS.name, p) for p in consumer.partitions_for_topic(SETTLEMENT_EVENTS.name)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        found: list[dict] = []
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=300, max_records=5000).values():
+                for record in batch:
+                    value = codec.decode(record.value).value
+                    if value["settlement_id"] == settlement_id:
+                        found.append(value)
+            ends = consumer.end_offsets(tps)
+            if len(found) >= expect and all(consumer.position(tp) >= ends[tp] for tp in tps):
+                break
+        return found
+    finally:
+        consumer.close()
+
+
+class Envelope:
+    """Builds national-convention requests for one hospital."""
+
+    def __init__(self, code: str, pool: str):
+        self.code, self.pool, self.n = code, pool, 0
+
+    def __call__(self, infno: str, payload: dict, msgid: str | None = None) -> dict:
+        self.n += 1
+        return {"infno": infno, "msgid": msgid or f"{self.code}{datetime.now():%Y%m%d%H%M%S}{self.n:04d}{uuid.uuid4().hex[:6]}",
+                "mdtrtarea_admvs": self.pool, "insuplc_admdvs": "", "fixmedins_code": self.code, "opter": "t01",
+                "inf_time": f"{datetime.now():%Y-%m-%d %H:%M:%S}", "input": payload}
+
+
+def start_background(target, stop: threading.Event) -> threading.Thread:
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread
+
+
+def setup_topics(bootstrap: str) -> None:
+    ensure_topics(bootstrap)

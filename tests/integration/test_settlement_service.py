@@ -1,0 +1,294 @@
+"""settle-at-treatment against real PostgreSQL, Redis and Kafka, through its HTTP API."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import redis
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from hub.messaging import AvroCodec
+from hub.registration.entrypoints.reference_load import load_reference
+from hub.settlement.adapters import database as db
+from hub.settlement.bootstrap import Settings, bootstrap
+from hub.settlement.entrypoints.http import CONVENTION_PATH, create_app
+from hub.settlement.entrypoints.outbox_relay import OutboxRelay
+from hub.settlement.entrypoints.read_model_consumer import ReadModelConsumer
+
+from .settlement_helpers import (PERSON_KEY, REPO, Envelope, new_psn_no, register, settlement_events, setup_topics,
+                                 wait_for)
+
+GZ_A = ("H44010000001", "440100")  # tertiary
+GZ_B = ("H44010000002", "440100")  # level 2
+
+
+@pytest.fixture(scope="module")
+def reference_loaded(servers):
+    setup_topics(servers.kafka_bootstrap)
+    load_reference(REPO / "reference", servers.kafka_bootstrap, AvroCodec())
+
+
+@pytest.fixture
+def stack(servers, scratch_database, reference_loaded, tmp_path):
+    """The service wired to a scratch database and its own Redis database, read model running."""
+    redis_url = servers.redis_url.rsplit("/", 1)[0] + "/5"
+    redis.Redis.from_url(redis_url).flushdb()
+    env = {"HUB_POSTGRES_URL": scratch_database, "HUB_REDIS_URL": redis_url,
+           "HUB_KAFKA_BOOTSTRAP": servers.kafka_bootstrap, "HUB_PERSON_KEY": PERSON_KEY.decode(),
+           "HUB_SETTLEMENT_DATABASE": sa.make_url(scratch_database).database,
+           "HUB_HOSPITALS_FILE": str(REPO / "reference" / "hospitals.yaml")}
+    settings = Settings(postgres_url=scratch_database, redis_url=redis_url, kafka_bootstrap=servers.kafka_bootstrap,
+                        database=env["HUB_SETTLEMENT_DATABASE"], person_key=PERSON_KEY,
+                        hospitals_file=Path(env["HUB_HOSPITALS_FILE"]))
+    hub = bootstrap(settings)
+    stop = threading.Event()
+    consumer = ReadModelConsumer(servers.kafka_bootstrap, hub.read_model, hub.codec, hub.producer("t-dlq"), stop)
+    thread = threading.Thread(target=consumer.run, daemon=True)
+    thread.start()
+    wait_for(hub.read_model.ready, "the read model")
+    hub.env = env
+    hub.stop = stop
+    hub.consumer = consumer
+    yield hub
+    stop.set()
+    thread.join(timeout=30)  # the next test flushes this Redis database: this consumer must be gone
+    hub.engine.dispose()
+
+
+def client(hub, hospital: tuple[str, str]):
+    code, pool = hospital
+    http = TestClient(create_app(hub))
+    http.headers["Authorization"] = f"Bearer dev-{code}"
+    return http, Envelope(code, pool)
+
+
+def call(http, envelope: dict):
+    response = http.post(CONVENTION_PATH, json=envelope)
+    return response.status_code, response.json()
+
+
+def open_and_upload(http, env, psn_no: str, fees: list[tuple[str, str, str]], begn="2026-03-10 09:00:00") -> str:
+    status, body = call(http, env("2401", {"mdtrtinfo": {"psn_no": psn_no, "med_type": "21", "begntime": begn}}))
+    assert status == 200, body
+    mdtrt_id = body["output"]["result"]["mdtrt_id"]
+    status, body = call(http, env("2301", {"feedetail": [
+        {"feedetl_sn": str(n), "mdtrt_id": mdtrt_id, "med_list_codg": code, "cnt": cnt, "pric": pric}
+        for n, (code, cnt, pric) in enumerate(fees, 1)]}))
+    assert status == 200, body
+    return mdtrt_id
+
+
+JIA_DRUG = "X00001E78900"  # 甲 in 440100's sample catalogue
+
+
+def wait_registered(hub, psn_no: str):
+    from hub.settlement.service_layer.identity import person_ref
+    wait_for(lambda: hub.read_model.registration_bytes(person_ref(PERSON_KEY, psn_no)), "the registration")
+
+
+def test_open_upload_preview_settle_and_the_event(stack, producer):
+    psn = new_psn_no()
+    register(producer, psn, filings=[{"filing_id": "F1", "filing_type": "REFERRAL", "target_pool": "440100",
+                                      "valid_from": __import__("datetime").date(2026, 1, 1), "valid_to": None,
+                                      "revoked": False}])
+    wait_registered(stack, psn)
+    http, env = client(stack, GZ_A)
+    mdtrt = open_and_upload(http, env, psn, [(JIA_DRUG, "1", "10000.00")])
+
+    status, preview = call(http, env("2303", {"data": {"mdtrt_id": mdtrt, "endtime": "2026-03-15 10:00:00"}}))
+    assert status == 200, preview
+    # 九江 resident with a referral outside the city: (10000 - 600) x 50 % = 4700
+    assert preview["output"]["setlinfo"]["hifp_pay"] == "4700.00"
+    status, settled = call(http, env("2304", {"data": {"mdtrt_id": mdtrt, "endtime": "2026-03-15 10:00:00",
+                                                       "medfee_sumamt": "10000.00"}}))
+    assert status == 200, settled
+    info = settled["output"]["setlinfo"]
+    assert {k: info[k] for k in ("hifp_pay", "psn_part_amt")} == {"hifp_pay": "4700.00", "psn_part_amt": "5300.00"}
+    assert psn not in str(settled)
+
+    relay = OutboxRelay(stack.engine, stack.producer("t-relay"))
+    with stack.engine.connect() as conn:
+        relay.publish_batch(conn)
+    events = settlement_events(stack.settings.kafka_bootstrap, stack.codec, info["setl_id"], expect=1)
+    assert len(events) == 1
+    assert (events[0]["home_pool"], events[0]["hifp_pay_fen"], events[0]["psn_part_amt_fen"]) == ("360400", 470000, 530000)
+
+
+def test_replays_answer_the_same_and_conflicting_replays_are_refused(stack, producer):
+    psn = new_psn_no()
+    register(producer, psn)
+    wait_registered(stack, psn)
+    http, env = client(stack, GZ_A)
+    mdtrt = open_and_upload(http, env, psn, [(JIA_DRUG, "2", "50.00")])
+    request = env("2304", {"data": {"mdtrt_id": mdtrt}})
+    first = call(http, request)
+    again = call(http, request)
+    assert first == again and first[0] == 200
+    conflicting = dict(request, input={"data": {"mdtrt_id": mdtrt, "medfee_sumamt": "1.00"}})
+    status, body = call(http, conflicting)
+    assert (status, body["err_code"]) == (409, "msgid_reused_with_different_content")
+    # A new msgid for the same visit: the visit is already settled.
+    status, body = call(http, env("2304", {"data": {"mdtrt_id": mdtrt}}))
+    assert (status, body["err_code"]) == (409, "visit_already_settled")
+    with stack.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(db.settlements)).scalar_one() == 1
+        assert conn.execute(sa.select(sa.func.count()).select_from(db.outbox)).scalar_one() == 1
+
+
+def test_bad_input_gets_a_clear_4xx_and_changes_nothing(stack, producer):
+    http, env = client(stack, GZ_A)
+    cases = [
+        (env("9999", {}), 400, "unknown_infno"),
+        (dict(env("2401", {}), msgid=""), 400, "invalid_msgid"),
+        (env("2401", {"mdtrtinfo": {"psn_no": new_psn_no(), "med_type": "21", "begntime": "2026-03-10"}}), 422, "person_not_enrolled"),
+        (env("2401", {"mdtrtinfo": {"psn_no": "x", "med_type": "77", "begntime": "2026-03-10"}}), 400, "invalid_field"),
+        (env("2301", {"feedetail": [{"mdtrt_id": "nope", "med_list_codg": "A", "cnt": "1", "pric": "1"}]}), 404, "visit_not_found"),
+        (dict(env("2304", {}), fixmedins_code="H36040000001"), 403, "hospital_mismatch"),
+    ]
+    for request, status, code in cases:
+        got_status, body = call(http, request)
+        assert (got_status, body["err_code"]) == (status, code), body
+        assert body["infcode"] == -1 and body["err_msg"]
+    assert http.post(CONVENTION_PATH, content=b"{not json").status_code == 400
+    assert TestClient(create_app(stack)).post(CONVENTION_PATH, json={}).status_code == 401
+    with stack.engine.connect() as conn:
+        for table in (db.visits, db.settlements, db.outbox):
+            assert conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one() == 0
+
+
+def test_a_hospital_reverses_only_its_own_settlements_and_reversal_restores_accumulators(stack, producer):
+    psn = new_psn_no()
+    ref = register(producer, psn)
+    wait_registered(stack, psn)
+    http_a, env_a = client(stack, GZ_A)
+    http_b, env_b = client(stack, GZ_B)
+    mdtrt = open_and_upload(http_a, env_a, psn, [(JIA_DRUG, "1", "3000.00")])
+    status, body = call(http_a, env_a("2304", {"data": {"mdtrt_id": mdtrt}}))
+    setl_id = body["output"]["setlinfo"]["setl_id"]
+
+    status, body = call(http_b, env_b("2305", {"data": {"setl_id": setl_id}}))
+    assert (status, body["err_code"]) == (403, "settlement_of_another_hospital")
+    status, body = call(http_b, env_b("2301", {"feedetail": [{"mdtrt_id": mdtrt, "med_list_codg": JIA_DRUG, "cnt": "1", "pric": "1"}]}))
+    assert (status, body["err_code"]) == (403, "visit_of_another_hospital")
+
+    with stack.engine.connect() as conn:
+        before = conn.execute(sa.select(db.accumulators).where(db.accumulators.c.person_ref == ref)).one()
+    assert before.admissions == 1 and before.inpatient_fund_paid > 0
+    status, body = call(http_a, env_a("2305", {"data": {"setl_id": setl_id}}))
+    assert status == 200 and body["output"]["setlinfo"]["status"] == "REVERSED"
+    status, body = call(http_a, env_a("2305", {"data": {"setl_id": setl_id}}))
+    assert (status, body["err_code"]) == (409, "settlement_already_reversed")
+    with stack.engine.connect() as conn:
+        after = conn.execute(sa.select(db.accumulators).where(db.accumulators.c.person_ref == ref)).one()
+        kinds = conn.execute(sa.select(sa.func.count()).select_from(db.outbox)).scalar_one()
+    assert (after.admissions, after.inpatient_fund_paid) == (0, 0)
+    assert kinds == 2  # completed and reversed
+
+
+def test_two_hospitals_settling_one_person_at_once_never_exceed_the_cap(stack, producer):
+    """商洛 resident, annual cap 130,000: eight bills of 100,000 at once, from two hospitals."""
+    psn = new_psn_no()
+    ref = register(producer, psn, home_pool="611000")
+    wait_registered(stack, psn)
+    visits = []
+    for hospital in (GZ_A, GZ_B) * 4:
+        http, env = client(stack, hospital)
+        visits.append((http, env, open_and_upload(http, env, psn, [(JIA_DRUG, "1", "100000.00")])))
+
+    def settle(v):
+        http, env, mdtrt = v
+        return call(http, env("2304", {"data": {"mdtrt_id": mdtrt}}))
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(settle, visits))
+    assert all(status == 200 for status, _ in results), results
+    paid = sum(int(float(b["output"]["setlinfo"]["hifp_pay"]) * 100 + 0.5) for _, b in results)
+    assert paid == 130_000_00
+    with stack.engine.connect() as conn:
+        row = conn.execute(sa.select(db.accumulators).where(db.accumulators.c.person_ref == ref)).one()
+    assert row.inpatient_fund_paid == 130_000_00 and row.admissions == 8
+
+
+def test_flushing_redis_never_changes_a_result(stack, producer):
+    psn = new_psn_no()
+    register(producer, psn, home_pool="371525")
+    wait_registered(stack, psn)
+    http, env = client(stack, GZ_A)
+    mdtrt = open_and_upload(http, env, psn, [(JIA_DRUG, "3", "1234.56"), ("S0240201", "4", "70.00")])
+    preview = call(http, env("2303", {"data": {"mdtrt_id": mdtrt}}))
+    assert preview[0] == 200
+
+    stack.read_model.redis.flushdb()
+    during = call(http, env("2303", {"data": {"mdtrt_id": mdtrt}}))
+    assert during[0] in (200, 503)  # 503 (hub_not_ready) while rebuilding, never a different answer
+    if during[0] == 200:
+        assert during[1]["output"] == preview[1]["output"]
+    else:
+        assert during[1]["err_code"] == "hub_not_ready"
+    wait_for(stack.read_model.ready, "the rebuilt read model")
+    stack.service.reference._checked = 0  # do not wait for the cache's refresh period
+    after = call(http, env("2303", {"data": {"mdtrt_id": mdtrt}}))
+    assert after[0] == 200 and after[1]["output"] == preview[1]["output"]
+    assert stack.consumer.rebuilds >= 2
+
+
+def test_a_service_killed_between_commit_and_publish_loses_no_event(stack, producer, servers):
+    """The API runs as its own process without a relay and is killed after it answered; the
+    relay started afterwards publishes the committed settlement exactly once."""
+    psn = new_psn_no()
+    register(producer, psn)
+    wait_registered(stack, psn)
+    port = 18000 + os.getpid() % 1000
+    env = {**os.environ, **stack.env}
+    api = subprocess.Popen([sys.executable, "-m", "hub.cli", "settlement", "serve", "--port", str(port), "--no-relay"],
+                           env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        import httpx
+
+        base = f"http://127.0.0.1:{port}"
+        wait_for(lambda: _ready(httpx, base), "the API process")
+        code, pool = GZ_A
+        envelope = Envelope(code, pool)
+        headers = {"Authorization": f"Bearer dev-{code}"}
+        body = httpx.post(base + CONVENTION_PATH, headers=headers, json=envelope(
+            "2401", {"mdtrtinfo": {"psn_no": psn, "med_type": "21", "begntime": "2026-03-10"}})).json()
+        mdtrt = body["output"]["result"]["mdtrt_id"]
+        httpx.post(base + CONVENTION_PATH, headers=headers, json=envelope(
+            "2301", {"feedetail": [{"mdtrt_id": mdtrt, "med_list_codg": JIA_DRUG, "cnt": "1", "pric": "1800.00"}]}))
+        settled = httpx.post(base + CONVENTION_PATH, headers=headers, json=envelope("2304", {"data": {"mdtrt_id": mdtrt}})).json()
+        setl_id = settled["output"]["setlinfo"]["setl_id"]
+    finally:
+        api.send_signal(signal.SIGKILL)
+        api.wait(timeout=30)
+
+    assert settlement_events(servers.kafka_bootstrap, stack.codec, setl_id, expect=1, wait_s=2) == []
+    relay = subprocess.Popen([sys.executable, "-m", "hub.cli", "settlement", "relay"], env=env, cwd=REPO,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        with stack.engine.connect() as conn:
+            wait_for(lambda: conn.execute(sa.select(sa.func.count()).select_from(db.outbox)
+                                          .where(db.outbox.c.published_at.is_(None))).scalar_one() == 0 or None,
+                     "the relay to publish")
+    finally:
+        relay.send_signal(signal.SIGTERM)
+        relay.wait(timeout=30)
+    events = settlement_events(servers.kafka_bootstrap, stack.codec, setl_id, expect=1)
+    # 九江 resident without a filing: (1800 - 800) x 40 % = 400 yuan
+    assert len(events) == 1 and events[0]["hifp_pay_fen"] == 400_00
+
+
+def _ready(httpx, base: str) -> bool:
+    try:
+        return httpx.get(base + "/health/ready", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
