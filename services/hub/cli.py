@@ -25,6 +25,8 @@ app.add_typer(settle_app, name="settle")
 REFERENCE_DIR = local_services.REPO_ROOT / "reference"
 reference_app = typer.Typer(help="Policies and catalogues: validate and publish them.", no_args_is_help=True)
 app.add_typer(reference_app, name="reference")
+registration_app = typer.Typer(help="Run the registration service: enrolments and filings.", no_args_is_help=True)
+app.add_typer(registration_app, name="registration")
 settlement_app = typer.Typer(help="Run the settle-at-treatment service.", no_args_is_help=True)
 app.add_typer(settlement_app, name="settlement")
 
@@ -156,7 +158,8 @@ def settlement_serve(
 
     from hub.settlement.bootstrap import bootstrap
     from hub.settlement.entrypoints.http import create_app
-    from hub.settlement.entrypoints.outbox_relay import OutboxRelay
+    from hub.messaging.outbox import OutboxRelay
+    from hub.settlement.adapters import database as settlement_db
     from hub.settlement.entrypoints.read_model_consumer import ReadModelConsumer
 
     _logging()
@@ -168,7 +171,7 @@ def settlement_serve(
                                hub.producer("settlement-read-model-dlq"), stop)
         workers.append(threading.Thread(target=rm.run, name="read-model", daemon=True))
     if relay:
-        workers.append(threading.Thread(target=OutboxRelay(hub.engine, hub.producer("settlement-outbox"), stop).run,
+        workers.append(threading.Thread(target=OutboxRelay(hub.engine, settlement_db.outbox, hub.producer("settlement-outbox"), settlement_db.OUTBOX_RELAY_LOCK, stop).run,
                                         name="outbox-relay", daemon=True))
     for w in workers:
         w.start()
@@ -187,14 +190,15 @@ def settlement_relay() -> None:
     import threading
 
     from hub.settlement.bootstrap import bootstrap
-    from hub.settlement.entrypoints.outbox_relay import OutboxRelay
+    from hub.messaging.outbox import OutboxRelay
+    from hub.settlement.adapters import database as settlement_db
 
     _logging()
     hub = bootstrap()
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    OutboxRelay(hub.engine, hub.producer("settlement-outbox"), stop).run()
+    OutboxRelay(hub.engine, settlement_db.outbox, hub.producer("settlement-outbox"), settlement_db.OUTBOX_RELAY_LOCK, stop).run()
 
 
 @settlement_app.command("read-model")
@@ -213,6 +217,92 @@ def settlement_read_model(until_ready: bool = typer.Option(False, help="Stop onc
         signal.signal(sig, lambda *_: stop.set())
     ReadModelConsumer(hub.settings.kafka_bootstrap, hub.read_model, hub.codec,
                       hub.producer("settlement-read-model-dlq"), stop).run(until_ready=until_ready)
+
+
+def _until_signal():
+    import signal
+    import threading
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+@registration_app.command("serve")
+def registration_serve(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8420, help="Port to listen on."),
+    relay: bool = typer.Option(True, help="Also publish the outbox to Kafka in this process."),
+) -> None:
+    """Serve the bureau API (enrolment import, filings, status) over HTTP."""
+    import threading
+
+    import uvicorn
+
+    from hub.messaging.outbox import OutboxRelay
+    from hub.registration.adapters import database as registration_db
+    from hub.registration.bootstrap import bootstrap
+    from hub.registration.entrypoints.http import create_app
+
+    _logging()
+    reg = bootstrap()
+    stop = threading.Event()
+    worker = None
+    if relay:
+        worker = threading.Thread(target=OutboxRelay(reg.engine, registration_db.outbox, reg.producer("registration-outbox"),
+                                                     registration_db.OUTBOX_RELAY_LOCK, stop).run, daemon=True)
+        worker.start()
+    try:
+        uvicorn.run(create_app(reg), host=host, port=port, log_level="warning", access_log=False)
+    finally:
+        stop.set()
+        if worker:
+            worker.join(timeout=10)
+
+
+@registration_app.command("relay")
+def registration_relay() -> None:
+    """Publish committed registration changes from the outbox to Kafka until SIGTERM."""
+    from hub.messaging.outbox import OutboxRelay
+    from hub.registration.adapters import database as registration_db
+    from hub.registration.bootstrap import bootstrap
+
+    _logging()
+    reg = bootstrap()
+    OutboxRelay(reg.engine, registration_db.outbox, reg.producer("registration-outbox"),
+                registration_db.OUTBOX_RELAY_LOCK, _until_signal()).run()
+
+
+@registration_app.command("import")
+def registration_import(
+    csv_file: Path = typer.Argument(..., exists=True, dir_okay=False, help="Enrolment snapshot CSV (UTF-8)."),
+    pool: str = typer.Option(..., help="The 6-digit pool the snapshot belongs to."),
+    report: Path = typer.Option(None, help="Write the bad-row report (JSON) here."),
+) -> None:
+    """Import an enrolment snapshot: good rows applied, bad rows reported with their reason.
+
+    Columns: psn_no, insutype (390/310), enrolled_from, enrolled_to, benefits_from,
+    special_populations (';'-separated). Re-importing the same file changes nothing."""
+    import json
+
+    from tqdm import tqdm
+
+    from hub.registration.bootstrap import bootstrap
+
+    reg = bootstrap()
+    text = csv_file.read_text(encoding="utf-8")
+    rows = max(0, text.count("\n") - 1)
+    with tqdm(total=rows, unit=" rows", desc=f"importing {csv_file.name}") as bar:
+        result = reg.service.import_snapshot(pool, text, progress=bar.update)
+    summary = result.as_dict()
+    typer.echo(f"{summary['rows_total']} rows: {summary['rows_changed']} applied, {summary['rows_unchanged']} unchanged, "
+               f"{summary['rows_bad']} refused")
+    for bad in summary["bad_rows"][:20]:
+        typer.echo(f"  line {bad['line']}: {bad['code']}: {bad['message']} {bad['person_id_masked']}")
+    if report:
+        report.write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")
+        typer.echo(f"full report: {report}")
 
 
 @app.command("day")

@@ -22,7 +22,7 @@ from hub.registration.entrypoints.reference_load import load_reference
 from hub.settlement.adapters import database as db
 from hub.settlement.bootstrap import Settings, bootstrap
 from hub.settlement.entrypoints.http import CONVENTION_PATH, create_app
-from hub.settlement.entrypoints.outbox_relay import OutboxRelay
+from hub.messaging.outbox import OutboxRelay
 from hub.settlement.entrypoints.read_model_consumer import ReadModelConsumer
 
 from .settlement_helpers import (PERSON_KEY, REPO, Envelope, new_psn_no, register, settlement_events, setup_topics,
@@ -116,7 +116,7 @@ def test_open_upload_preview_settle_and_the_event(stack, producer):
     assert {k: info[k] for k in ("hifp_pay", "psn_part_amt")} == {"hifp_pay": "4700.00", "psn_part_amt": "5300.00"}
     assert psn not in str(settled)
 
-    relay = OutboxRelay(stack.engine, stack.producer("t-relay"))
+    relay = OutboxRelay(stack.engine, db.outbox, stack.producer("t-relay"), db.OUTBOX_RELAY_LOCK)
     with stack.engine.connect() as conn:
         relay.publish_batch(conn)
     events = settlement_events(stack.settings.kafka_bootstrap, stack.codec, info["setl_id"], expect=1)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
+from hub.messaging.outbox import define_outbox
 from hub.settlement.domain.model import ACCUMULATOR_FIELDS
 
 metadata = sa.MetaData()
@@ -90,16 +91,8 @@ accumulators = sa.Table(
     *(sa.Column(name, sa.BigInteger, nullable=False, server_default="0") for name in ACCUMULATOR_FIELDS),
 )
 
-outbox = sa.Table(
-    "outbox", metadata,
-    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
-    sa.Column("topic", sa.Text, nullable=False),
-    sa.Column("message_key", sa.Text, nullable=False),
-    sa.Column("payload", sa.LargeBinary, nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
-    sa.Column("published_at", sa.DateTime(timezone=True)),
-)
-sa.Index("outbox_unpublished", outbox.c.id, postgresql_where=outbox.c.published_at.is_(None))
+outbox = define_outbox(metadata)
+OUTBOX_RELAY_LOCK = 4242002
 
 
 def create_engine(url: str, pool_size: int = 10) -> sa.Engine:

@@ -1,28 +1,13 @@
-"""Who is asking and about whom: hospital credentials and keyed person references.
-
-The hub never stores or logs a national person id: it keys everything by an HMAC of the id
-under the hub's secret (`HUB_PERSON_KEY`), and keeps a masked form for people to read.
-"""
+"""Who is asking and about whom: hospital credentials, and person references (hub.privacy)."""
 
 from __future__ import annotations
 
 import hashlib
-import hmac
 from dataclasses import dataclass
 from pathlib import Path
 
+from hub.privacy import mask_person_id, person_ref  # noqa: F401  (re-exported for the service)
 from hub.reference.policy import Level
-
-
-def person_ref(person_key: bytes, psn_no: str) -> str:
-    return "p_" + hmac.new(person_key, psn_no.strip().encode(), hashlib.sha256).hexdigest()[:32]
-
-
-def mask_person_id(psn_no: str) -> str:
-    """First 4 and last 4 characters; everything between as '*'."""
-    if len(psn_no) <= 8:
-        return "*" * len(psn_no)
-    return psn_no[:4] + "*" * (len(psn_no) - 8) + psn_no[-4:]
 
 
 def token_sha256(token: str) -> str:

@@ -1,4 +1,6 @@
-"""Publishes committed outbox rows to Kafka, in commit order, then marks them published.
+"""The transactional outbox: a service writes its events into its own `outbox` table in the
+same transaction as its state; the relay publishes committed rows to Kafka, in commit order,
+then marks them published.
 
 A crash after publishing but before marking publishes those rows again on restart: the
 events keep their event ids, and every consumer applies an event id once. Only one relay
@@ -13,17 +15,32 @@ from datetime import datetime, timezone
 
 import sqlalchemy as sa
 
-from hub.messaging import EventProducer
-from hub.settlement.adapters import database as db
+from hub.messaging.producer import EventProducer
 
 log = logging.getLogger(__name__)
-RELAY_LOCK = 4242002
+
+
+def define_outbox(metadata: sa.MetaData) -> sa.Table:
+    """The outbox table, in the owning service's own database."""
+    table = sa.Table(
+        "outbox", metadata,
+        sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+        sa.Column("topic", sa.Text, nullable=False),
+        sa.Column("message_key", sa.Text, nullable=False),
+        sa.Column("payload", sa.LargeBinary, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.Column("published_at", sa.DateTime(timezone=True)),
+    )
+    sa.Index("outbox_unpublished", table.c.id, postgresql_where=table.c.published_at.is_(None))
+    return table
 
 
 class OutboxRelay:
-    def __init__(self, engine: sa.Engine, producer: EventProducer, stop: threading.Event | None = None,
-                 batch_rows: int = 500, idle_wait_s: float = 0.05):
+    def __init__(self, engine: sa.Engine, table: sa.Table, producer: EventProducer, lock_key: int,
+                 stop: threading.Event | None = None, batch_rows: int = 500, idle_wait_s: float = 0.05):
         self.engine = engine
+        self.table = table
+        self.lock_key = lock_key
         self.producer = producer
         self.stop = stop or threading.Event()
         self.batch_rows = batch_rows
@@ -32,15 +49,15 @@ class OutboxRelay:
 
     def publish_batch(self, conn: sa.Connection) -> int:
         rows = conn.execute(
-            sa.select(db.outbox.c.id, db.outbox.c.topic, db.outbox.c.message_key, db.outbox.c.payload)
-            .where(db.outbox.c.published_at.is_(None)).order_by(db.outbox.c.id).limit(self.batch_rows)
+            sa.select(self.table.c.id, self.table.c.topic, self.table.c.message_key, self.table.c.payload)
+            .where(self.table.c.published_at.is_(None)).order_by(self.table.c.id).limit(self.batch_rows)
         ).all()
         if not rows:
             return 0
         for row in rows:
             self.producer.send_bytes(row.topic, row.message_key, bytes(row.payload))
         self.producer.flush()  # every row is on the broker (acks=all) before it is marked
-        conn.execute(db.outbox.update().where(db.outbox.c.id.in_([r.id for r in rows]))
+        conn.execute(self.table.update().where(self.table.c.id.in_([r.id for r in rows]))
                      .values(published_at=datetime.now(timezone.utc)))
         conn.commit()
         self.published += len(rows)
@@ -49,7 +66,7 @@ class OutboxRelay:
     def run(self) -> None:
         with self.engine.connect() as conn:
             while not self.stop.is_set():
-                if conn.execute(sa.text("select pg_try_advisory_lock(:k)"), {"k": RELAY_LOCK}).scalar():
+                if conn.execute(sa.text("select pg_try_advisory_lock(:k)"), {"k": self.lock_key}).scalar():
                     conn.commit()
                     break
                 conn.commit()

@@ -1,0 +1,58 @@
+"""The registration service's own tables (database `hub_registration`)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
+
+from hub.messaging.outbox import define_outbox
+
+metadata = sa.MetaData()
+
+persons = sa.Table(
+    "persons", metadata,
+    sa.Column("person_ref", sa.Text, primary_key=True),
+    sa.Column("person_id_masked", sa.Text, nullable=False),
+    sa.Column("home_pool", sa.Text, nullable=False, index=True),
+    sa.Column("insurance_type", sa.Text, nullable=False),
+    sa.Column("enrolled_from", sa.Date, nullable=False),
+    sa.Column("enrolled_to", sa.Date),
+    sa.Column("benefits_from", sa.Date, nullable=False),
+    sa.Column("special_populations", ARRAY(sa.Text), nullable=False),
+    sa.Column("registration_version", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+)
+
+filings = sa.Table(
+    "filings", metadata,
+    sa.Column("filing_id", sa.Text, primary_key=True),
+    sa.Column("person_ref", sa.Text, sa.ForeignKey("persons.person_ref"), nullable=False, index=True),
+    sa.Column("filing_type", sa.Text, nullable=False),
+    sa.Column("target_pool", sa.Text, nullable=False),
+    sa.Column("valid_from", sa.Date, nullable=False),
+    sa.Column("valid_to", sa.Date),
+    sa.Column("revoked", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+)
+
+imports = sa.Table(
+    "imports", metadata,
+    sa.Column("import_id", sa.Text, primary_key=True),
+    sa.Column("home_pool", sa.Text, nullable=False),
+    sa.Column("file_sha256", sa.Text, nullable=False),
+    sa.Column("rows_total", sa.Integer, nullable=False),
+    sa.Column("rows_changed", sa.Integer, nullable=False),
+    sa.Column("rows_unchanged", sa.Integer, nullable=False),
+    sa.Column("rows_bad", sa.Integer, nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+)
+
+outbox = define_outbox(metadata)
+OUTBOX_RELAY_LOCK = 4242101
+
+
+def create_schema(engine: sa.Engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(sa.text("select pg_advisory_xact_lock(4242100)"))
+        metadata.create_all(conn)

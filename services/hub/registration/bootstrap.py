@@ -1,0 +1,69 @@
+"""Wires the registration service from settings. Nothing connects at import time."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from hub.messaging import AvroCodec, EventProducer, SchemaRegistry
+from hub.registration.adapters import database as db
+from hub.registration.service_layer.services import RegistrationService
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+@dataclass(frozen=True)
+class Settings:
+    postgres_url: str = field(default_factory=lambda: _env("HUB_POSTGRES_URL", "postgresql+psycopg://hub@127.0.0.1:35432/postgres"))
+    kafka_bootstrap: str = field(default_factory=lambda: _env("HUB_KAFKA_BOOTSTRAP", "127.0.0.1:39092"))
+    database: str = field(default_factory=lambda: _env("HUB_REGISTRATION_DATABASE", "hub_registration"))
+    person_key: bytes = field(default_factory=lambda: _env("HUB_PERSON_KEY", "local-development-person-key").encode())
+    bureaus_file: Path = field(default_factory=lambda: Path(_env("HUB_BUREAUS_FILE", str(REPO_ROOT / "reference" / "bureaus.yaml"))))
+
+    @property
+    def database_url(self) -> str:
+        return sa.make_url(self.postgres_url).set(database=self.database).render_as_string(hide_password=False)
+
+
+@dataclass(frozen=True)
+class Bureau:
+    code: str
+    name: str
+    pool: str
+    token_sha256: str
+
+
+def load_bureaus(path: Path) -> dict[str, Bureau]:
+    """Bureaus by the SHA-256 of their API token."""
+    import yaml
+
+    rows = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+    return {r["token_sha256"]: Bureau(str(r["code"]), r["name"], str(r["pool"]), r["token_sha256"]) for r in rows}
+
+
+@dataclass
+class Registration:
+    settings: Settings
+    engine: sa.Engine
+    codec: AvroCodec
+    service: RegistrationService
+    bureaus: dict[str, Bureau]
+
+    def producer(self, client_id: str) -> EventProducer:
+        return EventProducer(self.settings.kafka_bootstrap, self.codec, client_id=client_id)
+
+
+def bootstrap(settings: Settings | None = None) -> Registration:
+    settings = settings or Settings()
+    engine = sa.create_engine(settings.database_url, pool_size=8, max_overflow=8, pool_pre_ping=True)
+    db.create_schema(engine)
+    codec = AvroCodec(SchemaRegistry())
+    return Registration(settings, engine, codec, RegistrationService(engine, codec, settings.person_key),
+                        load_bureaus(settings.bureaus_file))

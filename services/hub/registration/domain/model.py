@@ -1,0 +1,156 @@
+"""Enrolments and off-site filings (DESIGN.md 2.2) as pure rules. No I/O.
+
+Rejections are data with stable codes, like the settlement engine's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
+from enum import Enum
+
+TEMPORARY_DEFAULT_DAYS = 183  # "commonly at least 6 months" (DESIGN.md 2.2), when the bureau gives no end
+MAX_PSN_NO_LEN = 64
+INSUTYPE_WORDS = {"390": "RESIDENT", "310": "EMPLOYEE", "RESIDENT": "RESIDENT", "EMPLOYEE": "EMPLOYEE",
+                  "居民": "RESIDENT", "职工": "EMPLOYEE"}
+SPECIAL_POPULATIONS = ("POVERTY_REGISTERED", "EXTREME_POVERTY", "SUBSISTENCE_ALLOWANCE")
+CSV_COLUMNS = ("psn_no", "insutype", "enrolled_from", "enrolled_to", "benefits_from", "special_populations")
+
+
+class FilingType(str, Enum):
+    RETIREE_RESETTLED = "RETIREE_RESETTLED"
+    LONG_TERM_RESIDENT = "LONG_TERM_RESIDENT"
+    POSTED_WORKER = "POSTED_WORKER"
+    REFERRAL = "REFERRAL"
+    TEMPORARY_TRIP = "TEMPORARY_TRIP"
+    EMERGENCY = "EMERGENCY"
+
+    @property
+    def long_term(self) -> bool:
+        return self in (FilingType.RETIREE_RESETTLED, FilingType.LONG_TERM_RESIDENT, FilingType.POSTED_WORKER)
+
+
+class Rejection(Enum):
+    INVALID_PSN_NO = ("invalid_psn_no", "psn_no is empty or longer than 64 characters")
+    INVALID_INSUTYPE = ("invalid_insutype", "insutype is 390 (residents) or 310 (employees)")
+    INVALID_DATE = ("invalid_date", "a date is not yyyy-mm-dd")
+    DATES_OUT_OF_ORDER = ("dates_out_of_order", "an end date is before its start date")
+    UNKNOWN_SPECIAL_POPULATION = ("unknown_special_population", "special_populations lists an unknown population")
+    DUPLICATE_PERSON = ("duplicate_person", "the same person appears twice in the file")
+    WRONG_COLUMN_COUNT = ("wrong_column_count", "the row does not have the file's columns")
+    PERSON_NOT_ENROLLED = ("person_not_enrolled", "the person has no enrolment in this pool")
+    PERSON_OF_ANOTHER_POOL = ("person_of_another_pool", "the person is insured in another pool")
+    INVALID_TARGET_POOL = ("invalid_target_pool", "target_pool is a 6-digit code of another pool")
+    INVALID_FILING_TYPE = ("invalid_filing_type", "filing_type is not a known filing type")
+    FILING_NOT_FOUND = ("filing_not_found", "no such filing")
+    FILING_REVOKED = ("filing_revoked", "the filing is revoked and cannot change")
+
+    def __init__(self, code: str, message: str):
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Refused:
+    reason: Rejection
+    detail: str = ""
+
+    @property
+    def code(self) -> str:
+        return self.reason.code
+
+    @property
+    def message(self) -> str:
+        return f"{self.reason.message}: {self.detail}" if self.detail else self.reason.message
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    psn_no: str
+    insurance_type: str
+    enrolled_from: date
+    enrolled_to: date | None
+    benefits_from: date
+    special_populations: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class FilingSpec:
+    filing_id: str
+    filing_type: FilingType
+    target_pool: str
+    valid_from: date
+    valid_to: date | None
+    revoked: bool = False
+
+
+def _day(text: str | None, allow_empty: bool) -> date | None | Refused:
+    text = (text or "").strip()
+    if not text:
+        return None if allow_empty else Refused(Rejection.INVALID_DATE, "missing")
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return Refused(Rejection.INVALID_DATE, repr(text))
+
+
+def parse_enrolment(row: dict[str, str | None]) -> Enrolment | Refused:
+    """One CSV row of an enrolment snapshot."""
+    if None in row or any(row.get(c) is None for c in ("psn_no", "insutype", "enrolled_from")):
+        return Refused(Rejection.WRONG_COLUMN_COUNT)
+    psn_no = (row["psn_no"] or "").strip()
+    if not 1 <= len(psn_no) <= MAX_PSN_NO_LEN:
+        return Refused(Rejection.INVALID_PSN_NO)
+    insurance = INSUTYPE_WORDS.get((row["insutype"] or "").strip().upper()) or INSUTYPE_WORDS.get((row["insutype"] or "").strip())
+    if insurance is None:
+        return Refused(Rejection.INVALID_INSUTYPE, repr(row["insutype"]))
+    start = _day(row["enrolled_from"], allow_empty=False)
+    end = _day(row.get("enrolled_to"), allow_empty=True)
+    benefits = _day(row.get("benefits_from"), allow_empty=True)
+    for value in (start, end, benefits):
+        if isinstance(value, Refused):
+            return value
+    benefits = benefits or start
+    if (end is not None and end < start) or benefits < start:
+        return Refused(Rejection.DATES_OUT_OF_ORDER)
+    pops = tuple(sorted({p.strip().upper() for p in (row.get("special_populations") or "").split(";") if p.strip()}))
+    unknown = [p for p in pops if p not in SPECIAL_POPULATIONS]
+    if unknown:
+        return Refused(Rejection.UNKNOWN_SPECIAL_POPULATION, ", ".join(unknown))
+    return Enrolment(psn_no, insurance, start, end, benefits, pops)
+
+
+def new_filing(filing_id: str, home_pool: str, filing_type: str, target_pool: str, valid_from: date,
+               valid_to: date | None) -> FilingSpec | Refused:
+    """A filing as DESIGN.md 2.2 has it: long-term ones open-ended until revoked, temporary ones
+    for a period (183 days when the bureau gives none), emergency ones like temporary."""
+    try:
+        kind = FilingType(filing_type)
+    except ValueError:
+        return Refused(Rejection.INVALID_FILING_TYPE, repr(filing_type))
+    if len(target_pool) != 6 or not target_pool.isdigit() or target_pool == home_pool:
+        return Refused(Rejection.INVALID_TARGET_POOL, repr(target_pool))
+    if valid_to is None and not kind.long_term:
+        valid_to = valid_from + timedelta(days=TEMPORARY_DEFAULT_DAYS - 1)
+    if valid_to is not None and valid_to < valid_from:
+        return Refused(Rejection.DATES_OUT_OF_ORDER)
+    return FilingSpec(filing_id, kind, target_pool, valid_from, valid_to)
+
+
+def change_filing(current: FilingSpec, home_pool: str, target_pool: str | None, valid_from: date | None,
+                  valid_to: date | None, clear_valid_to: bool = False) -> FilingSpec | Refused:
+    if current.revoked:
+        return Refused(Rejection.FILING_REVOKED, current.filing_id)
+    changed = replace(current,
+                      target_pool=target_pool or current.target_pool,
+                      valid_from=valid_from or current.valid_from,
+                      valid_to=None if clear_valid_to else (valid_to or current.valid_to))
+    checked = new_filing(changed.filing_id, home_pool, changed.filing_type.value, changed.target_pool,
+                         changed.valid_from, changed.valid_to)
+    return checked
+
+
+def revoke_filing(current: FilingSpec) -> FilingSpec | Refused:
+    if current.revoked:
+        return Refused(Rejection.FILING_REVOKED, current.filing_id)
+    return replace(current, revoked=True)
