@@ -27,6 +27,8 @@ reference_app = typer.Typer(help="Policies and catalogues: validate and publish 
 app.add_typer(reference_app, name="reference")
 registration_app = typer.Typer(help="Run the registration service: enrolments and filings.", no_args_is_help=True)
 app.add_typer(registration_app, name="registration")
+clearing_app = typer.Typer(help="Run interregion clearing: daily netting and clearing files.", no_args_is_help=True)
+app.add_typer(clearing_app, name="clearing")
 settlement_app = typer.Typer(help="Run the settle-at-treatment service.", no_args_is_help=True)
 app.add_typer(settlement_app, name="settlement")
 
@@ -303,6 +305,83 @@ def registration_import(
     if report:
         report.write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")
         typer.echo(f"full report: {report}")
+
+
+@clearing_app.command("consume")
+def clearing_consume(
+    auto_close: bool = typer.Option(True, help="Close days when their cut-off has passed."),
+    max_idle_s: float = typer.Option(None, help="Stop after this many seconds without events."),
+) -> None:
+    """Consume settlement events into the day's bilateral totals until SIGTERM."""
+    from hub.clearing.bootstrap import bootstrap
+    from hub.clearing.entrypoints.consumer import ClearingConsumer
+
+    _logging()
+    consumer = ClearingConsumer(bootstrap(), _until_signal(), auto_close=auto_close)
+    consumer.run(max_idle_s=max_idle_s)
+    typer.echo(f"handled {consumer.loop.handled} events, dead-lettered {consumer.loop.dead_lettered}")
+
+
+@clearing_app.command("close")
+def clearing_close(day: str = typer.Option(..., "--date", help="Clearing day, yyyy-mm-dd (Asia/Shanghai).")) -> None:
+    """Close a clearing day now: net it, check the zero sum, write every bureau's files.
+    Closing a closed day changes nothing and rewrites the same bytes."""
+    from datetime import date as date_type
+
+    from hub.clearing.bootstrap import bootstrap
+    from hub.clearing.domain.netting import ZeroSumViolated
+
+    clearing = bootstrap()
+    try:
+        result = clearing.service.close_day(date_type.fromisoformat(day))
+    except ZeroSumViolated as exc:
+        typer.secho(f"error: {exc}; nothing was published", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from None
+    if result.already_closed:
+        typer.echo(f"{day} was already closed (cycle {result.cycle_id}); files rewritten unchanged")
+    else:
+        n = result.netting
+        typer.echo(f"closed {day}: {len(n.positions)} pools, gross {n.obligations_fen / 100:,.2f} yuan, "
+                   f"moved after netting {n.net_abs_fen / 200:,.2f} yuan, efficiency {float(n.efficiency):.1%}")
+    typer.echo(f"files in {clearing.settings.out_dir / day}")
+
+
+@clearing_app.command("serve")
+def clearing_serve(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8430, help="Port to listen on."),
+    consume: bool = typer.Option(True, help="Also consume settlement events in this process."),
+    relay: bool = typer.Option(True, help="Also publish clearing statements to Kafka in this process."),
+) -> None:
+    """Serve bureaus their clearing files over HTTP (and consume and relay, by default)."""
+    import threading
+
+    import uvicorn
+
+    from hub.clearing.adapters import database as clearing_db
+    from hub.clearing.bootstrap import bootstrap
+    from hub.clearing.entrypoints.consumer import ClearingConsumer
+    from hub.clearing.entrypoints.http import create_app
+    from hub.messaging.outbox import OutboxRelay
+
+    _logging()
+    clearing = bootstrap()
+    stop = threading.Event()
+    workers = []
+    if consume:
+        workers.append(threading.Thread(target=ClearingConsumer(clearing, stop).run, daemon=True))
+    if relay:
+        workers.append(threading.Thread(target=OutboxRelay(clearing.engine, clearing_db.outbox,
+                                                           clearing.producer("clearing-outbox"),
+                                                           clearing_db.OUTBOX_RELAY_LOCK, stop).run, daemon=True))
+    for w in workers:
+        w.start()
+    try:
+        uvicorn.run(create_app(clearing), host=host, port=port, log_level="warning", access_log=False)
+    finally:
+        stop.set()
+        for w in workers:
+            w.join(timeout=10)
 
 
 @app.command("day")

@@ -1,0 +1,89 @@
+"""The clearing service's own tables (database `hub_clearing`).
+
+`applied_events` is the idempotency record and the detail behind every clearing file (one row
+per settlement event, unique by event id); `bilateral` holds the running totals per clearing
+day and pool pair, so netting reads pools x pools rows, never the day's events.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from hub.messaging.outbox import define_outbox
+
+metadata = sa.MetaData()
+
+applied_events = sa.Table(
+    "applied_events", metadata,
+    sa.Column("event_id", sa.Text, primary_key=True),
+    sa.Column("kind", sa.Text, nullable=False),  # SETTLED, REVERSED
+    sa.Column("settlement_id", sa.Text, nullable=False),
+    sa.Column("reversal_id", sa.Text),
+    sa.Column("clearing_date", sa.Date, nullable=False),
+    sa.Column("business_date", sa.Date, nullable=False),
+    sa.Column("late", sa.Boolean, nullable=False),
+    sa.Column("home_pool", sa.Text, nullable=False),
+    sa.Column("treatment_pool", sa.Text, nullable=False),
+    sa.Column("hospital_code", sa.Text, nullable=False),
+    sa.Column("person_id_masked", sa.Text, nullable=False),
+    sa.Column("medfee_fen", sa.BigInteger, nullable=False),
+    sa.Column("fund_fen", sa.BigInteger, nullable=False),
+    sa.Column("serious_illness_fen", sa.BigInteger, nullable=False),
+    sa.Column("assistance_fen", sa.BigInteger, nullable=False),
+    sa.Column("source", sa.Text, nullable=False),  # topic:partition:offset, for tracing
+)
+sa.Index("applied_by_day_home", applied_events.c.clearing_date, applied_events.c.home_pool)
+sa.Index("applied_by_day_treatment", applied_events.c.clearing_date, applied_events.c.treatment_pool)
+
+bilateral = sa.Table(
+    "bilateral", metadata,
+    sa.Column("clearing_date", sa.Date, primary_key=True),
+    sa.Column("home_pool", sa.Text, primary_key=True),
+    sa.Column("treatment_pool", sa.Text, primary_key=True),
+    sa.Column("fund_fen", sa.BigInteger, nullable=False),
+    sa.Column("serious_illness_fen", sa.BigInteger, nullable=False),
+    sa.Column("assistance_fen", sa.BigInteger, nullable=False),
+    sa.Column("settlement_count", sa.BigInteger, nullable=False),
+)
+
+days = sa.Table(
+    "days", metadata,
+    sa.Column("clearing_date", sa.Date, primary_key=True),
+    sa.Column("status", sa.Text, nullable=False),  # OPEN, CLOSED
+    sa.Column("cycle_id", sa.Text),
+    sa.Column("closed_at", sa.DateTime(timezone=True)),
+    sa.Column("gross_fen", sa.BigInteger),
+    sa.Column("net_abs_fen", sa.BigInteger),
+    sa.Column("efficiency", sa.Text),
+)
+
+statements = sa.Table(
+    "statements", metadata,
+    sa.Column("clearing_date", sa.Date, primary_key=True),
+    sa.Column("pool_code", sa.Text, primary_key=True),
+    sa.Column("cycle_id", sa.Text, nullable=False),
+    sa.Column("receivable_fen", sa.BigInteger, nullable=False),
+    sa.Column("payable_fen", sa.BigInteger, nullable=False),
+    sa.Column("net_position_fen", sa.BigInteger, nullable=False),
+    sa.Column("settlement_count", sa.BigInteger, nullable=False),
+    sa.Column("manifest_sha256", sa.Text, nullable=False),
+    sa.Column("confirmed_at", sa.DateTime(timezone=True)),
+    sa.Column("confirmed_by", sa.Text),
+)
+
+partition_marks = sa.Table(
+    "partition_marks", metadata,
+    sa.Column("topic", sa.Text, primary_key=True),
+    sa.Column("partition", sa.Integer, primary_key=True),
+    sa.Column("next_offset", sa.BigInteger, nullable=False),
+    sa.Column("max_event_time", sa.DateTime(timezone=True), nullable=False),
+)
+
+outbox = define_outbox(metadata)
+OUTBOX_RELAY_LOCK = 4242201
+
+
+def create_schema(engine: sa.Engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(sa.text("select pg_advisory_xact_lock(4242200)"))
+        metadata.create_all(conn)

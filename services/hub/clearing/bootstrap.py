@@ -1,0 +1,75 @@
+"""Wires the interregion-clearing service from settings. Nothing connects at import time."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from hub.clearing.adapters import database as db
+from hub.clearing.service_layer.services import ClearingService
+from hub.messaging import AvroCodec, EventProducer, SchemaRegistry
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+@dataclass(frozen=True)
+class Settings:
+    postgres_url: str = field(default_factory=lambda: _env("HUB_POSTGRES_URL", "postgresql+psycopg://hub@127.0.0.1:35432/postgres"))
+    kafka_bootstrap: str = field(default_factory=lambda: _env("HUB_KAFKA_BOOTSTRAP", "127.0.0.1:39092"))
+    database: str = field(default_factory=lambda: _env("HUB_CLEARING_DATABASE", "hub_clearing"))
+    out_dir: Path = field(default_factory=lambda: Path(_env("HUB_CLEARING_OUT", str(REPO_ROOT / "out" / "clearing"))))
+    grace_s: int = int(os.environ.get("HUB_CLEARING_GRACE_S", "1800"))
+    group_id: str = field(default_factory=lambda: _env("HUB_CLEARING_GROUP", "interregion-clearing"))
+    topic: str = field(default_factory=lambda: _env("HUB_SETTLEMENT_TOPIC", "settlement.events"))
+    bureaus_file: Path = field(default_factory=lambda: Path(_env("HUB_BUREAUS_FILE", str(REPO_ROOT / "reference" / "bureaus.yaml"))))
+    operator_token_sha256: str = field(default_factory=lambda: hashlib.sha256(
+        _env("HUB_OPERATOR_TOKEN", "dev-operator").encode()).hexdigest())
+
+    @property
+    def database_url(self) -> str:
+        return sa.make_url(self.postgres_url).set(database=self.database).render_as_string(hide_password=False)
+
+
+@dataclass
+class Clearing:
+    settings: Settings
+    engine: sa.Engine
+    codec: AvroCodec
+    service: ClearingService
+    bureaus: dict[str, tuple[str, str]]  # token sha256 -> (bureau code, pool)
+
+    def producer(self, client_id: str) -> EventProducer:
+        return EventProducer(self.settings.kafka_bootstrap, self.codec, client_id=client_id)
+
+
+def pool_names(path: Path) -> dict[str, str]:
+    import yaml
+
+    names = {}
+    for p in (path.parent / "policies").glob("*.yaml"):
+        doc = yaml.safe_load(p.read_text(encoding="utf-8"))
+        names[str(doc["pool_code"])] = str(doc["pool_name"]).split(" (")[0]
+    return names
+
+
+def bootstrap(settings: Settings | None = None) -> Clearing:
+    import yaml
+
+    settings = settings or Settings()
+    engine = sa.create_engine(settings.database_url, pool_size=4, max_overflow=4, pool_pre_ping=True)
+    db.create_schema(engine)
+    codec = AvroCodec(SchemaRegistry())
+    rows = yaml.safe_load(settings.bureaus_file.read_text(encoding="utf-8")) or []
+    bureaus = {r["token_sha256"]: (str(r["code"]), str(r["pool"])) for r in rows}
+    service = ClearingService(engine, codec, settings.out_dir, timedelta(seconds=settings.grace_s),
+                              pool_names(settings.bureaus_file))
+    return Clearing(settings, engine, codec, service, bureaus)

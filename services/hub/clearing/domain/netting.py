@@ -1,0 +1,121 @@
+"""Daily multilateral netting between pools (DESIGN.md section 6). Pure: no I/O.
+
+An obligation runs from the patient's home pool (it pays) to the treatment pool (its hospitals
+were paid at the counter), per fund share. Reversals are negative obligations. Memory is
+bounded by pools x pools: the input is already aggregated per (home, treatment) pair.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from fractions import Fraction
+from typing import Iterable
+
+SHARES = ("fund", "serious_illness", "assistance")
+
+
+class ZeroSumViolated(RuntimeError):
+    """The net positions of a clearing day do not sum to zero: nothing may be published."""
+
+
+@dataclass(frozen=True)
+class Obligation:
+    """What `home_pool` owes `treatment_pool` for one day, per share, in fen (may be negative)."""
+
+    home_pool: str
+    treatment_pool: str
+    fund_fen: int
+    serious_illness_fen: int
+    assistance_fen: int
+    settlement_count: int
+
+    @property
+    def total_fen(self) -> int:
+        return self.fund_fen + self.serious_illness_fen + self.assistance_fen
+
+
+@dataclass(frozen=True)
+class BilateralLine:
+    counterparty_pool: str
+    receivable: tuple[int, int, int]  # fund, serious illness, assistance
+    payable: tuple[int, int, int]
+    settlement_count: int
+
+    @property
+    def net_fen(self) -> int:
+        return sum(self.receivable) - sum(self.payable)
+
+
+@dataclass(frozen=True)
+class PoolPosition:
+    pool: str
+    receivable_fen: int
+    payable_fen: int
+    settlement_count: int
+    bilateral: tuple[BilateralLine, ...]
+
+    @property
+    def net_fen(self) -> int:
+        """> 0: the pool's fund receives; < 0: it pays."""
+        return self.receivable_fen - self.payable_fen
+
+
+@dataclass(frozen=True)
+class NettingResult:
+    positions: tuple[PoolPosition, ...]
+    gross_fen: int  # sum of every pool's receivable plus payable
+    obligations_fen: int  # sum of the bilateral obligations (each counted once)
+    net_abs_fen: int  # sum of |net position|
+    efficiency: Fraction  # 1 - sum|net| / sum(receivable + payable)
+    by_pool: dict[str, PoolPosition] = field(repr=False, default_factory=dict)
+
+
+def net(obligations: Iterable[Obligation]) -> NettingResult:
+    """Gross bilateral obligations per share, each pool's multilateral net, the efficiency;
+    raises ZeroSumViolated before returning anything that does not sum to zero."""
+    pair: dict[tuple[str, str], list[int]] = {}
+    for o in obligations:
+        if o.home_pool == o.treatment_pool:
+            continue  # care inside the home pool is not interregion money
+        acc = pair.setdefault((o.home_pool, o.treatment_pool), [0, 0, 0, 0])
+        acc[0] += o.fund_fen
+        acc[1] += o.serious_illness_fen
+        acc[2] += o.assistance_fen
+        acc[3] += o.settlement_count
+    pools = sorted({p for key in pair for p in key})
+    positions = []
+    for pool in pools:
+        lines = []
+        for other in pools:
+            if other == pool:
+                continue
+            recv = pair.get((other, pool), [0, 0, 0, 0])
+            pay = pair.get((pool, other), [0, 0, 0, 0])
+            if (other, pool) in pair or (pool, other) in pair:
+                lines.append(BilateralLine(other, tuple(recv[:3]), tuple(pay[:3]), recv[3] + pay[3]))
+        receivable = sum(sum(l.receivable) for l in lines)
+        payable = sum(sum(l.payable) for l in lines)
+        count = sum(pair.get((o, pool), [0, 0, 0, 0])[3] + pair.get((pool, o), [0, 0, 0, 0])[3] for o in pools if o != pool)
+        positions.append(PoolPosition(pool, receivable, payable, count, tuple(lines)))
+    total_net = sum(p.net_fen for p in positions)
+    if total_net != 0:
+        raise ZeroSumViolated(f"net positions sum to {total_net} fen, not 0")
+    obligations_fen = sum(sum(v[:3]) for v in pair.values())
+    gross = sum(p.receivable_fen + p.payable_fen for p in positions)
+    net_abs = sum(abs(p.net_fen) for p in positions)
+    efficiency = Fraction(1) - Fraction(net_abs, gross) if gross else Fraction(0)
+    result = NettingResult(tuple(positions), gross, obligations_fen, net_abs, efficiency)
+    result.by_pool.update({p.pool: p for p in positions})
+    return result
+
+
+def clearing_day_for(business_date: date, closed: set[date]) -> tuple[date, bool]:
+    """The day an event is cleared in: its own business date, or — when that day is already
+    closed — the first open day after it (flagged late). Never a day before `business_date`."""
+    if business_date not in closed:
+        return business_date, False
+    day = business_date + timedelta(days=1)
+    while day in closed:
+        day += timedelta(days=1)
+    return day, True

@@ -1,0 +1,55 @@
+"""Consumes settlement.events into the clearing tables and closes days at their cut-off.
+
+The Kafka loop is the kernel's ConsumerLoop: offsets are committed only after a batch's
+effect is committed, and every effect is applied once by event id. Every `check_every_s` it
+also closes the days whose cut-off has passed on every partition.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from kafka import KafkaConsumer, TopicPartition
+
+from hub.clearing.bootstrap import Clearing
+from hub.messaging import ConsumerLoop, ConsumerSettings, Message
+
+log = logging.getLogger(__name__)
+
+
+class ClearingConsumer:
+    def __init__(self, clearing: Clearing, stop: threading.Event | None = None, check_every_s: float = 5.0,
+                 auto_close: bool = True):
+        self.clearing = clearing
+        self.stop = stop or threading.Event()
+        self.check_every_s = check_every_s
+        self.auto_close = auto_close
+        self._last_check = 0.0
+        settings = ConsumerSettings(group_id=clearing.settings.group_id, topics=(clearing.settings.topic,),
+                                    client_id="interregion-clearing")
+        self.loop = ConsumerLoop(clearing.settings.kafka_bootstrap, settings, self.handle, clearing.codec,
+                                 clearing.producer("clearing-dlq"), self.stop)
+        self._offsets = KafkaConsumer(bootstrap_servers=clearing.settings.kafka_bootstrap, group_id=None)
+
+    def handle(self, batch: list[Message]) -> None:
+        self.clearing.service.apply(batch)
+        self._maybe_close()
+
+    def _maybe_close(self) -> None:
+        if not self.auto_close or time.monotonic() - self._last_check < self.check_every_s:
+            return
+        self._last_check = time.monotonic()
+        topic = self.clearing.settings.topic
+        tps = [TopicPartition(topic, p) for p in sorted(self._offsets.partitions_for_topic(topic) or ())]
+        ends = {(tp.topic, tp.partition): off for tp, off in self._offsets.end_offsets(tps).items()}
+        for day in self.clearing.service.due_days(ends):
+            result = self.clearing.service.close_day(day)
+            log.info("closed clearing day %s (cycle %s)", day, result.cycle_id)
+
+    def run(self, max_idle_s: float | None = None) -> None:
+        try:
+            self.loop.run(max_idle_s=max_idle_s)
+        finally:
+            self._offsets.close()

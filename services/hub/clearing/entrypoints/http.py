@@ -1,0 +1,99 @@
+"""Bureaus fetch and confirm their own clearing files; operators list unconfirmed ones.
+
+    GET  /v1/clearing/{date}/{pool}.{csv|json|sha256}   bureau token of that pool
+    POST /v1/clearing/{date}/{pool}/confirm             bureau token of that pool
+    GET  /v1/clearing/{date}/summary.html               operator token
+    GET  /v1/clearing/unconfirmed                       operator token
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from hub.clearing.bootstrap import Clearing
+
+MEDIA = {"csv": "text/csv; charset=utf-8", "json": "application/json", "sha256": "text/plain; charset=utf-8"}
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+def create_app(clearing: Clearing) -> FastAPI:
+    app = FastAPI(title="interregion-clearing", redoc_url=None)
+
+    def caller(request: Request) -> tuple[str, str] | None:
+        auth = request.headers.get("authorization", "")
+        if not auth.lower().startswith("bearer "):
+            return None
+        digest = hashlib.sha256(auth[7:].encode()).hexdigest()
+        if digest == clearing.settings.operator_token_sha256:
+            return ("operator", "*")
+        return clearing.bureaus.get(digest)
+
+    def parse_day(text: str) -> date | None:
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            return None
+
+    @app.get("/v1/clearing/unconfirmed")
+    async def unconfirmed(request: Request):
+        who = caller(request)
+        if who is None:
+            return _error(401, "unauthenticated", "send a token as 'Authorization: Bearer <token>'")
+        if who[1] != "*":
+            return _error(403, "operators_only", "only operators list unconfirmed files")
+        return await run_in_threadpool(clearing.service.unconfirmed)
+
+    @app.get("/v1/clearing/{day}/summary.html")
+    async def summary(day: str, request: Request):
+        who = caller(request)
+        if who is None or who[1] != "*":
+            return _error(401 if who is None else 403, "operators_only", "the day's summary is for operators")
+        d = parse_day(day)
+        files = await run_in_threadpool(clearing.service.render_day, d) if d else {}
+        body = files.get(f"summary_{day}.html")
+        return Response(body, media_type="text/html; charset=utf-8") if body else _error(404, "day_not_closed", day)
+
+    @app.get("/v1/clearing/{day}/{filename}")
+    async def pool_file(day: str, filename: str, request: Request):
+        who = caller(request)
+        if who is None:
+            return _error(401, "unauthenticated", "send the bureau's token as 'Authorization: Bearer <token>'")
+        pool, _, suffix = filename.partition(".")
+        if suffix not in MEDIA:
+            return _error(404, "no_such_file", "files are <pool>.csv, <pool>.json and <pool>.sha256")
+        if who[1] not in ("*", pool):
+            return _error(403, "file_of_another_pool", "a bureau fetches only its own pool's files")
+        d = parse_day(day)
+        if d is None:
+            return _error(400, "invalid_date", "dates are yyyy-mm-dd")
+        body = await run_in_threadpool(clearing.service.pool_file, d, pool, suffix)
+        if body is None:
+            return _error(404, "no_such_file", f"no closed clearing day {day} with pool {pool}")
+        return Response(body, media_type=MEDIA[suffix],
+                        headers={"content-disposition": f'attachment; filename="clearing_{day}_{pool}.{suffix}"'})
+
+    @app.post("/v1/clearing/{day}/{pool}/confirm")
+    async def confirm(day: str, pool: str, request: Request):
+        who = caller(request)
+        if who is None:
+            return _error(401, "unauthenticated", "send the bureau's token as 'Authorization: Bearer <token>'")
+        if who[1] != pool:
+            return _error(403, "file_of_another_pool", "a bureau confirms only its own pool's file")
+        d = parse_day(day)
+        if d is None or not await run_in_threadpool(clearing.service.confirm, d, pool, who[0]):
+            return _error(404, "no_such_file", f"no statement for {pool} on {day}")
+        return {"clearing_date": day, "pool_code": pool, "confirmed": True}
+
+    @app.get("/health/live")
+    def live():
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,258 @@
+"""Clearing use cases: apply settlement events (idempotently), close a day, render its files,
+serve and confirm them.
+
+A batch of events and the close of a day are serialised on the day's row: applying takes a
+share lock on the rows of the days it touches, closing an exclusive one. So a day is closed
+only after every batch that was applying to it has committed, and an event that finds its day
+closed goes to the next open day, flagged late.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Callable
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from hub.clearing.adapters import database as db
+from hub.clearing.adapters import files
+from hub.clearing.domain.netting import NettingResult, Obligation, clearing_day_for, net
+from hub.messaging import AvroCodec, Message
+from hub.messaging.topics import CLEARING_STATEMENTS
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+PRODUCER = "interregion-clearing"
+
+
+@dataclass(frozen=True)
+class CloseResult:
+    clearing_date: date
+    cycle_id: str
+    already_closed: bool
+    netting: NettingResult | None
+    files: list[Path]
+
+
+def day_end(day: date) -> datetime:
+    """The first instant after `day` in Asia/Shanghai."""
+    return datetime.combine(day + timedelta(days=1), time(0), tzinfo=SHANGHAI)
+
+
+class ClearingService:
+    def __init__(self, engine: sa.Engine, codec: AvroCodec, out_dir: Path, grace: timedelta,
+                 pool_names: dict[str, str] | None = None,
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
+        self.engine = engine
+        self.codec = codec
+        self.out_dir = out_dir
+        self.grace = grace
+        self.pool_names = pool_names or {}
+        self.clock = clock
+
+    # ------------------------------------------------------------------ applying events
+
+    def apply(self, batch: list[Message]) -> int:
+        """The consumer's handler: every event once, by event id. Returns how many were new."""
+        events = []
+        for m in batch:
+            v = m.value
+            reversed_ = m.record_name.endswith("SettlementReversed")
+            events.append({
+                "event_id": str(v["event_id"]), "kind": "REVERSED" if reversed_ else "SETTLED",
+                "settlement_id": v["settlement_id"], "reversal_id": v.get("reversal_id"),
+                "business_date": v["business_date"], "home_pool": v["home_pool"],
+                "treatment_pool": v["treatment_pool"], "hospital_code": v["hospital_code"],
+                "person_id_masked": v["person_id_masked"], "medfee_fen": v["medfee_sumamt_fen"],
+                "fund_fen": v["hifp_pay_fen"], "serious_illness_fen": v["hifmi_pay_fen"],
+                "assistance_fen": v["maf_pay_fen"], "source": f"{m.topic}:{m.partition}:{m.offset}",
+                "_time": v.get("reversed_at") or v.get("settled_at"), "_tp": (m.topic, m.partition, m.offset),
+            })
+        if not events:
+            return 0
+        with self.engine.begin() as conn:
+            first = min(e["business_date"] for e in events)
+            conn.execute(pg_insert(db.days).values([{"clearing_date": d, "status": "OPEN"}
+                                                    for d in sorted({e["business_date"] for e in events})])
+                         .on_conflict_do_nothing())
+            rows = conn.execute(sa.select(db.days.c.clearing_date, db.days.c.status)
+                                .where(db.days.c.clearing_date >= first).with_for_update(read=True)).all()
+            closed = {r.clearing_date for r in rows if r.status == "CLOSED"}
+            for e in events:
+                e["clearing_date"], e["late"] = clearing_day_for(e["business_date"], closed)
+            late_days = sorted({e["clearing_date"] for e in events} - {r.clearing_date for r in rows})
+            if late_days:
+                conn.execute(pg_insert(db.days).values([{"clearing_date": d, "status": "OPEN"} for d in late_days])
+                             .on_conflict_do_nothing())
+                conn.execute(sa.select(db.days.c.clearing_date).where(db.days.c.clearing_date.in_(late_days))
+                             .with_for_update(read=True))
+            unique = {e["event_id"]: e for e in events}
+            new_ids = set(conn.execute(
+                pg_insert(db.applied_events)
+                .values([{k: v for k, v in e.items() if not k.startswith("_")} for e in unique.values()])
+                .on_conflict_do_nothing().returning(db.applied_events.c.event_id)
+            ).scalars())
+            totals: dict[tuple, list[int]] = {}
+            for e in unique.values():
+                if e["event_id"] not in new_ids:
+                    continue
+                sign = -1 if e["kind"] == "REVERSED" else 1
+                t = totals.setdefault((e["clearing_date"], e["home_pool"], e["treatment_pool"]), [0, 0, 0, 0])
+                t[0] += sign * e["fund_fen"]
+                t[1] += sign * e["serious_illness_fen"]
+                t[2] += sign * e["assistance_fen"]
+                t[3] += 1
+            if totals:
+                stmt = pg_insert(db.bilateral).values([
+                    {"clearing_date": k[0], "home_pool": k[1], "treatment_pool": k[2], "fund_fen": t[0],
+                     "serious_illness_fen": t[1], "assistance_fen": t[2], "settlement_count": t[3]}
+                    for k, t in sorted(totals.items())])
+                b = db.bilateral.c
+                conn.execute(stmt.on_conflict_do_update(
+                    index_elements=[b.clearing_date, b.home_pool, b.treatment_pool],
+                    set_={"fund_fen": b.fund_fen + stmt.excluded.fund_fen,
+                          "serious_illness_fen": b.serious_illness_fen + stmt.excluded.serious_illness_fen,
+                          "assistance_fen": b.assistance_fen + stmt.excluded.assistance_fen,
+                          "settlement_count": b.settlement_count + stmt.excluded.settlement_count}))
+            marks: dict[tuple[str, int], tuple[int, datetime]] = {}
+            for e in events:
+                topic, partition, offset = e["_tp"]
+                old = marks.get((topic, partition), (0, e["_time"]))
+                marks[(topic, partition)] = (max(old[0], offset + 1), max(old[1], e["_time"]))
+            stmt = pg_insert(db.partition_marks).values([
+                {"topic": t, "partition": p, "next_offset": o, "max_event_time": when} for (t, p), (o, when) in marks.items()])
+            m = db.partition_marks.c
+            conn.execute(stmt.on_conflict_do_update(
+                index_elements=[m.topic, m.partition],
+                set_={"next_offset": sa.func.greatest(m.next_offset, stmt.excluded.next_offset),
+                      "max_event_time": sa.func.greatest(m.max_event_time, stmt.excluded.max_event_time)}))
+        return len(new_ids)
+
+    # ------------------------------------------------------------------ closing a day
+
+    def due_days(self, end_offsets: dict[tuple[str, int], int]) -> list[date]:
+        """Open days whose cut-off has passed on every partition: the partition's newest consumed
+        event is past the day's end plus grace, or the partition is fully consumed and the clock
+        is past it."""
+        now = self.clock()
+        with self.engine.connect() as conn:
+            open_days = conn.execute(sa.select(db.days.c.clearing_date).where(db.days.c.status == "OPEN")
+                                     .order_by(db.days.c.clearing_date)).scalars().all()
+            marks = {(r.topic, r.partition): r for r in conn.execute(sa.select(db.partition_marks))}
+        due = []
+        for day in open_days:
+            cutoff = day_end(day) + self.grace
+            if now < cutoff:
+                continue
+            if all((marks.get(tp) is not None and (marks[tp].max_event_time >= cutoff or marks[tp].next_offset >= end))
+                   or (marks.get(tp) is None and end == 0)
+                   for tp, end in end_offsets.items()):
+                due.append(day)
+        return due
+
+    def close_day(self, day: date) -> CloseResult:
+        """Net the day, check the zero sum, record statements and outbox events, write the files.
+        Closing a closed day is a no-op that answers what the first close produced."""
+        now = self.clock()
+        with self.engine.begin() as conn:
+            conn.execute(pg_insert(db.days).values(clearing_date=day, status="OPEN").on_conflict_do_nothing())
+            row = conn.execute(sa.select(db.days).where(db.days.c.clearing_date == day).with_for_update()).one()
+            if row.status == "CLOSED":
+                return CloseResult(day, row.cycle_id, True, None, self.write_day_files(day))
+            result = net(self._obligations(conn, day))  # raises ZeroSumViolated: nothing is written
+            cycle_id = f"{day.isoformat()}.1"
+            header = files.DayHeader(day, cycle_id, now, self.pool_names)
+            for position in result.positions:
+                rendered = files.render_pool_files(header, position, self._lines(conn, day, position.pool))
+                sha = files.manifest_sha256(rendered)
+                conn.execute(db.statements.insert().values(
+                    clearing_date=day, pool_code=position.pool, cycle_id=cycle_id,
+                    receivable_fen=position.receivable_fen, payable_fen=position.payable_fen,
+                    net_position_fen=position.net_fen, settlement_count=position.settlement_count, manifest_sha256=sha))
+                conn.execute(db.outbox.insert().values(
+                    topic=CLEARING_STATEMENTS.name, message_key=position.pool,
+                    payload=self.codec.encode("ClearingStatement", self._statement_event(day, cycle_id, now, position, sha))))
+            conn.execute(db.days.update().where(db.days.c.clearing_date == day).values(
+                status="CLOSED", cycle_id=cycle_id, closed_at=now, gross_fen=result.gross_fen,
+                net_abs_fen=result.net_abs_fen, efficiency=f"{result.efficiency.numerator}/{result.efficiency.denominator}"))
+        return CloseResult(day, cycle_id, False, result, self.write_day_files(day))
+
+    def _obligations(self, conn: sa.Connection, day: date) -> list[Obligation]:
+        return [Obligation(r.home_pool, r.treatment_pool, r.fund_fen, r.serious_illness_fen, r.assistance_fen,
+                           r.settlement_count)
+                for r in conn.execute(sa.select(db.bilateral).where(db.bilateral.c.clearing_date == day))]
+
+    def _lines(self, conn: sa.Connection, day: date, pool: str) -> list[Any]:
+        a = db.applied_events.c
+        return conn.execute(sa.select(db.applied_events).where(
+            a.clearing_date == day, sa.or_(a.home_pool == pool, a.treatment_pool == pool))).all()
+
+    def _statement_event(self, day: date, cycle_id: str, now: datetime, p, sha: str) -> dict:
+        return {
+            "event_id": uuid.uuid5(uuid.NAMESPACE_URL, f"clearing:{cycle_id}:{p.pool}"), "event_time": now,
+            "producer": PRODUCER, "schema_version": 1, "cycle_id": cycle_id, "clearing_date": day,
+            "pool_code": p.pool, "receivable_fen": p.receivable_fen, "payable_fen": p.payable_fen,
+            "net_position_fen": p.net_fen, "settlement_count": p.settlement_count,
+            "bilateral": [{"counterparty_pool": b.counterparty_pool, "receivable_fund_fen": b.receivable[0],
+                           "receivable_serious_illness_fen": b.receivable[1], "payable_fund_fen": b.payable[0],
+                           "payable_serious_illness_fen": b.payable[1], "settlement_count": b.settlement_count}
+                          for b in p.bilateral],
+            "file_sha256": sha, "generated_at": now,
+        }
+
+    # ------------------------------------------------------------------ files
+
+    def render_day(self, day: date) -> dict[str, bytes]:
+        """Every file of a closed day, rendered from the database (byte-identical every time)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(db.days).where(db.days.c.clearing_date == day)).first()
+            if row is None or row.status != "CLOSED":
+                return {}
+            result = net(self._obligations(conn, day))
+            header = files.DayHeader(day, row.cycle_id, row.closed_at, self.pool_names)
+            out: dict[str, bytes] = {}
+            for position in result.positions:
+                out.update(files.render_pool_files(header, position, self._lines(conn, day, position.pool)))
+            confirmed = {r.pool_code: r.confirmed_at is not None for r in
+                         conn.execute(sa.select(db.statements).where(db.statements.c.clearing_date == day))}
+        num, den = row.efficiency.split("/")
+        out[f"summary_{day.isoformat()}.html"] = files.render_summary(
+            header, result.positions, result.gross_fen, result.net_abs_fen, Fraction(int(num), int(den)), confirmed)
+        return out
+
+    def write_day_files(self, day: date) -> list[Path]:
+        return files.write_files(self.out_dir / day.isoformat(), self.render_day(day))
+
+    def pool_file(self, day: date, pool: str, suffix: str) -> bytes | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(db.days).where(db.days.c.clearing_date == day)).first()
+            if row is None or row.status != "CLOSED":
+                return None
+            result = net(self._obligations(conn, day))
+            position = result.by_pool.get(pool)
+            if position is None:
+                return None
+            header = files.DayHeader(day, row.cycle_id, row.closed_at, self.pool_names)
+            rendered = files.render_pool_files(header, position, self._lines(conn, day, pool))
+        return rendered.get(f"{files.file_stem(day, pool)}.{suffix}")
+
+    def confirm(self, day: date, pool: str, who: str) -> bool:
+        with self.engine.begin() as conn:
+            updated = conn.execute(db.statements.update().where(
+                db.statements.c.clearing_date == day, db.statements.c.pool_code == pool,
+                db.statements.c.confirmed_at.is_(None)).values(confirmed_at=self.clock(), confirmed_by=who)).rowcount
+            exists = conn.execute(sa.select(sa.func.count()).select_from(db.statements).where(
+                db.statements.c.clearing_date == day, db.statements.c.pool_code == pool)).scalar_one()
+        return bool(updated or exists)
+
+    def unconfirmed(self) -> list[dict]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(db.statements).where(db.statements.c.confirmed_at.is_(None))
+                                .order_by(db.statements.c.clearing_date, db.statements.c.pool_code)).all()
+        return [{"clearing_date": r.clearing_date.isoformat(), "pool_code": r.pool_code,
+                 "net_position_fen": r.net_position_fen, "cycle_id": r.cycle_id} for r in rows]

@@ -1,0 +1,75 @@
+"""Multilateral netting on hand-made days, and its invariants as properties."""
+
+from __future__ import annotations
+
+from datetime import date
+from fractions import Fraction
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hub.clearing.domain.netting import Obligation, clearing_day_for, net
+
+
+def ob(home, treat, fund, serious=0, assistance=0, n=1):
+    return Obligation(home, treat, fund, serious, assistance, n)
+
+
+def test_three_pools_in_a_cycle_net_to_almost_nothing():
+    # A owes B 100, B owes C 100, C owes A 100 (yuan, as fen below): every net is 0.
+    result = net([ob("A", "B", 10000), ob("B", "C", 10000), ob("C", "A", 10000)])
+    assert {p.pool: p.net_fen for p in result.positions} == {"A": 0, "B": 0, "C": 0}
+    assert result.gross_fen == 60000 and result.obligations_fen == 30000
+    assert result.efficiency == 1
+
+
+def test_an_uneven_cycle():
+    # A->B 300, B->C 100, C->A 200: A receives 200 pays 300 (-100); B +300 -100 (+200); C +100 -200 (-100)
+    result = net([ob("A", "B", 30000), ob("B", "C", 10000), ob("C", "A", 20000)])
+    assert {p.pool: p.net_fen for p in result.positions} == {"A": -10000, "B": 20000, "C": -10000}
+    # gross = 2 x 600 = 1200; sum|net| = 400; efficiency = 1 - 400/1200 = 2/3
+    assert result.efficiency == Fraction(2, 3)
+
+
+def test_one_pool_only_paying():
+    result = net([ob("A", "B", 5000, serious=1000), ob("A", "C", 2500)])
+    by = {p.pool: p for p in result.positions}
+    assert (by["A"].net_fen, by["B"].net_fen, by["C"].net_fen) == (-8500, 6000, 2500)
+    assert by["A"].receivable_fen == 0 and by["A"].payable_fen == 8500
+    line = next(l for l in by["B"].bilateral if l.counterparty_pool == "A")
+    assert line.receivable == (5000, 1000, 0) and line.payable == (0, 0, 0)
+    assert result.efficiency == 0  # nothing nets out when one pool only pays
+
+
+def test_reversals_are_negative_obligations_and_in_pool_care_is_left_out():
+    result = net([ob("A", "B", 10000), ob("A", "B", -10000, n=1), ob("B", "B", 777)])
+    by = {p.pool: p for p in result.positions}
+    assert by["A"].net_fen == 0 and by["B"].net_fen == 0
+    assert by["A"].settlement_count == 2
+    assert "B" in by and all(l.counterparty_pool != "B" for l in by["B"].bilateral)
+
+
+def test_a_reversal_arriving_after_its_day_closed_goes_to_the_next_open_day():
+    closed = {date(2026, 3, 14), date(2026, 3, 15)}
+    assert clearing_day_for(date(2026, 3, 14), closed) == (date(2026, 3, 16), True)
+    assert clearing_day_for(date(2026, 3, 16), closed) == (date(2026, 3, 16), False)
+
+
+pools = st.sampled_from(["110000", "310000", "360400", "440100", "611000", "230800"])
+obligations = st.lists(st.builds(ob, pools, pools, st.integers(-10**7, 10**9), st.integers(0, 10**8),
+                                 st.integers(0, 10**6), st.integers(1, 50)), max_size=60)
+
+
+@settings(max_examples=300, deadline=None)
+@given(obligations, st.randoms())
+def test_net_positions_sum_to_zero_equal_receivable_minus_payable_and_ignore_order(obs, rnd):
+    result = net(obs)
+    assert sum(p.net_fen for p in result.positions) == 0
+    for p in result.positions:
+        assert p.net_fen == p.receivable_fen - p.payable_fen
+        assert p.net_fen == sum(l.net_fen for l in p.bilateral)
+    shuffled = list(obs)
+    rnd.shuffle(shuffled)
+    again = net(shuffled)
+    assert [(p.pool, p.net_fen, p.bilateral) for p in again.positions] == [
+        (p.pool, p.net_fen, p.bilateral) for p in result.positions]
