@@ -1,0 +1,198 @@
+"""interregion-clearing against real Kafka and PostgreSQL: exact totals at volume, crash and
+restart, late events, file access and byte-identical re-runs."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import uuid
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from hub.clearing.adapters import database as db
+from hub.clearing.bootstrap import Settings, bootstrap
+from hub.clearing.entrypoints.consumer import ClearingConsumer
+from hub.clearing.entrypoints.http import create_app
+from tests.fixtures.avro.samples import SAMPLES
+
+from .settlement_helpers import REPO, wait_for
+
+D1, D2 = date(2026, 3, 14), date(2026, 3, 15)
+POOLS = [f"{p:02d}0100" for p in range(11, 41)]  # 30 pools
+SETTLED = SAMPLES["cn.hub.settlement.SettlementCompleted"]
+REVERSED = SAMPLES["cn.hub.settlement.SettlementReversed"]
+
+
+def settled(rnd: random.Random, n: int, day: date) -> dict:
+    home, treat = rnd.sample(POOLS, 2)
+    fund, serious, assistance = rnd.randint(0, 2_000_000), rnd.choice([0, 0, 0, rnd.randint(1, 500_000)]), 0
+    return dict(SETTLED, event_id=uuid.uuid4(), settlement_id=f"S{n:09d}", home_pool=home, treatment_pool=treat,
+                hospital_code=f"H{treat}0001", business_date=day,
+                settled_at=datetime(day.year, day.month, day.day, 3, tzinfo=timezone.utc),
+                hifp_pay_fen=fund, hifmi_pay_fen=serious, maf_pay_fen=assistance,
+                fund_pay_sumamt_fen=fund + serious, medfee_sumamt_fen=fund + serious + 1000, psn_part_amt_fen=1000,
+                person_id_masked="3604**********1234")
+
+
+def reversal(of: dict, day: date) -> dict:
+    return dict(REVERSED, event_id=uuid.uuid4(), reversal_id="R" + of["settlement_id"][1:],
+                settlement_id=of["settlement_id"], home_pool=of["home_pool"], treatment_pool=of["treatment_pool"],
+                hospital_code=of["hospital_code"], business_date=day, original_business_date=of["business_date"],
+                reversed_at=datetime(day.year, day.month, day.day, 5, tzinfo=timezone.utc),
+                medfee_sumamt_fen=of["medfee_sumamt_fen"], hifp_pay_fen=of["hifp_pay_fen"],
+                hifmi_pay_fen=of["hifmi_pay_fen"], maf_pay_fen=of["maf_pay_fen"],
+                fund_pay_sumamt_fen=of["fund_pay_sumamt_fen"], psn_part_amt_fen=of["psn_part_amt_fen"])
+
+
+def send(producer, topic: str, events: list[dict]) -> None:
+    for e in events:
+        name = "SettlementReversed" if "reversal_id" in e else "SettlementCompleted"
+        producer.send(topic, e["home_pool"], name, e)
+    producer.flush()
+
+
+def expected_nets(events: list[tuple[dict, date]]) -> dict[date, dict[str, int]]:
+    """Recomputed from the events alone: once per event id, reversals negative, in their clearing day."""
+    seen, nets = set(), {}
+    for e, day in events:
+        if e["event_id"] in seen:
+            continue
+        seen.add(e["event_id"])
+        sign = -1 if "reversal_id" in e else 1
+        amount = sign * (e["hifp_pay_fen"] + e["hifmi_pay_fen"] + e["maf_pay_fen"])
+        day_nets = nets.setdefault(day, {})
+        day_nets[e["treatment_pool"]] = day_nets.get(e["treatment_pool"], 0) + amount
+        day_nets[e["home_pool"]] = day_nets.get(e["home_pool"], 0) - amount
+    return nets
+
+
+@pytest.fixture
+def clearing(servers, scratch_database, topic_factory, tmp_path):
+    topic = topic_factory(partitions=6)
+    settings = Settings(postgres_url=scratch_database, kafka_bootstrap=servers.kafka_bootstrap,
+                        database=sa.make_url(scratch_database).database, out_dir=tmp_path / "out", grace_s=0,
+                        group_id=f"g-{uuid.uuid4().hex[:8]}", topic=topic,
+                        bureaus_file=REPO / "reference" / "bureaus.yaml")
+    c = bootstrap(settings)
+    c.env = {"HUB_POSTGRES_URL": scratch_database, "HUB_KAFKA_BOOTSTRAP": servers.kafka_bootstrap,
+             "HUB_CLEARING_DATABASE": settings.database, "HUB_CLEARING_OUT": str(settings.out_dir),
+             "HUB_CLEARING_GROUP": settings.group_id, "HUB_SETTLEMENT_TOPIC": topic}
+    yield c
+    c.engine.dispose()
+
+
+def consume(c) -> int:
+    consumer = ClearingConsumer(c, auto_close=False)
+    consumer.run(max_idle_s=3)
+    return consumer.loop.handled
+
+
+def statement_nets(c, day: date) -> dict[str, int]:
+    with c.engine.connect() as conn:
+        return dict(conn.execute(sa.select(db.statements.c.pool_code, db.statements.c.net_position_fen)
+                                 .where(db.statements.c.clearing_date == day)).all())
+
+
+def test_100000_settlements_across_30_pools_give_the_exact_totals(clearing, producer):
+    rnd = random.Random(7)
+    log: list[tuple[dict, date]] = []
+    day1 = [settled(rnd, n, D1) for n in range(55_000)]
+    day1_reversals = [reversal(e, D1) for e in rnd.sample(day1, 1_000)]
+    duplicates = rnd.sample(day1, 600)  # redelivered: same event ids
+    phase1 = day1 + day1_reversals + duplicates
+    rnd.shuffle(phase1)
+    send(producer, clearing.settings.topic, phase1)
+    log += [(e, D1) for e in phase1]
+    assert consume(clearing) == len(phase1)
+    first = clearing.service.close_day(D1)
+    assert not first.already_closed
+
+    day2 = [settled(rnd, n, D2) for n in range(55_000, 97_000)]
+    late = [settled(rnd, n, D1) for n in range(97_000, 98_400)]  # business date D1, arriving after its close
+    crossing = [reversal(e, D2) for e in rnd.sample(day1, 700)]  # reversals of D1 settlements on D2
+    phase2 = day2 + late + crossing + rnd.sample(day2, 400)
+    rnd.shuffle(phase2)
+    send(producer, clearing.settings.topic, phase2)
+    log += [(e, D2) for e in phase2]
+    consume(clearing)
+    clearing.service.close_day(D2)
+
+    settlements = len({e["settlement_id"] for e, _ in log if "reversal_id" not in e})
+    assert settlements == 55_000 + 42_000 + 1_400 and settlements + 1_700 >= 100_000
+    expected = expected_nets(log)
+    for day in (D1, D2):
+        got = statement_nets(clearing, day)
+        assert got == expected[day]
+        assert sum(got.values()) == 0
+    with clearing.engine.connect() as conn:
+        late_rows = conn.execute(sa.select(sa.func.count()).select_from(db.applied_events)
+                                 .where(db.applied_events.c.late, db.applied_events.c.clearing_date == D2)).scalar_one()
+        applied = conn.execute(sa.select(sa.func.count()).select_from(db.applied_events)).scalar_one()
+    assert late_rows == 1_400
+    assert applied == len({e["event_id"] for e, _ in log})
+
+
+def test_a_consumer_killed_mid_day_and_restarted_changes_nothing(clearing, producer):
+    rnd = random.Random(11)
+    events = [settled(rnd, n, D1) for n in range(20_000)]
+    events += [reversal(e, D1) for e in rnd.sample(events, 300)]
+    send(producer, clearing.settings.topic, events)
+    env = {**os.environ, **clearing.env}
+    cmd = [sys.executable, "-m", "hub.cli", "clearing", "consume", "--no-auto-close"]
+    first = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        with clearing.engine.connect() as conn:
+            wait_for(lambda: conn.execute(sa.select(sa.func.count()).select_from(db.applied_events)).scalar_one() > 3_000
+                     or None, "the first consumer to be mid-day", limit_s=120)
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+    second = subprocess.run([*cmd, "--max-idle-s", "5"], env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr[-2000:]
+    clearing.service.close_day(D1)
+    assert statement_nets(clearing, D1) == {p: n for p, n in expected_nets([(e, D1) for e in events])[D1].items()}
+
+
+def test_bureaus_see_only_their_own_files_and_a_closed_day_rerenders_byte_identically(clearing, producer):
+    rnd = random.Random(3)
+    events = [settled(rnd, n, D1) for n in range(300)]
+    events = [dict(e, home_pool=rnd.choice(["360400", "611000"]), treatment_pool="440100") for e in events]
+    send(producer, clearing.settings.topic, events)
+    consume(clearing)
+    first = clearing.service.close_day(D1)
+    written = {p.name: p.read_bytes() for p in first.files}
+    again = clearing.service.close_day(D1)
+    assert again.already_closed
+    assert {p.name: p.read_bytes() for p in again.files} == written
+    assert "summary_2026-03-14.html" in written and "<svg" in written["summary_2026-03-14.html"].decode()
+
+    http = TestClient(create_app(clearing))
+    gz = {"Authorization": "Bearer dev-bureau-440100"}
+    own = http.get("/v1/clearing/2026-03-14/440100.csv", headers=gz)
+    assert own.status_code == 200 and own.content == written["clearing_2026-03-14_440100.csv"]
+    assert own.content.startswith("\ufeff".encode()) and "清算文件".encode() in own.content
+    other = http.get("/v1/clearing/2026-03-14/360400.csv", headers=gz)
+    assert (other.status_code, other.json()["error"]["code"]) == (403, "file_of_another_pool")
+    assert http.get("/v1/clearing/2026-03-14/440100.csv").status_code == 401
+    assert http.post("/v1/clearing/2026-03-14/360400/confirm", headers=gz).status_code == 403
+
+    operator = {"Authorization": "Bearer dev-operator"}
+    assert {u["pool_code"] for u in http.get("/v1/clearing/unconfirmed", headers=operator).json()} == {"440100", "360400", "611000"}
+    assert http.post("/v1/clearing/2026-03-14/440100/confirm", headers=gz).status_code == 200
+    assert {u["pool_code"] for u in http.get("/v1/clearing/unconfirmed", headers=operator).json()} == {"360400", "611000"}
+    assert http.get("/v1/clearing/unconfirmed", headers=gz).status_code == 403
+
+    import hashlib
+    manifest = written["clearing_2026-03-14_440100.sha256"].decode().splitlines()
+    for line in manifest:
+        digest, name = line.split("  ")
+        assert hashlib.sha256(written[name]).hexdigest() == digest
+    net_440100 = sum(e["hifp_pay_fen"] + e["hifmi_pay_fen"] for e in events)
+    assert statement_nets(clearing, D1)["440100"] == net_440100
