@@ -10,6 +10,8 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 from pathlib import Path
 
 import pytest
@@ -99,7 +101,7 @@ def wait_registered(hub, psn_no: str):
 def test_open_upload_preview_settle_and_the_event(stack, producer):
     psn = new_psn_no()
     register(producer, psn, filings=[{"filing_id": "F1", "filing_type": "REFERRAL", "target_pool": "440100",
-                                      "valid_from": __import__("datetime").date(2026, 1, 1), "valid_to": None,
+                                      "valid_from": date(2026, 1, 1), "valid_to": None,
                                       "revoked": False}])
     wait_registered(stack, psn)
     http, env = client(stack, GZ_A)
@@ -292,3 +294,40 @@ def _ready(httpx, base: str) -> bool:
         return httpx.get(base + "/health/ready", timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_hospital_reconciliation_totals_and_detail(stack, producer):
+    psn = new_psn_no()
+    register(producer, psn)
+    wait_registered(stack, psn)
+    http, env = client(stack, GZ_B)
+    setl = []
+    for price in ("1000.00", "2500.00", "4000.00"):
+        mdtrt = open_and_upload(http, env, psn, [(JIA_DRUG, "1", price)])
+        setl.append(call(http, env("2304", {"data": {"mdtrt_id": mdtrt}}))[1]["output"]["setlinfo"])
+    call(http, env("2305", {"data": {"setl_id": setl[2]["setl_id"]}}))  # reversed: no longer standing
+    today = datetime.now(ZoneInfo("Asia/Shanghai")).date().isoformat()  # the business date of these settlements
+    medfee = "3500.00"
+    fund = f"{(yuan(setl[0]['fund_pay_sumamt']) + yuan(setl[1]['fund_pay_sumamt'])) / 100:.2f}"
+    span = {"stmt_begndate": today, "stmt_enddate": today}
+
+    status, body = call(http, env("3201", {"data": {**span, "medfee_sumamt": medfee, "fund_pay_sumamt": fund,
+                                                    "fixmedins_setl_cnt": 2}}))
+    assert status == 200 and body["output"]["stmtinfo"]["stmt_rslt"] == "0", body
+    status, body = call(http, env("3201", {"data": {**span, "medfee_sumamt": "7500.00", "fund_pay_sumamt": fund,
+                                                    "fixmedins_setl_cnt": 3}}))
+    assert body["output"]["stmtinfo"]["stmt_rslt"] == "1"
+    assert "medfee_sumamt" in body["output"]["stmtinfo"]["stmt_rslt_dscr"]
+
+    details = [{"setl_id": s["setl_id"], "medfee_sumamt": s["medfee_sumamt"], "fund_pay_sumamt": s["fund_pay_sumamt"]}
+               for s in setl]
+    details[1]["medfee_sumamt"] = "2499.99"
+    status, body = call(http, env("3202", {"data": {**span, "details": details}}))
+    assert body["output"]["stmtinfo"]["stmt_rslt"] == "1"
+    assert {(d["setl_id"], d["reason"]) for d in body["output"]["differences"]} == {
+        (setl[1]["setl_id"], "amounts_differ"), (setl[2]["setl_id"], "not_standing_at_hub")}
+
+
+def yuan(text: str) -> int:
+    whole, _, frac = text.partition(".")
+    return int(whole) * 100 + int(frac or 0)

@@ -56,8 +56,12 @@ PRE_SETTLE = {"2206", "2303"}
 SETTLE = {"2207", "2304"}
 REVERSE = {"2208", "2305"}
 LOOKUP = {"1101"}
+RECONCILE_TOTALS = {"3201"}
+RECONCILE_DETAIL = {"3202"}
 MUTATING = OPEN_VISIT | CANCEL_VISIT | UPLOAD_FEES | CANCEL_FEES | SETTLE | REVERSE
-KNOWN = MUTATING | PRE_SETTLE | LOOKUP
+KNOWN = MUTATING | PRE_SETTLE | LOOKUP | RECONCILE_TOTALS | RECONCILE_DETAIL
+MAX_RECONCILE_DAYS = 31
+MAX_RECONCILE_DETAILS = 100_000
 MAX_FEE_LINES_PER_UPLOAD = 2_000
 
 
@@ -167,7 +171,7 @@ class SettlementService:
                 raise Answer(400, "invalid_input", "input: an object")
             if infno in MUTATING:
                 return self._idempotent(hospital, infno, msgid, payload, now)
-            if not self.read_model.ready():
+            if infno not in RECONCILE_TOTALS | RECONCILE_DETAIL and not self.read_model.ready():
                 raise Answer(503, "hub_not_ready", "the hub's reference data is rebuilding; retry shortly")
             with self.engine.connect() as conn:
                 output = self._dispatch(conn, hospital, infno, payload, now, msgid)
@@ -228,6 +232,8 @@ class SettlementService:
                   msgid: str) -> dict:
         if infno in LOOKUP:
             return self._lookup(hospital, payload, now)
+        if infno in RECONCILE_TOTALS | RECONCILE_DETAIL:
+            return self._reconcile(conn, hospital, infno, payload)
         if infno in OPEN_VISIT:
             return self._open_visit(conn, hospital, infno, payload, now)
         if infno in CANCEL_VISIT:
@@ -455,6 +461,55 @@ class SettlementService:
         self._outbox(conn, row.home_pool, "SettlementReversed", event)
         original = row.output["setlinfo"]
         return {"setlinfo": {**original, "setl_id": setl_id, "reversal_id": reversal_id, "status": "REVERSED"}}
+
+    # ------------------------------------------------------------------ reconciliation
+
+    def _reconcile(self, conn: sa.Connection, hospital: Hospital, infno: str, payload: dict) -> dict:
+        """3201 totals / 3202 detail: what the hub holds for this hospital, settlements standing
+        (settled, not reversed) whose business date lies in [stmt_begndate, stmt_enddate]."""
+        data = payload.get("data") or {}
+        begin, end = convention.parse_day(data.get("stmt_begndate")), convention.parse_day(data.get("stmt_enddate"))
+        if begin is None or end is None or end < begin or (end - begin).days >= MAX_RECONCILE_DAYS:
+            raise Answer(400, "invalid_field", f"stmt_begndate..stmt_enddate: a range of at most {MAX_RECONCILE_DAYS} days")
+        s = db.settlements.c
+        rows = conn.execute(sa.select(s.setl_id, s.medfee_sumamt_fen, s.hifp_pay_fen, s.hifmi_pay_fen, s.maf_pay_fen,
+                                      s.psn_part_amt_fen)
+                            .where(s.hospital_code == hospital.code, s.status == "SETTLED",
+                                   s.business_date >= begin, s.business_date <= end)).all()
+        hub = {r.setl_id: (r.medfee_sumamt_fen, r.hifp_pay_fen + r.hifmi_pay_fen + r.maf_pay_fen) for r in rows}
+        y = convention.fen_to_yuan
+        hub_totals = {"medfee_sumamt": y(sum(v[0] for v in hub.values())),
+                      "fund_pay_sumamt": y(sum(v[1] for v in hub.values())), "fixmedins_setl_cnt": len(hub)}
+        try:
+            if infno in RECONCILE_TOTALS:
+                theirs = {"medfee_sumamt": y(yuan_to_fen(data.get("medfee_sumamt", "0"), "medfee_sumamt")),
+                          "fund_pay_sumamt": y(yuan_to_fen(data.get("fund_pay_sumamt", "0"), "fund_pay_sumamt")),
+                          "fixmedins_setl_cnt": int(data.get("fixmedins_setl_cnt", -1))}
+                differing = [k for k in hub_totals if hub_totals[k] != theirs[k]]
+                return {"stmtinfo": {"stmt_rslt": "0" if not differing else "1",
+                                     "stmt_rslt_dscr": "match" if not differing else "mismatch: " + ", ".join(differing),
+                                     "hub": hub_totals, "hospital": theirs}}
+            details = data.get("details")
+            if not isinstance(details, list) or len(details) > MAX_RECONCILE_DETAILS:
+                raise Answer(400, "invalid_field", f"details: a list of at most {MAX_RECONCILE_DETAILS} settlements")
+            theirs_detail = {}
+            for n, d in enumerate(details):
+                if not isinstance(d, dict) or not isinstance(d.get("setl_id"), str):
+                    raise Answer(400, "invalid_field", f"details.{n}.setl_id")
+                theirs_detail[d["setl_id"]] = (yuan_to_fen(d.get("medfee_sumamt", "0"), f"details.{n}.medfee_sumamt"),
+                                               yuan_to_fen(d.get("fund_pay_sumamt", "0"), f"details.{n}.fund_pay_sumamt"))
+        except (AmountError, ValueError, TypeError) as exc:
+            raise Answer(400, "invalid_amount", str(exc)) from None
+        differences = sorted(
+            [{"setl_id": k, "reason": "missing_at_hospital"} for k in hub.keys() - theirs_detail.keys()]
+            + [{"setl_id": k, "reason": "not_standing_at_hub"} for k in theirs_detail.keys() - hub.keys()]
+            + [{"setl_id": k, "reason": "amounts_differ", "hub_medfee_sumamt": y(hub[k][0]),
+                "hub_fund_pay_sumamt": y(hub[k][1])}
+               for k in hub.keys() & theirs_detail.keys() if hub[k] != theirs_detail[k]],
+            key=lambda d: d["setl_id"])
+        return {"stmtinfo": {"stmt_rslt": "0" if not differences else "1",
+                             "stmt_rslt_dscr": "match" if not differences else f"{len(differences)} differing settlements",
+                             "hub": hub_totals}, "differences": differences}
 
     # ------------------------------------------------------------------ accumulators and outbox
 
