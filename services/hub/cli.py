@@ -385,19 +385,48 @@ def clearing_serve(
 
 
 @app.command("day")
-def day() -> None:
-    """Play a simulated day of out-of-region settlements, then clear it and write the files."""
-    from hub.messaging import ensure_topics
+def day(
+    settlements: int = typer.Option(2000, min=1, max=1_000_000, help="Bills to settle."),
+    pools: int = typer.Option(7, min=2, max=300, help="Regions taking part (the 7 sample pools first)."),
+    hospitals: int = typer.Option(3, min=1, max=50, help="Designated hospitals per region."),
+    concurrency: int = typer.Option(8, min=1, max=64, help="Hospitals' requests in flight at once."),
+    existing_servers: bool = typer.Option(False, help="Use HUB_KAFKA_BOOTSTRAP / HUB_REDIS_URL / HUB_POSTGRES_URL "
+                                                       "instead of starting local servers."),
+    out: Path = typer.Option(local_services.REPO_ROOT / "out", help="Where runs write their files."),
+    seed: int = typer.Option(20261124, help="Seed of the simulation's random choices."),
+) -> None:
+    """Play a simulated day of out-of-region settlements, then clear it and write every bureau's files.
 
-    settings = local_services.LocalSettings()
-    bootstrap = os.environ.get("HUB_KAFKA_BOOTSTRAP", settings.kafka_bootstrap)
-    ensure_topics(bootstrap)
-    typer.echo(f"topics ready on {bootstrap}.")
-    typer.secho(
-        "The simulated day is not built yet: the registration, settle-at-treatment and "
-        "interregion-clearing services land with issues 3, 4 and 5, the day itself with issue 6.",
-        fg=typer.colors.YELLOW,
-    )
+    Bureaus import enrolments and file registrations; hospitals in other regions settle over the
+    national-convention API (with retries and reversals); the clearing service nets the day.
+    Ends with a summary: settlements, latency, money moved gross vs net, where the files are."""
+    from tqdm import tqdm
+
+    from hub.simulation.day import DayOptions, fen_to_yuan, run_day
+
+    options = DayOptions(settlements=settlements, pools=pools, hospitals_per_pool=hospitals, concurrency=concurrency,
+                         existing_servers=existing_servers, out_dir=out, seed=seed)
+    summary = run_day(options, echo=typer.echo,
+                      progress=lambda it, total: tqdm(it, total=total, unit=" bills", desc="settling"))
+    lat = summary["settle_latency_ms"]
+    typer.echo("")
+    typer.secho(f"Clearing day {summary['clearing_date']}", bold=True)
+    typer.echo(f"  settlements        {summary['settlements']:,} settled, {summary['reversals']:,} reversed, "
+               f"{sum(summary['refused'].values()):,} refused {summary['refused'] or ''}")
+    typer.echo(f"  retries            {summary['retries_answered_identically']:,} re-sent requests answered identically")
+    typer.echo(f"  settle latency     p50 {lat['p50']} ms, p95 {lat['p95']} ms, p99 {lat['p99']} ms "
+               f"({summary['bills_per_s']} bills/s end to end, 3 calls per bill)")
+    typer.echo(f"  money              gross {fen_to_yuan(summary['gross_fen'])} yuan owed between funds, "
+               f"{fen_to_yuan(summary['moved_after_netting_fen'])} yuan moved after netting")
+    eff = summary["netting_efficiency"]
+    typer.echo(f"  netting efficiency {eff:.1%}" if eff is not None else "  netting efficiency n/a (nothing owed)")
+    typer.echo(f"  zero sum           net positions sum to {summary['net_positions_sum_fen']} fen")
+    agree = summary["summary_agrees_with_clearing_files"]
+    typer.secho(f"  check              these figures {'agree' if agree else 'DO NOT agree'} with the clearing files",
+                fg=typer.colors.GREEN if agree else typer.colors.RED)
+    typer.echo(f"  files              {summary['files']}  (summary_{summary['clearing_date']}.html to look at)")
+    if not agree or summary["net_positions_sum_fen"] != 0:
+        raise typer.Exit(1)
 
 
 if __name__ == "__main__":

