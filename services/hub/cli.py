@@ -152,6 +152,8 @@ def settlement_serve(
     port: int = typer.Option(8410, help="Port to listen on."),
     relay: bool = typer.Option(True, help="Also publish the outbox to Kafka in this process."),
     read_model: bool = typer.Option(True, help="Also keep the Redis read model up to date in this process."),
+    http_workers: int = typer.Option(1, "--workers", min=1, max=32,
+                                     help="HTTP worker processes (the relay and read model run once, here)."),
 ) -> None:
     """Serve the hospital interface (national convention) over HTTP."""
     import threading
@@ -178,7 +180,11 @@ def settlement_serve(
     for w in workers:
         w.start()
     try:
-        uvicorn.run(create_app(hub), host=host, port=port, log_level="warning", access_log=False)
+        if http_workers > 1:
+            uvicorn.run("hub.settlement.entrypoints.http:app_from_env", factory=True, workers=http_workers,
+                        host=host, port=port, log_level="warning", access_log=False)
+        else:
+            uvicorn.run(create_app(hub), host=host, port=port, log_level="warning", access_log=False)
     finally:
         stop.set()
         for w in workers:

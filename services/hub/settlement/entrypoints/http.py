@@ -58,3 +58,10 @@ def create_app(hub: Settlement) -> FastAPI:
         return JSONResponse({"status": "ready" if ok else "rebuilding"}, status_code=200 if ok else 503)
 
     return app
+
+
+def app_from_env() -> FastAPI:
+    """The app wired from the environment: the factory each uvicorn worker process calls."""
+    from hub.settlement.bootstrap import bootstrap
+
+    return create_app(bootstrap())

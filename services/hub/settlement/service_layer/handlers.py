@@ -200,14 +200,11 @@ class SettlementService:
                 return Reply(row.status_code, row.response)
             if not self.read_model.ready():
                 raise Answer(503, "hub_not_ready", "the hub's reference data is rebuilding; retry shortly")
-            savepoint = conn.begin_nested()
+            # Every handler raises its Answer before it writes anything, so a refused request
+            # leaves only its remembered answer behind (a retry gets the same answer).
             try:
                 reply = Reply(200, self._ok(self._dispatch(conn, hospital, infno, payload, now, msgid), now))
-                savepoint.commit()
             except Answer as exc:
-                # Business answers are remembered too, so a retry gets the same answer; their
-                # partial writes are undone by the savepoint.
-                savepoint.rollback()
                 if exc.status == 503:
                     raise
                 reply = Reply(exc.status, self._error(exc.code, exc.message, now))

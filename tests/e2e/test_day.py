@@ -1,0 +1,46 @@
+"""The README's first command on a small day: it finishes without manual steps and its summary
+agrees with the clearing files it wrote."""
+
+from __future__ import annotations
+
+import json
+import re
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_a_small_simulated_day_runs_end_to_end_and_agrees_with_its_files(servers, tmp_path):
+    env = {**os.environ, "HUB_KAFKA_BOOTSTRAP": servers.kafka_bootstrap, "HUB_REDIS_URL": servers.redis_url,
+           "HUB_POSTGRES_URL": servers.postgres_url}
+    done = subprocess.run([sys.executable, "-m", "hub.cli", "day", "--settlements", "120", "--pools", "9",
+                           "--hospitals", "2", "--existing-servers", "--out", str(tmp_path)],
+                          env=env, cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "agree with the clearing files" in done.stdout
+    [run] = list(tmp_path.glob("day-*"))
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["settlements"] > 0 and summary["summary_agrees_with_clearing_files"]
+    files = Path(summary["files"])
+    statements = [json.loads(p.read_text()) for p in files.glob("clearing_*.json")]
+    assert 2 <= len(statements) <= 9
+    assert sum(s["net_position_fen"] for s in statements) == 0
+    assert sum(abs(s["net_position_fen"]) for s in statements) // 2 == summary["moved_after_netting_fen"]
+    lines = {l["settlement_id"] for s in statements for l in s["settlement_lines"] if l["kind"] == "SETTLED"}
+    assert len(lines) == summary["settlements"]
+    assert (files / f"summary_{summary['clearing_date']}.html").read_text().count("<rect") == len(statements)
+    # No person id in clear in any file or log the day wrote: the simulated ids are
+    # <6-digit pool><last 8 characters of the run id><6 digits>, and only masked forms may appear.
+    run_id = run.name.removeprefix("day-")
+    person_id = re.compile(rf"[0-9]{{6}}{re.escape(run_id[-8:])}[0-9]{{6}}")
+    checked = 0
+    for path in run.rglob("*"):
+        if path.is_file() and path.suffix in (".csv", ".json", ".html", ".log", ".sha256"):
+            assert not person_id.search(path.read_text(errors="replace")), path
+            checked += 1
+    assert checked >= 3 * len(statements)
+    masked = [l["person_id_masked"] for s in statements for l in s["settlement_lines"]]
+    assert masked and all("*" in m for m in masked)
