@@ -10,6 +10,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from hub.local_services import LocalSettings  # defaults: the servers `hub services up` starts
+
 from hub.clearing.adapters import database as db
 from hub.clearing.service_layer.services import ClearingService
 from hub.messaging import AvroCodec, EventProducer, SchemaRegistry
@@ -23,8 +25,8 @@ def _env(name: str, default: str) -> str:
 
 @dataclass(frozen=True)
 class Settings:
-    postgres_url: str = field(default_factory=lambda: _env("HUB_POSTGRES_URL", "postgresql+psycopg://hub@127.0.0.1:35432/postgres"))
-    kafka_bootstrap: str = field(default_factory=lambda: _env("HUB_KAFKA_BOOTSTRAP", "127.0.0.1:39092"))
+    postgres_url: str = field(default_factory=lambda: _env("HUB_POSTGRES_URL", LocalSettings().postgres_url))
+    kafka_bootstrap: str = field(default_factory=lambda: _env("HUB_KAFKA_BOOTSTRAP", LocalSettings().kafka_bootstrap))
     database: str = field(default_factory=lambda: _env("HUB_CLEARING_DATABASE", "hub_clearing"))
     out_dir: Path = field(default_factory=lambda: Path(_env("HUB_CLEARING_OUT", str(REPO_ROOT / "out" / "clearing"))))
     grace_s: int = int(os.environ.get("HUB_CLEARING_GRACE_S", "1800"))

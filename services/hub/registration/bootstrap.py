@@ -8,6 +8,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from hub.local_services import LocalSettings  # defaults: the servers `hub services up` starts
+
 from hub.messaging import AvroCodec, EventProducer, SchemaRegistry
 from hub.registration.adapters import database as db
 from hub.registration.service_layer.services import RegistrationService
@@ -21,8 +23,8 @@ def _env(name: str, default: str) -> str:
 
 @dataclass(frozen=True)
 class Settings:
-    postgres_url: str = field(default_factory=lambda: _env("HUB_POSTGRES_URL", "postgresql+psycopg://hub@127.0.0.1:35432/postgres"))
-    kafka_bootstrap: str = field(default_factory=lambda: _env("HUB_KAFKA_BOOTSTRAP", "127.0.0.1:39092"))
+    postgres_url: str = field(default_factory=lambda: _env("HUB_POSTGRES_URL", LocalSettings().postgres_url))
+    kafka_bootstrap: str = field(default_factory=lambda: _env("HUB_KAFKA_BOOTSTRAP", LocalSettings().kafka_bootstrap))
     database: str = field(default_factory=lambda: _env("HUB_REGISTRATION_DATABASE", "hub_registration"))
     person_key: bytes = field(default_factory=lambda: _env("HUB_PERSON_KEY", "local-development-person-key").encode())
     bureaus_file: Path = field(default_factory=lambda: Path(_env("HUB_BUREAUS_FILE", str(REPO_ROOT / "reference" / "bureaus.yaml"))))

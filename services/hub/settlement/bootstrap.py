@@ -9,6 +9,8 @@ from pathlib import Path
 import redis
 import sqlalchemy as sa
 
+from hub.local_services import LocalSettings  # defaults: the servers `hub services up` starts
+
 from hub.messaging import AvroCodec, EventProducer, SchemaRegistry
 from hub.settlement.adapters import database as db
 from hub.settlement.adapters.read_model import ReadModel
@@ -24,9 +26,9 @@ def _env(name: str, default: str) -> str:
 
 @dataclass(frozen=True)
 class Settings:
-    postgres_url: str = field(default_factory=lambda: _env("HUB_POSTGRES_URL", "postgresql+psycopg://hub@127.0.0.1:35432/postgres"))
-    redis_url: str = field(default_factory=lambda: _env("HUB_REDIS_URL", "redis://127.0.0.1:36379/0"))
-    kafka_bootstrap: str = field(default_factory=lambda: _env("HUB_KAFKA_BOOTSTRAP", "127.0.0.1:39092"))
+    postgres_url: str = field(default_factory=lambda: _env("HUB_POSTGRES_URL", LocalSettings().postgres_url))
+    redis_url: str = field(default_factory=lambda: _env("HUB_REDIS_URL", LocalSettings().redis_url))
+    kafka_bootstrap: str = field(default_factory=lambda: _env("HUB_KAFKA_BOOTSTRAP", LocalSettings().kafka_bootstrap))
     database: str = field(default_factory=lambda: _env("HUB_SETTLEMENT_DATABASE", "hub_settlement"))
     person_key: bytes = field(default_factory=lambda: _env("HUB_PERSON_KEY", "local-development-person-key").encode())
     hospitals_file: Path = field(default_factory=lambda: Path(_env("HUB_HOSPITALS_FILE", str(REPO_ROOT / "reference" / "hospitals.yaml"))))

@@ -19,6 +19,7 @@ from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+from psycopg.types.json import Jsonb
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from hub.messaging import AvroCodec
@@ -146,6 +147,7 @@ class SettlementService:
         self.codec = codec
         self.person_key = person_key
         self.clock = clock
+        self._ready_until = 0.0
 
     # ------------------------------------------------------------------ the envelope
 
@@ -174,7 +176,7 @@ class SettlementService:
             if infno not in RECONCILE_TOTALS | RECONCILE_DETAIL and not self.read_model.ready():
                 raise Answer(503, "hub_not_ready", "the hub's reference data is rebuilding; retry shortly")
             with self.engine.connect() as conn:
-                output = self._dispatch(conn, hospital, infno, payload, now, msgid)
+                output = self._dispatch(conn, hospital, infno, payload, now, msgid, [])
             return Reply(200, self._ok(output, now))
         except Answer as exc:
             return Reply(exc.status, self._error(exc.code, exc.message, now))
@@ -182,13 +184,10 @@ class SettlementService:
     def _idempotent(self, hospital: Hospital, infno: str, msgid: str, payload: dict, now: datetime) -> Reply:
         digest = canonical_sha256(infno, payload)
         with self.engine.begin() as conn:
-            claimed = conn.execute(
-                pg_insert(db.requests)
-                .values(hospital_code=hospital.code, msgid=msgid, infno=infno, request_sha256=digest,
-                        status_code=0, response={})
-                .on_conflict_do_nothing()
-                .returning(db.requests.c.msgid)
-            ).first()
+            claimed = conn.exec_driver_sql(
+                "insert into requests (hospital_code, msgid, infno, request_sha256, status_code, response)"
+                " values (%s, %s, %s, %s, 0, '{}') on conflict do nothing returning msgid",
+                (hospital.code, msgid, infno, digest)).first()
             if claimed is None:
                 row = conn.execute(
                     sa.select(db.requests.c.request_sha256, db.requests.c.status_code, db.requests.c.response)
@@ -198,22 +197,47 @@ class SettlementService:
                     return Reply(409, self._error("msgid_reused_with_different_content",
                                                   f"msgid {msgid} was already used for a different request", now))
                 return Reply(row.status_code, row.response)
-            if not self.read_model.ready():
+            if not self._ready():
                 raise Answer(503, "hub_not_ready", "the hub's reference data is rebuilding; retry shortly")
             # Every handler raises its Answer before it writes anything, so a refused request
             # leaves only its remembered answer behind (a retry gets the same answer).
+            pending: list[tuple[str, tuple]] = []
             try:
-                reply = Reply(200, self._ok(self._dispatch(conn, hospital, infno, payload, now, msgid), now))
+                output = self._dispatch(conn, hospital, infno, payload, now, msgid, pending)
+                reply = Reply(200, self._ok(output, now))
             except Answer as exc:
                 if exc.status == 503:
                     raise
+                pending.clear()
                 reply = Reply(exc.status, self._error(exc.code, exc.message, now))
-            conn.execute(
-                db.requests.update()
-                .where(db.requests.c.hospital_code == hospital.code, db.requests.c.msgid == msgid)
-                .values(status_code=reply.status, response=reply.body)
-            )
+            pending.append(("update requests set status_code = %s, response = %s where hospital_code = %s and msgid = %s",
+                            (reply.status, Jsonb(reply.body), hospital.code, msgid)))
+            # The unit of work's writes go in one round trip (psycopg pipeline mode).
+            raw = conn.connection.driver_connection
+            with raw.pipeline(), raw.cursor() as cur:
+                for sql, params in pending:
+                    cur.execute(sql, params)
         return reply
+
+    def _ready(self) -> bool:
+        """Readiness, trusted for a second once seen; a missing registration re-checks it
+        (see `_registration`), so a flushed Redis never turns into a wrong refusal."""
+        if time.monotonic() < self._ready_until:
+            return True
+        if self.read_model.ready():
+            self._ready_until = time.monotonic() + 1.0
+            return True
+        return False
+
+    def _registration(self, ref: str, day: date) -> Person:
+        raw = self.read_model.registration_bytes(ref)
+        person = person_from_registration(self.codec.decode(raw).value, day) if raw else None
+        if person is None:
+            self._ready_until = 0.0
+            if not self.read_model.ready():
+                raise Answer(503, "hub_not_ready", "the hub's reference data is rebuilding; retry shortly")
+            raise Answer(422, "person_not_enrolled", "the hub has no enrolment for this person")
+        return person
 
     def _ok(self, output: dict, now: datetime) -> dict:
         stamp = now.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
@@ -226,7 +250,7 @@ class SettlementService:
         return body
 
     def _dispatch(self, conn: sa.Connection, hospital: Hospital, infno: str, payload: dict, now: datetime,
-                  msgid: str) -> dict:
+                  msgid: str, pending: list) -> dict:
         if infno in LOOKUP:
             return self._lookup(hospital, payload, now)
         if infno in RECONCILE_TOTALS | RECONCILE_DETAIL:
@@ -242,7 +266,7 @@ class SettlementService:
         if infno in PRE_SETTLE:
             return self._settle(conn, hospital, payload, now, msgid, commit=False)
         if infno in SETTLE:
-            return self._settle(conn, hospital, payload, now, msgid, commit=True)
+            return self._settle(conn, hospital, payload, now, msgid, commit=True, pending=pending)
         return self._reverse(conn, hospital, payload, now, msgid)
 
     # ------------------------------------------------------------------ people
@@ -251,12 +275,7 @@ class SettlementService:
         if not isinstance(psn_no, str) or not 1 <= len(psn_no) <= 64:
             raise Answer(400, "invalid_field", "psn_no: the person's number or id")
         ref = person_ref(self.person_key, psn_no)
-        raw = self.read_model.registration_bytes(ref)
-        value = self.codec.decode(raw).value if raw else None
-        person = person_from_registration(value, day) if value else None
-        if person is None:
-            raise Answer(422, "person_not_enrolled", "the hub has no enrolment for this person")
-        return person, ref, mask_person_id(psn_no)
+        return self._registration(ref, day), ref, mask_person_id(psn_no)
 
     def _lookup(self, hospital: Hospital, payload: dict, now: datetime) -> dict:
         data = payload.get("data") or {}
@@ -361,11 +380,7 @@ class SettlementService:
 
     # ------------------------------------------------------------------ settlement
 
-    def _claim(self, conn: sa.Connection, hospital: Hospital, visit, data: dict) -> Claim:
-        fees = conn.execute(
-            sa.select(db.fee_details).where(db.fee_details.c.mdtrt_id == visit.mdtrt_id)
-            .order_by(db.fee_details.c.feedetl_sn)
-        ).all()
+    def _claim(self, hospital: Hospital, visit, fees: list, data: dict) -> Claim:
         if not fees:
             raise Answer(422, "claim_invalid", "no fee details uploaded for this visit")
         end = data.get("endtime") or data.get("enddate")
@@ -383,18 +398,31 @@ class SettlementService:
         return Claim(convention.MED_TYPES[visit.med_type], hospital.level, hospital.pool, visit.begntime, end_day,
                      lines, visit.accident_injury)
 
+    def _visit_with_fees(self, conn: sa.Connection, hospital: Hospital, mdtrt_id: Any, lock: bool):
+        """The visit (row-locked when settling) and its fee lines, in one round trip."""
+        if not isinstance(mdtrt_id, str):
+            raise Answer(400, "invalid_field", "mdtrt_id: the visit id the hub returned")
+        rows = conn.exec_driver_sql(
+            "select v.mdtrt_id, v.hospital_code, v.person_ref, v.person_id_masked, v.med_type, v.begntime,"
+            " v.accident_injury, v.status, f.feedetl_sn, f.med_list_codg, f.cnt, f.pric_fen, f.amount_fen"
+            " from visits v left join fee_details f on f.mdtrt_id = v.mdtrt_id where v.mdtrt_id = %s"
+            " order by f.feedetl_sn" + (" for update of v" if lock else ""), (mdtrt_id,)).all()
+        if not rows:
+            raise Answer(404, "visit_not_found", f"no visit {mdtrt_id}")
+        visit = rows[0]
+        if visit.hospital_code != hospital.code:
+            raise Answer(403, "visit_of_another_hospital", "this visit belongs to another hospital")
+        return visit, [r for r in rows if r.feedetl_sn is not None]
+
     def _settle(self, conn: sa.Connection, hospital: Hospital, payload: dict, now: datetime, msgid: str,
-                commit: bool) -> dict:
+                commit: bool, pending: list | None = None) -> dict:
         data = payload.get("data") or {}
-        visit = self._visit(conn, hospital, data.get("mdtrt_id"), lock=commit)
+        visit, fees = self._visit_with_fees(conn, hospital, data.get("mdtrt_id"), lock=commit)
         if visit.status != "OPEN":
             raise Answer(409, "visit_already_settled" if visit.status == "SETTLED" else "visit_not_open",
                          f"visit is {visit.status}")
-        claim = self._claim(conn, hospital, visit, data)
-        raw = self.read_model.registration_bytes(visit.person_ref)
-        person = person_from_registration(self.codec.decode(raw).value, claim.service_date) if raw else None
-        if person is None:
-            raise Answer(422, "person_not_enrolled", "the hub has no enrolment for this person")
+        claim = self._claim(hospital, visit, fees, data)
+        person = self._registration(visit.person_ref, claim.service_date)
         year = claim.service_date.year
         acc = self._accumulators(conn, visit.person_ref, year, lock=commit)
         policies, catalogues = self.reference.current()
@@ -408,19 +436,25 @@ class SettlementService:
         output["setlinfo"] = {"setl_id": setl_id, "mdtrt_id": visit.mdtrt_id, **output["setlinfo"]}
         business_date = now.astimezone(SHANGHAI).date()
         delta = result.accumulators_delta
-        conn.execute(db.settlements.insert().values(
-            setl_id=setl_id, mdtrt_id=visit.mdtrt_id, msgid=msgid, hospital_code=hospital.code,
-            person_ref=visit.person_ref, person_id_masked=visit.person_id_masked, home_pool=person.home_pool,
-            treatment_pool=hospital.pool, policy_year=year, business_date=business_date, settled_at=now,
-            medfee_sumamt_fen=result.medfee_sumamt, hifp_pay_fen=result.hifp_pay, hifmi_pay_fen=result.hifmi_pay,
-            maf_pay_fen=result.maf_pay, psn_part_amt_fen=result.psn_part_amt,
-            accumulators_delta={f: getattr(delta, f) for f in ACCUMULATOR_FIELDS}, output=output, status="SETTLED",
-        ))
-        self._add_accumulators(conn, visit.person_ref, year, delta, sign=1)
-        conn.execute(db.visits.update().where(db.visits.c.mdtrt_id == visit.mdtrt_id)
-                     .values(status="SETTLED", endtime=claim.discharge_date))
         event = settlement_completed_event(result, claim, person, hospital, visit, setl_id, msgid, business_date, now)
-        self._outbox(conn, person.home_pool, "SettlementCompleted", event)
+        # Written by the caller in one pipelined round trip, with the request's answer.
+        pending.extend([
+            ("insert into settlements (setl_id, mdtrt_id, msgid, hospital_code, person_ref, person_id_masked,"
+             " home_pool, treatment_pool, policy_year, business_date, settled_at, medfee_sumamt_fen, hifp_pay_fen,"
+             " hifmi_pay_fen, maf_pay_fen, psn_part_amt_fen, accumulators_delta, output, status)"
+             " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'SETTLED')",
+             (setl_id, visit.mdtrt_id, msgid, hospital.code, visit.person_ref, visit.person_id_masked,
+              person.home_pool, hospital.pool, year, business_date, now, result.medfee_sumamt, result.hifp_pay,
+              result.hifmi_pay, result.maf_pay, result.psn_part_amt,
+              Jsonb({f: getattr(delta, f) for f in ACCUMULATOR_FIELDS}), Jsonb(output))),
+            ("update accumulators set " + ", ".join(f"{f} = {f} + %s" for f in ACCUMULATOR_FIELDS)
+             + " where person_ref = %s and policy_year = %s",
+             (*(getattr(delta, f) for f in ACCUMULATOR_FIELDS), visit.person_ref, year)),
+            ("update visits set status = 'SETTLED', endtime = %s where mdtrt_id = %s",
+             (claim.discharge_date, visit.mdtrt_id)),
+            ("insert into outbox (topic, message_key, payload) values (%s, %s, %s)",
+             (SETTLEMENT_EVENTS.name, person.home_pool, self.codec.encode("SettlementCompleted", event))),
+        ])
         return output
 
     def _reverse(self, conn: sa.Connection, hospital: Hospital, payload: dict, now: datetime, msgid: str) -> dict:
@@ -437,7 +471,7 @@ class SettlementService:
             raise Answer(409, "settlement_already_reversed", f"{setl_id} was reversed at {row.reversed_at.isoformat()}")
         delta = Accumulators(year=row.policy_year, **row.accumulators_delta)
         self._accumulators(conn, row.person_ref, row.policy_year, lock=True)
-        self._add_accumulators(conn, row.person_ref, row.policy_year, delta, sign=-1)
+        self._add_accumulators(conn, row.person_ref, row.policy_year, delta, sign=-1)  # reversals are rare: plain SQL
         conn.execute(db.settlements.update().where(db.settlements.c.setl_id == setl_id)
                      .values(status="REVERSED", reversed_at=now, reversal_msgid=msgid))
         # The visit is open again: the hospital may correct the fee details and settle anew.
@@ -511,13 +545,16 @@ class SettlementService:
     # ------------------------------------------------------------------ accumulators and outbox
 
     def _accumulators(self, conn: sa.Connection, ref: str, year: int, lock: bool) -> Accumulators:
+        columns = ", ".join(ACCUMULATOR_FIELDS)
         if lock:
-            # Create the person-year row if needed, then lock it for the rest of the transaction:
-            # concurrent settlements of one person queue here, so a cap can never be overrun.
-            conn.execute(pg_insert(db.accumulators).values(person_ref=ref, policy_year=year).on_conflict_do_nothing())
-        query = sa.select(db.accumulators).where(db.accumulators.c.person_ref == ref,
-                                                  db.accumulators.c.policy_year == year)
-        row = conn.execute(query.with_for_update() if lock else query).first()
+            # Creates the person-year row if needed and locks it for the rest of the transaction,
+            # in one statement: concurrent settlements of one person queue here, so no cap is overrun.
+            row = conn.exec_driver_sql(
+                "insert into accumulators (person_ref, policy_year) values (%s, %s) on conflict (person_ref, policy_year)"
+                f" do update set person_ref = excluded.person_ref returning {columns}", (ref, year)).one()
+        else:
+            row = conn.exec_driver_sql(f"select {columns} from accumulators where person_ref = %s and policy_year = %s",
+                                       (ref, year)).first()
         if row is None:
             return Accumulators(year=year)
         return Accumulators(year=year, **{f: getattr(row, f) for f in ACCUMULATOR_FIELDS})
