@@ -123,3 +123,53 @@ def test_every_sample_policy_survives_its_published_form():
         again = parse_policy(json.loads(p.canonical_json()))
         assert again == p
         assert again.sha256() == p.sha256()
+
+
+BAD_POLICIES = [
+    # (change to a good document, error paths expected)
+    ({"pool_code": "36040"}, ["pool_code"]),
+    ({"effective_to": "2023-01-01"}, ["(file)"]),
+    ({"sources": []}, ["sources"]),
+    ({"inpatient": {"deductible_by_level": {"1": 100.5, "2": 1, "3": 1}, "ratio_by_level": {"1": 90, "2": 80, "3": 60}}},
+     ["inpatient.deductible_by_level.1"]),
+    # Field errors come first: the whole-section check (level 3 missing) runs once the fields are valid.
+    ({"inpatient": {"deductible_by_level": {"1": 100, "2": 400}, "ratio_by_level": {"1": 90, "2": 80, "3": 160}}},
+     ["inpatient.ratio_by_level.3"]),
+    ({"inpatient": {"deductible_by_level": {"1": 100, "2": 400}, "ratio_by_level": {"1": 90, "2": 80, "3": 60}}},
+     ["inpatient"]),
+    ({"pool_code": "1", "waiting_period_days": -1, "sources": []}, ["pool_code", "waiting_period_days", "sources"]),
+    ({"serious_illness": {"threshold": 1000, "segments": [{"lower": 0, "upper": 100, "ratio": 50},
+                                                          {"lower": 200, "ratio": 60}]}}, ["serious_illness"]),
+    ({"off_site": {"rules": {"SOMETIMES": {}}}}, ["off_site.rules.SOMETIMES.[key]"]),
+    ({"unexpected": 1}, ["unexpected"]),
+]
+
+
+@pytest.mark.parametrize("change,paths", BAD_POLICIES, ids=[str(list(c)[0]) for c, _ in BAD_POLICIES])
+def test_a_wrong_policy_file_is_refused_whole_with_every_error_by_path(change, paths):
+    import json
+
+    from hub.reference.policy import PolicyFileError, parse_policy
+
+    good = json.loads(policy(JIUJIANG).canonical_json())
+    parse_policy(good)  # the unchanged document is fine
+    with pytest.raises(PolicyFileError) as err:
+        parse_policy({**good, **change}, "bad.yaml")
+    got = [e.split(": ", 1)[0] for e in err.value.errors]
+    assert got == paths, err.value.errors
+
+
+def test_catalogue_rows_are_checked(tmp_path):
+    from hub.reference.catalogue import CatalogueFileError, load_catalogue_file
+
+    path = tmp_path / "440100-test.csv"
+    path.write_text("item_code,item_name,item_kind,item_class,self_pay_first_pct,price_cap_yuan,over_cap_rule,essential_drug\n"
+                    "A,甲药,DRUG,甲,0,,SELF_PAY,1\n"
+                    "B,乙药,DRUG,乙,10,12.5,SELF_PAY,0\n"
+                    "C,bad class,DRUG,丁,0,,SELF_PAY,0\n"
+                    "D,甲 with share,DRUG,甲,10,,SELF_PAY,0\n"
+                    "E,cap with 3 decimals,SERVICE,甲,0,1.005,SELF_PAY,0\n"
+                    "A,duplicate,DRUG,甲,0,,SELF_PAY,0\n", encoding="utf-8")
+    with pytest.raises(CatalogueFileError) as err:
+        load_catalogue_file(path)
+    assert [e.split(":")[0] for e in err.value.errors] == ["line 4", "line 5", "line 6", "line 7"]
