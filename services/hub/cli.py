@@ -313,6 +313,76 @@ def registration_import(
         typer.echo(f"full report: {report}")
 
 
+def _registration_call(work) -> None:
+    """Run a registration use case as the bureau of `pool`; print its answer as JSON."""
+    import json
+
+    from hub.registration.bootstrap import bootstrap
+    from hub.registration.service_layer.services import RegistrationError
+
+    try:
+        result = work(bootstrap().service)
+    except RegistrationError as exc:
+        typer.echo(json.dumps({"error": {"code": exc.code, "message": exc.message}}, ensure_ascii=False))
+        raise typer.Exit(1) from None
+    if hasattr(result, "filing_id"):
+        result = {"filing_id": result.filing_id, "filing_type": result.filing_type.value,
+                  "target_pool": result.target_pool, "valid_from": result.valid_from.isoformat(),
+                  "valid_to": result.valid_to.isoformat() if result.valid_to else None, "revoked": result.revoked}
+    typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
+
+
+def _day(text: str | None):
+    from datetime import date as date_type
+
+    return date_type.fromisoformat(text) if text else None
+
+
+@registration_app.command("file")
+def registration_file(
+    pool: str = typer.Option(..., help="Your bureau's pool: you act only on its insured."),
+    psn_no: str = typer.Option(..., help="The insured person's number."),
+    filing_type: str = typer.Option(..., "--type", help="RETIREE_RESETTLED, LONG_TERM_RESIDENT, POSTED_WORKER, "
+                                                        "REFERRAL, TEMPORARY_TRIP or EMERGENCY."),
+    target: str = typer.Option(..., help="6-digit pool (or province code ending 0000) of the off-site care."),
+    valid_from: str = typer.Option(..., "--from", help="First day, yyyy-mm-dd (may be in the past: late filing)."),
+    valid_to: str = typer.Option(None, "--to", help="Last day; temporary filings default to 183 days."),
+) -> None:
+    """Record an off-site filing (备案) for one of your pool's insured."""
+    _registration_call(lambda svc: svc.create_filing(pool, psn_no, filing_type, target, _day(valid_from), _day(valid_to)))
+
+
+@registration_app.command("change-filing")
+def registration_change_filing(
+    filing_id: str = typer.Argument(...),
+    pool: str = typer.Option(..., help="Your bureau's pool."),
+    target: str = typer.Option(None, help="New target pool."),
+    valid_from: str = typer.Option(None, "--from", help="New first day."),
+    valid_to: str = typer.Option(None, "--to", help="New last day."),
+    open_ended: bool = typer.Option(False, help="Remove the last day (long-term filings only)."),
+) -> None:
+    """Change a filing's target or validity."""
+    _registration_call(lambda svc: svc.change_filing(pool, filing_id, target, _day(valid_from), _day(valid_to), open_ended))
+
+
+@registration_app.command("revoke-filing")
+def registration_revoke_filing(filing_id: str = typer.Argument(...),
+                               pool: str = typer.Option(..., help="Your bureau's pool.")) -> None:
+    """Revoke a filing; it stops counting at once."""
+    _registration_call(lambda svc: svc.revoke_filing(pool, filing_id))
+
+
+@registration_app.command("status")
+def registration_status(
+    pool: str = typer.Option(..., help="Your bureau's pool."),
+    psn_no: str = typer.Option(..., help="The insured person's number."),
+    region: str = typer.Option(..., help="6-digit pool where care would be given."),
+    on: str = typer.Option(..., "--date", help="The day, yyyy-mm-dd."),
+) -> None:
+    """What is this person's status for care in REGION on DATE: enrolment and filings that count."""
+    _registration_call(lambda svc: svc.status(pool, psn_no, region, _day(on)))
+
+
 @clearing_app.command("consume")
 def clearing_consume(
     auto_close: bool = typer.Option(True, help="Close days when their cut-off has passed."),

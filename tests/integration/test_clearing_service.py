@@ -196,3 +196,40 @@ def test_bureaus_see_only_their_own_files_and_a_closed_day_rerenders_byte_identi
         assert hashlib.sha256(written[name]).hexdigest() == digest
     net_440100 = sum(e["hifp_pay_fen"] + e["hifmi_pay_fen"] for e in events)
     assert statement_nets(clearing, D1)["440100"] == net_440100
+
+
+def test_a_day_closes_by_itself_once_every_partition_is_past_its_cut_off_and_statements_are_published(
+        clearing, producer, servers):
+    from kafka import KafkaConsumer, TopicPartition
+
+    from hub.clearing.service_layer.services import day_end
+    from hub.messaging.outbox import OutboxRelay
+
+    rnd = random.Random(5)
+    events = [settled(rnd, n, D1) for n in range(200)]
+    send(producer, clearing.settings.topic, events)
+    consume(clearing)
+    consumer = KafkaConsumer(bootstrap_servers=servers.kafka_bootstrap, group_id=None)
+    tps = [TopicPartition(clearing.settings.topic, p) for p in consumer.partitions_for_topic(clearing.settings.topic)]
+    ends = {(tp.topic, tp.partition): off for tp, off in consumer.end_offsets(tps).items()}
+    consumer.close()
+
+    clearing.service.grace = timedelta(minutes=30)
+    clearing.service.clock = lambda: day_end(D1) + timedelta(minutes=29)
+    assert clearing.service.due_days(ends) == []  # inside the grace period
+    clearing.service.clock = lambda: day_end(D1) + timedelta(minutes=31)
+    behind = dict(ends)
+    first = next(iter(behind))
+    behind[first] += 1  # a partition with an event not yet consumed, older than the cut-off
+    assert clearing.service.due_days(behind) == []
+    assert clearing.service.due_days(ends) == [D1]
+
+    # The consumer closes it on its own and the statements go out through the outbox.
+    ClearingConsumer(clearing, check_every_s=0)._maybe_close()
+    with clearing.engine.connect() as conn:
+        status = conn.execute(sa.select(db.days.c.status).where(db.days.c.clearing_date == D1)).scalar_one()
+    assert status == "CLOSED"
+    relay = OutboxRelay(clearing.engine, db.outbox, clearing.producer("t-relay"), db.OUTBOX_RELAY_LOCK)
+    with clearing.engine.connect() as conn:
+        published = relay.publish_batch(conn)
+    assert published == len(statement_nets(clearing, D1)) == len({e["home_pool"] for e in events} | {e["treatment_pool"] for e in events})

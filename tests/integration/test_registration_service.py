@@ -208,3 +208,30 @@ def _up(httpx, base: str) -> bool:
         return httpx.get(base + "/health/ready", timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_the_bureau_cli_files_changes_revokes_and_answers_status(reg):
+    import json
+
+    psn = new_psn_no()
+    reg.service.import_snapshot(POOL, bulk_rows([{"psn_no": psn, "insutype": "390", "enrolled_from": "2015-01-01"}]))
+    env = {**os.environ, **reg.env}
+
+    def hub(*args):
+        done = subprocess.run([sys.executable, "-m", "hub.cli", "registration", *args], env=env, cwd=REPO,
+                              capture_output=True, text=True, timeout=120)
+        return done.returncode, json.loads(done.stdout)
+
+    rc, filing = hub("file", "--pool", POOL, "--psn-no", psn, "--type", "TEMPORARY_TRIP", "--target", "440100",
+                     "--from", "2026-02-01", "--to", "2026-02-28")
+    assert rc == 0 and filing["valid_to"] == "2026-02-28"
+    rc, status = hub("status", "--pool", POOL, "--psn-no", psn, "--region", "440100", "--date", "2026-03-05")
+    assert status["off_site_status"] == "UNREGISTERED" and status["filings_expired"] == [filing["filing_id"]]
+    rc, changed = hub("change-filing", filing["filing_id"], "--pool", POOL, "--to", "2026-03-31")
+    assert rc == 0 and changed["valid_to"] == "2026-03-31"
+    rc, status = hub("status", "--pool", POOL, "--psn-no", psn, "--region", "440100", "--date", "2026-03-05")
+    assert status["off_site_status"] == "FILED"
+    rc, revoked = hub("revoke-filing", filing["filing_id"], "--pool", POOL)
+    assert rc == 0 and revoked["revoked"]
+    rc, error = hub("revoke-filing", filing["filing_id"], "--pool", OTHER)
+    assert rc == 1 and error["error"]["code"] == "person_of_another_pool"
