@@ -91,3 +91,13 @@ def start_background(target, stop: threading.Event) -> threading.Thread:
 
 def setup_topics(bootstrap: str) -> None:
     ensure_topics(bootstrap)
+
+
+def http_ready(url: str) -> bool:
+    """True once `url` answers 200 (a service process started by a test)."""
+    import httpx
+
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -23,7 +23,7 @@ from hub.registration.bootstrap import Settings, bootstrap
 from hub.registration.entrypoints.http import create_app
 from hub.registration.service_layer.services import bulk_rows
 
-from .settlement_helpers import PERSON_KEY, REPO, new_psn_no, setup_topics, wait_for
+from .settlement_helpers import PERSON_KEY, REPO, http_ready, new_psn_no, setup_topics, wait_for
 
 POOL = "360400"
 OTHER = "611000"
@@ -181,7 +181,7 @@ def test_a_killed_service_loses_no_change(reg, servers):
         import httpx
 
         base = f"http://127.0.0.1:{port}"
-        wait_for(lambda: _up(httpx, base), "the registration API")
+        wait_for(lambda: http_ready(base + "/health/ready"), "the registration API")
         created = httpx.post(base + "/v1/filings", headers={"Authorization": f"Bearer dev-bureau-{POOL}"},
                              json={"psn_no": psn, "filing_type": "POSTED_WORKER", "target_pool": "440100",
                                    "valid_from": "2026-01-01"})
@@ -201,13 +201,6 @@ def test_a_killed_service_loses_no_change(reg, servers):
         relay.wait(timeout=30)
     counts = registration_events(servers.kafka_bootstrap, reg.codec, {person_ref(PERSON_KEY, psn)})
     assert counts == {person_ref(PERSON_KEY, psn): 2}  # enrolled, then the filing: each once
-
-
-def _up(httpx, base: str) -> bool:
-    try:
-        return httpx.get(base + "/health/ready", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def test_the_bureau_cli_files_changes_revokes_and_answers_status(reg):

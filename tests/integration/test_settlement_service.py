@@ -27,8 +27,8 @@ from hub.settlement.entrypoints.http import CONVENTION_PATH, create_app
 from hub.messaging.outbox import OutboxRelay
 from hub.settlement.entrypoints.read_model_consumer import ReadModelConsumer
 
-from .settlement_helpers import (PERSON_KEY, REPO, Envelope, new_psn_no, register, settlement_events, setup_topics,
-                                 wait_for)
+from .settlement_helpers import (PERSON_KEY, REPO, Envelope, http_ready, new_psn_no, register, settlement_events,
+                                 setup_topics, wait_for)
 
 GZ_A = ("H44010000001", "440100")  # tertiary
 GZ_B = ("H44010000002", "440100")  # level 2
@@ -258,7 +258,7 @@ def test_a_service_killed_between_commit_and_publish_loses_no_event(stack, produ
         import httpx
 
         base = f"http://127.0.0.1:{port}"
-        wait_for(lambda: _ready(httpx, base), "the API process")
+        wait_for(lambda: http_ready(base + "/health/ready"), "the API process")
         code, pool = GZ_A
         envelope = Envelope(code, pool)
         headers = {"Authorization": f"Bearer dev-{code}"}
@@ -287,13 +287,6 @@ def test_a_service_killed_between_commit_and_publish_loses_no_event(stack, produ
     events = settlement_events(servers.kafka_bootstrap, stack.codec, setl_id, expect=1)
     # 九江 resident without a filing: (1800 - 800) x 40 % = 400 yuan
     assert len(events) == 1 and events[0]["hifp_pay_fen"] == 400_00
-
-
-def _ready(httpx, base: str) -> bool:
-    try:
-        return httpx.get(base + "/health/ready", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def test_hospital_reconciliation_totals_and_detail(stack, producer):

@@ -9,6 +9,8 @@ from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from enum import Enum
 
+from hub.rejections import Reason, Refusal
+
 TEMPORARY_DEFAULT_DAYS = 183  # "commonly at least 6 months" (DESIGN.md 2.2), when the bureau gives no end
 MAX_PSN_NO_LEN = 64
 INSUTYPE_WORDS = {"390": "RESIDENT", "310": "EMPLOYEE", "RESIDENT": "RESIDENT", "EMPLOYEE": "EMPLOYEE",
@@ -30,7 +32,7 @@ class FilingType(str, Enum):
         return self in (FilingType.RETIREE_RESETTLED, FilingType.LONG_TERM_RESIDENT, FilingType.POSTED_WORKER)
 
 
-class Rejection(Enum):
+class Rejection(Reason):
     INVALID_PSN_NO = ("invalid_psn_no", "psn_no is empty or longer than 64 characters")
     INVALID_INSUTYPE = ("invalid_insutype", "insutype is 390 (residents) or 310 (employees)")
     INVALID_DATE = ("invalid_date", "a date is not yyyy-mm-dd")
@@ -45,23 +47,8 @@ class Rejection(Enum):
     FILING_NOT_FOUND = ("filing_not_found", "no such filing")
     FILING_REVOKED = ("filing_revoked", "the filing is revoked and cannot change")
 
-    def __init__(self, code: str, message: str):
-        self.code = code
-        self.message = message
 
-
-@dataclass(frozen=True)
-class Refused:
-    reason: Rejection
-    detail: str = ""
-
-    @property
-    def code(self) -> str:
-        return self.reason.code
-
-    @property
-    def message(self) -> str:
-        return f"{self.reason.message}: {self.detail}" if self.detail else self.reason.message
+Refused = Refusal  # a registration request refused: Refused(Rejection.X, detail)
 
 
 @dataclass(frozen=True)

@@ -3,11 +3,12 @@ apply, the first in this list is the one answered."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from enum import Enum
+from hub.rejections import Reason, Refusal
+
+__all__ = ["RefusalCode", "Refusal"]
 
 
-class RefusalCode(Enum):
+class RefusalCode(Reason):
     CLAIM_INVALID = ("claim_invalid", "The claim is malformed")
     UNKNOWN_HOME_REGION = ("unknown_home_region", "No policy of the home region is known to the hub")
     POLICY_NOT_IN_FORCE = ("policy_not_in_force", "The home region has no policy in force on the service date")
@@ -17,21 +18,3 @@ class RefusalCode(Enum):
     FILING_EXPIRED = ("filing_expired", "The person's off-site filing for this region has expired, and the home region settles no unfiled care directly")
     FILING_REQUIRED = ("filing_required", "The home region settles off-site care directly only with a filing for this region")
     VISIT_TYPE_NOT_COVERED_OFF_SITE = ("visit_type_not_covered_off_site", "The home region does not cover this visit type off-site for this filing status")
-
-    def __init__(self, code: str, message: str):
-        self.code = code
-        self.message = message
-
-
-@dataclass(frozen=True)
-class Refusal:
-    reason: RefusalCode
-    detail: str = ""
-
-    @property
-    def code(self) -> str:
-        return self.reason.code
-
-    @property
-    def message(self) -> str:
-        return f"{self.reason.message}: {self.detail}" if self.detail else self.reason.message
