@@ -166,10 +166,13 @@ def settlement_serve(
     from hub.settlement.adapters import database as settlement_db
     from hub.settlement.entrypoints.read_model_consumer import ReadModelConsumer
 
+    from hub.operations.metrics import sample_lag_forever
+
     _logging()
     hub = bootstrap()
     stop = threading.Event()
-    workers = []
+    workers = [threading.Thread(target=sample_lag_forever, args=(hub.settings.kafka_bootstrap, None, stop,
+                                float(os.environ.get("HUB_STATUS_INTERVAL_S", "15"))), daemon=True)]
     if read_model:
         rm = ReadModelConsumer(hub.settings.kafka_bootstrap, hub.read_model, hub.codec,
                                hub.producer("settlement-read-model-dlq"), stop)
@@ -253,20 +256,25 @@ def registration_serve(
     from hub.registration.bootstrap import bootstrap
     from hub.registration.entrypoints.http import create_app
 
+    from hub.operations.metrics import sample_lag_forever
+
     _logging()
     reg = bootstrap()
     stop = threading.Event()
-    worker = None
+    workers = [threading.Thread(target=sample_lag_forever, args=(reg.settings.kafka_bootstrap, None, stop,
+                                float(os.environ.get("HUB_STATUS_INTERVAL_S", "15"))), daemon=True)]
     if relay:
-        worker = threading.Thread(target=OutboxRelay(reg.engine, registration_db.outbox, reg.producer("registration-outbox"),
-                                                     registration_db.OUTBOX_RELAY_LOCK, stop).run, daemon=True)
-        worker.start()
+        workers.append(threading.Thread(target=OutboxRelay(reg.engine, registration_db.outbox,
+                                                           reg.producer("registration-outbox"),
+                                                           registration_db.OUTBOX_RELAY_LOCK, stop).run, daemon=True))
+    for w in workers:
+        w.start()
     try:
         uvicorn.run(create_app(reg), host=host, port=port, log_level="warning", access_log=False)
     finally:
         stop.set()
-        if worker:
-            worker.join(timeout=10)
+        for w in workers:
+            w.join(timeout=10)
 
 
 @registration_app.command("relay")
@@ -440,10 +448,18 @@ def clearing_serve(
     from hub.clearing.entrypoints.http import create_app
     from hub.messaging.outbox import OutboxRelay
 
+    from hub.operations.metrics import sample_lag_forever
+    from hub.operations.status import StatusHistory, sample_status_forever
+
     _logging()
     clearing = bootstrap()
     stop = threading.Event()
-    workers = []
+    history = StatusHistory()
+    interval = float(os.environ.get("HUB_STATUS_INTERVAL_S", "15"))
+    workers = [threading.Thread(target=sample_status_forever, args=(clearing.settings.kafka_bootstrap, history, stop,
+                                                                    interval), daemon=True),
+               threading.Thread(target=sample_lag_forever, args=(clearing.settings.kafka_bootstrap, None, stop,
+                                                                 interval), daemon=True)]
     if consume:
         workers.append(threading.Thread(target=ClearingConsumer(clearing, stop).run, daemon=True))
     if relay:
@@ -453,11 +469,46 @@ def clearing_serve(
     for w in workers:
         w.start()
     try:
-        uvicorn.run(create_app(clearing), host=host, port=port, log_level="warning", access_log=False)
+        uvicorn.run(create_app(clearing, history), host=host, port=port, log_level="warning", access_log=False)
     finally:
         stop.set()
         for w in workers:
             w.join(timeout=10)
+
+
+@app.command("lag")
+def lag(
+    group: list[str] = typer.Option(None, "--group", help="Only these consumer groups (repeatable)."),
+    samples: int = typer.Option(5, min=2, max=120, help="Samples over the window."),
+    interval: float = typer.Option(2.0, min=0.1, max=60, help="Seconds between samples."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Every consumer group's lag per topic and partition, judged by its trend over the window
+    (OK / GROWING / STALLED / STOPPED / REWOUND) with an ETA to catch up. Exit 1 if any is not OK."""
+    import json
+    import math
+
+    from hub.operations.lag import LagState, sample_groups
+
+    bootstrap = os.environ.get("HUB_KAFKA_BOOTSTRAP", local_services.LocalSettings().kafka_bootstrap)
+    rows = sample_groups(bootstrap, group or None, samples=samples, interval_s=interval)
+
+    def eta(value: float | None) -> str:
+        if value is None or math.isinf(value):
+            return "-" if value is None else "never"
+        return f"{value:.0f}s"
+
+    if json_out:
+        typer.echo(json.dumps([{**r.__dict__, "state": r.state.value,
+                                "eta_s": None if r.eta_s is None or math.isinf(r.eta_s) else r.eta_s} for r in rows],
+                              indent=2))
+    else:
+        typer.echo(f"{'GROUP':<40} {'TOPIC':<26} {'PARTITION':>9} {'CURRENT-OFFSET':>14} {'LOG-END-OFFSET':>14} "
+                   f"{'LAG':>8} {'STATE':<8} {'ETA':>6}")
+        for r in rows:
+            typer.echo(f"{r.group[:40]:<40} {r.topic[:26]:<26} {r.partition:>9} {r.committed:>14} {r.end:>14} "
+                       f"{r.lag:>8} {r.state.value:<8} {eta(r.eta_s):>6}")
+    raise typer.Exit(0 if all(r.state is LagState.OK for r in rows) else 1)
 
 
 @app.command("day")

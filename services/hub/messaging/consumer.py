@@ -26,6 +26,7 @@ from hub.messaging.codec import AvroCodec
 from hub.messaging.errors import HandlerFailed, UndecodableMessage
 from hub.messaging.producer import EventProducer
 from hub.messaging.topics import dead_letter_topic
+from hub.operations.metrics import CONSUMED, DEAD_LETTERS
 
 log = logging.getLogger(__name__)
 
@@ -139,12 +140,14 @@ class ConsumerLoop:
             # The dead letters must be on the broker before their offsets are committed.
             self.dead_letters.flush()
             self.dead_lettered += len(dead)
+            CONSUMED.labels(self.settings.group_id, dead[0].topic, "dead_lettered").inc(len(dead))
         if messages:
             try:
                 self.handler(messages)
             except Exception as exc:
                 raise HandlerFailed(f"handler failed on a batch of {len(messages)}; offsets not committed") from exc
             self.handled += len(messages)
+            CONSUMED.labels(self.settings.group_id, messages[0].topic, "handled").inc(len(messages))
         self._commit(records)
 
     def _commit(self, records: list[Any]) -> None:
@@ -165,6 +168,7 @@ def send_dead_letter(producer: EventProducer, record: Any, exc: UndecodableMessa
     """Queue `record` on `<topic>.dlq` with the reason in the envelope and the headers.
     The caller flushes the producer before it commits the record's offset."""
     log.warning("dead-lettering %s[%d]@%d: %s", record.topic, record.partition, record.offset, exc.code)
+    DEAD_LETTERS.labels(group, record.topic, exc.code).inc()
     envelope = {
         "event_id": str(uuid.uuid4()),
         "event_time": int(time.time() * 1000),

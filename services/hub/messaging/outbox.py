@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 import sqlalchemy as sa
 
 from hub.messaging.producer import EventProducer
+from hub.operations.metrics import OUTBOX_PUBLISHED
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ class OutboxRelay:
                      .values(published_at=datetime.now(timezone.utc)))
         conn.commit()
         self.published += len(rows)
+        OUTBOX_PUBLISHED.labels(self.table.metadata.schema or self.table.name).inc(len(rows))
         return len(rows)
 
     def run(self) -> None:

@@ -275,8 +275,24 @@ def run_day(opts: DayOptions, echo: Callable[[str], None] = print, progress=None
         summary = _summary(opts, ledger, clearing_out / today.isoformat(), today, time.monotonic() - started, run_dir)
     finally:
         services.stop()
+        _delete_group(kafka, group)  # the run's consumer group would otherwise show as STOPPED forever
     (run_dir / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")
     return summary
+
+
+def _delete_group(bootstrap: str, group: str) -> None:
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        # A member that has just left may still be counted until its session times out (10 s).
+        for _ in range(30):
+            # kafka-python 3 answers {group: "OK"} or {group: <the error>}.
+            if all(result in ("OK", None) for result in admin.delete_groups([group]).values()):
+                return
+            time.sleep(0.5)
+    finally:
+        admin.close()
 
 
 def _commit_end_offsets(bootstrap: str, group: str, topic: str) -> None:

@@ -4,6 +4,7 @@
     POST /v1/clearing/{date}/{pool}/confirm             bureau token of that pool
     GET  /v1/clearing/{date}/summary.html               operator token
     GET  /v1/clearing/unconfirmed                       operator token
+    GET  /status                                        the operators' status page (?token=<operator token>)
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from hub.operations.metrics import metrics_app
+from hub.operations.status import STATUS_PAGE, StatusHistory
+
 from hub.clearing.bootstrap import Clearing
 
 MEDIA = {"csv": "text/csv; charset=utf-8", "json": "application/json", "sha256": "text/plain; charset=utf-8"}
@@ -24,8 +28,10 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
 
-def create_app(clearing: Clearing) -> FastAPI:
+def create_app(clearing: Clearing, history: StatusHistory | None = None) -> FastAPI:
     app = FastAPI(title="interregion-clearing", redoc_url=None)
+    app.mount("/metrics", metrics_app())
+    history = history or StatusHistory()
 
     def caller(request: Request) -> tuple[str, str] | None:
         auth = request.headers.get("authorization", "")
@@ -91,6 +97,20 @@ def create_app(clearing: Clearing) -> FastAPI:
         if d is None or not await run_in_threadpool(clearing.service.confirm, d, pool, who[0]):
             return _error(404, "no_such_file", f"no statement for {pool} on {day}")
         return {"clearing_date": day, "pool_code": pool, "confirmed": True}
+
+    @app.get("/status")
+    def status_page():
+        # The page itself holds no data; it fetches status.json with the operator token.
+        return Response(STATUS_PAGE, media_type="text/html; charset=utf-8")
+
+    @app.get("/status.json")
+    async def status_json(request: Request):
+        who = caller(request)
+        if who is None or who[1] != "*":
+            return _error(401 if who is None else 403, "operators_only", "the status data is for operators")
+        snapshot = history.snapshot()
+        snapshot["unconfirmed"] = await run_in_threadpool(clearing.service.unconfirmed)
+        return snapshot
 
     @app.get("/health/live")
     def live():

@@ -25,6 +25,7 @@ from hub.clearing.adapters import files
 from hub.clearing.domain.netting import NettingResult, Obligation, clearing_day_for, net
 from hub.messaging import AvroCodec, Message
 from hub.messaging.topics import CLEARING_STATEMENTS
+from hub.operations.metrics import CLEARING_APPLIED, CLEARING_DAYS_CLOSED
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 PRODUCER = "interregion-clearing"
@@ -131,6 +132,7 @@ class ClearingService:
                 index_elements=[m.topic, m.partition],
                 set_={"next_offset": sa.func.greatest(m.next_offset, stmt.excluded.next_offset),
                       "max_event_time": sa.func.greatest(m.max_event_time, stmt.excluded.max_event_time)}))
+        CLEARING_APPLIED.inc(len(new_ids))
         return len(new_ids)
 
     # ------------------------------------------------------------------ closing a day
@@ -180,6 +182,7 @@ class ClearingService:
             conn.execute(db.days.update().where(db.days.c.clearing_date == day).values(
                 status="CLOSED", cycle_id=cycle_id, closed_at=now, gross_fen=result.gross_fen,
                 net_abs_fen=result.net_abs_fen, efficiency=f"{result.efficiency.numerator}/{result.efficiency.denominator}"))
+        CLEARING_DAYS_CLOSED.inc()
         return CloseResult(day, cycle_id, False, result, self.write_day_files(day))
 
     def _obligations(self, conn: sa.Connection, day: date) -> list[Obligation]:

@@ -19,6 +19,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from hub.operations.metrics import metrics_app
+
 from hub.registration.bootstrap import Bureau, Registration
 from hub.registration.service_layer.services import RegistrationError
 
@@ -55,6 +57,7 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
 
 def create_app(reg: Registration) -> FastAPI:
     app = FastAPI(title="registration", redoc_url=None)
+    app.mount("/metrics", metrics_app())
 
     def bureau_of(request: Request) -> Bureau | None:
         auth = request.headers.get("authorization", "")

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
+from hub.operations.metrics import REQUEST_SECONDS, metrics_app
 from hub.settlement.bootstrap import Settlement
 
 log = logging.getLogger(__name__)
@@ -28,6 +30,7 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
 
 def create_app(hub: Settlement) -> FastAPI:
     app = FastAPI(title="settle-at-treatment", docs_url="/docs", redoc_url=None)
+    app.mount("/metrics", metrics_app())
 
     @app.post(CONVENTION_PATH)
     async def convention(request: Request) -> Response:
@@ -45,7 +48,11 @@ def create_app(hub: Settlement) -> FastAPI:
         # The handler blocks on the database; FastAPI runs sync work in its thread pool.
         from starlette.concurrency import run_in_threadpool
 
+        t0 = time.perf_counter()
         reply = await run_in_threadpool(hub.service.handle, hospital, envelope)
+        infno = str(envelope.get("infno", "")) if isinstance(envelope, dict) else ""
+        REQUEST_SECONDS.labels("settlement", infno if infno.isdigit() and len(infno) == 4 else "other",
+                               str(reply.status)).observe(time.perf_counter() - t0)
         return JSONResponse(reply.body, status_code=reply.status)
 
     @app.get("/health/live")

@@ -1,0 +1,1 @@
+"""What operators watch: consumer lag judged by trend."""

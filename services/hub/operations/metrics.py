@@ -1,0 +1,49 @@
+"""Prometheus metrics every service exposes on /metrics, and the lag sampler that feeds the
+consumer-lag gauges. One registry per process; names carry their unit last."""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+
+from prometheus_client import Counter, Gauge, Histogram, make_asgi_app
+
+log = logging.getLogger(__name__)
+
+CONSUMED = Counter("hub_consumer_messages_total", "Messages a consumer loop handled or dead-lettered",
+                   ["group", "topic", "outcome"])
+DEAD_LETTERS = Counter("hub_dead_letters_total", "Messages sent to a dead-letter topic", ["group", "topic", "code"])
+REQUEST_SECONDS = Histogram("hub_request_seconds", "Interface requests by transaction and HTTP status",
+                            ["service", "infno", "status"],
+                            buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5))
+OUTBOX_PUBLISHED = Counter("hub_outbox_published_total", "Outbox rows published to Kafka", ["table"])
+CLEARING_APPLIED = Counter("hub_clearing_events_applied_total", "Settlement events applied (new, by event id)")
+CLEARING_DAYS_CLOSED = Counter("hub_clearing_days_closed_total", "Clearing days closed")
+LAG_MESSAGES = Gauge("hub_consumer_lag_messages", "Committed-offset lag", ["group", "topic", "partition"])
+LAG_STATE = Gauge("hub_consumer_lag_state", "1 for the partition's current lag state", ["group", "topic", "partition", "state"])
+LAG_ETA_SECONDS = Gauge("hub_consumer_lag_eta_seconds", "Seconds to catch up at the current rate (+Inf: never)",
+                        ["group", "topic", "partition"])
+
+
+def metrics_app():
+    """An ASGI app serving this process's metrics, to mount at /metrics."""
+    return make_asgi_app()
+
+
+def sample_lag_forever(bootstrap: str, groups: list[str], stop: threading.Event, interval_s: float = 15.0,
+                       samples: int = 4) -> None:
+    """Keep the lag gauges of `groups` current until `stop` is set."""
+    from hub.operations.lag import LagState, sample_groups
+
+    while not stop.is_set():
+        try:
+            for row in sample_groups(bootstrap, groups, samples=samples, interval_s=interval_s / samples):
+                labels = (row.group, row.topic, str(row.partition))
+                LAG_MESSAGES.labels(*labels).set(row.lag)
+                LAG_ETA_SECONDS.labels(*labels).set(math.inf if row.eta_s is None else row.eta_s)
+                for state in LagState:
+                    LAG_STATE.labels(*labels, state.value).set(1 if row.state is state else 0)
+        except Exception:  # a sampling failure must never take the service down; it is logged
+            log.exception("lag sampling failed")
+            stop.wait(interval_s)

@@ -1,1 +1,0 @@
-from tests.integration.conftest import servers  # noqa: F401  (the same real servers, found once)
