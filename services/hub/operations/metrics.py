@@ -7,7 +7,7 @@ import logging
 import math
 import threading
 
-from prometheus_client import Counter, Gauge, Histogram, make_asgi_app
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
 log = logging.getLogger(__name__)
 
@@ -26,9 +26,13 @@ LAG_ETA_SECONDS = Gauge("hub_consumer_lag_eta_seconds", "Seconds to catch up at 
                         ["group", "topic", "partition"])
 
 
-def metrics_app():
-    """An ASGI app serving this process's metrics, to mount at /metrics."""
-    return make_asgi_app()
+def add_metrics_route(app) -> None:
+    """Serve this process's metrics at exactly /metrics (a mounted app would redirect to /metrics/)."""
+    from fastapi.responses import Response
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
 def sample_lag_forever(bootstrap: str, groups: list[str], stop: threading.Event, interval_s: float = 15.0,

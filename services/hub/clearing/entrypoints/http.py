@@ -16,7 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from hub.operations.metrics import metrics_app
+from hub.operations.metrics import add_metrics_route
 from hub.operations.status import STATUS_PAGE, StatusHistory
 
 from hub.clearing.bootstrap import Clearing
@@ -30,7 +30,7 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
 
 def create_app(clearing: Clearing, history: StatusHistory | None = None) -> FastAPI:
     app = FastAPI(title="interregion-clearing", redoc_url=None)
-    app.mount("/metrics", metrics_app())
+    add_metrics_route(app)
     history = history or StatusHistory()
 
     def caller(request: Request) -> tuple[str, str] | None:
@@ -115,5 +115,14 @@ def create_app(clearing: Clearing, history: StatusHistory | None = None) -> Fast
     @app.get("/health/live")
     def live():
         return {"status": "ok"}
+
+    @app.get("/health/ready")
+    def ready():
+        try:
+            with clearing.engine.connect() as conn:
+                conn.exec_driver_sql("select 1")
+        except Exception as exc:  # readiness reports any database failure as not ready
+            return JSONResponse({"status": "database unavailable", "detail": type(exc).__name__}, status_code=503)
+        return {"status": "ready"}
 
     return app

@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from hub.operations.metrics import metrics_app
+from hub.operations.metrics import add_metrics_route
 
 from hub.registration.bootstrap import Bureau, Registration
 from hub.registration.service_layer.services import RegistrationError
@@ -57,7 +57,7 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
 
 def create_app(reg: Registration) -> FastAPI:
     app = FastAPI(title="registration", redoc_url=None)
-    app.mount("/metrics", metrics_app())
+    add_metrics_route(app)
 
     def bureau_of(request: Request) -> Bureau | None:
         auth = request.headers.get("authorization", "")

@@ -16,7 +16,7 @@ import time
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from hub.operations.metrics import REQUEST_SECONDS, metrics_app
+from hub.operations.metrics import REQUEST_SECONDS, add_metrics_route
 from hub.settlement.bootstrap import Settlement
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
 
 def create_app(hub: Settlement) -> FastAPI:
     app = FastAPI(title="settle-at-treatment", docs_url="/docs", redoc_url=None)
-    app.mount("/metrics", metrics_app())
+    add_metrics_route(app)
 
     @app.post(CONVENTION_PATH)
     async def convention(request: Request) -> Response:
