@@ -158,8 +158,6 @@ def settlement_serve(
     """Serve the hospital interface (national convention) over HTTP."""
     import threading
 
-    import uvicorn
-
     from hub.settlement.bootstrap import bootstrap
     from hub.settlement.entrypoints.http import create_app
     from hub.messaging.outbox import OutboxRelay
@@ -180,18 +178,7 @@ def settlement_serve(
     if relay:
         workers.append(threading.Thread(target=OutboxRelay(hub.engine, settlement_db.outbox, hub.producer("settlement-outbox"), settlement_db.OUTBOX_RELAY_LOCK, stop).run,
                                         name="outbox-relay", daemon=True))
-    for w in workers:
-        w.start()
-    try:
-        if http_workers > 1:
-            uvicorn.run("hub.settlement.entrypoints.http:app_from_env", factory=True, workers=http_workers,
-                        host=host, port=port, log_level="warning", access_log=False)
-        else:
-            uvicorn.run(create_app(hub), host=host, port=port, log_level="warning", access_log=False)
-    finally:
-        stop.set()
-        for w in workers:
-            w.join(timeout=10)
+    _serve(create_app(hub), workers, stop, host, port, "hub.settlement.entrypoints.http:app_from_env", http_workers)
 
 
 @settlement_app.command("relay")
@@ -230,6 +217,25 @@ def settlement_read_model(until_ready: bool = typer.Option(False, help="Stop onc
                       hub.producer("settlement-read-model-dlq"), stop).run(until_ready=until_ready)
 
 
+def _serve(app, threads: list, stop, host: str, port: int, factory: str | None = None, http_workers: int = 1) -> None:
+    """Start the background threads, serve HTTP until SIGTERM/SIGINT, then stop the threads.
+    With several HTTP workers uvicorn builds the app in each from `factory`; threads run once, here."""
+    import uvicorn
+
+    for thread in threads:
+        thread.start()
+    try:
+        if http_workers > 1 and factory:
+            uvicorn.run(factory, factory=True, workers=http_workers, host=host, port=port, log_level="warning",
+                        access_log=False)
+        else:
+            uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=10)
+
+
 def _until_signal():
     import signal
     import threading
@@ -249,8 +255,6 @@ def registration_serve(
     """Serve the bureau API (enrolment import, filings, status) over HTTP."""
     import threading
 
-    import uvicorn
-
     from hub.messaging.outbox import OutboxRelay
     from hub.registration.adapters import database as registration_db
     from hub.registration.bootstrap import bootstrap
@@ -267,14 +271,7 @@ def registration_serve(
         workers.append(threading.Thread(target=OutboxRelay(reg.engine, registration_db.outbox,
                                                            reg.producer("registration-outbox"),
                                                            registration_db.OUTBOX_RELAY_LOCK, stop).run, daemon=True))
-    for w in workers:
-        w.start()
-    try:
-        uvicorn.run(create_app(reg), host=host, port=port, log_level="warning", access_log=False)
-    finally:
-        stop.set()
-        for w in workers:
-            w.join(timeout=10)
+    _serve(create_app(reg), workers, stop, host, port)
 
 
 @registration_app.command("relay")
@@ -440,8 +437,6 @@ def clearing_serve(
     """Serve bureaus their clearing files over HTTP (and consume and relay, by default)."""
     import threading
 
-    import uvicorn
-
     from hub.clearing.adapters import database as clearing_db
     from hub.clearing.bootstrap import bootstrap
     from hub.clearing.entrypoints.consumer import ClearingConsumer
@@ -466,14 +461,7 @@ def clearing_serve(
         workers.append(threading.Thread(target=OutboxRelay(clearing.engine, clearing_db.outbox,
                                                            clearing.producer("clearing-outbox"),
                                                            clearing_db.OUTBOX_RELAY_LOCK, stop).run, daemon=True))
-    for w in workers:
-        w.start()
-    try:
-        uvicorn.run(create_app(clearing, history), host=host, port=port, log_level="warning", access_log=False)
-    finally:
-        stop.set()
-        for w in workers:
-            w.join(timeout=10)
+    _serve(create_app(clearing, history), workers, stop, host, port)
 
 
 @app.command("lag")

@@ -111,20 +111,27 @@ class AvroCodec:
     def __init__(self, registry: SchemaRegistry | None = None):
         self.registry = registry or SchemaRegistry()
 
-    def encode(self, record_name: str, record: dict[str, Any], version: int | None = None) -> bytes:
+    def encode(self, record_name: str, record: dict[str, Any], version: int | None = None,
+               check: bool = True) -> bytes:
+        """The record as single-object bytes. `check` validates it first for a readable error;
+        hot paths that build records in code may skip it: the writer still refuses wrong types."""
         schema = (
             self.registry.latest(record_name)
             if version is None
             else next(v for v in self.registry.versions(record_name) if v.version == version)
         )
-        try:
-            validate(record, schema.parsed, raise_errors=True)
-        except ValidationError as exc:
-            raise UnencodableRecord(f"{schema.full_name} v{schema.version}: {exc}") from exc
+        if check:
+            try:
+                validate(record, schema.parsed, raise_errors=True)
+            except ValidationError as exc:
+                raise UnencodableRecord(f"{schema.full_name} v{schema.version}: {exc}") from exc
         buf = io.BytesIO()
         buf.write(MAGIC)
         buf.write(schema.fingerprint)
-        schemaless_writer(buf, schema.parsed, record)
+        try:
+            schemaless_writer(buf, schema.parsed, record)
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            raise UnencodableRecord(f"{schema.full_name} v{schema.version}: {type(exc).__name__}: {exc}") from exc
         return buf.getvalue()
 
     def decode(self, data: bytes | None, expect: str | None = None) -> Decoded:

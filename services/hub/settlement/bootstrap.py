@@ -9,6 +9,7 @@ from pathlib import Path
 import redis
 import sqlalchemy as sa
 
+from hub import settings as shared_settings
 from hub.local_services import LocalSettings  # defaults: the servers `hub services up` starts
 
 from hub.messaging import AvroCodec, EventProducer, SchemaRegistry
@@ -20,8 +21,7 @@ from hub.settlement.service_layer.identity import HospitalRegistry
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
-def _env(name: str, default: str) -> str:
-    return os.environ.get(name, default)
+_env = shared_settings.env
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class Settings:
 
     @property
     def database_url(self) -> str:
-        return sa.make_url(self.postgres_url).set(database=self.database).render_as_string(hide_password=False)
+        return shared_settings.database_url(self.postgres_url, self.database)
 
 
 @dataclass

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from hub import settings
+
 from hub.messaging.outbox import define_outbox
 
 metadata = sa.MetaData()
@@ -84,6 +86,4 @@ OUTBOX_RELAY_LOCK = 4242201
 
 
 def create_schema(engine: sa.Engine) -> None:
-    with engine.begin() as conn:
-        conn.execute(sa.text("select pg_advisory_xact_lock(4242200)"))
-        metadata.create_all(conn)
+    settings.create_schema(engine, metadata, 4242200)

@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from hub.operations.health import add_health_routes, database_ready
 from hub.operations.metrics import add_metrics_route
 from hub.operations.status import STATUS_PAGE, StatusHistory
 
@@ -112,17 +113,6 @@ def create_app(clearing: Clearing, history: StatusHistory | None = None) -> Fast
         snapshot["unconfirmed"] = await run_in_threadpool(clearing.service.unconfirmed)
         return snapshot
 
-    @app.get("/health/live")
-    def live():
-        return {"status": "ok"}
-
-    @app.get("/health/ready")
-    def ready():
-        try:
-            with clearing.engine.connect() as conn:
-                conn.exec_driver_sql("select 1")
-        except Exception as exc:  # readiness reports any database failure as not ready
-            return JSONResponse({"status": "database unavailable", "detail": type(exc).__name__}, status_code=503)
-        return {"status": "ready"}
+    add_health_routes(app, database_ready(clearing.engine))
 
     return app

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
+
+from hub import settings
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from hub.messaging.outbox import define_outbox
@@ -53,6 +55,4 @@ OUTBOX_RELAY_LOCK = 4242101
 
 
 def create_schema(engine: sa.Engine) -> None:
-    with engine.begin() as conn:
-        conn.execute(sa.text("select pg_advisory_xact_lock(4242100)"))
-        metadata.create_all(conn)
+    settings.create_schema(engine, metadata, 4242100)

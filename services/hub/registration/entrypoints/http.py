@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from hub.operations.health import add_health_routes, database_ready
 from hub.operations.metrics import add_metrics_route
 
 from hub.registration.bootstrap import Bureau, Registration
@@ -112,18 +113,7 @@ def create_app(reg: Registration) -> FastAPI:
     async def status(request: Request):
         return await run(request, StatusQuery, lambda b, q: reg.service.status(b.pool, q.psn_no, q.region, q.date))
 
-    @app.get("/health/live")
-    def live():
-        return {"status": "ok"}
-
-    @app.get("/health/ready")
-    def ready():
-        try:
-            with reg.engine.connect() as conn:
-                conn.exec_driver_sql("select 1")
-        except Exception as exc:  # readiness reports any database failure as not ready
-            return JSONResponse({"status": "database unavailable", "detail": type(exc).__name__}, status_code=503)
-        return {"status": "ready"}
+    add_health_routes(app, database_ready(reg.engine))
 
     return app
 

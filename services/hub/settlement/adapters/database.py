@@ -8,6 +8,8 @@ hospitals settling the same person at once are serialised and no cap is ever exc
 from __future__ import annotations
 
 import sqlalchemy as sa
+
+from hub import settings
 from sqlalchemy.dialects.postgresql import JSONB
 
 from hub.messaging.outbox import define_outbox
@@ -100,7 +102,4 @@ def create_engine(url: str, pool_size: int = 10) -> sa.Engine:
 
 
 def create_schema(engine: sa.Engine) -> None:
-    # Two processes may start at once: serialise the DDL on an advisory lock.
-    with engine.begin() as conn:
-        conn.execute(sa.text("select pg_advisory_xact_lock(4242001)"))
-        metadata.create_all(conn)
+    settings.create_schema(engine, metadata, 4242001)

@@ -9,13 +9,15 @@ read model rebuilds.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
+
+import orjson
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
+from hub.operations.health import add_health_routes
 from hub.operations.metrics import REQUEST_SECONDS, add_metrics_route
 from hub.settlement.bootstrap import Settlement
 
@@ -42,8 +44,8 @@ def create_app(hub: Settlement) -> FastAPI:
         if len(body) > MAX_BODY_BYTES:
             return _error(413, "request_too_large", f"at most {MAX_BODY_BYTES} bytes")
         try:
-            envelope = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            envelope = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
             return _error(400, "invalid_json", f"the body is not JSON: {exc}")
         # The handler blocks on the database; FastAPI runs sync work in its thread pool.
         from starlette.concurrency import run_in_threadpool
@@ -53,16 +55,9 @@ def create_app(hub: Settlement) -> FastAPI:
         infno = str(envelope.get("infno", "")) if isinstance(envelope, dict) else ""
         REQUEST_SECONDS.labels("settlement", infno if infno.isdigit() and len(infno) == 4 else "other",
                                str(reply.status)).observe(time.perf_counter() - t0)
-        return JSONResponse(reply.body, status_code=reply.status)
+        return Response(orjson.dumps(reply.body), status_code=reply.status, media_type="application/json")
 
-    @app.get("/health/live")
-    def live() -> dict:
-        return {"status": "ok"}
-
-    @app.get("/health/ready")
-    def ready() -> Response:
-        ok = hub.read_model.ready()
-        return JSONResponse({"status": "ready" if ok else "rebuilding"}, status_code=200 if ok else 503)
+    add_health_routes(app, lambda: None if hub.read_model.ready() else "the read model is rebuilding")
 
     return app
 

@@ -453,7 +453,7 @@ class SettlementService:
             ("update visits set status = 'SETTLED', endtime = %s where mdtrt_id = %s",
              (claim.discharge_date, visit.mdtrt_id)),
             ("insert into outbox (topic, message_key, payload) values (%s, %s, %s)",
-             (SETTLEMENT_EVENTS.name, person.home_pool, self.codec.encode("SettlementCompleted", event))),
+             (SETTLEMENT_EVENTS.name, person.home_pool, self.codec.encode("SettlementCompleted", event, check=False))),
         ])
         return output
 
