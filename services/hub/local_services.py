@@ -384,8 +384,12 @@ class Kafka:
         if not (self.data / "meta.properties").exists():
             # A KRaft cluster id is 16 random bytes in URL-safe base64 without padding;
             # making it here saves a JVM start of `StorageTool random-uuid`.
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-            _run([*self._java(), "kafka.tools.StorageTool", "format", "-t", cluster_id,
+            # Like Kafka's own Uuid.randomUuid, never start with '-': the tool's argument parser
+            # would take it for an option (seen in CI as "--cluster-id: expected one argument").
+            cluster_id = "-"
+            while cluster_id.startswith("-"):
+                cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            _run([*self._java(), "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
                   "-c", str(self.props), "--ignore-formatted"],
                  what="formatting Kafka's KRaft storage", timeout_s=self.s.start_timeout_s)
         with open(self.stdout_log, "ab") as out:
