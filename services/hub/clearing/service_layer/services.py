@@ -203,7 +203,8 @@ class ClearingService:
             "net_position_fen": p.net_fen, "settlement_count": p.settlement_count,
             "bilateral": [{"counterparty_pool": b.counterparty_pool, "receivable_fund_fen": b.receivable[0],
                            "receivable_serious_illness_fen": b.receivable[1], "payable_fund_fen": b.payable[0],
-                           "payable_serious_illness_fen": b.payable[1], "settlement_count": b.settlement_count}
+                           "payable_serious_illness_fen": b.payable[1], "receivable_assistance_fen": b.receivable[2],
+                           "payable_assistance_fen": b.payable[2], "settlement_count": b.settlement_count}
                           for b in p.bilateral],
             "file_sha256": sha, "generated_at": now,
         }
