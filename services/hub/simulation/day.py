@@ -256,7 +256,7 @@ def run_day(opts: DayOptions, echo: Callable[[str], None] = print, progress=None
            "HUB_REGISTRATION_DATABASE": databases["registration"], "HUB_SETTLEMENT_DATABASE": databases["settlement"],
            "HUB_CLEARING_DATABASE": databases["clearing"], "HUB_CLEARING_GROUP": group,
            "HUB_CLEARING_OUT": str(clearing_out), "HUB_HOSPITALS_FILE": str(run_dir / "hospitals.yaml"),
-           "HUB_BUREAUS_FILE": str(run_dir / "bureaus.yaml"), "HUB_LOG_LEVEL": "WARNING",
+           "HUB_BUREAUS_FILE": str(run_dir / "bureaus.yaml"), "HUB_REFERENCE_DIR": str(ref), "HUB_LOG_LEVEL": "WARNING",
            "HUB_SETTLEMENT_DB_POOL": str(max(8, opts.concurrency + 2))}
     services = Services(run_id, run_dir, env, opts.ports)
     echo("starting the registration, settle-at-treatment and clearing services")
