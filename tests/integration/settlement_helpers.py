@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from datetime import date, datetime, timezone
@@ -81,12 +80,6 @@ class Envelope:
         return {"infno": infno, "msgid": msgid or f"{self.code}{datetime.now():%Y%m%d%H%M%S}{self.n:04d}{uuid.uuid4().hex[:6]}",
                 "mdtrtarea_admvs": self.pool, "insuplc_admdvs": "", "fixmedins_code": self.code, "opter": "t01",
                 "inf_time": f"{datetime.now():%Y-%m-%d %H:%M:%S}", "input": payload}
-
-
-def start_background(target, stop: threading.Event) -> threading.Thread:
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    return thread
 
 
 def setup_topics(bootstrap: str) -> None:

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from hub.messaging import AvroCodec
+from hub.money import fen_to_yuan, yuan_to_fen
 from hub.registration.entrypoints.reference_load import load_reference
 from hub.settlement.adapters import database as db
 from hub.settlement.bootstrap import Settings, bootstrap
@@ -301,7 +302,7 @@ def test_hospital_reconciliation_totals_and_detail(stack, producer):
     call(http, env("2305", {"data": {"setl_id": setl[2]["setl_id"]}}))  # reversed: no longer standing
     today = datetime.now(ZoneInfo("Asia/Shanghai")).date().isoformat()  # the business date of these settlements
     medfee = "3500.00"
-    fund = f"{(yuan(setl[0]['fund_pay_sumamt']) + yuan(setl[1]['fund_pay_sumamt'])) / 100:.2f}"
+    fund = fen_to_yuan(yuan_to_fen(setl[0]['fund_pay_sumamt']) + yuan_to_fen(setl[1]['fund_pay_sumamt']))
     span = {"stmt_begndate": today, "stmt_enddate": today}
 
     status, body = call(http, env("3201", {"data": {**span, "medfee_sumamt": medfee, "fund_pay_sumamt": fund,
@@ -319,8 +320,3 @@ def test_hospital_reconciliation_totals_and_detail(stack, producer):
     assert body["output"]["stmtinfo"]["stmt_rslt"] == "1"
     assert {(d["setl_id"], d["reason"]) for d in body["output"]["differences"]} == {
         (setl[1]["setl_id"], "amounts_differ"), (setl[2]["setl_id"], "not_standing_at_hub")}
-
-
-def yuan(text: str) -> int:
-    whole, _, frac = text.partition(".")
-    return int(whole) * 100 + int(frac or 0)

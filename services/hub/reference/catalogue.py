@@ -13,7 +13,6 @@ eligible amount and from the patient's share alike); `essential_drug` 1 for åŸºæ
 from __future__ import annotations
 
 import csv
-import hashlib
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -124,7 +123,3 @@ def load_catalogue_file(path: Path) -> Catalogue:
 
 def load_catalogues(directory: Path) -> list[Catalogue]:
     return [load_catalogue_file(p) for p in sorted(directory.glob("*.csv"))]
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()

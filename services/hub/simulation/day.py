@@ -39,6 +39,8 @@ import httpx
 import sqlalchemy as sa
 import yaml
 
+from hub import money
+
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 REPO_ROOT = Path(__file__).resolve().parents[3]
 CONVENTION_PATH = "/fsi/api/rsfComIntfaceService/commInterface"
@@ -80,15 +82,11 @@ class Ledger:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def yuan_to_fen(text: str) -> int:
-    whole, _, frac = text.partition(".")
-    sign = -1 if whole.startswith("-") else 1
-    return sign * (abs(int(whole)) * 100 + int((frac + "00")[:2]))
-
-
 def fen_to_yuan(fen: int) -> str:
-    sign = "-" if fen < 0 else ""
-    return f"{sign}{abs(fen) // 100:,}.{abs(fen) % 100:02d}"
+    """For the summary: the kernel's exact yuan string with thousands separators."""
+    whole, _, cents = money.fen_to_yuan(fen).partition(".")
+    sign, digits = ("-", whole[1:]) if whole.startswith("-") else ("", whole)
+    return f"{sign}{int(digits):,}.{cents}"
 
 
 # ----------------------------------------------------------------------------- reference data
@@ -136,7 +134,7 @@ def catalogue_codes(ref: Path, pool: str) -> list[tuple[str, int]]:
     with path.open(encoding="utf-8") as handle:
         for row in csv.DictReader(handle):
             cap = row["price_cap_yuan"]
-            price = yuan_to_fen(cap) if cap else 500 + (int(hashlib.sha1(row["item_code"].encode()).hexdigest()[:4], 16) % 20000)
+            price = money.yuan_to_fen(cap) if cap else 500 + (int(hashlib.sha1(row["item_code"].encode()).hexdigest()[:4], 16) % 20000)
             out.append((row["item_code"], price))
     return out
 
@@ -446,7 +444,7 @@ def _settle_day(opts, rnd, ref, hospitals, persons, pool_codes, settle_url, echo
             with ledger.lock:
                 ledger.retries_same_answer += again["output"] == body["output"]
         with ledger.lock:
-            ledger.settled[info["setl_id"]] = (person["pool"], hospital["pool"], yuan_to_fen(info["fund_pay_sumamt"]))
+            ledger.settled[info["setl_id"]] = (person["pool"], hospital["pool"], money.yuan_to_fen(info["fund_pay_sumamt"]))
         if reverse:
             status, _, _, _ = call("2305" if inpatient else "2208", {"data": {"setl_id": info["setl_id"]}})
             if status == 200:

@@ -20,17 +20,12 @@ from typing import Any, Sequence
 from zoneinfo import ZoneInfo
 
 from hub.clearing.domain.netting import PoolPosition
+from hub.money import fen_to_yuan as yuan
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 LINE_COLUMNS = ("direction", "kind", "settlement_id", "reversal_id", "business_date", "late", "hospital_code",
                 "home_pool", "treatment_pool", "person_id_masked", "medfee_fen", "fund_fen", "serious_illness_fen",
                 "assistance_fen")
-
-
-def yuan(fen: int) -> str:
-    sign = "-" if fen < 0 else ""
-    fen = abs(fen)
-    return f"{sign}{fen // 100}.{fen % 100:02d}"
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ under a version already on the topic is refused — that needs a new version.
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -124,12 +123,3 @@ def load_reference(directory: Path, bootstrap: str, codec: AvroCodec,
             report.items_published += 1
         producer.flush()
     return report
-
-
-def directory_sha256(directory: Path) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(directory.rglob("*")):
-        if path.is_file():
-            digest.update(path.relative_to(directory).as_posix().encode())
-            digest.update(path.read_bytes())
-    return digest.hexdigest()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from enum import Enum
@@ -108,12 +108,6 @@ class Accumulators:
     serious_compliant_oop: int = 0
     serious_paid: int = 0
     assistance_paid: int = 0
-
-    def plus(self, other: "Accumulators") -> "Accumulators":
-        return replace(self, **{f: getattr(self, f) + getattr(other, f) for f in ACCUMULATOR_FIELDS})
-
-    def minus(self, other: "Accumulators") -> "Accumulators":
-        return replace(self, **{f: getattr(self, f) - getattr(other, f) for f in ACCUMULATOR_FIELDS})
 
 
 ACCUMULATOR_FIELDS = tuple(f for f in Accumulators.__dataclass_fields__ if f != "year")

@@ -321,12 +321,7 @@ class SettlementService:
         if not isinstance(mdtrt_id, str):
             raise Answer(400, "invalid_field", "mdtrt_id: the visit id the hub returned")
         query = sa.select(db.visits).where(db.visits.c.mdtrt_id == mdtrt_id)
-        row = conn.execute(query.with_for_update() if lock else query).first()
-        if row is None:
-            raise Answer(404, "visit_not_found", f"no visit {mdtrt_id}")
-        if row.hospital_code != hospital.code:
-            raise Answer(403, "visit_of_another_hospital", "this visit belongs to another hospital")
-        return row
+        return _own_visit(conn.execute(query.with_for_update() if lock else query).first(), hospital, mdtrt_id)
 
     def _cancel_visit(self, conn: sa.Connection, hospital: Hospital, payload: dict) -> dict:
         data = payload.get("data") or {}
@@ -407,11 +402,7 @@ class SettlementService:
             " v.accident_injury, v.status, f.feedetl_sn, f.med_list_codg, f.cnt, f.pric_fen, f.amount_fen"
             " from visits v left join fee_details f on f.mdtrt_id = v.mdtrt_id where v.mdtrt_id = %s"
             " order by f.feedetl_sn" + (" for update of v" if lock else ""), (mdtrt_id,)).all()
-        if not rows:
-            raise Answer(404, "visit_not_found", f"no visit {mdtrt_id}")
-        visit = rows[0]
-        if visit.hospital_code != hospital.code:
-            raise Answer(403, "visit_of_another_hospital", "this visit belongs to another hospital")
+        visit = _own_visit(rows[0] if rows else None, hospital, mdtrt_id)
         return visit, [r for r in rows if r.feedetl_sn is not None]
 
     def _settle(self, conn: sa.Connection, hospital: Hospital, payload: dict, now: datetime, msgid: str,
@@ -567,6 +558,15 @@ class SettlementService:
     def _outbox(self, conn: sa.Connection, key: str, record_name: str, event: dict) -> None:
         conn.execute(db.outbox.insert().values(topic=SETTLEMENT_EVENTS.name, message_key=key,
                                                payload=self.codec.encode(record_name, event)))
+
+
+def _own_visit(row, hospital: Hospital, mdtrt_id: str):
+    """The visit row, if it exists and belongs to the asking hospital; else the answer why not."""
+    if row is None:
+        raise Answer(404, "visit_not_found", f"no visit {mdtrt_id}")
+    if row.hospital_code != hospital.code:
+        raise Answer(403, "visit_of_another_hospital", "this visit belongs to another hospital")
+    return row
 
 
 def settlement_completed_event(result: Settlement, claim: Claim, person: Person, hospital: Hospital, visit, setl_id: str,
