@@ -59,6 +59,13 @@ class ReadModel:
     def registration_bytes(self, person_ref: str) -> bytes | None:
         return self.redis.get(reg_key(person_ref))
 
+    def registrations_bytes(self, person_refs: list[str]) -> dict[str, bytes]:
+        """Several registrations in one round trip; people the read model does not know are left out."""
+        if not person_refs:
+            return {}
+        return {ref: raw for ref, raw in zip(person_refs, self.redis.mget([reg_key(r) for r in person_refs]))
+                if raw is not None}
+
     def reference_stamp(self) -> int:
         return int(self.redis.get(REFSTAMP) or 0)
 

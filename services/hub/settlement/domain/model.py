@@ -109,6 +109,10 @@ class Accumulators:
     serious_paid: int = 0
     assistance_paid: int = 0
 
+    def plus(self, delta: "Accumulators", sign: int = 1) -> "Accumulators":
+        """These accumulators after a settlement's delta (sign -1: after its reversal)."""
+        return Accumulators(self.year, *(getattr(self, f) + sign * getattr(delta, f) for f in ACCUMULATOR_FIELDS))
+
 
 ACCUMULATOR_FIELDS = tuple(f for f in Accumulators.__dataclass_fields__ if f != "year")
 

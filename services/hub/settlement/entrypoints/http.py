@@ -5,64 +5,112 @@
 The answer is always the convention's envelope (`infcode` 0 or -1, `err_msg`, `output`),
 with an HTTP status that says the same: 200, or 4xx for input the hub refuses, 503 while the
 read model rebuilds.
+
+The convention path is the hot path: it is served by a plain ASGI handler in front of the
+FastAPI app (which serves health, metrics and /docs), and settlements (2207/2304) go to the
+group commit (`service_layer/group_commit.py`) instead of one thread-pool hop and one
+transaction each.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 
 import orjson
-
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
 
 from hub.operations.health import add_health_routes
 from hub.operations.metrics import REQUEST_SECONDS, add_metrics_route
 from hub.settlement.bootstrap import Settlement
+from hub.settlement.service_layer.group_commit import GroupCommit
+from hub.settlement.service_layer.handlers import SETTLE, Reply
 
 log = logging.getLogger(__name__)
 CONVENTION_PATH = "/fsi/api/rsfComIntfaceService/commInterface"
 MAX_BODY_BYTES = 2 * 1024 * 1024
+_JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"infcode": -1, "err_code": code, "err_msg": message, "output": {}}, status_code=status)
+def _error(code: str, message: str) -> dict:
+    return {"infcode": -1, "err_code": code, "err_msg": message, "output": {}}
 
 
-def create_app(hub: Settlement) -> FastAPI:
-    app = FastAPI(title="settle-at-treatment", docs_url="/docs", redoc_url=None)
-    add_metrics_route(app)
+class ConventionApp:
+    """ASGI: POST on the convention path is answered here; everything else goes to `fallback`."""
 
-    @app.post(CONVENTION_PATH)
-    async def convention(request: Request) -> Response:
-        auth = request.headers.get("authorization", "")
-        hospital = hub.hospitals.authenticate(auth[7:]) if auth.lower().startswith("bearer ") else None
-        if hospital is None:
-            return _error(401, "unauthenticated", "send the hospital's token as 'Authorization: Bearer <token>'")
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            return _error(413, "request_too_large", f"at most {MAX_BODY_BYTES} bytes")
-        try:
-            envelope = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            return _error(400, "invalid_json", f"the body is not JSON: {exc}")
-        # The handler blocks on the database; FastAPI runs sync work in its thread pool.
-        from starlette.concurrency import run_in_threadpool
+    def __init__(self, hub: Settlement, fallback: FastAPI, group_commit: GroupCommit):
+        self.hub = hub
+        self.fallback = fallback
+        self.group_commit = group_commit
 
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["path"] != CONVENTION_PATH or scope["method"] != "POST":
+            await self.fallback(scope, receive, send)
+            return
         t0 = time.perf_counter()
-        reply = await run_in_threadpool(hub.service.handle, hospital, envelope)
-        infno = str(envelope.get("infno", "")) if isinstance(envelope, dict) else ""
-        REQUEST_SECONDS.labels("settlement", infno if infno.isdigit() and len(infno) == 4 else "other",
-                               str(reply.status)).observe(time.perf_counter() - t0)
-        return Response(orjson.dumps(reply.body), status_code=reply.status, media_type="application/json")
+        status, body, infno = await self._answer(scope, receive)
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+        REQUEST_SECONDS.labels("settlement", infno, str(status)).observe(time.perf_counter() - t0)
 
+    async def _answer(self, scope, receive) -> tuple[int, bytes, str]:
+        auth = b""
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                auth = value
+                break
+        token = auth[7:].decode("latin-1") if auth[:7].lower() == b"bearer " else None
+        hospital = self.hub.hospitals.authenticate(token) if token else None
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return 499, b"", "other"
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                return 413, orjson.dumps(_error("request_too_large", f"at most {MAX_BODY_BYTES} bytes")), "other"
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                break
+        if hospital is None:
+            return 401, orjson.dumps(_error("unauthenticated",
+                                            "send the hospital's token as 'Authorization: Bearer <token>'")), "other"
+        try:
+            envelope = orjson.loads(b"".join(chunks))
+        except orjson.JSONDecodeError as exc:
+            return 400, orjson.dumps(_error("invalid_json", f"the body is not JSON: {exc}")), "other"
+        service = self.hub.service
+        request = service.check(hospital, envelope)
+        if isinstance(request, Reply):
+            reply, infno = request, "other"
+        elif request.infno in SETTLE:
+            reply, infno = await self.group_commit.submit(request), request.infno
+        else:  # the other transactions block on the database in FastAPI's thread pool
+            reply, infno = await run_in_threadpool(service.answer, request), request.infno
+        return reply.status, orjson.dumps(reply.body), infno
+
+
+def create_app(hub: Settlement, group_threads: int = 2, max_group: int = 64) -> ConventionApp:
+    group_commit = GroupCommit(hub.service.settle_many, threads=group_threads, max_group=max_group)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app):
+        yield
+        group_commit.close()  # settles what is queued before the process ends
+
+    app = FastAPI(title="settle-at-treatment", docs_url="/docs", redoc_url=None, lifespan=lifespan,
+                  description=f"The national interface's transactions are served at POST {CONVENTION_PATH}.")
+    add_metrics_route(app)
     add_health_routes(app, lambda: None if hub.read_model.ready() else "the read model is rebuilding")
+    return ConventionApp(hub, app, group_commit)
 
-    return app
 
-
-def app_from_env() -> FastAPI:
+def app_from_env() -> ConventionApp:
     """The app wired from the environment: the factory each uvicorn worker process calls."""
     from hub.settlement.bootstrap import bootstrap
 

@@ -15,11 +15,14 @@ import time
 import uuid
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple, Sequence
 from zoneinfo import ZoneInfo
 
+import orjson
+import psycopg
 import sqlalchemy as sa
-from psycopg.types.json import Jsonb
+from psycopg.rows import namedtuple_row
+from psycopg.types.json import Jsonb, set_json_dumps
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from hub.messaging import AvroCodec
@@ -74,6 +77,20 @@ class Answer(Exception):
         self.status = status
         self.code = code
         self.message = message
+
+
+class Request(NamedTuple):
+    """A request whose envelope has been checked (`SettlementService.check`)."""
+
+    hospital: Hospital
+    infno: str
+    msgid: str
+    payload: dict
+    now: datetime
+
+
+def _orjson_dumps(obj: Any) -> str:
+    return orjson.dumps(obj).decode()
 
 
 @dataclass(frozen=True)
@@ -148,19 +165,21 @@ class SettlementService:
         self.person_key = person_key
         self.clock = clock
         self._ready_until = 0.0
+        self._dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._local = threading.local()
 
     # ------------------------------------------------------------------ the envelope
 
-    def handle(self, hospital: Hospital, envelope: Any) -> Reply:
-        """One request in the national envelope; always answers in the envelope."""
+    def check(self, hospital: Hospital, envelope: Any) -> "Request | Reply":
+        """The envelope checked: a Request to answer, or the error Reply that ends it here."""
         now = self.clock()
-        msgid = envelope.get("msgid") if isinstance(envelope, dict) else None
         try:
             if not isinstance(envelope, dict):
                 raise Answer(400, "invalid_json", "the request body is a JSON object in the interface envelope")
             infno = str(envelope.get("infno", ""))
             if infno not in KNOWN:
                 raise Answer(400, "unknown_infno", f"infno {infno!r} is not served here; served: {', '.join(sorted(KNOWN))}")
+            msgid = envelope.get("msgid")
             if not isinstance(msgid, str) or not 1 <= len(msgid) <= 64:
                 raise Answer(400, "invalid_msgid", "msgid: institution code + yyyyMMddHHmmss + 4-digit sequence")
             if envelope.get("fixmedins_code") not in (None, hospital.code):
@@ -171,12 +190,29 @@ class SettlementService:
             payload = envelope.get("input")
             if not isinstance(payload, dict):
                 raise Answer(400, "invalid_input", "input: an object")
+        except Answer as exc:
+            return Reply(exc.status, self._error(exc.code, exc.message, now))
+        return Request(hospital, infno, msgid, payload, now)
+
+    def handle(self, hospital: Hospital, envelope: Any) -> Reply:
+        """One request in the national envelope; always answers in the envelope."""
+        request = self.check(hospital, envelope)
+        if isinstance(request, Reply):
+            return request
+        if request.infno in SETTLE:
+            return self.settle_many([request])[0]
+        return self.answer(request)
+
+    def answer(self, request: "Request") -> Reply:
+        """Every transaction but settlement (see `settle_many`), each in its own database transaction."""
+        hospital, infno, msgid, payload, now = request
+        try:
             if infno in MUTATING:
                 return self._idempotent(hospital, infno, msgid, payload, now)
             if infno not in RECONCILE_TOTALS | RECONCILE_DETAIL and not self.read_model.ready():
                 raise Answer(503, "hub_not_ready", "the hub's reference data is rebuilding; retry shortly")
             with self.engine.connect() as conn:
-                output = self._dispatch(conn, hospital, infno, payload, now, msgid, [])
+                output = self._dispatch(conn, hospital, infno, payload, now, msgid)
             return Reply(200, self._ok(output, now))
         except Answer as exc:
             return Reply(exc.status, self._error(exc.code, exc.message, now))
@@ -193,31 +229,233 @@ class SettlementService:
                     sa.select(db.requests.c.request_sha256, db.requests.c.status_code, db.requests.c.response)
                     .where(db.requests.c.hospital_code == hospital.code, db.requests.c.msgid == msgid)
                 ).one()
-                if row.request_sha256 != digest:
-                    return Reply(409, self._error("msgid_reused_with_different_content",
-                                                  f"msgid {msgid} was already used for a different request", now))
-                return Reply(row.status_code, row.response)
+                return self._replay(row.request_sha256, row.status_code, row.response, digest, msgid, now)
             if not self._ready():
                 raise Answer(503, "hub_not_ready", "the hub's reference data is rebuilding; retry shortly")
             # Every handler raises its Answer before it writes anything, so a refused request
             # leaves only its remembered answer behind (a retry gets the same answer).
-            pending: list[tuple[str, tuple]] = []
             try:
-                output = self._dispatch(conn, hospital, infno, payload, now, msgid, pending)
-                reply = Reply(200, self._ok(output, now))
+                reply = Reply(200, self._ok(self._dispatch(conn, hospital, infno, payload, now, msgid), now))
             except Answer as exc:
                 if exc.status == 503:
                     raise
-                pending.clear()
                 reply = Reply(exc.status, self._error(exc.code, exc.message, now))
-            pending.append(("update requests set status_code = %s, response = %s where hospital_code = %s and msgid = %s",
-                            (reply.status, Jsonb(reply.body), hospital.code, msgid)))
-            # The unit of work's writes go in one round trip (psycopg pipeline mode).
-            raw = conn.connection.driver_connection
-            with raw.pipeline(), raw.cursor() as cur:
-                for sql, params in pending:
-                    cur.execute(sql, params)
+            conn.execute(db.requests.update()
+                         .where(db.requests.c.hospital_code == hospital.code, db.requests.c.msgid == msgid)
+                         .values(status_code=reply.status, response=reply.body))
         return reply
+
+    def _replay(self, stored_sha256: str, status: int, response: dict, digest: str, msgid: str,
+                now: datetime) -> Reply:
+        """The remembered answer to a msgid seen before — or the refusal when its content differs."""
+        if stored_sha256 != digest:
+            return Reply(409, self._error("msgid_reused_with_different_content",
+                                          f"msgid {msgid} was already used for a different request", now))
+        if status == 0:  # its first request was not answered (the hub was not ready): ask again
+            return Reply(503, self._error("hub_not_ready", "the hub's reference data is rebuilding; retry shortly", now))
+        return Reply(status, response)
+
+    # ------------------------------------------------------------------ settlement: group commit
+
+    def settle_many(self, requests: Sequence["Request"]) -> list[Reply]:
+        """Settle (2207/2304) several bills in one database transaction: group commit.
+
+        Each request is decided exactly as it would be alone — its own msgid claim, its own
+        answer remembered with it, refusals leave nothing but that answer — and requests for the
+        same person are decided in arrival order against the accumulators the earlier ones left.
+        If the group's transaction fails as a whole (a deadlock, a lost connection), each
+        request is retried on its own, so one bad apple costs only time.
+        """
+        if not requests:
+            return []
+        try:
+            return self._settle_group(requests)
+        except psycopg.Error as exc:
+            self._drop_connection()
+            if len(requests) == 1:
+                raise
+            log.warning("a group of %d settlements failed (%s); settling each on its own", len(requests),
+                        type(exc).__name__)
+            return [self._settle_group([request])[0] for request in requests]
+
+    def _connection(self) -> psycopg.Connection:
+        """This thread's own connection for settling (no pool checkout, statements stay prepared)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None or conn.closed:
+            conn = psycopg.connect(self._dsn, autocommit=True, row_factory=namedtuple_row)
+            set_json_dumps(_orjson_dumps, conn)
+            self._local.conn = conn
+        return conn
+
+    def _drop_connection(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            conn.close()
+
+    def _settle_group(self, requests: Sequence["Request"]) -> list[Reply]:
+        n = len(requests)
+        replies: list[Reply | None] = [None] * n
+        if not self._ready():
+            return [Reply(503, self._error("hub_not_ready", "the hub's reference data is rebuilding; retry shortly",
+                                           r.now)) for r in requests]
+        digests = [canonical_sha256(r.infno, r.payload) for r in requests]
+        keys = [(r.hospital.code, r.msgid) for r in requests]
+        first: dict[tuple[str, str], int] = {}
+        for i, key in enumerate(keys):
+            first.setdefault(key, i)
+        in_key_order = sorted(first.values(), key=keys.__getitem__)  # one lock order for every group
+        conn = self._connection()
+        with conn.pipeline(), conn.transaction():
+            claim = conn.cursor()
+            claim.execute(
+                "insert into requests (hospital_code, msgid, infno, request_sha256, status_code, response)"
+                " select h, m, i, d, 0, '{}' from unnest(%s::text[], %s::text[], %s::text[], %s::text[]) as t(h, m, i, d)"
+                " on conflict do nothing returning hospital_code, msgid",
+                ([keys[i][0] for i in in_key_order], [keys[i][1] for i in in_key_order],
+                 [requests[i].infno for i in in_key_order], [digests[i] for i in in_key_order]))
+            visit_ids = sorted({d["mdtrt_id"] for i in in_key_order
+                                if isinstance(d := requests[i].payload.get("data") or {}, dict)
+                                and isinstance(d.get("mdtrt_id"), str)})
+            visits = conn.cursor()
+            visits.execute(
+                "select v.mdtrt_id, v.hospital_code, v.person_ref, v.person_id_masked, v.med_type, v.begntime,"
+                " v.accident_injury, v.status, f.feedetl_sn, f.med_list_codg, f.cnt, f.pric_fen, f.amount_fen"
+                " from visits v left join fee_details f on f.mdtrt_id = v.mdtrt_id where v.mdtrt_id = any(%s)"
+                " order by v.mdtrt_id, f.feedetl_sn for update of v", (visit_ids,))
+            claimed = set(claim.fetchall())
+            found: dict[str, tuple[Any, list]] = {}
+            for row in visits.fetchall():
+                found.setdefault(row.mdtrt_id, (row, []))[1].extend([row] if row.feedetl_sn is not None else [])
+            mine = [i for i in sorted(first.values()) if keys[i] in claimed]  # decided here, in arrival order
+            if mine:
+                self._decide_group(conn, [requests[i] for i in mine], found, replies, mine)
+        replayed = [i for i in range(n) if replies[i] is None]
+        if replayed:
+            rows = conn.execute(
+                "select hospital_code, msgid, request_sha256, status_code, response from requests"
+                " where (hospital_code, msgid) in (select * from unnest(%s::text[], %s::text[]))",
+                ([keys[i][0] for i in replayed], [keys[i][1] for i in replayed])).fetchall()
+            stored = {(r.hospital_code, r.msgid): r for r in rows}
+            for i in replayed:
+                row = stored.get(keys[i])
+                replies[i] = (self._replay(row.request_sha256, row.status_code, row.response, digests[i], keys[i][1],
+                                           requests[i].now) if row is not None else
+                              Reply(503, self._error("hub_not_ready", "retry shortly", requests[i].now)))
+        return replies  # type: ignore[return-value]
+
+    def _decide_group(self, conn: psycopg.Connection, group: list["Request"], found: dict, replies: list,
+                      slots: list[int]) -> None:
+        """Decide every claimed settle of the group and queue its writes (committed by the caller)."""
+        answers: list[Reply | None] = [None] * len(group)
+        prepared: dict[int, tuple[Any, Claim]] = {}
+        for j, request in enumerate(group):
+            data = request.payload.get("data") or {}
+            try:
+                if not isinstance(data, dict):
+                    raise Answer(400, "invalid_input", "input.data: an object")
+                mdtrt_id = data.get("mdtrt_id")
+                if not isinstance(mdtrt_id, str):
+                    raise Answer(400, "invalid_field", "mdtrt_id: the visit id the hub returned")
+                visit, fees = found.get(mdtrt_id, (None, []))
+                visit = _own_visit(visit, request.hospital, mdtrt_id)
+                prepared[j] = (visit, self._claim(request.hospital, visit, fees, data))
+            except Answer as exc:
+                answers[j] = Reply(exc.status, self._error(exc.code, exc.message, request.now))
+        raw_registrations = self.read_model.registrations_bytes(sorted({v.person_ref for v, _ in prepared.values()}))
+        people: dict[int, Person] = {}
+        unanswerable: list[int] = []  # not enrolled as far as a rebuilding read model knows: nothing is remembered
+        for j, (visit, claim) in prepared.items():
+            raw = raw_registrations.get(visit.person_ref)
+            person = person_from_registration(self.codec.decode(raw).value, claim.service_date) if raw else None
+            if person is not None:
+                people[j] = person
+                continue
+            self._ready_until = 0.0
+            if self.read_model.ready():
+                answers[j] = Reply(422, self._error("person_not_enrolled", "the hub has no enrolment for this person",
+                                                    group[j].now))
+            else:
+                answers[j] = Reply(503, self._error("hub_not_ready", "the hub's reference data is rebuilding; "
+                                                    "retry shortly", group[j].now))
+                unanswerable.append(j)
+        years = sorted({(prepared[j][0].person_ref, prepared[j][1].service_date.year) for j in people})
+        accumulators: dict[tuple[str, int], Accumulators] = {}
+        if years:
+            # Creates each person-year row if needed and locks it to the end of the transaction, in
+            # one statement and one (sorted) order: concurrent settlements of a person queue here.
+            columns = ", ".join(ACCUMULATOR_FIELDS)
+            rows = conn.execute(
+                "insert into accumulators (person_ref, policy_year) select * from unnest(%s::text[], %s::int[])"
+                f" on conflict (person_ref, policy_year) do update set person_ref = excluded.person_ref"
+                f" returning person_ref, policy_year, {columns}",
+                ([r for r, _ in years], [y for _, y in years])).fetchall()
+            for row in rows:
+                accumulators[(row.person_ref, row.policy_year)] = Accumulators(
+                    row.policy_year, *(getattr(row, f) for f in ACCUMULATOR_FIELDS))
+        policies, catalogues = self.reference.current()
+        settled_visits: set[str] = set()
+        settlements, outbox, visit_updates = [], [], []
+        for j in sorted(people):
+            request, person = group[j], people[j]
+            visit, claim = prepared[j]
+            try:
+                if visit.status != "OPEN" or visit.mdtrt_id in settled_visits:
+                    settled = visit.status == "SETTLED" or visit.mdtrt_id in settled_visits
+                    raise Answer(409, "visit_already_settled" if settled else "visit_not_open",
+                                 f"visit is {'SETTLED' if settled else visit.status}")
+                year_key = (visit.person_ref, claim.service_date.year)
+                result = price_claim(claim, person, policies, catalogues, accumulators[year_key])
+                if isinstance(result, Refusal):
+                    raise Answer(422, result.code, result.message)
+            except Answer as exc:
+                answers[j] = Reply(exc.status, self._error(exc.code, exc.message, request.now))
+                continue
+            hospital, now = request.hospital, request.now
+            output = convention.settlement_output(result, claim)
+            setl_id = f"S{hospital.code}{uuid.uuid4().hex[:16].upper()}"
+            output["setlinfo"] = {"setl_id": setl_id, "mdtrt_id": visit.mdtrt_id, **output["setlinfo"]}
+            business_date = now.astimezone(SHANGHAI).date()
+            delta = result.accumulators_delta
+            accumulators[year_key] = accumulators[year_key].plus(delta)
+            settled_visits.add(visit.mdtrt_id)
+            settlements.append((
+                setl_id, visit.mdtrt_id, request.msgid, hospital.code, visit.person_ref, visit.person_id_masked,
+                person.home_pool, hospital.pool, year_key[1], business_date, now, result.medfee_sumamt,
+                result.hifp_pay, result.hifmi_pay, result.maf_pay, result.psn_part_amt,
+                Jsonb({f: getattr(delta, f) for f in ACCUMULATOR_FIELDS}), Jsonb({"setlinfo": output["setlinfo"]})))
+            visit_updates.append((claim.discharge_date, visit.mdtrt_id))
+            event = settlement_completed_event(result, claim, person, hospital, visit, setl_id, request.msgid,
+                                               business_date, now)
+            outbox.append((SETTLEMENT_EVENTS.name, person.home_pool,
+                           self.codec.encode("SettlementCompleted", event, check=False)))
+            answers[j] = Reply(200, self._ok(output, now))
+        # Every write of the group goes with the commit in one round trip (pipeline mode).
+        cur = conn.cursor()
+        if settlements:
+            cur.executemany(
+                "insert into settlements (setl_id, mdtrt_id, msgid, hospital_code, person_ref, person_id_masked,"
+                " home_pool, treatment_pool, policy_year, business_date, settled_at, medfee_sumamt_fen, hifp_pay_fen,"
+                " hifmi_pay_fen, maf_pay_fen, psn_part_amt_fen, accumulators_delta, output, status)"
+                " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'SETTLED')",
+                settlements)
+            changed = {(visit.person_ref, claim.service_date.year) for visit, claim in
+                       (prepared[j] for j in people if answers[j].status == 200)}
+            cur.executemany(
+                "update accumulators set " + ", ".join(f"{f} = %s" for f in ACCUMULATOR_FIELDS)
+                + " where person_ref = %s and policy_year = %s",
+                [(*(getattr(accumulators[k], f) for f in ACCUMULATOR_FIELDS), *k) for k in sorted(changed)])
+            cur.executemany("update visits set status = 'SETTLED', endtime = %s where mdtrt_id = %s", visit_updates)
+            cur.executemany("insert into outbox (topic, message_key, payload) values (%s, %s, %s)", outbox)
+        remembered = [j for j in range(len(group)) if j not in unanswerable]
+        cur.executemany("update requests set status_code = %s, response = %s where hospital_code = %s and msgid = %s",
+                        [(answers[j].status, Jsonb(answers[j].body), group[j].hospital.code, group[j].msgid)
+                         for j in remembered])
+        if unanswerable:
+            cur.executemany("delete from requests where hospital_code = %s and msgid = %s",
+                            [(group[j].hospital.code, group[j].msgid) for j in unanswerable])
+        for j, slot in enumerate(slots):
+            replies[slot] = answers[j]
 
     def _ready(self) -> bool:
         """Readiness, trusted for a second once seen; a missing registration re-checks it
@@ -250,7 +488,7 @@ class SettlementService:
         return body
 
     def _dispatch(self, conn: sa.Connection, hospital: Hospital, infno: str, payload: dict, now: datetime,
-                  msgid: str, pending: list) -> dict:
+                  msgid: str) -> dict:
         if infno in LOOKUP:
             return self._lookup(hospital, payload, now)
         if infno in RECONCILE_TOTALS | RECONCILE_DETAIL:
@@ -264,9 +502,7 @@ class SettlementService:
         if infno in CANCEL_FEES:
             return self._cancel_fees(conn, hospital, payload)
         if infno in PRE_SETTLE:
-            return self._settle(conn, hospital, payload, now, msgid, commit=False)
-        if infno in SETTLE:
-            return self._settle(conn, hospital, payload, now, msgid, commit=True, pending=pending)
+            return self._preview(conn, hospital, payload)
         return self._reverse(conn, hospital, payload, now, msgid)
 
     # ------------------------------------------------------------------ people
@@ -393,60 +629,33 @@ class SettlementService:
         return Claim(convention.MED_TYPES[visit.med_type], hospital.level, hospital.pool, visit.begntime, end_day,
                      lines, visit.accident_injury)
 
-    def _visit_with_fees(self, conn: sa.Connection, hospital: Hospital, mdtrt_id: Any, lock: bool):
-        """The visit (row-locked when settling) and its fee lines, in one round trip."""
+    def _visit_with_fees(self, conn: sa.Connection, hospital: Hospital, mdtrt_id: Any):
+        """The visit and its fee lines, in one round trip."""
         if not isinstance(mdtrt_id, str):
             raise Answer(400, "invalid_field", "mdtrt_id: the visit id the hub returned")
         rows = conn.exec_driver_sql(
             "select v.mdtrt_id, v.hospital_code, v.person_ref, v.person_id_masked, v.med_type, v.begntime,"
             " v.accident_injury, v.status, f.feedetl_sn, f.med_list_codg, f.cnt, f.pric_fen, f.amount_fen"
             " from visits v left join fee_details f on f.mdtrt_id = v.mdtrt_id where v.mdtrt_id = %s"
-            " order by f.feedetl_sn" + (" for update of v" if lock else ""), (mdtrt_id,)).all()
+            " order by f.feedetl_sn", (mdtrt_id,)).all()
         visit = _own_visit(rows[0] if rows else None, hospital, mdtrt_id)
         return visit, [r for r in rows if r.feedetl_sn is not None]
 
-    def _settle(self, conn: sa.Connection, hospital: Hospital, payload: dict, now: datetime, msgid: str,
-                commit: bool, pending: list | None = None) -> dict:
+    def _preview(self, conn: sa.Connection, hospital: Hospital, payload: dict) -> dict:
+        """Pre-settlement (2206/2303): the settlement as it would be now, nothing written or locked."""
         data = payload.get("data") or {}
-        visit, fees = self._visit_with_fees(conn, hospital, data.get("mdtrt_id"), lock=commit)
+        visit, fees = self._visit_with_fees(conn, hospital, data.get("mdtrt_id"))
         if visit.status != "OPEN":
             raise Answer(409, "visit_already_settled" if visit.status == "SETTLED" else "visit_not_open",
                          f"visit is {visit.status}")
         claim = self._claim(hospital, visit, fees, data)
         person = self._registration(visit.person_ref, claim.service_date)
-        year = claim.service_date.year
-        acc = self._accumulators(conn, visit.person_ref, year, lock=commit)
+        acc = self._accumulators(conn, visit.person_ref, claim.service_date.year, lock=False)
         policies, catalogues = self.reference.current()
         result = price_claim(claim, person, policies, catalogues, acc)
         if isinstance(result, Refusal):
             raise Answer(422, result.code, result.message)
-        output = convention.settlement_output(result, claim)
-        if not commit:
-            return output
-        setl_id = f"S{hospital.code}{uuid.uuid4().hex[:16].upper()}"
-        output["setlinfo"] = {"setl_id": setl_id, "mdtrt_id": visit.mdtrt_id, **output["setlinfo"]}
-        business_date = now.astimezone(SHANGHAI).date()
-        delta = result.accumulators_delta
-        event = settlement_completed_event(result, claim, person, hospital, visit, setl_id, msgid, business_date, now)
-        # Written by the caller in one pipelined round trip, with the request's answer.
-        pending.extend([
-            ("insert into settlements (setl_id, mdtrt_id, msgid, hospital_code, person_ref, person_id_masked,"
-             " home_pool, treatment_pool, policy_year, business_date, settled_at, medfee_sumamt_fen, hifp_pay_fen,"
-             " hifmi_pay_fen, maf_pay_fen, psn_part_amt_fen, accumulators_delta, output, status)"
-             " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'SETTLED')",
-             (setl_id, visit.mdtrt_id, msgid, hospital.code, visit.person_ref, visit.person_id_masked,
-              person.home_pool, hospital.pool, year, business_date, now, result.medfee_sumamt, result.hifp_pay,
-              result.hifmi_pay, result.maf_pay, result.psn_part_amt,
-              Jsonb({f: getattr(delta, f) for f in ACCUMULATOR_FIELDS}), Jsonb(output))),
-            ("update accumulators set " + ", ".join(f"{f} = {f} + %s" for f in ACCUMULATOR_FIELDS)
-             + " where person_ref = %s and policy_year = %s",
-             (*(getattr(delta, f) for f in ACCUMULATOR_FIELDS), visit.person_ref, year)),
-            ("update visits set status = 'SETTLED', endtime = %s where mdtrt_id = %s",
-             (claim.discharge_date, visit.mdtrt_id)),
-            ("insert into outbox (topic, message_key, payload) values (%s, %s, %s)",
-             (SETTLEMENT_EVENTS.name, person.home_pool, self.codec.encode("SettlementCompleted", event, check=False))),
-        ])
-        return output
+        return convention.settlement_output(result, claim)
 
     def _reverse(self, conn: sa.Connection, hospital: Hospital, payload: dict, now: datetime, msgid: str) -> dict:
         data = payload.get("data") or {}
