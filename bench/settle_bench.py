@@ -8,7 +8,9 @@ their fee lines are written straight into the service's tables (setting up is no
 measured). Then `hub settlement serve --workers N` runs and wrk (Debian's package) settles a
 different visit with every request for `--seconds`, and, in the same run, requests
 GET /health/live the same way: the HTTP stack's own ceiling on this machine. Reported: bills/s,
-latency percentiles, errors, and settle throughput as a ratio of the baseline. wrk, the server,
+latency percentiles, errors, settle throughput as a ratio of the baseline, and the CPU time
+each part of the system spent per settlement during the settle run (from /proc): on a
+saturated machine that is steadier than the throughput. wrk, the server,
 PostgreSQL, Redis and Kafka all share the same 2 cores.
 """
 
@@ -41,6 +43,25 @@ from hub.registration.entrypoints.reference_load import load_reference  # noqa: 
 PATH = "/fsi/api/rsfComIntfaceService/commInterface"
 KEY = b"bench-person-key"
 HOSPITAL = "H44010000001"
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds used so far by each part of the system on this machine (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parts: dict[str, float] = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat.rpartition(")")[2].split()
+        part = ("postgres" if "postgres" in cmd else "redis" if "redis-server" in cmd else "wrk" if cmd.startswith("wrk")
+                else "kafka" if "java" in cmd else "hub (HTTP workers)" if "multiprocessing" in cmd
+                else "hub (relay, read model)" if "settlement serve" in cmd else None)
+        if part:
+            parts[part] = parts.get(part, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return parts
 
 
 def run_wrk(url: str, connections: int, seconds: int, script: Path | None, env: dict) -> dict:
@@ -133,12 +154,16 @@ def main() -> None:
                 "insert into fee_details (mdtrt_id, feedetl_sn, med_list_codg, cnt, pric_fen, amount_fen)"
                 " values (:m, :sn, :c, 2, :p, :a)"),
                 [{"m": v, "sn": str(k), "c": c, "p": p, "a": 2 * p} for v in visits for k, (c, p) in enumerate(lines, 1)])
+            # A live database has current statistics (autovacuum); give the fresh tables theirs.
+            conn.execute(sa.text("analyze visits; analyze fee_details"))
         engine.dispose()
         visit_file = Path(f"/tmp/bench-visits-{run}.txt")
         visit_file.write_text("\n".join(visits) + "\n")
         wrk_env = {**os.environ, "VISITS": str(visit_file), "HOSPITAL": HOSPITAL, "WRK_THREADS": "2"}
         baseline = run_wrk(base + "/health/live", args.connections, args.seconds, None, wrk_env)
+        cpu_before = cpu_seconds()
         result = run_wrk(base + PATH, args.connections, args.seconds, REPO / "bench" / "settle.lua", wrk_env)
+        cpu_after = cpu_seconds()
         with sa.create_engine(sa.make_url(env_base["HUB_POSTGRES_URL"]).set(database=database)).connect() as conn:
             settled = conn.execute(sa.text("select count(*) from settlements")).scalar_one()
         if result.get("requests", 0) > len(visits):
@@ -151,10 +176,14 @@ def main() -> None:
         redis.Redis.from_url(env_base["HUB_REDIS_URL"])  # nothing to clean: registrations are keyed per run
     for r in (result, baseline):
         r.pop("raw", None)
+    done = max(1, result.get("requests", 0))
+    cpu_ms = {part: round(1000 * (cpu_after[part] - cpu_before.get(part, 0.0)) / done, 3) for part in cpu_after}
+    cpu_ms["total"] = round(sum(cpu_ms.values()), 3)
     report = {"command": " ".join(["python3", "bench/settle_bench.py", *sys.argv[1:]]),
               "cores": os.cpu_count(), "workers": args.workers, "connections": args.connections,
               "settle": result, "settlements_committed": settled, "baseline_health": baseline,
-              "settle_vs_baseline_throughput": round(result["per_s"] / baseline["per_s"], 3)}
+              "settle_vs_baseline_throughput": round(result["per_s"] / baseline["per_s"], 3),
+              "cpu_ms_per_settlement": cpu_ms}
     print(json.dumps(report, indent=2))
 
 

@@ -317,16 +317,19 @@ class SettlementService:
             visit_ids = sorted({d["mdtrt_id"] for i in in_key_order
                                 if isinstance(d := requests[i].payload.get("data") or {}, dict)
                                 and isinstance(d.get("mdtrt_id"), str)})
-            visits = conn.cursor()
-            visits.execute(
-                "select v.mdtrt_id, v.hospital_code, v.person_ref, v.person_id_masked, v.med_type, v.begntime,"
-                " v.accident_injury, v.status, f.feedetl_sn, f.med_list_codg, f.cnt, f.pric_fen, f.amount_fen"
-                " from visits v left join fee_details f on f.mdtrt_id = v.mdtrt_id where v.mdtrt_id = any(%s)"
-                " order by v.mdtrt_id, f.feedetl_sn for update of v", (visit_ids,))
+            # Visits locked, then their fee lines: two statements each led by its primary key
+            # (a join may be planned as a scan of every fee line on stale statistics).
+            visits, fees = conn.cursor(), conn.cursor()
+            visits.execute("select mdtrt_id, hospital_code, person_ref, person_id_masked, med_type, begntime,"
+                           " accident_injury, status from visits where mdtrt_id = any(%s) order by mdtrt_id"
+                           " for update", (visit_ids,))
+            fees.execute("select mdtrt_id, feedetl_sn, med_list_codg, cnt, pric_fen, amount_fen from fee_details"
+                         " where mdtrt_id = any(%s) order by mdtrt_id, feedetl_sn", (visit_ids,))
             claimed = set(claim.fetchall())
-            found: dict[str, tuple[Any, list]] = {}
-            for row in visits.fetchall():
-                found.setdefault(row.mdtrt_id, (row, []))[1].extend([row] if row.feedetl_sn is not None else [])
+            found: dict[str, tuple[Any, list]] = {row.mdtrt_id: (row, []) for row in visits.fetchall()}
+            for row in fees.fetchall():
+                if row.mdtrt_id in found:
+                    found[row.mdtrt_id][1].append(row)
             mine = [i for i in sorted(first.values()) if keys[i] in claimed]  # decided here, in arrival order
             if mine:
                 self._decide_group(conn, [requests[i] for i in mine], found, replies, mine)
@@ -430,7 +433,9 @@ class SettlementService:
             outbox.append((SETTLEMENT_EVENTS.name, person.home_pool,
                            self.codec.encode("SettlementCompleted", event, check=False)))
             answers[j] = Reply(200, self._ok(output, now))
-        # Every write of the group goes with the commit in one round trip (pipeline mode).
+        # Every write of the group goes with the commit in one round trip (pipeline mode), row by
+        # row: executemany binds each row's values in C, where one statement over arrays (unnest)
+        # spent more in psycopg's array dumping than it saved (bench/RESULTS.md).
         cur = conn.cursor()
         if settlements:
             cur.executemany(
@@ -439,12 +444,12 @@ class SettlementService:
                 " hifmi_pay_fen, maf_pay_fen, psn_part_amt_fen, accumulators_delta, output, status)"
                 " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'SETTLED')",
                 settlements)
-            changed = {(visit.person_ref, claim.service_date.year) for visit, claim in
-                       (prepared[j] for j in people if answers[j].status == 200)}
+            changed = sorted({(visit.person_ref, claim.service_date.year) for visit, claim in
+                              (prepared[j] for j in people if answers[j].status == 200)})
             cur.executemany(
                 "update accumulators set " + ", ".join(f"{f} = %s" for f in ACCUMULATOR_FIELDS)
                 + " where person_ref = %s and policy_year = %s",
-                [(*(getattr(accumulators[k], f) for f in ACCUMULATOR_FIELDS), *k) for k in sorted(changed)])
+                [(*(getattr(accumulators[k], f) for f in ACCUMULATOR_FIELDS), *k) for k in changed])
             cur.executemany("update visits set status = 'SETTLED', endtime = %s where mdtrt_id = %s", visit_updates)
             cur.executemany("insert into outbox (topic, message_key, payload) values (%s, %s, %s)", outbox)
         remembered = [j for j in range(len(group)) if j not in unanswerable]
