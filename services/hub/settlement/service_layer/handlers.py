@@ -308,12 +308,9 @@ class SettlementService:
         conn = self._connection()
         with conn.pipeline(), conn.transaction():
             claim = conn.cursor()
-            claim.execute(
-                "insert into requests (hospital_code, msgid, infno, request_sha256, status_code, response)"
-                " select h, m, i, d, 0, '{}' from unnest(%s::text[], %s::text[], %s::text[], %s::text[]) as t(h, m, i, d)"
-                " on conflict do nothing returning hospital_code, msgid",
-                ([keys[i][0] for i in in_key_order], [keys[i][1] for i in in_key_order],
-                 [requests[i].infno for i in in_key_order], [digests[i] for i in in_key_order]))
+            rows, params = _values([(*keys[i], requests[i].infno, digests[i]) for i in in_key_order], "%s, %s, %s, %s, 0, '{}'")
+            claim.execute("insert into requests (hospital_code, msgid, infno, request_sha256, status_code, response)"
+                          f" values {rows} on conflict do nothing returning hospital_code, msgid", params)
             visit_ids = sorted({d["mdtrt_id"] for i in in_key_order
                                 if isinstance(d := requests[i].payload.get("data") or {}, dict)
                                 and isinstance(d.get("mdtrt_id"), str)})
@@ -388,11 +385,11 @@ class SettlementService:
             # Creates each person-year row if needed and locks it to the end of the transaction, in
             # one statement and one (sorted) order: concurrent settlements of a person queue here.
             columns = ", ".join(ACCUMULATOR_FIELDS)
+            values, params = _values(years, "%s, %s")
             rows = conn.execute(
-                "insert into accumulators (person_ref, policy_year) select * from unnest(%s::text[], %s::int[])"
+                f"insert into accumulators (person_ref, policy_year) values {values}"
                 f" on conflict (person_ref, policy_year) do update set person_ref = excluded.person_ref"
-                f" returning person_ref, policy_year, {columns}",
-                ([r for r, _ in years], [y for _, y in years])).fetchall()
+                f" returning person_ref, policy_year, {columns}", params).fetchall()
             for row in rows:
                 accumulators[(row.person_ref, row.policy_year)] = Accumulators(
                     row.policy_year, *(getattr(row, f) for f in ACCUMULATOR_FIELDS))
@@ -433,32 +430,41 @@ class SettlementService:
             outbox.append((SETTLEMENT_EVENTS.name, person.home_pool,
                            self.codec.encode("SettlementCompleted", event, check=False)))
             answers[j] = Reply(200, self._ok(output, now))
-        # Every write of the group goes with the commit in one round trip (pipeline mode), row by
-        # row: executemany binds each row's values in C, where one statement over arrays (unnest)
-        # spent more in psycopg's array dumping than it saved (bench/RESULTS.md).
-        cur = conn.cursor()
+        # Every write of the group is one statement per table over multi-row VALUES (the planner
+        # knows the row count; psycopg binds each value in C), and all of them go with the commit
+        # in one round trip (pipeline mode). Row-by-row executemany costs a socket wait, with its
+        # GIL hand-off, per row; arrays (unnest) cost psycopg's Python array dumping.
         if settlements:
-            cur.executemany(
+            values, params = _values(settlements, ", ".join(["%s"] * 18) + ", 'SETTLED'")
+            conn.execute(
                 "insert into settlements (setl_id, mdtrt_id, msgid, hospital_code, person_ref, person_id_masked,"
                 " home_pool, treatment_pool, policy_year, business_date, settled_at, medfee_sumamt_fen, hifp_pay_fen,"
                 " hifmi_pay_fen, maf_pay_fen, psn_part_amt_fen, accumulators_delta, output, status)"
-                " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'SETTLED')",
-                settlements)
+                f" values {values}", params)
             changed = sorted({(visit.person_ref, claim.service_date.year) for visit, claim in
                               (prepared[j] for j in people if answers[j].status == 200)})
-            cur.executemany(
-                "update accumulators set " + ", ".join(f"{f} = %s" for f in ACCUMULATOR_FIELDS)
-                + " where person_ref = %s and policy_year = %s",
-                [(*(getattr(accumulators[k], f) for f in ACCUMULATOR_FIELDS), *k) for k in changed])
-            cur.executemany("update visits set status = 'SETTLED', endtime = %s where mdtrt_id = %s", visit_updates)
-            cur.executemany("insert into outbox (topic, message_key, payload) values (%s, %s, %s)", outbox)
+            fields = ", ".join(ACCUMULATOR_FIELDS)
+            values, params = _values([(*k, *(getattr(accumulators[k], f) for f in ACCUMULATOR_FIELDS)) for k in changed],
+                                     "%s::text, %s::int" + ", %s::bigint" * len(ACCUMULATOR_FIELDS))
+            conn.execute("update accumulators a set " + ", ".join(f"{f} = d.{f}" for f in ACCUMULATOR_FIELDS)
+                         + f" from (values {values}) as d(person_ref, policy_year, {fields})"
+                         " where a.person_ref = d.person_ref and a.policy_year = d.policy_year", params)
+            values, params = _values(visit_updates, "%s::date, %s::text")
+            conn.execute("update visits v set status = 'SETTLED', endtime = d.endtime"
+                         f" from (values {values}) as d(endtime, mdtrt_id) where v.mdtrt_id = d.mdtrt_id", params)
+            values, params = _values(outbox, "%s, %s, %s")  # ids follow the order of decision
+            conn.execute(f"insert into outbox (topic, message_key, payload) values {values}", params)
         remembered = [j for j in range(len(group)) if j not in unanswerable]
-        cur.executemany("update requests set status_code = %s, response = %s where hospital_code = %s and msgid = %s",
-                        [(answers[j].status, Jsonb(answers[j].body), group[j].hospital.code, group[j].msgid)
-                         for j in remembered])
+        if remembered:
+            values, params = _values([(group[j].hospital.code, group[j].msgid, answers[j].status,
+                                       Jsonb(answers[j].body)) for j in remembered], "%s::text, %s::text, %s::int, %s::jsonb")
+            conn.execute("update requests r set status_code = d.status_code, response = d.response"
+                         f" from (values {values}) as d(hospital_code, msgid, status_code, response)"
+                         " where r.hospital_code = d.hospital_code and r.msgid = d.msgid", params)
         if unanswerable:
-            cur.executemany("delete from requests where hospital_code = %s and msgid = %s",
-                            [(group[j].hospital.code, group[j].msgid) for j in unanswerable])
+            values, params = _values([(group[j].hospital.code, group[j].msgid) for j in unanswerable], "%s::text, %s::text")
+            conn.execute(f"delete from requests r using (values {values}) as d(hospital_code, msgid)"
+                         " where r.hospital_code = d.hospital_code and r.msgid = d.msgid", params)
         for j, slot in enumerate(slots):
             replies[slot] = answers[j]
 
@@ -772,6 +778,11 @@ class SettlementService:
     def _outbox(self, conn: sa.Connection, key: str, record_name: str, event: dict) -> None:
         conn.execute(db.outbox.insert().values(topic=SETTLEMENT_EVENTS.name, message_key=key,
                                                payload=self.codec.encode(record_name, event)))
+
+
+def _values(rows: Sequence[tuple], row_sql: str) -> tuple[str, list]:
+    """Multi-row VALUES: the SQL (`row_sql` once per row, parenthesised) and the flat parameters."""
+    return ", ".join([f"({row_sql})"] * len(rows)), [value for row in rows for value in row]
 
 
 def _own_visit(row, hospital: Hospital, mdtrt_id: str):
