@@ -27,6 +27,7 @@ from hub.settlement.bootstrap import Settings, bootstrap
 from hub.settlement.entrypoints.http import CONVENTION_PATH, create_app
 from hub.messaging.outbox import OutboxRelay
 from hub.settlement.entrypoints.read_model_consumer import ReadModelConsumer
+from hub.settlement.service_layer.handlers import Request
 
 from .settlement_helpers import (PERSON_KEY, REPO, Envelope, http_ready, new_psn_no, register, settlement_events,
                                  setup_topics, wait_for)
@@ -320,3 +321,55 @@ def test_hospital_reconciliation_totals_and_detail(stack, producer):
     assert body["output"]["stmtinfo"]["stmt_rslt"] == "1"
     assert {(d["setl_id"], d["reason"]) for d in body["output"]["differences"]} == {
         (setl[1]["setl_id"], "amounts_differ"), (setl[2]["setl_id"], "not_standing_at_hub")}
+
+
+def test_one_group_commit_decides_each_settlement_as_if_it_were_alone(stack, producer):
+    """settle_many with a real group in one transaction: one person's bills in arrival order
+    against the accumulators the earlier ones left (商洛 annual cap 130,000), a repeated msgid
+    answered like its first, a reused msgid with other content refused, a visit settled twice
+    in the group, another hospital's visit — each answered as alone, nothing else written."""
+    psn = new_psn_no()
+    ref = register(producer, psn, home_pool="611000")
+    wait_registered(stack, psn)
+    http_a, env_a = client(stack, GZ_A)
+    http_b, env_b = client(stack, GZ_B)
+    visits = [open_and_upload(http_a, env_a, psn, [(JIA_DRUG, "1", "100000.00")]) for _ in range(3)]
+    foreign = open_and_upload(http_b, env_b, psn, [(JIA_DRUG, "1", "10.00")])
+    hospital_a = stack.hospitals.by_code[GZ_A[0]]
+    service = stack.service
+
+    def request(msgid: str, mdtrt_id: str, **extra):
+        checked = service.check(hospital_a, {"infno": "2304", "msgid": msgid, "input": {"data": {"mdtrt_id": mdtrt_id,
+                                                                                             **extra}}})
+        assert isinstance(checked, Request), checked
+        return checked
+
+    status, preview = call(http_a, env_a("2303", {"data": {"mdtrt_id": visits[0]}}))
+    assert (status, preview["output"]["setlinfo"]["hifp_pay"]) == (200, "54780.00")  # one such bill alone
+    group = [request("G-1", visits[0]), request("G-2", visits[1]), request("G-1", visits[0]),
+             request("G-3", visits[2]), request("G-4", visits[0]), request("G-5", foreign),
+             request("G-2", visits[1], medfee_sumamt="1.00")]
+    replies = service.settle_many(group)
+    status = [r.status for r in replies]
+    assert status == [200, 200, 200, 200, 409, 403, 409], [(r.status, r.body.get("err_code")) for r in replies]
+    assert replies[2].body == replies[0].body  # the repeated msgid: the first one's answer
+    assert [replies[i].body["err_code"] for i in (4, 5, 6)] == [
+        "visit_already_settled", "visit_of_another_hospital", "msgid_reused_with_different_content"]
+    paid = [yuan_to_fen(replies[i].body["output"]["setlinfo"]["hifp_pay"]) for i in (0, 1, 3)]
+    # Alone, a 100,000 bill gets 54,780 from the fund (the preview above); the third in
+    # the group gets only what the annual cap leaves: 130,000 - 2 x 54,780 = 20,440.
+    assert paid == [54_780_00, 54_780_00, 20_440_00]
+    for i in (0, 1, 3):
+        info = replies[i].body["output"]["setlinfo"]
+        parts = sum(yuan_to_fen(info[k]) for k in ("hifp_pay", "hifmi_pay", "maf_pay", "psn_part_amt"))
+        assert parts == yuan_to_fen(info["medfee_sumamt"])  # balances to the fen
+    with stack.engine.connect() as conn:
+        acc = conn.execute(sa.select(db.accumulators).where(db.accumulators.c.person_ref == ref)).one()
+        assert (acc.inpatient_fund_paid, acc.admissions) == (130_000_00, 3)
+        assert conn.execute(sa.select(sa.func.count()).select_from(db.settlements)).scalar_one() == 3
+        assert conn.execute(sa.select(sa.func.count()).select_from(db.outbox)).scalar_one() == 3
+        assert conn.execute(sa.select(db.visits.c.status).where(db.visits.c.mdtrt_id == foreign)).scalar_one() == "OPEN"
+    # Each answer was remembered with its msgid: asked again, one at a time, the same answers.
+    again = [service.handle(hospital_a, {"infno": "2304", "msgid": m, "input": {"data": {"mdtrt_id": v}}})
+             for m, v in (("G-1", visits[0]), ("G-4", visits[0]), ("G-5", foreign))]
+    assert [r.body for r in again] == [replies[0].body, replies[4].body, replies[5].body]

@@ -33,6 +33,10 @@ class Settings:
     person_key: bytes = field(default_factory=lambda: _env("HUB_PERSON_KEY", "local-development-person-key").encode())
     hospitals_file: Path = field(default_factory=lambda: Path(_env("HUB_HOSPITALS_FILE", str(REPO_ROOT / "reference" / "hospitals.yaml"))))
     db_pool_size: int = int(os.environ.get("HUB_SETTLEMENT_DB_POOL", "16"))
+    # Group commit (service_layer/group_commit.py): settle threads per HTTP worker, each with its
+    # own database connection, and the most settlements one transaction takes.
+    settle_threads: int = field(default_factory=lambda: int(_env("HUB_SETTLE_THREADS", "1")))
+    settle_max_group: int = field(default_factory=lambda: int(_env("HUB_SETTLE_MAX_GROUP", "64")))
 
     @property
     def database_url(self) -> str:

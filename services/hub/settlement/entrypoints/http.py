@@ -95,8 +95,9 @@ class ConventionApp:
         return reply.status, orjson.dumps(reply.body), infno
 
 
-def create_app(hub: Settlement, group_threads: int = 2, max_group: int = 64) -> ConventionApp:
-    group_commit = GroupCommit(hub.service.settle_many, threads=group_threads, max_group=max_group)
+def create_app(hub: Settlement) -> ConventionApp:
+    group_commit = GroupCommit(hub.service.settle_many, threads=hub.settings.settle_threads,
+                               max_group=hub.settings.settle_max_group)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app):
