@@ -37,6 +37,7 @@ class Settings:
     # own database connection, and the most settlements one transaction takes.
     settle_threads: int = field(default_factory=lambda: int(_env("HUB_SETTLE_THREADS", "1")))
     settle_max_group: int = field(default_factory=lambda: int(_env("HUB_SETTLE_MAX_GROUP", "64")))
+    settle_linger_ms: float = field(default_factory=lambda: float(_env("HUB_SETTLE_LINGER_MS", "0")))
 
     @property
     def database_url(self) -> str:

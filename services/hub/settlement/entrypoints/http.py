@@ -15,6 +15,7 @@ transaction each.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import time
 
@@ -23,7 +24,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from hub.operations.health import add_health_routes
-from hub.operations.metrics import REQUEST_SECONDS, add_metrics_route
+from hub.operations.metrics import REQUEST_SECONDS, SETTLE_GROUP_SECONDS, SETTLE_GROUP_SIZE, add_metrics_route
 from hub.settlement.bootstrap import Settlement
 from hub.settlement.service_layer.group_commit import GroupCommit
 from hub.settlement.service_layer.handlers import SETTLE, Reply
@@ -95,9 +96,26 @@ class ConventionApp:
         return reply.status, orjson.dumps(reply.body), infno
 
 
+def _freeze_long_lived() -> None:
+    """Move every object alive now (the app, the policies, ~3,000 catalogue items per pool) out
+    of the garbage collector's sight: full collections no longer walk them, which measured as
+    the difference between settle groups that sometimes took 50-200 ms and none that did."""
+    gc.collect()
+    gc.freeze()
+
+
 def create_app(hub: Settlement) -> ConventionApp:
+    hub.service.reference.after_reload = _freeze_long_lived
+    if hub.read_model.ready():
+        hub.service.reference.current()  # load the reference data now, not on the first bill
+    _freeze_long_lived()
+    def observe(size: int, seconds: float) -> None:
+        SETTLE_GROUP_SIZE.observe(size)
+        SETTLE_GROUP_SECONDS.observe(seconds)
+
     group_commit = GroupCommit(hub.service.settle_many, threads=hub.settings.settle_threads,
-                               max_group=hub.settings.settle_max_group)
+                               max_group=hub.settings.settle_max_group, observe=observe,
+                               linger_s=hub.settings.settle_linger_ms / 1000)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app):

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import queue
 import threading
+import time
 from collections import defaultdict
 from typing import Any, Callable, Generic, Sequence, TypeVar
 
@@ -25,10 +26,12 @@ _STOP = object()
 
 class GroupCommit(Generic[Item, Result]):
     def __init__(self, run_group: Callable[[Sequence[Item]], list[Result]], threads: int = 2, max_group: int = 64,
-                 name: str = "settle"):
+                 name: str = "settle", observe: Callable[[int, float], None] | None = None, linger_s: float = 0.0):
         self._run_group = run_group
+        self._observe = observe  # (group size, seconds it took), for metrics
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self.max_group = max_group
+        self.linger_s = linger_s  # how long a group may wait for company once its first item is in
         self.groups = 0
         self.items = 0
         self._threads = [threading.Thread(target=self._loop, name=f"{name}-group-{n}", daemon=True)
@@ -68,15 +71,18 @@ class GroupCommit(Generic[Item, Result]):
                 return
             group = [first]
             stop_after = False
+            deadline = time.monotonic() + self.linger_s
             while len(group) < self.max_group:
                 try:
-                    entry = self._queue.get_nowait()
+                    wait = deadline - time.monotonic()
+                    entry = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if entry is _STOP:
                     stop_after = True
                     break
                 group.append(entry)
+            started = time.perf_counter()
             try:
                 results: list[Any] = self._run_group([item for item, _, _ in group])
                 outcome = [(loop, future, result, None) for (_, loop, future), result in zip(group, results)]
@@ -85,6 +91,8 @@ class GroupCommit(Generic[Item, Result]):
                 outcome = [(loop, future, None, exc) for _, loop, future in group]
             self.groups += 1
             self.items += len(group)
+            if self._observe is not None:
+                self._observe(len(group), time.perf_counter() - started)
             by_loop: dict[Any, list] = defaultdict(list)
             for loop, future, result, exc in outcome:
                 by_loop[loop].append((future, result, exc))

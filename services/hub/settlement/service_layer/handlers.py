@@ -111,6 +111,7 @@ class ReferenceCache:
         self._lock = threading.Lock()
         self.policies: list[Policy] = []
         self.catalogues: dict[str, Catalogue] = {}
+        self.after_reload: Callable[[], None] | None = None  # e.g. the entrypoint's gc.freeze
 
     def current(self) -> tuple[list[Policy], dict[str, Catalogue]]:
         now = time.monotonic()
@@ -122,6 +123,8 @@ class ReferenceCache:
                         self.policies = self.read_model.policies()
                         self.catalogues = newest_catalogues(self.read_model.catalogues())
                         self._stamp = stamp
+                        if self.after_reload is not None:
+                            self.after_reload()
                     self._checked = now
         return self.policies, self.catalogues
 
