@@ -14,6 +14,7 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 from pathlib import Path
 
+import psycopg
 import pytest
 import redis
 import sqlalchemy as sa
@@ -373,3 +374,25 @@ def test_one_group_commit_decides_each_settlement_as_if_it_were_alone(stack, pro
     again = [service.handle(hospital_a, {"infno": "2304", "msgid": m, "input": {"data": {"mdtrt_id": v}}})
              for m, v in (("G-1", visits[0]), ("G-4", visits[0]), ("G-5", foreign))]
     assert [r.body for r in again] == [replies[0].body, replies[4].body, replies[5].body]
+
+
+def test_a_lost_database_answers_503_in_the_envelope_and_a_retry_settles_once(stack, producer, monkeypatch):
+    psn = new_psn_no()
+    register(producer, psn)
+    wait_registered(stack, psn)
+    http, env = client(stack, GZ_A)
+    mdtrt = open_and_upload(http, env, psn, [(JIA_DRUG, "1", "100.00")])
+    request = env("2304", {"data": {"mdtrt_id": mdtrt}})
+    real = stack.service._settle_group
+
+    def database_gone(requests):
+        raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(stack.service, "_settle_group", database_gone)
+    status, body = call(http, request)
+    assert (status, body["infcode"], body["err_code"]) == (503, -1, "hub_unavailable")
+    monkeypatch.setattr(stack.service, "_settle_group", real)
+    status, body = call(http, request)
+    assert status == 200 and call(http, request) == (200, body)
+    with stack.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(db.settlements)).scalar_one() == 1

@@ -88,12 +88,18 @@ class ConventionApp:
         service = self.hub.service
         request = service.check(hospital, envelope)
         if isinstance(request, Reply):
-            reply, infno = request, "other"
-        elif request.infno in SETTLE:
-            reply, infno = await self.group_commit.submit(request), request.infno
-        else:  # the other transactions block on the database in FastAPI's thread pool
-            reply, infno = await run_in_threadpool(service.answer, request), request.infno
-        return reply.status, orjson.dumps(reply.body), infno
+            return request.status, orjson.dumps(request.body), "other"
+        try:
+            if request.infno in SETTLE:
+                reply = await self.group_commit.submit(request)
+            else:  # the other transactions block on the database in FastAPI's thread pool
+                reply = await run_in_threadpool(service.answer, request)
+        except Exception:  # a lost database or Redis: nothing half-done stays (one transaction)
+            log.exception("infno %s msgid %s could not be answered", request.infno, request.msgid)
+            return 503, orjson.dumps(_error(
+                "hub_unavailable", "the hub could not complete this request now; retry with the same msgid "
+                "(a request that did complete answers the same again)")), request.infno
+        return reply.status, orjson.dumps(reply.body), request.infno
 
 
 def _freeze_long_lived() -> None:
