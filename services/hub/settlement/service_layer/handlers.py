@@ -311,7 +311,8 @@ class SettlementService:
         conn = self._connection()
         with conn.pipeline(), conn.transaction():
             claim = conn.cursor()
-            rows, params = _values([(*keys[i], requests[i].infno, digests[i]) for i in in_key_order], "%s, %s, %s, %s, 0, '{}'")
+            rows, params = _values([(*keys[i], requests[i].infno, digests[i]) for i in in_key_order],
+                                   "%s, %s, %s, %s, 0, '{}'")
             claim.execute("insert into requests (hospital_code, msgid, infno, request_sha256, status_code, response)"
                           f" values {rows} on conflict do nothing returning hospital_code, msgid", params)
             visit_ids = sorted({d["mdtrt_id"] for i in in_key_order
