@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any, Callable, NamedTuple, Sequence
 from zoneinfo import ZoneInfo
@@ -77,6 +77,11 @@ class Answer(Exception):
         self.status = status
         self.code = code
         self.message = message
+
+
+def not_ready() -> "Answer":
+    """The answer while the read model rebuilds: try again, nothing was decided."""
+    return Answer(503, "hub_not_ready", "the hub's reference data is rebuilding; retry shortly")
 
 
 class Request(NamedTuple):
@@ -194,7 +199,7 @@ class SettlementService:
             if not isinstance(payload, dict):
                 raise Answer(400, "invalid_input", "input: an object")
         except Answer as exc:
-            return Reply(exc.status, self._error(exc.code, exc.message, now))
+            return self._reply(exc, now)
         return Request(hospital, infno, msgid, payload, now)
 
     def handle(self, hospital: Hospital, envelope: Any) -> Reply:
@@ -213,12 +218,12 @@ class SettlementService:
             if infno in MUTATING:
                 return self._idempotent(hospital, infno, msgid, payload, now)
             if infno not in RECONCILE_TOTALS | RECONCILE_DETAIL and not self.read_model.ready():
-                raise Answer(503, "hub_not_ready", "the hub's reference data is rebuilding; retry shortly")
+                raise not_ready()
             with self.engine.connect() as conn:
                 output = self._dispatch(conn, hospital, infno, payload, now, msgid)
             return Reply(200, self._ok(output, now))
         except Answer as exc:
-            return Reply(exc.status, self._error(exc.code, exc.message, now))
+            return self._reply(exc, now)
 
     def _idempotent(self, hospital: Hospital, infno: str, msgid: str, payload: dict, now: datetime) -> Reply:
         digest = canonical_sha256(infno, payload)
@@ -234,7 +239,7 @@ class SettlementService:
                 ).one()
                 return self._replay(row.request_sha256, row.status_code, row.response, digest, msgid, now)
             if not self._ready():
-                raise Answer(503, "hub_not_ready", "the hub's reference data is rebuilding; retry shortly")
+                raise not_ready()
             # Every handler raises its Answer before it writes anything, so a refused request
             # leaves only its remembered answer behind (a retry gets the same answer).
             try:
@@ -242,7 +247,7 @@ class SettlementService:
             except Answer as exc:
                 if exc.status == 503:
                     raise
-                reply = Reply(exc.status, self._error(exc.code, exc.message, now))
+                reply = self._reply(exc, now)
             conn.execute(db.requests.update()
                          .where(db.requests.c.hospital_code == hospital.code, db.requests.c.msgid == msgid)
                          .values(status_code=reply.status, response=reply.body))
@@ -255,7 +260,7 @@ class SettlementService:
             return Reply(409, self._error("msgid_reused_with_different_content",
                                           f"msgid {msgid} was already used for a different request", now))
         if status == 0:  # its first request was not answered (the hub was not ready): ask again
-            return Reply(503, self._error("hub_not_ready", "the hub's reference data is rebuilding; retry shortly", now))
+            return self._reply(not_ready(), now)
         return Reply(status, response)
 
     # ------------------------------------------------------------------ settlement: group commit
@@ -300,8 +305,7 @@ class SettlementService:
         n = len(requests)
         replies: list[Reply | None] = [None] * n
         if not self._ready():
-            return [Reply(503, self._error("hub_not_ready", "the hub's reference data is rebuilding; retry shortly",
-                                           r.now)) for r in requests]
+            return [self._reply(not_ready(), r.now) for r in requests]
         digests = [canonical_sha256(r.infno, r.payload) for r in requests]
         keys = [(r.hospital.code, r.msgid) for r in requests]
         first: dict[tuple[str, str], int] = {}
@@ -345,7 +349,7 @@ class SettlementService:
                 row = stored.get(keys[i])
                 replies[i] = (self._replay(row.request_sha256, row.status_code, row.response, digests[i], keys[i][1],
                                            requests[i].now) if row is not None else
-                              Reply(503, self._error("hub_not_ready", "retry shortly", requests[i].now)))
+                              self._reply(not_ready(), requests[i].now))
         return replies  # type: ignore[return-value]
 
     def _decide_group(self, conn: psycopg.Connection, group: list["Request"], found: dict, replies: list,
@@ -365,24 +369,17 @@ class SettlementService:
                 visit = _own_visit(visit, request.hospital, mdtrt_id)
                 prepared[j] = (visit, self._claim(request.hospital, visit, fees, data))
             except Answer as exc:
-                answers[j] = Reply(exc.status, self._error(exc.code, exc.message, request.now))
+                answers[j] = self._reply(exc, request.now)
         raw_registrations = self.read_model.registrations_bytes(sorted({v.person_ref for v, _ in prepared.values()}))
         people: dict[int, Person] = {}
         unanswerable: list[int] = []  # not enrolled as far as a rebuilding read model knows: nothing is remembered
         for j, (visit, claim) in prepared.items():
-            raw = raw_registrations.get(visit.person_ref)
-            person = person_from_registration(self.codec.decode(raw).value, claim.service_date) if raw else None
-            if person is not None:
-                people[j] = person
-                continue
-            self._ready_until = 0.0
-            if self.read_model.ready():
-                answers[j] = Reply(422, self._error("person_not_enrolled", "the hub has no enrolment for this person",
-                                                    group[j].now))
-            else:
-                answers[j] = Reply(503, self._error("hub_not_ready", "the hub's reference data is rebuilding; "
-                                                    "retry shortly", group[j].now))
-                unanswerable.append(j)
+            try:
+                people[j] = self._person_from(raw_registrations.get(visit.person_ref), claim.service_date)
+            except Answer as exc:
+                answers[j] = self._reply(exc, group[j].now)
+                if exc.status == 503:
+                    unanswerable.append(j)
         years = sorted({(prepared[j][0].person_ref, prepared[j][1].service_date.year) for j in people})
         accumulators: dict[tuple[str, int], Accumulators] = {}
         if years:
@@ -413,7 +410,7 @@ class SettlementService:
                 if isinstance(result, Refusal):
                     raise Answer(422, result.code, result.message)
             except Answer as exc:
-                answers[j] = Reply(exc.status, self._error(exc.code, exc.message, request.now))
+                answers[j] = self._reply(exc, request.now)
                 continue
             hospital, now = request.hospital, request.now
             output = convention.settlement_output(result, claim)
@@ -483,12 +480,16 @@ class SettlementService:
         return False
 
     def _registration(self, ref: str, day: date) -> Person:
-        raw = self.read_model.registration_bytes(ref)
+        return self._person_from(self.read_model.registration_bytes(ref), day)
+
+    def _person_from(self, raw: bytes | None, day: date) -> Person:
+        """The enrolled person from the read model's bytes — or why not: not enrolled (422), or
+        the read model is rebuilding (503: nothing is decided)."""
         person = person_from_registration(self.codec.decode(raw).value, day) if raw else None
         if person is None:
             self._ready_until = 0.0
             if not self.read_model.ready():
-                raise Answer(503, "hub_not_ready", "the hub's reference data is rebuilding; retry shortly")
+                raise not_ready()
             raise Answer(422, "person_not_enrolled", "the hub has no enrolment for this person")
         return person
 
@@ -496,6 +497,9 @@ class SettlementService:
         stamp = now.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
         return {"infcode": 0, "inf_refmsgid": f"HUB{now.strftime('%Y%m%d%H%M%S')}{uuid.uuid4().hex[:8]}",
                 "refmsg_time": stamp, "respond_time": stamp, "err_msg": "", "output": output}
+
+    def _reply(self, exc: Answer, now: datetime) -> Reply:
+        return Reply(exc.status, self._error(exc.code, exc.message, now))
 
     def _error(self, code: str, message: str, now: datetime) -> dict:
         body = self._ok({}, now)
