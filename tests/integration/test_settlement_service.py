@@ -101,12 +101,18 @@ def wait_registered(hub, psn_no: str):
     wait_for(lambda: hub.read_model.registration_bytes(person_ref(PERSON_KEY, psn_no)), "the registration")
 
 
-def test_open_upload_preview_settle_and_the_event(stack, producer):
+def enrolled_person(hub, producer, **registration) -> tuple[str, str]:
+    """A new person, enrolled through registration.events and in the read model: (psn_no, person_ref)."""
     psn = new_psn_no()
-    register(producer, psn, filings=[{"filing_id": "F1", "filing_type": "REFERRAL", "target_pool": "440100",
-                                      "valid_from": date(2026, 1, 1), "valid_to": None,
-                                      "revoked": False}])
-    wait_registered(stack, psn)
+    ref = register(producer, psn, **registration)
+    wait_registered(hub, psn)
+    return psn, ref
+
+
+def test_open_upload_preview_settle_and_the_event(stack, producer):
+    psn, _ = enrolled_person(stack, producer, filings=[{
+        "filing_id": "F1", "filing_type": "REFERRAL", "target_pool": "440100", "valid_from": date(2026, 1, 1),
+        "valid_to": None, "revoked": False}])
     http, env = client(stack, GZ_A)
     mdtrt = open_and_upload(http, env, psn, [(JIA_DRUG, "1", "10000.00")])
 
@@ -130,9 +136,7 @@ def test_open_upload_preview_settle_and_the_event(stack, producer):
 
 
 def test_replays_answer_the_same_and_conflicting_replays_are_refused(stack, producer):
-    psn = new_psn_no()
-    register(producer, psn)
-    wait_registered(stack, psn)
+    psn, _ = enrolled_person(stack, producer)
     http, env = client(stack, GZ_A)
     mdtrt = open_and_upload(http, env, psn, [(JIA_DRUG, "2", "50.00")])
     request = env("2304", {"data": {"mdtrt_id": mdtrt}})
@@ -172,9 +176,7 @@ def test_bad_input_gets_a_clear_4xx_and_changes_nothing(stack, producer):
 
 
 def test_a_hospital_reverses_only_its_own_settlements_and_reversal_restores_accumulators(stack, producer):
-    psn = new_psn_no()
-    ref = register(producer, psn)
-    wait_registered(stack, psn)
+    psn, ref = enrolled_person(stack, producer)
     http_a, env_a = client(stack, GZ_A)
     http_b, env_b = client(stack, GZ_B)
     mdtrt = open_and_upload(http_a, env_a, psn, [(JIA_DRUG, "1", "3000.00")])
@@ -202,9 +204,7 @@ def test_a_hospital_reverses_only_its_own_settlements_and_reversal_restores_accu
 
 def test_two_hospitals_settling_one_person_at_once_never_exceed_the_cap(stack, producer):
     """商洛 resident, annual cap 130,000: eight bills of 100,000 at once, from two hospitals."""
-    psn = new_psn_no()
-    ref = register(producer, psn, home_pool="611000")
-    wait_registered(stack, psn)
+    psn, ref = enrolled_person(stack, producer, home_pool="611000")
     visits = []
     for hospital in (GZ_A, GZ_B) * 4:
         http, env = client(stack, hospital)
@@ -225,9 +225,7 @@ def test_two_hospitals_settling_one_person_at_once_never_exceed_the_cap(stack, p
 
 
 def test_flushing_redis_never_changes_a_result(stack, producer):
-    psn = new_psn_no()
-    register(producer, psn, home_pool="371525")
-    wait_registered(stack, psn)
+    psn, _ = enrolled_person(stack, producer, home_pool="371525")
     http, env = client(stack, GZ_A)
     mdtrt = open_and_upload(http, env, psn, [(JIA_DRUG, "3", "1234.56"), ("S0240201", "4", "70.00")])
     preview = call(http, env("2303", {"data": {"mdtrt_id": mdtrt}}))
@@ -250,9 +248,7 @@ def test_flushing_redis_never_changes_a_result(stack, producer):
 def test_a_service_killed_between_commit_and_publish_loses_no_event(stack, producer, servers):
     """The API runs as its own process without a relay and is killed after it answered; the
     relay started afterwards publishes the committed settlement exactly once."""
-    psn = new_psn_no()
-    register(producer, psn)
-    wait_registered(stack, psn)
+    psn, _ = enrolled_person(stack, producer)
     port = 18000 + os.getpid() % 1000
     env = {**os.environ, **stack.env}
     api = subprocess.Popen([sys.executable, "-m", "hub.cli", "settlement", "serve", "--port", str(port), "--no-relay"],
@@ -293,9 +289,7 @@ def test_a_service_killed_between_commit_and_publish_loses_no_event(stack, produ
 
 
 def test_hospital_reconciliation_totals_and_detail(stack, producer):
-    psn = new_psn_no()
-    register(producer, psn)
-    wait_registered(stack, psn)
+    psn, _ = enrolled_person(stack, producer)
     http, env = client(stack, GZ_B)
     setl = []
     for price in ("1000.00", "2500.00", "4000.00"):
@@ -329,9 +323,7 @@ def test_one_group_commit_decides_each_settlement_as_if_it_were_alone(stack, pro
     against the accumulators the earlier ones left (商洛 annual cap 130,000), a repeated msgid
     answered like its first, a reused msgid with other content refused, a visit settled twice
     in the group, another hospital's visit — each answered as alone, nothing else written."""
-    psn = new_psn_no()
-    ref = register(producer, psn, home_pool="611000")
-    wait_registered(stack, psn)
+    psn, ref = enrolled_person(stack, producer, home_pool="611000")
     http_a, env_a = client(stack, GZ_A)
     http_b, env_b = client(stack, GZ_B)
     visits = [open_and_upload(http_a, env_a, psn, [(JIA_DRUG, "1", "100000.00")]) for _ in range(3)]
@@ -377,9 +369,7 @@ def test_one_group_commit_decides_each_settlement_as_if_it_were_alone(stack, pro
 
 
 def test_a_lost_database_answers_503_in_the_envelope_and_a_retry_settles_once(stack, producer, monkeypatch):
-    psn = new_psn_no()
-    register(producer, psn)
-    wait_registered(stack, psn)
+    psn, _ = enrolled_person(stack, producer)
     http, env = client(stack, GZ_A)
     mdtrt = open_and_upload(http, env, psn, [(JIA_DRUG, "1", "100.00")])
     request = env("2304", {"data": {"mdtrt_id": mdtrt}})
