@@ -140,10 +140,9 @@ def reference_load(
 
 
 def _logging() -> None:
-    import logging
+    from hub.operations.logs import configure_logging
 
-    logging.basicConfig(level=os.environ.get("HUB_LOG_LEVEL", "INFO"),
-                        format='{"time":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","msg":"%(message)s"}')
+    configure_logging()
 
 
 @settlement_app.command("serve")
@@ -156,84 +155,72 @@ def settlement_serve(
                                      help="HTTP worker processes (the relay and read model run once, here)."),
 ) -> None:
     """Serve the hospital interface (national convention) over HTTP."""
+    import tempfile
     import threading
 
-    from hub.settlement.bootstrap import bootstrap
+    from hub.settlement.bootstrap import background, bootstrap
     from hub.settlement.entrypoints.http import create_app
-    from hub.messaging.outbox import OutboxRelay
-    from hub.settlement.adapters import database as settlement_db
-    from hub.settlement.entrypoints.read_model_consumer import ReadModelConsumer
-
-    from hub.operations.metrics import sample_lag_forever
 
     _logging()
     hub = bootstrap()
     stop = threading.Event()
-    workers = [threading.Thread(target=sample_lag_forever, args=(hub.settings.kafka_bootstrap, None, stop,
-                                float(os.environ.get("HUB_STATUS_INTERVAL_S", "15"))), daemon=True)]
-    if read_model:
-        rm = ReadModelConsumer(hub.settings.kafka_bootstrap, hub.read_model, hub.codec,
-                               hub.producer("settlement-read-model-dlq"), stop)
-        workers.append(threading.Thread(target=rm.run, name="read-model", daemon=True))
-    if relay:
-        workers.append(threading.Thread(target=OutboxRelay(hub.engine, settlement_db.outbox, hub.producer("settlement-outbox"), settlement_db.OUTBOX_RELAY_LOCK, stop).run,
-                                        name="outbox-relay", daemon=True))
-    _serve(create_app(hub), workers, stop, host, port, "hub.settlement.entrypoints.http:app_from_env", http_workers)
+    # With several HTTP workers the loops run here and the workers read their state from this file.
+    state_file = Path(tempfile.mkdtemp(prefix="hub-settlement-")) / "loops.json"
+    os.environ["HUB_LOOP_STATE_FILE"] = str(state_file)
+    supervisor = background(hub, stop, relay=relay, read_model=read_model, state_file=state_file,
+                            lag_interval_s=float(os.environ.get("HUB_STATUS_INTERVAL_S", "15")))
+    _serve(create_app(hub, supervisor), supervisor, stop, host, port,
+           "hub.settlement.entrypoints.http:app_from_env", http_workers)
 
 
 @settlement_app.command("relay")
 def settlement_relay() -> None:
-    """Publish committed settlement events from the outbox to Kafka until SIGTERM."""
-    import signal
-    import threading
-
-    from hub.settlement.bootstrap import bootstrap
-    from hub.messaging.outbox import OutboxRelay
-    from hub.settlement.adapters import database as settlement_db
+    """Publish committed settlement events from the outbox to Kafka until SIGTERM (restarted on faults)."""
+    from hub.settlement.bootstrap import background, bootstrap
 
     _logging()
-    hub = bootstrap()
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    OutboxRelay(hub.engine, settlement_db.outbox, hub.producer("settlement-outbox"), settlement_db.OUTBOX_RELAY_LOCK, stop).run()
+    stop = _until_signal()
+    _run_loops(background(bootstrap(), stop, relay=True, read_model=False), stop)
 
 
 @settlement_app.command("read-model")
 def settlement_read_model(until_ready: bool = typer.Option(False, help="Stop once caught up.")) -> None:
     """Keep the Redis read model (registrations, policies, catalogues) up to date from Kafka."""
-    import signal
-    import threading
-
-    from hub.settlement.bootstrap import bootstrap
+    from hub.settlement.bootstrap import background, bootstrap
     from hub.settlement.entrypoints.read_model_consumer import ReadModelConsumer
 
     _logging()
     hub = bootstrap()
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    ReadModelConsumer(hub.settings.kafka_bootstrap, hub.read_model, hub.codec,
-                      hub.producer("settlement-read-model-dlq"), stop).run(until_ready=until_ready)
+    stop = _until_signal()
+    if until_ready:  # a one-off: it fails loudly instead of retrying
+        ReadModelConsumer(hub.settings.kafka_bootstrap, hub.read_model, hub.codec,
+                          hub.producer("settlement-read-model-dlq"), stop).run(until_ready=True)
+        return
+    _run_loops(background(hub, stop, relay=False, read_model=True), stop)
 
 
-def _serve(app, threads: list, stop, host: str, port: int, factory: str | None = None, http_workers: int = 1) -> None:
-    """Start the background threads, serve HTTP until SIGTERM/SIGINT, then stop the threads.
-    With several HTTP workers uvicorn builds the app in each from `factory`; threads run once, here."""
+def _run_loops(supervisor, stop) -> None:
+    """Run a service's background loops (restarted on faults) until SIGTERM/SIGINT."""
+    supervisor.start()
+    stop.wait()
+    supervisor.join(timeout=10)
+
+
+def _serve(app, supervisor, stop, host: str, port: int, factory: str | None = None, http_workers: int = 1) -> None:
+    """Start the background loops, serve HTTP until SIGTERM/SIGINT, then stop the loops.
+    With several HTTP workers uvicorn builds the app in each from `factory`; loops run once, here."""
     import uvicorn
 
-    for thread in threads:
-        thread.start()
+    supervisor.start()
     try:
         if http_workers > 1 and factory:
             uvicorn.run(factory, factory=True, workers=http_workers, host=host, port=port, log_level="warning",
-                        access_log=False)
+                        access_log=False, log_config=None)
         else:
-            uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+            uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, log_config=None)
     finally:
         stop.set()
-        for thread in threads:
-            thread.join(timeout=10)
+        supervisor.join(timeout=10)
 
 
 def _until_signal():
@@ -255,36 +242,24 @@ def registration_serve(
     """Serve the bureau API (enrolment import, filings, status) over HTTP."""
     import threading
 
-    from hub.messaging.outbox import OutboxRelay
-    from hub.registration.adapters import database as registration_db
-    from hub.registration.bootstrap import bootstrap
+    from hub.registration.bootstrap import background, bootstrap
     from hub.registration.entrypoints.http import create_app
-
-    from hub.operations.metrics import sample_lag_forever
 
     _logging()
     reg = bootstrap()
     stop = threading.Event()
-    workers = [threading.Thread(target=sample_lag_forever, args=(reg.settings.kafka_bootstrap, None, stop,
-                                float(os.environ.get("HUB_STATUS_INTERVAL_S", "15"))), daemon=True)]
-    if relay:
-        workers.append(threading.Thread(target=OutboxRelay(reg.engine, registration_db.outbox,
-                                                           reg.producer("registration-outbox"),
-                                                           registration_db.OUTBOX_RELAY_LOCK, stop).run, daemon=True))
-    _serve(create_app(reg), workers, stop, host, port)
+    supervisor = background(reg, stop, relay=relay, lag_interval_s=float(os.environ.get("HUB_STATUS_INTERVAL_S", "15")))
+    _serve(create_app(reg, supervisor), supervisor, stop, host, port)
 
 
 @registration_app.command("relay")
 def registration_relay() -> None:
-    """Publish committed registration changes from the outbox to Kafka until SIGTERM."""
-    from hub.messaging.outbox import OutboxRelay
-    from hub.registration.adapters import database as registration_db
-    from hub.registration.bootstrap import bootstrap
+    """Publish committed registration changes from the outbox to Kafka until SIGTERM (restarted on faults)."""
+    from hub.registration.bootstrap import background, bootstrap
 
     _logging()
-    reg = bootstrap()
-    OutboxRelay(reg.engine, registration_db.outbox, reg.producer("registration-outbox"),
-                registration_db.OUTBOX_RELAY_LOCK, _until_signal()).run()
+    stop = _until_signal()
+    _run_loops(background(bootstrap(), stop, relay=True), stop)
 
 
 @registration_app.command("import")
@@ -400,7 +375,8 @@ def clearing_consume(
     _logging()
     consumer = ClearingConsumer(bootstrap(), _until_signal(), auto_close=auto_close)
     consumer.run(max_idle_s=max_idle_s)
-    typer.echo(f"handled {consumer.loop.handled} events, dead-lettered {consumer.loop.dead_lettered}")
+    typer.echo(f"handled {consumer.loop.handled} events, dead-lettered {consumer.loop.dead_lettered}, "
+               f"quarantined {consumer.loop.poisoned}")
 
 
 @clearing_app.command("close")
@@ -411,11 +387,12 @@ def clearing_close(day: str = typer.Option(..., "--date", help="Clearing day, yy
 
     from hub.clearing.bootstrap import bootstrap
     from hub.clearing.domain.netting import ZeroSumViolated
+    from hub.clearing.service_layer.services import DayBlocked
 
     clearing = bootstrap()
     try:
         result = clearing.service.close_day(date_type.fromisoformat(day))
-    except ZeroSumViolated as exc:
+    except (ZeroSumViolated, DayBlocked) as exc:
         typer.secho(f"error: {exc}; nothing was published", fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from None
     if result.already_closed:
@@ -425,6 +402,58 @@ def clearing_close(day: str = typer.Option(..., "--date", help="Clearing day, yy
         typer.echo(f"closed {day}: {len(n.positions)} pools, gross {n.obligations_fen / 100:,.2f} yuan, "
                    f"moved after netting {n.net_abs_fen / 200:,.2f} yuan, efficiency {float(n.efficiency):.1%}")
     typer.echo(f"files in {clearing.settings.out_dir / day}")
+
+
+quarantine_app = typer.Typer(help="Events clearing could not apply: list them, re-apply or discard them.",
+                              no_args_is_help=True)
+clearing_app.add_typer(quarantine_app, name="quarantine")
+
+
+@quarantine_app.command("list")
+def quarantine_list(all_: bool = typer.Option(False, "--all", help="Also the resolved ones."),
+                    json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Quarantined settlement events: each blocks closing its day (and later days) until resolved.
+    Exit 1 while any is unresolved."""
+    import json
+
+    from hub.clearing.bootstrap import bootstrap
+
+    rows = bootstrap().service.quarantined(include_resolved=all_)
+    if json_out:
+        typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+    else:
+        for r in rows:
+            state = r["resolution"] or "UNRESOLVED"
+            typer.echo(f"{r['source']:<28} {state:<10} day {r['business_date'] or '?':<10} "
+                       f"{r['home_pool'] or '?'}<-{r['treatment_pool'] or '?'}  {r['reason'][:120]}")
+        if not rows:
+            typer.echo("no quarantined events")
+    raise typer.Exit(1 if any(r["resolved_at"] is None for r in rows) else 0)
+
+
+@quarantine_app.command("resolve")
+def quarantine_resolve(
+    source: str = typer.Argument(..., help="The event's topic:partition:offset, as `list` shows it."),
+    apply: bool = typer.Option(False, "--apply", help="Apply the event again (after fixing what made it fail)."),
+    discard: bool = typer.Option(False, "--discard", help="Leave it out of clearing for good (say why with --note)."),
+    note: str = typer.Option("", help="Why; kept with the resolution."),
+    operator: str = typer.Option(os.environ.get("USER", "operator"), help="Who resolves it."),
+) -> None:
+    """Resolve a quarantined event, so its day can close."""
+    import json
+
+    from hub.clearing.bootstrap import bootstrap
+    from hub.clearing.service_layer.services import QuarantineError
+
+    if apply == discard:
+        typer.secho("error: say --apply or --discard", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2)
+    try:
+        result = bootstrap().service.resolve(source, "APPLY" if apply else "DISCARD", operator, note)
+    except QuarantineError as exc:
+        typer.secho(f"error: {exc.code}: {exc.message}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from None
+    typer.echo(json.dumps(result, ensure_ascii=False))
 
 
 @clearing_app.command("serve")
@@ -437,31 +466,17 @@ def clearing_serve(
     """Serve bureaus their clearing files over HTTP (and consume and relay, by default)."""
     import threading
 
-    from hub.clearing.adapters import database as clearing_db
-    from hub.clearing.bootstrap import bootstrap
-    from hub.clearing.entrypoints.consumer import ClearingConsumer
+    from hub.clearing.bootstrap import background, bootstrap
     from hub.clearing.entrypoints.http import create_app
-    from hub.messaging.outbox import OutboxRelay
-
-    from hub.operations.metrics import sample_lag_forever
-    from hub.operations.status import StatusHistory, sample_status_forever
+    from hub.operations.status import StatusHistory
 
     _logging()
     clearing = bootstrap()
     stop = threading.Event()
     history = StatusHistory()
-    interval = float(os.environ.get("HUB_STATUS_INTERVAL_S", "15"))
-    workers = [threading.Thread(target=sample_status_forever, args=(clearing.settings.kafka_bootstrap, history, stop,
-                                                                    interval), daemon=True),
-               threading.Thread(target=sample_lag_forever, args=(clearing.settings.kafka_bootstrap, None, stop,
-                                                                 interval), daemon=True)]
-    if consume:
-        workers.append(threading.Thread(target=ClearingConsumer(clearing, stop).run, daemon=True))
-    if relay:
-        workers.append(threading.Thread(target=OutboxRelay(clearing.engine, clearing_db.outbox,
-                                                           clearing.producer("clearing-outbox"),
-                                                           clearing_db.OUTBOX_RELAY_LOCK, stop).run, daemon=True))
-    _serve(create_app(clearing, history), workers, stop, host, port)
+    supervisor = background(clearing, stop, history, consume=consume, relay=relay,
+                            interval_s=float(os.environ.get("HUB_STATUS_INTERVAL_S", "15")))
+    _serve(create_app(clearing, history, supervisor), supervisor, stop, host, port)
 
 
 @app.command("lag")

@@ -77,3 +77,37 @@ def bootstrap(settings: Settings | None = None) -> Clearing:
     service = ClearingService(engine, codec, settings.out_dir, timedelta(seconds=settings.grace_s),
                               pool_names(settings.reference_dir))
     return Clearing(settings, engine, codec, service, bureaus)
+
+
+def background(clearing: Clearing, stop, history, consume: bool = True, relay: bool = True,
+               interval_s: float = 15.0):
+    """The service's background loops under one Supervisor (not started): the settlement-event
+    consumer (which also closes due days), the outbox relay, and the status and lag samplers."""
+    from hub.clearing.entrypoints.consumer import ClearingConsumer
+    from hub.messaging import ensure_topics
+    from hub.messaging.outbox import relay_loop
+    from hub.operations.metrics import lag_sampler
+    from hub.operations.status import sample_status_forever
+    from hub.operations.supervision import Supervisor
+
+    bootstrap_servers = clearing.settings.kafka_bootstrap
+    supervisor = Supervisor(stop)
+
+    def consumer_loop(beat):
+        ensure_topics(bootstrap_servers)
+        return ClearingConsumer(clearing, stop, beat=beat).run
+
+    if consume:
+        # Closing a large day happens inside this loop: it may be silent for minutes.
+        supervisor.add("clearing-consumer", consumer_loop, stale_after_s=300)
+    if relay:
+        supervisor.add("clearing-outbox-relay", relay_loop(
+            clearing.engine, db.outbox, db.OUTBOX_RELAY_LOCK, lambda: clearing.producer("clearing-outbox"), stop,
+            before=lambda: ensure_topics(bootstrap_servers)), stale_after_s=30)
+    supervisor.add("clearing-status-sampler",
+                   lambda beat: lambda: sample_status_forever(bootstrap_servers, history, stop, interval_s, beat=beat),
+                   stale_after_s=interval_s * 4 + 10, critical=False)
+    supervisor.add("clearing-lag-sampler",
+                   lag_sampler(bootstrap_servers, stop, interval_s),
+                   stale_after_s=interval_s * 4, critical=False)
+    return supervisor

@@ -1,12 +1,17 @@
 """The consumer loop every service runs: decode, hand a batch over, commit only after the effect.
 
-Three failure paths, as STYLE.md asks:
+Four failure paths, as STYLE.md asks:
 - undecodable bytes go to `<topic>.dlq` (original bytes, reason in headers and envelope),
   and their offset is committed with the batch: retrying bytes that cannot be read helps nobody;
 - a business rejection is the handler's to record (it is an effect like any other);
-- an infrastructure fault in the handler propagates: no offsets are committed, the loop
-  stops, and the batch is delivered again when a consumer of the group restarts. Handlers
-  therefore make every effect idempotent by event id.
+- an infrastructure fault in the handler (a lost database, broker or Redis: `is_transient`)
+  propagates: no offsets are committed, and the service's Supervisor builds the loop anew after
+  a backoff, so the batch is delivered again. Handlers therefore make every effect idempotent
+  by event id;
+- any other handler failure is a poison suspect: the batch is handed over again message by
+  message, and a message that fails `poison_attempts` times in a row is dead-lettered with its
+  reason and given to `on_poison` (the service records it for operators), and the partition
+  moves on. One bad event never stops the others.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from hub.messaging.errors import HandlerFailed, UndecodableMessage
 from hub.messaging.producer import EventProducer
 from hub.messaging.topics import dead_letter_topic
 from hub.operations.metrics import CONSUMED, DEAD_LETTERS
+from hub.operations.supervision import is_transient
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +50,11 @@ class Message:
     value: dict[str, Any]
     timestamp_ms: int
     headers: tuple[tuple[str, bytes], ...]
+    raw: bytes = b""  # the bytes as read, for dead letters and quarantine
 
 
 BatchHandler = Callable[[list[Message]], None]
+PoisonHandler = Callable[[Message, Exception], None]
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,8 @@ class ConsumerSettings:
     max_poll_interval_ms: int = 300_000
     session_timeout_ms: int = 10_000
     auto_offset_reset: str = "earliest"
+    poison_attempts: int = 3
+    metadata_max_age_ms: int = 30_000  # how soon added partitions are seen
 
 
 class ConsumerLoop:
@@ -72,6 +82,9 @@ class ConsumerLoop:
         codec: AvroCodec,
         dead_letters: EventProducer,
         stop: threading.Event | None = None,
+        on_poison: PoisonHandler | None = None,
+        beat: Callable[..., None] = lambda **_: None,
+        after_poll: Callable[[], None] | None = None,
     ):
         self.settings = settings
         self.handler = handler
@@ -80,6 +93,10 @@ class ConsumerLoop:
         self.stop = stop or threading.Event()
         self.handled = 0
         self.dead_lettered = 0
+        self.poisoned = 0
+        self.on_poison = on_poison
+        self.beat = beat
+        self.after_poll = after_poll  # runs after every poll and its commit (e.g. closing due days)
         self._consumer = KafkaConsumer(
             *settings.topics,
             bootstrap_servers=bootstrap,
@@ -90,6 +107,7 @@ class ConsumerLoop:
             max_poll_records=settings.max_batch_records,
             max_poll_interval_ms=settings.max_poll_interval_ms,
             session_timeout_ms=settings.session_timeout_ms,
+            metadata_max_age_ms=settings.metadata_max_age_ms,
         )
 
     def stop_on_signals(self, signals: Iterable[int] = (signal.SIGTERM, signal.SIGINT)) -> None:
@@ -110,10 +128,13 @@ class ConsumerLoop:
                 polled = self._consumer.poll(timeout_ms=self.settings.poll_timeout_ms,
                                              max_records=self.settings.max_batch_records)
                 records = [r for batch in polled.values() for r in batch]
+                self.beat()
                 if records:
                     idle_since = None
                     self.process(records)
-                elif max_idle_s is not None and self._consumer.assignment():
+                if self.after_poll is not None:
+                    self.after_poll()
+                if not records and max_idle_s is not None and self._consumer.assignment():
                     # Idle time counts only once the group has given this member partitions:
                     # a join can wait out a dead member's session first.
                     idle_since = idle_since or time.monotonic()
@@ -135,7 +156,7 @@ class ConsumerLoop:
                 continue
             messages.append(Message(record.topic, record.partition, record.offset, record.key,
                                     decoded.record_name, decoded.writer_version, decoded.value,
-                                    record.timestamp, tuple(record.headers or ())))
+                                    record.timestamp, tuple(record.headers or ()), record.value))
         if dead:
             # The dead letters must be on the broker before their offsets are committed.
             self.dead_letters.flush()
@@ -145,10 +166,40 @@ class ConsumerLoop:
             try:
                 self.handler(messages)
             except Exception as exc:
-                raise HandlerFailed(f"handler failed on a batch of {len(messages)}; offsets not committed") from exc
+                if is_transient(exc):
+                    raise HandlerFailed(f"handler failed on a batch of {len(messages)}; offsets not committed") from exc
+                log.warning("handler failed on a batch of %d (%s): handling it message by message",
+                            len(messages), type(exc).__name__)
+                self._one_by_one(messages, {(r.topic, r.partition, r.offset): r for r in records})
             self.handled += len(messages)
             CONSUMED.labels(self.settings.group_id, messages[0].topic, "handled").inc(len(messages))
         self._commit(records)
+
+    def _one_by_one(self, messages: list[Message], records: dict[tuple[str, int, int], Any]) -> None:
+        """Handle each message alone; quarantine the ones that keep failing (see the module's docstring)."""
+        for message in messages:
+            for attempt in range(1, self.settings.poison_attempts + 1):
+                try:
+                    self.handler([message])
+                    break
+                except Exception as exc:
+                    if is_transient(exc):
+                        raise HandlerFailed("handler failed on a transient fault; offsets not committed") from exc
+                    if attempt < self.settings.poison_attempts:
+                        self.stop.wait(0.2 * attempt)
+                        continue
+                    self._poison(message, records[(message.topic, message.partition, message.offset)], exc)
+
+    def _poison(self, message: Message, record: Any, exc: Exception) -> None:
+        reason = UndecodableMessage("handler_failed", f"{type(exc).__name__}: {exc}")
+        log.error("quarantining %s[%d]@%d after %d failures: %s", message.topic, message.partition, message.offset,
+                  self.settings.poison_attempts, reason.message[:500])
+        if self.on_poison is not None:
+            self.on_poison(message, exc)  # recorded before the dead letter: a crash between repeats both, harmlessly
+        send_dead_letter(self.dead_letters, record, reason, self.settings.group_id, self.settings.client_id)
+        self.dead_letters.flush()
+        self.poisoned += 1
+        CONSUMED.labels(self.settings.group_id, message.topic, "quarantined").inc()
 
     def _commit(self, records: list[Any]) -> None:
         next_offsets: dict[TopicPartition, int] = {}

@@ -5,12 +5,18 @@ then deletes them (what Kafka holds needs no second copy, and the table stays sm
 A crash after publishing but before deleting publishes those rows again on restart: the
 events keep their event ids, and every consumer applies an event id once. Only one relay
 publishes at a time (a PostgreSQL advisory lock), so per-key order is kept.
+
+`run` raises on any fault (a lost database or broker): it runs under the service's
+Supervisor, which restarts it with a backoff. It reports its backlog (rows waiting, the oldest
+row's age) with every beat, so an operator sees events that sit unpublished.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
+from typing import Callable
 
 import sqlalchemy as sa
 
@@ -35,7 +41,8 @@ def define_outbox(metadata: sa.MetaData) -> sa.Table:
 
 class OutboxRelay:
     def __init__(self, engine: sa.Engine, table: sa.Table, producer: EventProducer, lock_key: int,
-                 stop: threading.Event | None = None, batch_rows: int = 500, idle_wait_s: float = 0.05):
+                 stop: threading.Event | None = None, batch_rows: int = 500, idle_wait_s: float = 0.05,
+                 beat: Callable[..., None] = lambda **_: None, backlog_every_s: float = 5.0):
         self.engine = engine
         self.table = table
         self.lock_key = lock_key
@@ -44,6 +51,16 @@ class OutboxRelay:
         self.batch_rows = batch_rows
         self.idle_wait_s = idle_wait_s
         self.published = 0
+        self.beat = beat
+        self.backlog_every_s = backlog_every_s
+
+    def backlog(self, conn: sa.Connection) -> tuple[int, float]:
+        """Rows waiting to be published and the oldest one's age in seconds."""
+        rows, age = conn.exec_driver_sql(
+            f"select count(*), coalesce(extract(epoch from now() - min(created_at)), 0) from {self.table.fullname}"
+        ).one()
+        conn.commit()
+        return int(rows), float(age)
 
     def publish_batch(self, conn: sa.Connection) -> int:
         # Plain SQL: this runs for every batch of events the hub publishes.
@@ -53,9 +70,10 @@ class OutboxRelay:
         if not rows:
             conn.commit()
             return 0
-        for row in rows:
-            self.producer.send_bytes(row.topic, row.message_key, bytes(row.payload))
-        self.producer.flush()  # every row is on the broker (acks=all) before it is deleted
+        sent = [self.producer.send_bytes(row.topic, row.message_key, bytes(row.payload)) for row in rows]
+        self.producer.flush()
+        for future in sent:  # every row is on the broker (acks=all) before it is deleted:
+            future.get(timeout=0)  # a send that failed raises here, and its rows stay
         conn.exec_driver_sql(f"delete from {self.table.fullname} where id = any(%s)", ([r.id for r in rows],))
         conn.commit()
         self.published += len(rows)
@@ -63,17 +81,48 @@ class OutboxRelay:
         return len(rows)
 
     def run(self) -> None:
+        """Publish until stopped; raises on a fault (the supervisor restarts it)."""
         with self.engine.connect() as conn:
             while not self.stop.is_set():
                 if conn.execute(sa.text("select pg_try_advisory_lock(:k)"), {"k": self.lock_key}).scalar():
                     conn.commit()
                     break
                 conn.commit()
+                rows, age = self.backlog(conn)
+                self.beat(outbox_backlog_rows=rows, outbox_oldest_age_seconds=age)  # standing by is progress
                 self.stop.wait(1.0)
+            last_backlog = 0.0
+            while not self.stop.is_set():
+                published = self.publish_batch(conn)
+                if time.monotonic() - last_backlog > self.backlog_every_s:
+                    last_backlog = time.monotonic()
+                    rows, age = self.backlog(conn)
+                    self.beat(outbox_backlog_rows=rows, outbox_oldest_age_seconds=age)
+                else:
+                    self.beat()
+                if published == 0:
+                    self.stop.wait(self.idle_wait_s)
+            # A connection lost mid-run is closed without this; PostgreSQL then frees the lock itself.
+            conn.execute(sa.text("select pg_advisory_unlock_all()"))
+            conn.commit()
+
+
+def relay_loop(engine: sa.Engine, table: sa.Table, lock_key: int, make_producer: Callable[[], EventProducer],
+               stop: threading.Event, before: Callable[[], None] | None = None):
+    """A Supervisor's build function for a relay: `before` (e.g. making sure the topics exist),
+    then a fresh producer and relay each time it is (re)started; the producer closes with it."""
+
+    def build(beat: Callable[..., None]) -> Callable[[], None]:
+        if before is not None:
+            before()
+        producer = make_producer()
+        relay = OutboxRelay(engine, table, producer, lock_key, stop, beat=beat)
+
+        def run() -> None:
             try:
-                while not self.stop.is_set():
-                    if self.publish_batch(conn) == 0:
-                        self.stop.wait(self.idle_wait_s)
+                relay.run()
             finally:
-                conn.execute(sa.text("select pg_advisory_unlock_all()"))
-                conn.commit()
+                producer.close(timeout_s=1)
+        return run
+
+    return build

@@ -7,9 +7,14 @@ from typing import Callable
 from fastapi.responses import JSONResponse
 
 
-def add_health_routes(app, ready: Callable[[], str | None]) -> None:
+def add_health_routes(app, ready: Callable[[], str | None], loops=None) -> None:
     """/health/live answers while the process serves; /health/ready answers 200 when `ready()`
-    returns None, else 503 with the reason it returned."""
+    returns None and every background loop of `loops` (a Supervisor or a LoopStateFile) runs
+    and makes progress, else 503 with every reason. `loops` also feeds /metrics."""
+    if loops is not None:
+        from hub.operations.supervision import expose
+
+        expose(loops)
 
     @app.get("/health/live", include_in_schema=False)
     def live():
@@ -17,10 +22,11 @@ def add_health_routes(app, ready: Callable[[], str | None]) -> None:
 
     @app.get("/health/ready", include_in_schema=False)
     def is_ready():
-        reason = ready()
-        if reason is None:
+        reasons = [r for r in [ready()] if r is not None] + (loops.problems() if loops is not None else [])
+        if not reasons:
             return {"status": "ready"}
-        return JSONResponse({"status": "not ready", "reason": reason}, status_code=503)
+        return JSONResponse({"status": "not ready", "reason": "; ".join(reasons), "reasons": reasons},
+                            status_code=503)
 
 
 def database_ready(engine) -> Callable[[], str | None]:

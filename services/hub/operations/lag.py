@@ -94,6 +94,8 @@ def sample_groups(bootstrap: str, groups: Iterable[str] | None = None, samples: 
             ends = consumer.end_offsets(list(partitions)) if partitions else {}
             for group, offsets in by_group.items():
                 for tp, meta in offsets.items():
+                    if tp not in ends:  # a topic deleted, or a partition without a leader, just now
+                        continue
                     history.setdefault((group, tp.topic, tp.partition), []).append(Sample(now, meta.offset, ends[tp]))
     finally:
         consumer.close()

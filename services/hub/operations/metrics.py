@@ -39,19 +39,22 @@ def add_metrics_route(app) -> None:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
-def sample_lag_forever(bootstrap: str, groups: list[str], stop: threading.Event, interval_s: float = 15.0,
-                       samples: int = 4) -> None:
-    """Keep the lag gauges of `groups` current until `stop` is set."""
+def sample_lag_forever(bootstrap: str, groups: list[str] | None, stop: threading.Event, interval_s: float = 15.0,
+                       samples: int = 4, beat=lambda **_: None) -> None:
+    """Keep the lag gauges of `groups` current until `stop` is set; raises on a fault (it runs
+    under a Supervisor)."""
     from hub.operations.lag import LagState, sample_groups
 
     while not stop.is_set():
-        try:
-            for row in sample_groups(bootstrap, groups, samples=samples, interval_s=interval_s / samples):
-                labels = (row.group, row.topic, str(row.partition))
-                LAG_MESSAGES.labels(*labels).set(row.lag)
-                LAG_ETA_SECONDS.labels(*labels).set(math.inf if row.eta_s is None else row.eta_s)
-                for state in LagState:
-                    LAG_STATE.labels(*labels, state.value).set(1 if row.state is state else 0)
-        except Exception:  # a sampling failure must never take the service down; it is logged
-            log.exception("lag sampling failed")
-            stop.wait(interval_s)
+        for row in sample_groups(bootstrap, groups, samples=samples, interval_s=interval_s / samples):
+            labels = (row.group, row.topic, str(row.partition))
+            LAG_MESSAGES.labels(*labels).set(row.lag)
+            LAG_ETA_SECONDS.labels(*labels).set(math.inf if row.eta_s is None else row.eta_s)
+            for state in LagState:
+                LAG_STATE.labels(*labels, state.value).set(1 if row.state is state else 0)
+        beat()
+
+
+def lag_sampler(bootstrap: str, stop: threading.Event, interval_s: float):
+    """A Supervisor's build function for `sample_lag_forever` over every group."""
+    return lambda beat: lambda: sample_lag_forever(bootstrap, None, stop, interval_s, beat=beat)

@@ -83,15 +83,15 @@ def topic_end_offsets(bootstrap: str) -> dict[str, int]:
 
 
 def sample_status_forever(bootstrap: str, history: StatusHistory, stop: threading.Event, interval_s: float = 15.0,
-                          clock: Callable[[], float] = time.time) -> None:
+                          clock: Callable[[], float] = time.time, beat=lambda **_: None) -> None:
+    """Sample until stopped; raises on a fault (it runs under a Supervisor, and the page shows
+    the last samples meanwhile)."""
     from hub.operations.lag import sample_groups
 
     while not stop.is_set():
-        try:
-            rows = sample_groups(bootstrap, None, samples=2, interval_s=min(2.0, interval_s / 2))
-            history.record(clock(), rows, topic_end_offsets(bootstrap))
-        except Exception:  # the page shows stale data rather than the service failing
-            log.exception("status sampling failed")
+        rows = sample_groups(bootstrap, None, samples=2, interval_s=min(2.0, interval_s / 2))
+        history.record(clock(), rows, topic_end_offsets(bootstrap))
+        beat()
         stop.wait(interval_s)
 
 

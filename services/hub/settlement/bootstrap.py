@@ -15,6 +15,7 @@ from hub.local_services import LocalSettings  # defaults: the servers `hub servi
 from hub.messaging import AvroCodec, EventProducer, SchemaRegistry
 from hub.settlement.adapters import database as db
 from hub.settlement.adapters.read_model import ReadModel
+from hub.settlement.entrypoints.convention import Limits
 from hub.settlement.service_layer.handlers import SettlementService
 from hub.settlement.service_layer.identity import HospitalRegistry
 
@@ -38,6 +39,8 @@ class Settings:
     settle_threads: int = field(default_factory=lambda: int(_env("HUB_SETTLE_THREADS", "1")))
     settle_max_group: int = field(default_factory=lambda: int(_env("HUB_SETTLE_MAX_GROUP", "64")))
     settle_linger_ms: float = field(default_factory=lambda: float(_env("HUB_SETTLE_LINGER_MS", "0")))
+    # What a hospital may send (HUB_LIMIT_MAX_PRICE_FEN, ...): see convention.Limits.
+    limits: Limits = field(default_factory=Limits.from_env)
 
     @property
     def database_url(self) -> str:
@@ -65,5 +68,43 @@ def bootstrap(settings: Settings | None = None, create_schema: bool = True) -> S
     read_model = ReadModel(redis.Redis.from_url(settings.redis_url))
     codec = AvroCodec(SchemaRegistry())
     hospitals = HospitalRegistry.from_yaml(settings.hospitals_file)
-    service = SettlementService(engine, read_model, codec, settings.person_key)
+    service = SettlementService(engine, read_model, codec, settings.person_key, limits=settings.limits)
     return Settlement(settings, engine, read_model, codec, hospitals, service)
+
+
+def background(hub: Settlement, stop, relay: bool = True, read_model: bool = True,
+               state_file: Path | None = None, lag_interval_s: float = 15.0):
+    """The service's background loops under one Supervisor (not started): the read model, the
+    outbox relay and the lag sampler. Each builds its Kafka clients anew on every restart, and
+    makes sure its topics exist first."""
+    from hub.messaging import ensure_topics
+    from hub.messaging.outbox import relay_loop
+    from hub.operations.metrics import lag_sampler
+    from hub.operations.supervision import Supervisor
+    from hub.settlement.entrypoints.read_model_consumer import ReadModelConsumer
+
+    bootstrap_servers = hub.settings.kafka_bootstrap
+    supervisor = Supervisor(stop, state_file=state_file)
+
+    def read_model_loop(beat):
+        ensure_topics(bootstrap_servers)
+        dead_letters = hub.producer("settlement-read-model-dlq")
+        consumer = ReadModelConsumer(bootstrap_servers, hub.read_model, hub.codec, dead_letters, stop, beat=beat)
+
+        def run() -> None:
+            try:
+                consumer.run()
+            finally:
+                dead_letters.close(timeout_s=1)
+        return run
+
+    if read_model:
+        supervisor.add("settlement-read-model", read_model_loop, stale_after_s=60)
+    if relay:
+        supervisor.add("settlement-outbox-relay", relay_loop(
+            hub.engine, db.outbox, db.OUTBOX_RELAY_LOCK, lambda: hub.producer("settlement-outbox"), stop,
+            before=lambda: ensure_topics(bootstrap_servers)), stale_after_s=30)
+    supervisor.add("settlement-lag-sampler",
+                   lag_sampler(bootstrap_servers, stop, lag_interval_s),
+                   stale_after_s=lag_interval_s * 4, critical=False)
+    return supervisor

@@ -81,6 +81,26 @@ partition_marks = sa.Table(
     sa.Column("max_event_time", sa.DateTime(timezone=True), nullable=False),
 )
 
+# Events whose handling failed the same way again and again (poison): kept with their bytes
+# and reason until an operator resolves them (re-applies or discards). An unresolved one blocks
+# closing its day and every later day, so no bureau gets a file with an event silently missing.
+quarantined_events = sa.Table(
+    "quarantined_events", metadata,
+    sa.Column("source", sa.Text, primary_key=True),  # topic:partition:offset
+    sa.Column("event_id", sa.Text),
+    sa.Column("record_name", sa.Text, nullable=False),
+    sa.Column("business_date", sa.Date),  # None when the event does not say: blocks every day
+    sa.Column("home_pool", sa.Text),
+    sa.Column("treatment_pool", sa.Text),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("payload", sa.LargeBinary, nullable=False),
+    sa.Column("quarantined_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("resolved_at", sa.DateTime(timezone=True)),
+    sa.Column("resolution", sa.Text),  # APPLIED, DISCARDED
+    sa.Column("resolved_by", sa.Text),
+    sa.Column("note", sa.Text),
+)
+
 outbox = define_outbox(metadata)
 OUTBOX_RELAY_LOCK = 4242201
 

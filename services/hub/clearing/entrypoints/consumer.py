@@ -1,8 +1,10 @@
 """Consumes settlement.events into the clearing tables and closes days at their cut-off.
 
 The Kafka loop is the kernel's ConsumerLoop: offsets are committed only after a batch's
-effect is committed, and every effect is applied once by event id. Every `check_every_s` it
-also closes the days whose cut-off has passed on every partition.
+effect is committed, and every effect is applied once by event id; an event that keeps
+failing is quarantined (`ClearingService.quarantine`) and blocks its day's close until an
+operator resolves it. Every `check_every_s` it also closes the days whose cut-off has passed
+on every partition.
 """
 
 from __future__ import annotations
@@ -10,18 +12,20 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Callable
 
 from kafka import KafkaConsumer, TopicPartition
 
 from hub.clearing.bootstrap import Clearing
-from hub.messaging import ConsumerLoop, ConsumerSettings, Message
+from hub.clearing.service_layer.services import DayBlocked
+from hub.messaging import ConsumerLoop, ConsumerSettings
 
 log = logging.getLogger(__name__)
 
 
 class ClearingConsumer:
     def __init__(self, clearing: Clearing, stop: threading.Event | None = None, check_every_s: float = 5.0,
-                 auto_close: bool = True):
+                 auto_close: bool = True, beat: Callable[..., None] = lambda **_: None):
         self.clearing = clearing
         self.stop = stop or threading.Event()
         self.check_every_s = check_every_s
@@ -29,13 +33,10 @@ class ClearingConsumer:
         self._last_check = 0.0
         settings = ConsumerSettings(group_id=clearing.settings.group_id, topics=(clearing.settings.topic,),
                                     client_id="interregion-clearing")
-        self.loop = ConsumerLoop(clearing.settings.kafka_bootstrap, settings, self.handle, clearing.codec,
-                                 clearing.producer("clearing-dlq"), self.stop)
+        self.loop = ConsumerLoop(clearing.settings.kafka_bootstrap, settings, clearing.service.apply, clearing.codec,
+                                 clearing.producer("clearing-dlq"), self.stop,
+                                 on_poison=clearing.service.quarantine, beat=beat, after_poll=self._maybe_close)
         self._offsets = KafkaConsumer(bootstrap_servers=clearing.settings.kafka_bootstrap, group_id=None)
-
-    def handle(self, batch: list[Message]) -> None:
-        self.clearing.service.apply(batch)
-        self._maybe_close()
 
     def _maybe_close(self) -> None:
         if not self.auto_close or time.monotonic() - self._last_check < self.check_every_s:
@@ -45,7 +46,11 @@ class ClearingConsumer:
         tps = [TopicPartition(topic, p) for p in sorted(self._offsets.partitions_for_topic(topic) or ())]
         ends = {(tp.topic, tp.partition): off for tp, off in self._offsets.end_offsets(tps).items()}
         for day in self.clearing.service.due_days(ends):
-            result = self.clearing.service.close_day(day)
+            try:
+                result = self.clearing.service.close_day(day)
+            except DayBlocked as exc:  # quarantined since due_days looked: shown on the status page
+                log.warning("%s", exc)
+                return
             log.info("closed clearing day %s (cycle %s)", day, result.cycle_id)
 
     def run(self, max_idle_s: float | None = None) -> None:

@@ -29,7 +29,7 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
 
-def create_app(clearing: Clearing, history: StatusHistory | None = None) -> FastAPI:
+def create_app(clearing: Clearing, history: StatusHistory | None = None, loops=None) -> FastAPI:
     app = FastAPI(title="interregion-clearing", redoc_url=None)
     add_metrics_route(app)
     history = history or StatusHistory()
@@ -111,8 +111,10 @@ def create_app(clearing: Clearing, history: StatusHistory | None = None) -> Fast
             return _error(401 if who is None else 403, "operators_only", "the status data is for operators")
         snapshot = history.snapshot()
         snapshot["unconfirmed"] = await run_in_threadpool(clearing.service.unconfirmed)
+        snapshot["quarantined"] = await run_in_threadpool(clearing.service.quarantined)
+        snapshot["loops"] = loops.snapshot() if loops is not None else []
         return snapshot
 
-    add_health_routes(app, database_ready(clearing.engine))
+    add_health_routes(app, database_ready(clearing.engine), loops)
 
     return app

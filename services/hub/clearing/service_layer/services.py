@@ -31,6 +31,26 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 PRODUCER = "interregion-clearing"
 
 
+class DayBlocked(Exception):
+    """A day cannot close while an event that may belong to it is quarantined."""
+
+    def __init__(self, day: date, sources: list[str]):
+        super().__init__(f"clearing day {day} cannot close: {len(sources)} quarantined event(s) may belong to it "
+                         f"({', '.join(sources[:5])}{' ...' if len(sources) > 5 else ''}); resolve them with "
+                         "'hub clearing quarantine resolve SOURCE --apply|--discard'")
+        self.day = day
+        self.sources = sources
+
+
+class QuarantineError(ValueError):
+    """An operator's quarantine action that cannot be done; `code` is stable."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
 @dataclass(frozen=True)
 class CloseResult:
     clearing_date: date
@@ -146,8 +166,11 @@ class ClearingService:
             open_days = conn.execute(sa.select(db.days.c.clearing_date).where(db.days.c.status == "OPEN")
                                      .order_by(db.days.c.clearing_date)).scalars().all()
             marks = {(r.topic, r.partition): r for r in conn.execute(sa.select(db.partition_marks))}
+            blocked = {day for day in open_days if self._blocking(conn, day)}
         due = []
         for day in open_days:
+            if day in blocked:
+                continue  # shown on the status page; closes once an operator resolves its quarantine
             cutoff = day_end(day) + self.grace
             if now < cutoff:
                 continue
@@ -159,13 +182,17 @@ class ClearingService:
 
     def close_day(self, day: date) -> CloseResult:
         """Net the day, check the zero sum, record statements and outbox events, write the files.
-        Closing a closed day is a no-op that answers what the first close produced."""
+        Closing a closed day is a no-op that answers what the first close produced. Raises
+        DayBlocked while a quarantined event may belong to the day."""
         now = self.clock()
         with self.engine.begin() as conn:
             conn.execute(pg_insert(db.days).values(clearing_date=day, status="OPEN").on_conflict_do_nothing())
             row = conn.execute(sa.select(db.days).where(db.days.c.clearing_date == day).with_for_update()).one()
             if row.status == "CLOSED":
                 return CloseResult(day, row.cycle_id, True, None, self.write_day_files(day))
+            blocking = self._blocking(conn, day)
+            if blocking:
+                raise DayBlocked(day, blocking)
             result = net(self._obligations(conn, day))  # raises ZeroSumViolated: nothing is written
             cycle_id = f"{day.isoformat()}.1"
             header = files.DayHeader(day, cycle_id, now, self.pool_names)
@@ -184,6 +211,70 @@ class ClearingService:
                 net_abs_fen=result.net_abs_fen, efficiency=f"{result.efficiency.numerator}/{result.efficiency.denominator}"))
         CLEARING_DAYS_CLOSED.inc()
         return CloseResult(day, cycle_id, False, result, self.write_day_files(day))
+
+    # ------------------------------------------------------------------ quarantine
+
+    def quarantine(self, message: Message, exc: Exception) -> None:
+        """The consumer's poison handler: keep the event and why, for an operator to resolve."""
+        v = message.value if isinstance(message.value, dict) else {}
+        business_date = v.get("business_date") if isinstance(v.get("business_date"), date) else None
+        with self.engine.begin() as conn:
+            conn.execute(pg_insert(db.quarantined_events).values(
+                source=f"{message.topic}:{message.partition}:{message.offset}",
+                event_id=str(v["event_id"]) if v.get("event_id") is not None else None,
+                record_name=message.record_name, business_date=business_date,
+                home_pool=v.get("home_pool"), treatment_pool=v.get("treatment_pool"),
+                reason=f"{type(exc).__name__}: {exc}"[:2000], payload=message.raw, quarantined_at=self.clock(),
+            ).on_conflict_do_nothing())
+
+    def _blocking(self, conn: sa.Connection, day: date) -> list[str]:
+        """Unresolved quarantined events that may belong to `day`: from it or before (a late
+        event joins the next open day), or of unknown date."""
+        q = db.quarantined_events.c
+        return list(conn.execute(sa.select(q.source).where(
+            q.resolved_at.is_(None), sa.or_(q.business_date.is_(None), q.business_date <= day))
+            .order_by(q.source)).scalars())
+
+    def quarantined(self, include_resolved: bool = False) -> list[dict]:
+        q = db.quarantined_events.c
+        query = sa.select(q.source, q.event_id, q.record_name, q.business_date, q.home_pool, q.treatment_pool,
+                          q.reason, q.quarantined_at, q.resolved_at, q.resolution, q.resolved_by, q.note)
+        if not include_resolved:
+            query = query.where(q.resolved_at.is_(None))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(q.quarantined_at)).all()
+        return [{k: (v.isoformat() if isinstance(v, (date, datetime)) else v) for k, v in r._mapping.items()}
+                for r in rows]
+
+    def resolve(self, source: str, action: str, who: str, note: str = "") -> dict:
+        """An operator resolves a quarantined event: APPLY it again (after fixing what made it
+        fail) or DISCARD it (it will be in no clearing file; say why in `note`)."""
+        if action not in ("APPLY", "DISCARD"):
+            raise QuarantineError("invalid_action", "APPLY or DISCARD")
+        if action == "DISCARD" and not note.strip():
+            raise QuarantineError("note_required", "say why the event is discarded (--note)")
+        q = db.quarantined_events.c
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(db.quarantined_events).where(q.source == source)).first()
+        if row is None:
+            raise QuarantineError("not_quarantined", f"no quarantined event {source}")
+        if row.resolved_at is not None:
+            return {"source": source, "resolution": row.resolution, "already_resolved": True}
+        if action == "APPLY":
+            topic, partition, offset = source.rsplit(":", 2)
+            decoded = self.codec.decode(row.payload)
+            message = Message(topic, int(partition), int(offset), None, decoded.record_name, decoded.writer_version,
+                              decoded.value, 0, (), row.payload)
+            try:
+                self.apply([message])
+            except Exception as exc:  # it still fails: it stays quarantined, and the operator is told why
+                raise QuarantineError("still_failing", f"{type(exc).__name__}: {str(exc)[:500]}") from None
+        with self.engine.begin() as conn:
+            conn.execute(db.quarantined_events.update().where(q.source == source, q.resolved_at.is_(None)).values(
+                resolved_at=self.clock(), resolution="APPLIED" if action == "APPLY" else "DISCARDED",
+                resolved_by=who, note=note or None))
+        return {"source": source, "resolution": "APPLIED" if action == "APPLY" else "DISCARDED",
+                "already_resolved": False}
 
     def _obligations(self, conn: sa.Connection, day: date) -> list[Obligation]:
         return [Obligation(r.home_pool, r.treatment_pool, r.fund_fen, r.serious_illness_fen, r.assistance_fen,

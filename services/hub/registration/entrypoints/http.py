@@ -56,7 +56,7 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
 
-def create_app(reg: Registration) -> FastAPI:
+def create_app(reg: Registration, loops=None) -> FastAPI:
     app = FastAPI(title="registration", redoc_url=None)
     add_metrics_route(app)
 
@@ -113,7 +113,7 @@ def create_app(reg: Registration) -> FastAPI:
     async def status(request: Request):
         return await run(request, StatusQuery, lambda b, q: reg.service.status(b.pool, q.psn_no, q.region, q.date))
 
-    add_health_routes(app, database_ready(reg.engine))
+    add_health_routes(app, database_ready(reg.engine), loops)
 
     return app
 

@@ -7,6 +7,8 @@ I/O: the HTTP API and the offline preview both call it.
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -24,7 +26,7 @@ from hub.settlement.domain.model import (
     Settlement,
     VisitType,
 )
-from hub.settlement.domain.money import AmountError, fen_to_yuan, quantity, times_quantity, yuan_to_fen
+from hub.settlement.domain.money import AmountError, fen_to_yuan, quantity, times_quantity, yuan_to_fen  # noqa: F401
 from hub.settlement.service_layer.identity import mask_person_id  # noqa: F401  (part of this edge's API)
 
 MED_TYPES = {"21": VisitType.INPATIENT, "11": VisitType.GENERAL_OUTPATIENT, "14": VisitType.CHRONIC_OUTPATIENT,
@@ -49,6 +51,74 @@ def parse_day(value: Any) -> date | None:
         return None
 
 
+@dataclass(frozen=True)
+class Limits:
+    """What the hub accepts from a hospital, checked at the edge before anything is stored.
+
+    Each bound is a named setting (`HUB_LIMIT_<NAME>`, e.g. HUB_LIMIT_MAX_PRICE_FEN) far above
+    any real bill and far below where sums could overflow: a day of 10 million bills at the
+    largest bill total still sums to under 2×10^17 fen, inside PostgreSQL's bigint (9.2×10^18).
+    """
+
+    max_price_fen: int = 200_000_000  # 2 million yuan a unit (the dearest gene therapies cost ~1.2 M)
+    max_quantity: int = 100_000  # units on one line
+    max_line_fen: int = 500_000_000  # 5 million yuan on one line
+    max_bill_fen: int = 2_000_000_000  # 20 million yuan on one bill
+    max_lines: int = MAX_LINES  # fee lines on one bill (and in one upload)
+    max_code_length: int = 64  # msgid, med_list_codg, feedetl_sn, mdtrt_id, setl_id, psn_no ...
+    max_depth: int = 8  # nesting of the request's JSON
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> "Limits":
+        import os
+
+        environ = os.environ if environ is None else environ
+        values = {}
+        for name in cls.__dataclass_fields__:
+            text = environ.get(f"HUB_LIMIT_{name.upper()}")
+            if text is not None:
+                values[name] = int(text)
+        return cls(**values)
+
+
+DEFAULT_LIMITS = Limits()
+_PRINTABLE_CODE = re.compile(r"^[\x21-\x7e]+$")  # printable ASCII, no spaces: msgids and codes
+
+
+def check_text(value: Any, where: str = "input", limits: Limits = DEFAULT_LIMITS, depth: int = 0) -> None:
+    """Refuse control characters (NUL and the like) in any string of the request, and nesting
+    deeper than `limits.max_depth`: nothing a hospital sends can break a log line or a database
+    text column."""
+    if depth > limits.max_depth:
+        raise ConventionError("invalid_input", f"{where}: nested deeper than {limits.max_depth} levels")
+    if isinstance(value, str):
+        if _CONTROL.search(value):
+            raise ConventionError("invalid_characters", f"{where}: control characters are not allowed")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if _CONTROL.search(key):
+                raise ConventionError("invalid_characters", f"{where}: control characters in a field name")
+            check_text(item, f"{where}.{key}", limits, depth + 1)
+    elif isinstance(value, list):
+        for n, item in enumerate(value):
+            check_text(item, f"{where}.{n}", limits, depth + 1)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def is_code(value: str) -> bool:
+    return bool(_PRINTABLE_CODE.match(value))
+
+
+def code(value: Any, where: str, limits: Limits = DEFAULT_LIMITS) -> str:
+    """An identifier (msgid, catalogue code, visit or settlement id): printable ASCII, no spaces."""
+    if not isinstance(value, str) or not 1 <= len(value) <= limits.max_code_length or not _PRINTABLE_CODE.match(value):
+        raise ConventionError("invalid_field", f"{where}: 1 to {limits.max_code_length} printable characters "
+                                               "(letters, digits, punctuation; no spaces)")
+    return value
+
+
 class ConventionError(ValueError):
     """Input that does not follow the convention; `code` is stable, `message` says what to fix."""
 
@@ -63,7 +133,7 @@ class _In(BaseModel):
 
 
 class FeeDetailIn(_In):
-    feedetl_sn: str | None = None
+    feedetl_sn: str | int | None = None
     med_list_codg: str = Field(min_length=1, max_length=64)
     cnt: str | int
     pric: str | int
@@ -137,29 +207,67 @@ def insurance_type(code: str) -> InsuranceType:
         raise ConventionError("invalid_field", f"insutype {code!r}: 390 (residents) or 310 (employees)") from None
 
 
-def claim_from(mdtrt: Any, feedetail: Any) -> Claim:
+@dataclass(frozen=True)
+class FeeLineIn:
+    """One fee line as checked at the edge (amounts in fen)."""
+
+    feedetl_sn: str | None
+    med_list_codg: str
+    cnt: Any  # Decimal
+    pric_fen: int
+    amount_fen: int
+
+
+def fee_lines(feedetail: Any, limits: Limits = DEFAULT_LIMITS) -> list[FeeLineIn]:
+    """The fee lines of an upload or a claim, every one checked — the one parser for both:
+    shape, code, a price from 0 up to the limit, a quantity, the line total (which must equal
+    cnt × pric when sent), the line and bill totals within their limits."""
+    if not isinstance(feedetail, list) or not feedetail:
+        raise ConventionError("invalid_field", "feedetail: a non-empty list of fee lines")
+    if len(feedetail) > limits.max_lines:
+        raise ConventionError("too_many_lines", f"feedetail: at most {limits.max_lines} lines")
+    lines: list[FeeLineIn] = []
+    total = 0
+    for n, raw in enumerate(feedetail):
+        where = f"feedetail.{n}"
+        f: FeeDetailIn = _parse(FeeDetailIn, raw, where)
+        sn = None if f.feedetl_sn is None else code(str(f.feedetl_sn), f"{where}.feedetl_sn", limits)
+        item = code(f.med_list_codg, f"{where}.med_list_codg", limits)
+        try:
+            unit = yuan_to_fen(f.pric, f"{where}.pric")
+            qty = quantity(f.cnt, f"{where}.cnt")
+            if unit < 0:
+                raise ConventionError("invalid_amount", f"{where}.pric: a price is not negative (reverse a settlement "
+                                                        "or cancel the line instead)")
+            if unit > limits.max_price_fen:
+                raise ConventionError("amount_too_large", f"{where}.pric: at most {fen_to_yuan(limits.max_price_fen)} yuan")
+            if qty > limits.max_quantity:
+                raise ConventionError("amount_too_large", f"{where}.cnt: at most {limits.max_quantity}")
+            amount = times_quantity(unit, qty)
+            if amount > limits.max_line_fen:
+                raise ConventionError("amount_too_large",
+                                      f"{where}: a line of at most {fen_to_yuan(limits.max_line_fen)} yuan")
+            if f.det_item_fee_sumamt is not None and yuan_to_fen(f.det_item_fee_sumamt,
+                                                                 f"{where}.det_item_fee_sumamt") != amount:
+                raise ConventionError("amount_mismatch",
+                                      f"{where}: det_item_fee_sumamt is not cnt x pric ({fen_to_yuan(amount)})")
+        except AmountError as exc:
+            raise ConventionError("invalid_amount", str(exc)) from None
+        total += amount
+        if total > limits.max_bill_fen:
+            raise ConventionError("amount_too_large", f"feedetail: a bill of at most {fen_to_yuan(limits.max_bill_fen)} yuan")
+        lines.append(FeeLineIn(sn, item, qty, unit, amount))
+    return lines
+
+
+def claim_from(mdtrt: Any, feedetail: Any, limits: Limits = DEFAULT_LIMITS) -> Claim:
     m: MdtrtIn = _parse(MdtrtIn, mdtrt, "mdtrt")
     if m.med_type not in MED_TYPES:
         raise ConventionError("invalid_field", f"mdtrt.med_type {m.med_type!r}: one of {', '.join(MED_TYPES)}")
     if m.hosp_lv not in HOSP_LV:
         raise ConventionError("invalid_field", f"mdtrt.hosp_lv {m.hosp_lv!r} is not a hospital level")
-    if not isinstance(feedetail, list) or not feedetail:
-        raise ConventionError("invalid_field", "feedetail: a non-empty list of fee lines")
-    if len(feedetail) > MAX_LINES:
-        raise ConventionError("too_many_lines", f"feedetail: at most {MAX_LINES} lines")
-    lines = []
-    for n, raw in enumerate(feedetail, start=1):
-        f: FeeDetailIn = _parse(FeeDetailIn, raw, f"feedetail.{n - 1}")
-        try:
-            unit = yuan_to_fen(f.pric, f"feedetail.{n - 1}.pric")
-            qty = quantity(f.cnt, f"feedetail.{n - 1}.cnt")
-            amount = times_quantity(unit, qty)
-            if f.det_item_fee_sumamt is not None and yuan_to_fen(f.det_item_fee_sumamt) != amount:
-                raise ConventionError("amount_mismatch",
-                                      f"feedetail.{n - 1}: det_item_fee_sumamt is not cnt x pric ({fen_to_yuan(amount)})")
-        except AmountError as exc:
-            raise ConventionError("invalid_amount", str(exc)) from None
-        lines.append(FeeLine(n, f.med_list_codg, qty, unit, amount))
+    lines = tuple(FeeLine(n, item.med_list_codg, item.cnt, item.pric_fen, item.amount_fen)
+                  for n, item in enumerate(fee_lines(feedetail, limits), start=1))
     end = m.endtime or m.begntime
     return Claim(MED_TYPES[m.med_type], Level(HOSP_LV[m.hosp_lv]), m.mdtrtarea_admvs, m.begntime, end,
                  tuple(lines), m.accident_injury)

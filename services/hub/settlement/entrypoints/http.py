@@ -24,6 +24,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from hub.operations.health import add_health_routes
+from hub.operations.supervision import is_transient
 from hub.operations.metrics import REQUEST_SECONDS, SETTLE_GROUP_SECONDS, SETTLE_GROUP_SIZE, add_metrics_route
 from hub.settlement.bootstrap import Settlement
 from hub.settlement.service_layer.group_commit import GroupCommit
@@ -94,11 +95,15 @@ class ConventionApp:
                 reply = await self.group_commit.submit(request)
             else:  # the other transactions block on the database in FastAPI's thread pool
                 reply = await run_in_threadpool(service.answer, request)
-        except Exception:  # a lost database or Redis: nothing half-done stays (one transaction)
+        except Exception as exc:  # nothing half-done stays: each request is one transaction
             log.exception("infno %s msgid %s could not be answered", request.infno, request.msgid)
-            return 503, orjson.dumps(_error(
-                "hub_unavailable", "the hub could not complete this request now; retry with the same msgid "
-                "(a request that did complete answers the same again)")), request.infno
+            if is_transient(exc):  # a lost database or Redis: the same request will go through later
+                return 503, orjson.dumps(_error(
+                    "hub_unavailable", "the hub could not complete this request now; retry with the same msgid "
+                    "(a request that did complete answers the same again)")), request.infno
+            # A fault of the hub's own (a bug): retrying would fail the same way, so it does not say to.
+            return 500, orjson.dumps(_error("internal_error", "the hub failed on this request; it is logged for "
+                                                              "the operators")), request.infno
         return reply.status, orjson.dumps(reply.body), request.infno
 
 
@@ -110,7 +115,8 @@ def _freeze_long_lived() -> None:
     gc.freeze()
 
 
-def create_app(hub: Settlement) -> ConventionApp:
+def create_app(hub: Settlement, loops=None) -> ConventionApp:
+    """The app; `loops` (the Supervisor, or in a worker process the LoopStateFile) counts for readiness."""
     hub.service.reference.after_reload = _freeze_long_lived
     if hub.read_model.ready():
         hub.service.reference.current()  # load the reference data now, not on the first bill
@@ -131,12 +137,20 @@ def create_app(hub: Settlement) -> ConventionApp:
     app = FastAPI(title="settle-at-treatment", docs_url="/docs", redoc_url=None, lifespan=lifespan,
                   description=f"The national interface's transactions are served at POST {CONVENTION_PATH}.")
     add_metrics_route(app)
-    add_health_routes(app, lambda: None if hub.read_model.ready() else "the read model is rebuilding")
+    add_health_routes(app, lambda: None if hub.read_model.ready() else "the read model is rebuilding", loops)
     return ConventionApp(hub, app, group_commit)
 
 
 def app_from_env() -> ConventionApp:
     """The app wired from the environment: the factory each uvicorn worker process calls."""
+    import os
+    from pathlib import Path
+
+    from hub.operations.logs import configure_logging
+    from hub.operations.supervision import LoopStateFile, die_with_parent
     from hub.settlement.bootstrap import bootstrap
 
-    return create_app(bootstrap())
+    configure_logging()
+    die_with_parent()  # a worker never outlives the process that runs the loops (and holds the port)
+    state_file = os.environ.get("HUB_LOOP_STATE_FILE")
+    return create_app(bootstrap(), LoopStateFile(Path(state_file)) if state_file else None)

@@ -3,6 +3,10 @@
 Positions live in Redis beside the data (see adapters/read_model.py), not in a consumer group:
 when Redis is flushed the epoch key vanishes, and this loop starts again from the beginning
 of the compacted topics. It marks the model ready once every partition has caught up.
+
+It follows the topics' partitions (re-read every `rescan_s`): a topic created, or given more
+partitions, after the loop started is read too. It raises on any fault; the service's
+Supervisor builds it anew after a backoff.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import logging
 import threading
 import time
 import uuid
+from typing import Callable
 
 from kafka import KafkaConsumer, TopicPartition
 
@@ -25,13 +30,16 @@ GROUP_NAME = "settlement-read-model"
 
 class ReadModelConsumer:
     def __init__(self, bootstrap: str, read_model: ReadModel, codec: AvroCodec, dead_letters: EventProducer,
-                 stop: threading.Event | None = None, max_batch_records: int = 2000, poll_timeout_ms: int = 200):
+                 stop: threading.Event | None = None, max_batch_records: int = 2000, poll_timeout_ms: int = 200,
+                 beat: Callable[..., None] = lambda **_: None, rescan_s: float = 5.0):
         self.read_model = read_model
         self.codec = codec
         self.dead_letters = dead_letters
         self.stop = stop or threading.Event()
         self.max_batch_records = max_batch_records
         self.poll_timeout_ms = poll_timeout_ms
+        self.beat = beat
+        self.rescan_s = rescan_s
         self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
                                       client_id=GROUP_NAME, auto_offset_reset="earliest")
         self.epoch: str | None = None
@@ -63,6 +71,24 @@ class ReadModelConsumer:
             else:
                 self.consumer.seek_to_beginning(tp)
 
+    def _follow_partitions(self) -> None:
+        """Read partitions that appeared since the last look, from their stored position or the start."""
+        self.consumer.topics()  # refreshes the metadata from the broker
+        tps = self._partitions()
+        added = [tp for tp in tps if tp not in self.consumer.assignment()]
+        if not added:
+            return
+        self.consumer.assign(tps)  # kept partitions keep their positions
+        stored = self.read_model.offsets()
+        for tp in added:
+            key = f"{tp.topic}:{tp.partition}"
+            if key in stored:
+                self.consumer.seek(tp, stored[key])
+            else:
+                self.consumer.seek_to_beginning(tp)
+        log.info("read model: reading %d more partition(s): %s", len(added),
+                 ", ".join(f"{tp.topic}[{tp.partition}]" for tp in added))
+
     def _caught_up(self) -> bool:
         tps = list(self.consumer.assignment())
         ends = self.consumer.end_offsets(tps)
@@ -70,7 +96,7 @@ class ReadModelConsumer:
 
     def run(self, until_ready: bool = False) -> None:
         self._start()
-        last_check = 0.0
+        last_check = last_scan = time.monotonic()
         try:
             while not self.stop.is_set():
                 if self.read_model.epoch() != self.epoch:
@@ -79,7 +105,11 @@ class ReadModelConsumer:
                 records = [r for batch in polled.values() for r in batch]
                 if records:
                     self._apply(records)
+                self.beat()
                 now = time.monotonic()
+                if now - last_scan > self.rescan_s:
+                    last_scan = now
+                    self._follow_partitions()
                 if not records or now - last_check > 1.0:
                     last_check = now
                     if self._caught_up():

@@ -85,7 +85,9 @@ class GroupCommit(Generic[Item, Result]):
             started = time.perf_counter()
             try:
                 results: list[Any] = self._run_group([item for item, _, _ in group])
-                outcome = [(loop, future, result, None) for (_, loop, future), result in zip(group, results)]
+                # An item whose result is an exception failed on its own; the others stand.
+                outcome = [(loop, future, None, result) if isinstance(result, BaseException) else
+                           (loop, future, result, None) for (_, loop, future), result in zip(group, results)]
             except Exception as exc:  # every request of the group learns of it; the thread goes on
                 log.exception("a settle group of %d failed", len(group))
                 outcome = [(loop, future, None, exc) for _, loop, future in group]

@@ -42,7 +42,7 @@ from hub.settlement.domain.model import (
     Person,
     Settlement,
 )
-from hub.settlement.domain.money import AmountError, quantity, times_quantity, yuan_to_fen
+from hub.settlement.domain.money import AmountError, yuan_to_fen
 from hub.settlement.domain.refusals import Refusal
 from hub.settlement.entrypoints import convention
 from hub.settlement.service_layer.identity import Hospital, mask_person_id, person_ref
@@ -67,6 +67,8 @@ KNOWN = MUTATING | PRE_SETTLE | LOOKUP | RECONCILE_TOTALS | RECONCILE_DETAIL
 MAX_RECONCILE_DAYS = 31
 MAX_RECONCILE_DETAILS = 100_000
 MAX_FEE_LINES_PER_UPLOAD = 2_000
+INPATIENT_MED_TYPES = {"21"}  # 2401 admits
+OUTPATIENT_MED_TYPES = {"11", "13", "14"}  # 2201 registers an outpatient or emergency visit
 
 
 class Answer(Exception):
@@ -165,8 +167,10 @@ def canonical_sha256(infno: str, payload: Any) -> str:
 
 class SettlementService:
     def __init__(self, engine: sa.Engine, read_model: ReadModel, codec: AvroCodec, person_key: bytes,
-                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+                 limits: convention.Limits = convention.DEFAULT_LIMITS):
         self.engine = engine
+        self.limits = limits
         self.read_model = read_model
         self.reference = ReferenceCache(read_model)
         self.codec = codec
@@ -188,8 +192,10 @@ class SettlementService:
             if infno not in KNOWN:
                 raise Answer(400, "unknown_infno", f"infno {infno!r} is not served here; served: {', '.join(sorted(KNOWN))}")
             msgid = envelope.get("msgid")
-            if not isinstance(msgid, str) or not 1 <= len(msgid) <= 64:
-                raise Answer(400, "invalid_msgid", "msgid: institution code + yyyyMMddHHmmss + 4-digit sequence")
+            if (not isinstance(msgid, str) or not 1 <= len(msgid) <= self.limits.max_code_length
+                    or not convention.is_code(msgid)):
+                raise Answer(400, "invalid_msgid", "msgid: institution code + yyyyMMddHHmmss + 4-digit sequence "
+                                                   f"(at most {self.limits.max_code_length} printable characters)")
             if envelope.get("fixmedins_code") not in (None, hospital.code):
                 raise Answer(403, "hospital_mismatch", "fixmedins_code is not the hospital these credentials belong to")
             mdtrtarea = envelope.get("mdtrtarea_admvs")
@@ -198,6 +204,9 @@ class SettlementService:
             payload = envelope.get("input")
             if not isinstance(payload, dict):
                 raise Answer(400, "invalid_input", "input: an object")
+            convention.check_text(payload, "input", self.limits)
+        except convention.ConventionError as exc:
+            return self._reply(Answer(400, exc.code, exc.message), now)
         except Answer as exc:
             return self._reply(exc, now)
         return Request(hospital, infno, msgid, payload, now)
@@ -208,7 +217,7 @@ class SettlementService:
         if isinstance(request, Reply):
             return request
         if request.infno in SETTLE:
-            return self.settle_many([request])[0]
+            return self.settle_many([request])[0]  # a group of one raises rather than returns its exception
         return self.answer(request)
 
     def answer(self, request: "Request") -> Reply:
@@ -265,26 +274,34 @@ class SettlementService:
 
     # ------------------------------------------------------------------ settlement: group commit
 
-    def settle_many(self, requests: Sequence["Request"]) -> list[Reply]:
+    def settle_many(self, requests: Sequence["Request"]) -> list["Reply | Exception"]:
         """Settle (2207/2304) several bills in one database transaction: group commit.
 
         Each request is decided exactly as it would be alone — its own msgid claim, its own
         answer remembered with it, refusals leave nothing but that answer — and requests for the
         same person are decided in arrival order against the accumulators the earlier ones left.
-        If the group's transaction fails as a whole (a deadlock, a lost connection), each
-        request is retried on its own, so one bad apple costs only time.
+        If the group's transaction fails as a whole (a deadlock, a lost connection, one bill the
+        database refuses), each request is retried on its own, so one bad apple costs the others
+        only time: its own place in the list is then the exception it raised alone.
         """
         if not requests:
             return []
         try:
             return self._settle_group(requests)
-        except psycopg.Error as exc:
+        except Exception as exc:
             self._drop_connection()
             if len(requests) == 1:
                 raise
             log.warning("a group of %d settlements failed (%s); settling each on its own", len(requests),
                         type(exc).__name__)
-            return [self._settle_group([request])[0] for request in requests]
+        replies: list = []
+        for request in requests:
+            try:
+                replies.append(self._settle_group([request])[0])
+            except Exception as exc:  # this one alone fails: the caller answers it, the others stand
+                self._drop_connection()
+                replies.append(exc)
+        return replies
 
     def _connection(self) -> psycopg.Connection:
         """This thread's own connection for settling (no pool checkout, statements stay prepared)."""
@@ -358,10 +375,8 @@ class SettlementService:
         answers: list[Reply | None] = [None] * len(group)
         prepared: dict[int, tuple[Any, Claim]] = {}
         for j, request in enumerate(group):
-            data = request.payload.get("data") or {}
             try:
-                if not isinstance(data, dict):
-                    raise Answer(400, "invalid_input", "input.data: an object")
+                data = _object(request.payload, "data")
                 mdtrt_id = data.get("mdtrt_id")
                 if not isinstance(mdtrt_id, str):
                     raise Answer(400, "invalid_field", "mdtrt_id: the visit id the hub returned")
@@ -508,6 +523,15 @@ class SettlementService:
 
     def _dispatch(self, conn: sa.Connection, hospital: Hospital, infno: str, payload: dict, now: datetime,
                   msgid: str) -> dict:
+        """The transaction's output; every refusal (the convention's, too) as an Answer raised
+        before anything is written."""
+        try:
+            return self._dispatch_checked(conn, hospital, infno, payload, now, msgid)
+        except convention.ConventionError as exc:
+            raise Answer(400, exc.code, exc.message) from None
+
+    def _dispatch_checked(self, conn: sa.Connection, hospital: Hospital, infno: str, payload: dict, now: datetime,
+                          msgid: str) -> dict:
         if infno in LOOKUP:
             return self._lookup(hospital, payload, now)
         if infno in RECONCILE_TOTALS | RECONCILE_DETAIL:
@@ -533,7 +557,7 @@ class SettlementService:
         return self._registration(ref, day), ref, mask_person_id(psn_no)
 
     def _lookup(self, hospital: Hospital, payload: dict, now: datetime) -> dict:
-        data = payload.get("data") or {}
+        data = _object(payload, "data")
         day = now.astimezone(SHANGHAI).date()
         person, _ref, masked = self._person(data.get("psn_no") or data.get("certno") or data.get("mdtrt_cert_no"), day)
         probe = Claim(convention.VisitType.INPATIENT, hospital.level, hospital.pool, day, day, ())
@@ -555,10 +579,12 @@ class SettlementService:
     # ------------------------------------------------------------------ visits and fees
 
     def _open_visit(self, conn: sa.Connection, hospital: Hospital, infno: str, payload: dict, now: datetime) -> dict:
-        data = payload.get("mdtrtinfo") or payload.get("data") or {}
+        data = _object(payload, "mdtrtinfo") or _object(payload, "data")
         med_type = str(data.get("med_type", "21" if infno == "2401" else "11"))
-        if med_type not in convention.MED_TYPES:
-            raise Answer(400, "invalid_field", f"med_type {med_type!r}: one of {', '.join(convention.MED_TYPES)}")
+        allowed = INPATIENT_MED_TYPES if infno == "2401" else OUTPATIENT_MED_TYPES
+        if med_type not in allowed:
+            raise Answer(400, "invalid_field", f"med_type {med_type!r}: {infno} opens "
+                         f"{'a stay' if infno == '2401' else 'an outpatient visit'}, one of {', '.join(sorted(allowed))}")
         begn = convention.parse_day(data.get("begntime"))
         if begn is None:
             raise Answer(400, "invalid_field", "begntime: yyyy-MM-dd HH:mm:ss")
@@ -568,7 +594,7 @@ class SettlementService:
         conn.execute(db.visits.insert().values(
             mdtrt_id=mdtrt_id, hospital_code=hospital.code, person_ref=ref, person_id_masked=masked,
             med_type=med_type, insutype=insutype, begntime=begn, status="OPEN",
-            accident_injury=bool(data.get("accident_injury", False)),
+            accident_injury=data.get("accident_injury") in (True, "1", 1, "true"),
         ))
         return {"result": {"mdtrt_id": mdtrt_id, "psn_no": masked}}
 
@@ -579,7 +605,7 @@ class SettlementService:
         return _own_visit(conn.execute(query.with_for_update() if lock else query).first(), hospital, mdtrt_id)
 
     def _cancel_visit(self, conn: sa.Connection, hospital: Hospital, payload: dict) -> dict:
-        data = payload.get("data") or {}
+        data = _object(payload, "data")
         visit = self._visit(conn, hospital, data.get("mdtrt_id"))
         if visit.status == "SETTLED":
             raise Answer(409, "visit_already_settled", "reverse the settlement before cancelling the visit")
@@ -590,25 +616,19 @@ class SettlementService:
         lines = payload.get("feedetail")
         if not isinstance(lines, list) or not 1 <= len(lines) <= MAX_FEE_LINES_PER_UPLOAD:
             raise Answer(400, "invalid_field", f"feedetail: 1 to {MAX_FEE_LINES_PER_UPLOAD} fee lines")
-        ids = {l.get("mdtrt_id") for l in lines if isinstance(l, dict)}
-        if len(ids) != 1:
-            raise Answer(400, "invalid_field", "feedetail: every line names the same mdtrt_id")
+        ids = {l.get("mdtrt_id") if isinstance(l, dict) and isinstance(l.get("mdtrt_id"), str) else None for l in lines}
+        if len(ids) != 1 or None in ids:
+            raise Answer(400, "invalid_field", "feedetail: every line names the same mdtrt_id (a string)")
+        checked = convention.fee_lines(lines, self.limits)  # refuses before the visit is even read
         visit = self._visit(conn, hospital, ids.pop())
         if visit.status != "OPEN":
             raise Answer(409, "visit_not_open", f"visit is {visit.status}")
         rows, result = [], []
-        for n, raw in enumerate(lines):
-            f = convention._parse(convention.FeeDetailIn, raw, f"feedetail.{n}")
+        for n, f in enumerate(checked):
             sn = f.feedetl_sn or str(n + 1)
-            try:
-                unit = yuan_to_fen(f.pric, f"feedetail.{n}.pric")
-                qty = quantity(f.cnt, f"feedetail.{n}.cnt")
-            except AmountError as exc:
-                raise Answer(400, "invalid_amount", str(exc)) from None
-            amount = times_quantity(unit, qty)
-            rows.append(dict(mdtrt_id=visit.mdtrt_id, feedetl_sn=sn, med_list_codg=f.med_list_codg, cnt=qty,
-                             pric_fen=unit, amount_fen=amount))
-            result.append({"feedetl_sn": sn, "det_item_fee_sumamt": f"{amount // 100}.{amount % 100:02d}"})
+            rows.append(dict(mdtrt_id=visit.mdtrt_id, feedetl_sn=sn, med_list_codg=f.med_list_codg, cnt=f.cnt,
+                             pric_fen=f.pric_fen, amount_fen=f.amount_fen))
+            result.append({"feedetl_sn": sn, "det_item_fee_sumamt": convention.fen_to_yuan(f.amount_fen)})
         stmt = pg_insert(db.fee_details).values(rows)
         conn.execute(stmt.on_conflict_do_update(
             index_elements=[db.fee_details.c.mdtrt_id, db.fee_details.c.feedetl_sn],
@@ -617,7 +637,7 @@ class SettlementService:
         return {"result": result}
 
     def _cancel_fees(self, conn: sa.Connection, hospital: Hospital, payload: dict) -> dict:
-        data = payload.get("data") or {}
+        data = _object(payload, "data")
         visit = self._visit(conn, hospital, data.get("mdtrt_id"))
         if visit.status != "OPEN":
             raise Answer(409, "visit_not_open", f"visit is {visit.status}")
@@ -638,6 +658,9 @@ class SettlementService:
         if end_day is None or end_day < visit.begntime:
             raise Answer(400, "invalid_field", "endtime: yyyy-MM-dd HH:mm:ss, not before the visit began")
         lines = tuple(FeeLine(n, f.med_list_codg, f.cnt, f.pric_fen, f.amount_fen) for n, f in enumerate(fees, 1))
+        if sum(l.amount_fen for l in lines) > self.limits.max_bill_fen:  # uploads add up across calls
+            raise Answer(422, "amount_too_large",
+                         f"the visit's fee lines add up to more than {convention.fen_to_yuan(self.limits.max_bill_fen)} yuan")
         claimed = data.get("medfee_sumamt")
         if claimed is not None:
             try:
@@ -662,7 +685,7 @@ class SettlementService:
 
     def _preview(self, conn: sa.Connection, hospital: Hospital, payload: dict) -> dict:
         """Pre-settlement (2206/2303): the settlement as it would be now, nothing written or locked."""
-        data = payload.get("data") or {}
+        data = _object(payload, "data")
         visit, fees = self._visit_with_fees(conn, hospital, data.get("mdtrt_id"))
         if visit.status != "OPEN":
             raise Answer(409, "visit_already_settled" if visit.status == "SETTLED" else "visit_not_open",
@@ -677,7 +700,7 @@ class SettlementService:
         return convention.settlement_output(result, claim)
 
     def _reverse(self, conn: sa.Connection, hospital: Hospital, payload: dict, now: datetime, msgid: str) -> dict:
-        data = payload.get("data") or {}
+        data = _object(payload, "data")
         setl_id = data.get("setl_id")
         if not isinstance(setl_id, str):
             raise Answer(400, "invalid_field", "setl_id: the settlement to reverse")
@@ -717,7 +740,7 @@ class SettlementService:
     def _reconcile(self, conn: sa.Connection, hospital: Hospital, infno: str, payload: dict) -> dict:
         """3201 totals / 3202 detail: what the hub holds for this hospital, settlements standing
         (settled, not reversed) whose business date lies in [stmt_begndate, stmt_enddate]."""
-        data = payload.get("data") or {}
+        data = _object(payload, "data")
         begin, end = convention.parse_day(data.get("stmt_begndate")), convention.parse_day(data.get("stmt_enddate"))
         if begin is None or end is None or end < begin or (end - begin).days >= MAX_RECONCILE_DAYS:
             raise Answer(400, "invalid_field", f"stmt_begndate..stmt_enddate: a range of at most {MAX_RECONCILE_DAYS} days")
@@ -791,6 +814,16 @@ class SettlementService:
 def _values(rows: Sequence[tuple], row_sql: str) -> tuple[str, list]:
     """Multi-row VALUES: the SQL (`row_sql` once per row, parenthesised) and the flat parameters."""
     return ", ".join([f"({row_sql})"] * len(rows)), [value for row in rows for value in row]
+
+
+def _object(payload: dict, key: str) -> dict:
+    """`payload[key]` as an object ({} when absent): any other shape is refused."""
+    value = payload.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise Answer(400, "invalid_input", f"input.{key}: an object")
+    return value
 
 
 def _own_visit(row, hospital: Hospital, mdtrt_id: str):
