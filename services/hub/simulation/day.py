@@ -417,7 +417,7 @@ def _settle_day(opts, rnd, ref, hospitals, persons, pool_codes, settle_url, echo
             r = http.post(CONVENTION_PATH, json=envelope, headers=headers)
             return r.status_code, r.json(), (time.perf_counter() - t0) * 1000, envelope
 
-        inpatient = med_type in ("21", "13")
+        inpatient = med_type == "21"  # 2401 admits a stay; emergencies (13) are outpatient visits (2201)
         status, body, _, _ = call("2401" if inpatient else "2201", {"mdtrtinfo": {
             "psn_no": person["psn_no"], "med_type": med_type, "begntime": datetime.now(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")}})
         if status != 200:
