@@ -23,9 +23,9 @@ def new_psn_no() -> str:
 
 
 def register(producer: EventProducer, psn_no: str, home_pool: str = "360400", filings: list[dict] | None = None,
-             insurance: str = "RESIDENT", version: int = 1) -> str:
+             insurance: str = "RESIDENT", version: int = 1, topic: str = REGISTRATION_EVENTS.name) -> str:
     ref = person_ref(PERSON_KEY, psn_no)
-    producer.publish(REGISTRATION_EVENTS.name, ref, "RegistrationChanged", {
+    producer.publish(topic, ref, "RegistrationChanged", {
         "event_id": uuid.uuid4(), "event_time": datetime.now(timezone.utc), "producer": "tests", "schema_version": 1,
         "person_ref": ref, "person_id_masked": psn_no[:4] + "*" * (len(psn_no) - 8) + psn_no[-4:],
         "home_pool": home_pool, "registration_version": version, "change_kind": "ENROLLED",

@@ -24,6 +24,7 @@ from hub.clearing.adapters import database as db
 from hub.clearing.adapters import files
 from hub.clearing.domain.netting import NettingResult, Obligation, clearing_day_for, net
 from hub.messaging import AvroCodec, Message
+from hub.money import MAX_AMOUNT_FEN
 from hub.messaging.topics import CLEARING_STATEMENTS
 from hub.operations.metrics import CLEARING_APPLIED, CLEARING_DAYS_CLOSED
 
@@ -49,6 +50,22 @@ class QuarantineError(ValueError):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+
+
+class EventRefused(ValueError):
+    """An event clearing will not count (a fault of the data: the consumer quarantines it)."""
+
+
+AMOUNT_FIELDS = ("medfee_sumamt_fen", "hifp_pay_fen", "hifmi_pay_fen", "maf_pay_fen")
+
+
+def check_amounts(message: Message) -> None:
+    """Every amount of a settlement event from 0 to the kernel's bound (10 billion yuan): a
+    day's totals then cannot overflow, whatever a producer got wrong."""
+    for name in AMOUNT_FIELDS:
+        value = message.value.get(name)
+        if not isinstance(value, int) or not 0 <= value <= MAX_AMOUNT_FEN:
+            raise EventRefused(f"amount_out_of_bounds: {name} = {value!r} is not within 0..{MAX_AMOUNT_FEN} fen")
 
 
 @dataclass(frozen=True)
@@ -79,10 +96,12 @@ class ClearingService:
     # ------------------------------------------------------------------ applying events
 
     def apply(self, batch: list[Message]) -> int:
-        """The consumer's handler: every event once, by event id. Returns how many were new."""
+        """The consumer's handler: every event once, by event id. Returns how many were new.
+        An event with an amount out of bounds raises EventRefused (its consumer quarantines it)."""
         events = []
         for m in batch:
             v = m.value
+            check_amounts(m)
             reversed_ = m.record_name.endswith("SettlementReversed")
             events.append({
                 "event_id": str(v["event_id"]), "kind": "REVERSED" if reversed_ else "SETTLED",

@@ -31,7 +31,8 @@ GROUP_NAME = "settlement-read-model"
 class ReadModelConsumer:
     def __init__(self, bootstrap: str, read_model: ReadModel, codec: AvroCodec, dead_letters: EventProducer,
                  stop: threading.Event | None = None, max_batch_records: int = 2000, poll_timeout_ms: int = 200,
-                 beat: Callable[..., None] = lambda **_: None, rescan_s: float = 5.0):
+                 beat: Callable[..., None] = lambda **_: None, rescan_s: float = 5.0,
+                 topics: tuple[str, ...] = TOPICS):
         self.read_model = read_model
         self.codec = codec
         self.dead_letters = dead_letters
@@ -40,6 +41,7 @@ class ReadModelConsumer:
         self.poll_timeout_ms = poll_timeout_ms
         self.beat = beat
         self.rescan_s = rescan_s
+        self.topics = topics
         self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
                                       client_id=GROUP_NAME, auto_offset_reset="earliest")
         self.epoch: str | None = None
@@ -47,7 +49,7 @@ class ReadModelConsumer:
 
     def _partitions(self) -> list[TopicPartition]:
         tps = []
-        for topic in TOPICS:
+        for topic in self.topics:
             for p in sorted(self.consumer.partitions_for_topic(topic) or ()):
                 tps.append(TopicPartition(topic, p))
         return tps
@@ -61,7 +63,7 @@ class ReadModelConsumer:
             self.epoch = uuid.uuid4().hex
             self.read_model.start_epoch(self.epoch)
             self.rebuilds += 1
-            log.info("read model empty: rebuilding from the start of %s", ", ".join(TOPICS))
+            log.info("read model empty: rebuilding from the start of %s", ", ".join(self.topics))
         else:
             self.epoch = self.read_model.epoch()
         for tp in tps:

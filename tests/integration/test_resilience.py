@@ -1,0 +1,205 @@
+"""Nothing stops silently (issue 10's findings, each against real servers): a lost database
+connection, a poison event, topics that appear late or with the wrong shape."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from datetime import date
+
+import pytest
+import redis
+import sqlalchemy as sa
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
+
+from hub.clearing.adapters import database as clearing_db
+from hub.clearing.entrypoints.consumer import ClearingConsumer
+from hub.clearing.service_layer.services import DayBlocked, QuarantineError
+from hub.messaging.outbox import define_outbox, relay_loop
+from hub.messaging.topics import REFERENCE_CATALOGUE, REFERENCE_POLICIES, Topic, ensure_topics
+from hub.operations.supervision import Supervisor
+from hub.settlement.adapters.read_model import ReadModel
+from hub.settlement.entrypoints.read_model_consumer import ReadModelConsumer
+
+from .settlement_helpers import new_psn_no, register, wait_for
+from .test_clearing_service import clearing, consume, send, settled  # noqa: F401  (clearing is a fixture)
+
+D1 = date(2026, 3, 14)
+
+
+def kill_connections(engine: sa.Engine) -> int:
+    """What a PostgreSQL restart does to a service's sessions: every other connection to its
+    database is terminated ("terminating connection due to administrator command")."""
+    with engine.connect() as conn:
+        killed = conn.execute(sa.text(
+            "select count(pg_terminate_backend(pid)) from pg_stat_activity"
+            " where datname = current_database() and pid <> pg_backend_pid()")).scalar_one()
+        conn.commit()
+    return killed
+
+
+def topic_messages(bootstrap: str, topic: str) -> list:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    try:
+        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        ends, found = consumer.end_offsets(tps), []
+        while any(consumer.position(tp) < ends[tp] for tp in tps):
+            for batch in consumer.poll(timeout_ms=500).values():
+                found.extend(batch)
+        return found
+    finally:
+        consumer.close()
+
+
+def test_an_outbox_relay_survives_its_database_sessions_being_killed(servers, scratch_database, topic_factory, codec):
+    """Finding 1: a PostgreSQL restart killed the relay thread for good while health said ready."""
+    topic = topic_factory()
+    metadata = sa.MetaData()
+    outbox = define_outbox(metadata)
+    engine = sa.create_engine(scratch_database, pool_pre_ping=True)
+    metadata.create_all(engine)
+    stop = threading.Event()
+    supervisor = Supervisor(stop, backoff_s=(0.1, 0.5))
+    from hub.messaging import EventProducer
+    supervisor.add("relay", relay_loop(engine, outbox, 991, lambda: EventProducer(servers.kafka_bootstrap, codec),
+                                       stop), stale_after_s=30)
+
+    def write(keys: list[str]) -> None:
+        with engine.begin() as conn:
+            conn.execute(outbox.insert(), [{"topic": topic, "message_key": k, "payload": k.encode()} for k in keys])
+
+    def backlog() -> int:
+        with engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(outbox)).scalar_one()
+
+    supervisor.start()
+    try:
+        first = [f"a{n}" for n in range(200)]
+        write(first)
+        wait_for(lambda: backlog() == 0, "the first rows to be published")
+        assert kill_connections(engine) >= 1
+        wait_for(lambda: supervisor.loops["relay"].restarts >= 1, "the relay to notice and restart")
+        second = [f"b{n}" for n in range(200)]
+        write(second)
+        wait_for(lambda: backlog() == 0, "the rows written after the restart to be published")
+        wait_for(lambda: supervisor.problems() == [], "readiness to recover")
+        assert "OperationalError" in supervisor.loops["relay"].last_error
+        assert supervisor.loops["relay"].detail.get("outbox_backlog_rows") is not None
+    finally:
+        stop.set()
+        supervisor.join()
+        engine.dispose()
+    published = [m.value.decode() for m in topic_messages(servers.kafka_bootstrap, topic)]
+    assert set(published) == set(first + second)  # nothing lost (a row published twice would be deduplicated by id)
+
+
+def test_a_poison_event_is_quarantined_the_rest_is_cleared_and_its_day_waits_for_an_operator(clearing, producer,  # noqa: F811
+                                                                                             servers):
+    """Finding 2: one event that overflowed a bigint stopped clearing for every pool, for good."""
+    import random
+
+    rnd = random.Random(3)
+    before = [settled(rnd, n, D1) for n in range(50)]
+    large = settled(rnd, 50, D1)
+    # One hospital's ten lines of 9,999,999,999.99 yuan x 1,000,000 (the finding) as one event:
+    poison = dict(large, event_id=uuid.uuid4(), settlement_id="S-poison", hifp_pay_fen=5 * 10**17)
+    after = [dict(settled(rnd, n, D1), home_pool=large["home_pool"], treatment_pool=large["treatment_pool"])
+             for n in range(51, 101)]
+    send(producer, clearing.settings.topic, before + [large, poison] + after)
+    consume(clearing)
+
+    with clearing.engine.connect() as conn:
+        applied = conn.execute(sa.select(sa.func.count()).select_from(clearing_db.applied_events)).scalar_one()
+    quarantined = clearing.service.quarantined()
+    assert applied == 101  # everything but the poison, including what came after it on the same pair
+    assert [q["event_id"] for q in quarantined] == [str(poison["event_id"])]
+    assert "amount_out_of_bounds: hifp_pay_fen" in quarantined[0]["reason"]
+    dead = topic_messages(servers.kafka_bootstrap, clearing.settings.topic + ".dlq")
+    assert [dict(m.headers)["dlq.error.code"] for m in dead] == [b"handler_failed"]
+
+    with pytest.raises(DayBlocked, match="resolve them"):
+        clearing.service.close_day(D1)
+    assert clearing.service.due_days({}) == []  # the automatic close waits too
+    with pytest.raises(QuarantineError) as still:
+        clearing.service.resolve(quarantined[0]["source"], "APPLY", "operator-1")
+    assert still.value.code == "still_failing"
+    with pytest.raises(QuarantineError):
+        clearing.service.resolve(quarantined[0]["source"], "DISCARD", "operator-1")  # a discard says why
+    clearing.service.resolve(quarantined[0]["source"], "DISCARD", "operator-1", "test overflow, never a real bill")
+    result = clearing.service.close_day(D1)
+    assert sum(p.net_fen for p in result.netting.positions) == 0
+    assert clearing.service.quarantined() == []
+    assert clearing.service.quarantined(include_resolved=True)[0]["resolution"] == "DISCARDED"
+
+
+def test_a_clearing_consumer_survives_its_database_sessions_being_killed(clearing, producer):  # noqa: F811
+    import random
+
+    rnd = random.Random(5)
+    stop = threading.Event()
+    supervisor = Supervisor(stop, backoff_s=(0.1, 0.5))
+    supervisor.add("consumer", lambda beat: ClearingConsumer(clearing, stop, auto_close=False, beat=beat).run)
+
+    def applied() -> int:
+        with clearing.engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(clearing_db.applied_events)).scalar_one()
+
+    supervisor.start()
+    try:
+        send(producer, clearing.settings.topic, [settled(rnd, n, D1) for n in range(300)])
+        wait_for(lambda: applied() == 300, "the first events")
+        kill_connections(clearing.engine)
+        send(producer, clearing.settings.topic, [settled(rnd, n, D1) for n in range(300, 600)])
+        wait_for(lambda: applied() == 600, "the events sent after the sessions were killed")
+        wait_for(lambda: supervisor.problems() == [], "readiness to recover")
+    finally:
+        stop.set()
+        supervisor.join()
+
+
+def test_the_read_model_reads_a_topic_created_after_it_started(servers, producer, codec):
+    """Finding 3: started before registration.events existed, the read model never read it."""
+    topic = f"test.{uuid.uuid4().hex[:12]}"  # not created yet (and the broker auto-creates nothing)
+    redis_url = servers.redis_url.rsplit("/", 1)[0] + "/6"
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    read_model = ReadModel(client)
+    stop = threading.Event()
+    consumer = ReadModelConsumer(servers.kafka_bootstrap, read_model, codec, producer, stop, rescan_s=0.5,
+                                 topics=(topic, REFERENCE_POLICIES.name, REFERENCE_CATALOGUE.name))
+    thread = threading.Thread(target=consumer.run, daemon=True)
+    thread.start()
+    admin = KafkaAdminClient(bootstrap_servers=servers.kafka_bootstrap)
+    try:
+        wait_for(read_model.ready, "the read model to be ready without the topic")
+        admin.create_topics([NewTopic(topic, 3, 1)])
+        ref = register(producer, new_psn_no(), topic=topic)
+        wait_for(lambda: read_model.registration_bytes(ref), "the registration on the late topic")
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+        admin.delete_topics([topic])
+        admin.close()
+
+
+def test_ensure_topics_mends_a_topic_made_with_the_wrong_shape(servers):
+    """Finding 3: an auto-created registration.events had 3 partitions and cleanup.policy=delete."""
+    name = f"test.{uuid.uuid4().hex[:12]}"
+    admin = KafkaAdminClient(bootstrap_servers=servers.kafka_bootstrap)
+    try:
+        admin.create_topics([NewTopic(name, 1, 1, topic_configs={"cleanup.policy": "delete"})])
+        wanted = Topic(name, key="k", records=(), partitions=3, compacted=True)
+        ensure_topics(servers.kafka_bootstrap, (wanted,))
+        ensure_topics(servers.kafka_bootstrap, (wanted,))  # idempotent
+        described = admin.describe_topics([name, name + ".dlq"])
+        assert {d["name"]: len(d["partitions"]) for d in described} == {name: 3, name + ".dlq": 1}
+        configs = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name, configs=["cleanup.policy"])],
+                                         config_filter="all")
+        assert configs["topic"][name]["cleanup.policy"]["value"] == "compact"
+    finally:
+        admin.delete_topics([name, name + ".dlq"])
+        admin.close()
