@@ -7,6 +7,7 @@ import threading
 import time
 import uuid
 from datetime import date
+from pathlib import Path
 
 import pytest
 import redis
@@ -25,6 +26,7 @@ from hub.settlement.entrypoints.read_model_consumer import ReadModelConsumer
 
 from .settlement_helpers import new_psn_no, register, wait_for
 from .test_clearing_service import clearing, consume, send, settled  # noqa: F401  (clearing is a fixture)
+from .test_settlement_service import reference_loaded, stack  # noqa: F401  (fixtures)
 
 D1 = date(2026, 3, 14)
 
@@ -202,4 +204,87 @@ def test_ensure_topics_mends_a_topic_made_with_the_wrong_shape(servers):
         assert configs["topic"][name]["cleanup.policy"]["value"] == "compact"
     finally:
         admin.delete_topics([name, name + ".dlq"])
+        admin.close()
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_a_settlement_process_killed_hard_takes_its_workers_with_it_and_restarts_at_once(stack, tmp_path):  # noqa: F811
+    """Finding 5: after kill -9 the HTTP workers went on settling without relay or read model,
+    and a restart failed with 'Address already in use'. Finding 6: every log line is JSON."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from .settlement_helpers import REPO, http_ready
+
+    port = 19000 + os.getpid() % 1000
+    env = {**os.environ, **stack.env, "HUB_STATUS_INTERVAL_S": "2"}
+    log_path = tmp_path / "settlement.log"
+    command = [sys.executable, "-m", "hub.cli", "settlement", "serve", "--port", str(port), "--workers", "2"]
+    base = f"http://127.0.0.1:{port}"
+    with open(log_path, "ab") as log_file:
+        first = subprocess.Popen(command, env=env, cwd=REPO, stdout=log_file, stderr=subprocess.STDOUT)
+        try:
+            wait_for(lambda: http_ready(base + "/health/ready"), "two workers reading the main process's loop state")
+            workers = _children(first.pid)
+            assert len([w for w in workers if _alive(w)]) >= 2
+        finally:
+            first.send_signal(signal.SIGKILL)
+            first.wait(timeout=30)
+        wait_for(lambda: not any(_alive(w) for w in workers), "the orphaned workers to exit", limit_s=15)
+        second = subprocess.Popen(command, env=env, cwd=REPO, stdout=log_file, stderr=subprocess.STDOUT)
+        try:
+            wait_for(lambda: http_ready(base + "/health/ready"), "the restarted service on the same port")
+        finally:
+            second.send_signal(signal.SIGTERM)
+            second.wait(timeout=30)
+    lines = [line for line in log_path.read_text().splitlines() if line.strip()]
+    assert lines, "the service logged nothing"
+    for line in lines:
+        entry = json.loads(line)  # a traceback or a crafted value never breaks a line
+        assert {"time", "level", "logger", "msg"} <= entry.keys()
+    assert "Address already in use" not in log_path.read_text()
+
+
+def test_lag_sampling_survives_a_topic_deleted_under_a_group(servers, producer):
+    """Finding 6: the clearing service's lag/status sampler threw KeyError: TopicPartition(...)."""
+    from kafka.structs import OffsetAndMetadata
+
+    from hub.operations.lag import sample_groups
+
+    name, group = f"test.{uuid.uuid4().hex[:12]}", f"g-{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdminClient(bootstrap_servers=servers.kafka_bootstrap)
+    try:
+        admin.create_topics([NewTopic(name, 2, 1)])
+        wait_for(lambda: name in admin.list_topics(), "the topic")
+        consumer = KafkaConsumer(bootstrap_servers=servers.kafka_bootstrap, group_id=group, enable_auto_commit=False)
+        consumer.commit({TopicPartition(name, 0): OffsetAndMetadata(0, "", -1)})
+        consumer.close()
+        admin.delete_topics([name])
+        wait_for(lambda: name not in admin.list_topics(), "the topic to be deleted")
+        rows = sample_groups(servers.kafka_bootstrap, [group], samples=2, interval_s=0.1)
+        assert [r for r in rows if r.topic == name] == []
+    finally:
+        admin.delete_groups([group])
         admin.close()

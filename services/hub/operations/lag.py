@@ -90,7 +90,9 @@ def sample_groups(bootstrap: str, groups: Iterable[str] | None = None, samples: 
                 time.sleep(interval_s)
             now = time.monotonic()
             by_group = admin.list_group_offsets(names) if names else {}
-            partitions = {tp for offsets in by_group.values() for tp in offsets}
+            # A group may still hold offsets of a topic deleted since (asking its end would time out).
+            live = {t: consumer.partitions_for_topic(t) for t in consumer.topics()}
+            partitions = {tp for offsets in by_group.values() for tp in offsets if tp.partition in live.get(tp.topic, ())}
             ends = consumer.end_offsets(list(partitions)) if partitions else {}
             for group, offsets in by_group.items():
                 for tp, meta in offsets.items():
