@@ -248,6 +248,14 @@ class Postgres:
              what="pg_ctl stop", user=self.owner)
         return True
 
+    def restart(self) -> None:
+        """pg_ctl restart -m fast: every session is ended ("terminating connection due to
+        administrator command"), as in a real restart or fail-over. For the fault suite."""
+        _run([self.bin("pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-m", "fast", "-w", "restart"],
+             what="pg_ctl restart", user=self.owner)
+        _wait_until(self.answers, timeout_s=self.s.start_timeout_s, what="PostgreSQL",
+                    still_alive=lambda: self.pid() is not None, log=self.log)
+
     def state(self) -> ServerState:
         pid = self.pid()
         return ServerState(self.name, pid is not None and self.answers(), pid is not None,

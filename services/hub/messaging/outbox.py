@@ -42,7 +42,8 @@ def define_outbox(metadata: sa.MetaData) -> sa.Table:
 class OutboxRelay:
     def __init__(self, engine: sa.Engine, table: sa.Table, producer: EventProducer, lock_key: int,
                  stop: threading.Event | None = None, batch_rows: int = 500, idle_wait_s: float = 0.05,
-                 beat: Callable[..., None] = lambda **_: None, backlog_every_s: float = 5.0):
+                 beat: Callable[..., None] = lambda **_: None, backlog_every_s: float = 5.0,
+                 flush_timeout_s: float = 10.0):
         self.engine = engine
         self.table = table
         self.lock_key = lock_key
@@ -53,6 +54,7 @@ class OutboxRelay:
         self.published = 0
         self.beat = beat
         self.backlog_every_s = backlog_every_s
+        self.flush_timeout_s = flush_timeout_s
 
     def backlog(self, conn: sa.Connection) -> tuple[int, float]:
         """Rows waiting to be published and the oldest one's age in seconds."""
@@ -71,7 +73,9 @@ class OutboxRelay:
             conn.commit()
             return 0
         sent = [self.producer.send_bytes(row.topic, row.message_key, bytes(row.payload)) for row in rows]
-        self.producer.flush()
+        # A broker that cannot take the batch soon fails the run (the supervisor retries, and
+        # readiness says so) instead of blocking for the producer's whole delivery timeout.
+        self.producer.flush(timeout_s=self.flush_timeout_s)
         for future in sent:  # every row is on the broker (acks=all) before it is deleted:
             future.get(timeout=0)  # a send that failed raises here, and its rows stay
         conn.exec_driver_sql(f"delete from {self.table.fullname} where id = any(%s)", ([r.id for r in rows],))

@@ -3,7 +3,7 @@
 Every long-running loop a service runs (outbox relays, consumers, the read model, samplers)
 runs under a `Supervisor`: when the loop raises, the error is logged, counted and shown in
 readiness, and the loop is built anew and started again after a backoff (0.5 s doubling to
-30 s; back to 0.5 s once a run has made progress). A loop reports progress by calling the
+10 s; back to 0.5 s once a run has made progress). A loop reports progress by calling the
 `beat` it was built with; a loop that has not beaten for `stale_after_s` is reported as
 stalled. Readiness is the truth about every loop: `Supervisor.problems()` says which loop is
 failing or stalled and why.
@@ -79,7 +79,7 @@ def is_transient(exc: BaseException) -> bool:
 class Supervisor:
     """Runs named loops in daemon threads, restarting each when it raises."""
 
-    def __init__(self, stop: threading.Event, backoff_s: tuple[float, float] = (0.5, 30.0),
+    def __init__(self, stop: threading.Event, backoff_s: tuple[float, float] = (0.5, 10.0),
                  state_file: Path | None = None):
         self.stop = stop
         self.backoff_s = backoff_s

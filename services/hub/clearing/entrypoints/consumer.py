@@ -14,7 +14,7 @@ import threading
 import time
 from typing import Callable
 
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from hub.clearing.bootstrap import Clearing
 from hub.clearing.service_layer.services import DayBlocked
@@ -37,6 +37,7 @@ class ClearingConsumer:
                                  clearing.producer("clearing-dlq"), self.stop,
                                  on_poison=clearing.service.quarantine, beat=beat, after_poll=self._maybe_close)
         self._offsets = KafkaConsumer(bootstrap_servers=clearing.settings.kafka_bootstrap, group_id=None)
+        self._admin = KafkaAdminClient(bootstrap_servers=clearing.settings.kafka_bootstrap, client_id="clearing-close")
 
     def _maybe_close(self) -> None:
         if not self.auto_close or time.monotonic() - self._last_check < self.check_every_s:
@@ -45,16 +46,21 @@ class ClearingConsumer:
         topic = self.clearing.settings.topic
         tps = [TopicPartition(topic, p) for p in sorted(self._offsets.partitions_for_topic(topic) or ())]
         ends = {(tp.topic, tp.partition): off for tp, off in self._offsets.end_offsets(tps).items()}
-        for day in self.clearing.service.due_days(ends):
+        group = self.clearing.settings.group_id
+        committed = {(tp.topic, tp.partition): meta.offset for tp, meta in
+                     self._admin.list_group_offsets([group]).get(group, {}).items() if tp.topic == topic}
+        for day in self.clearing.service.due_days(ends, committed):
             try:
                 result = self.clearing.service.close_day(day)
             except DayBlocked as exc:  # quarantined since due_days looked: shown on the status page
                 log.warning("%s", exc)
                 return
-            log.info("closed clearing day %s (cycle %s)", day, result.cycle_id)
+            if not result.already_closed:  # another replica may have closed it a moment before
+                log.info("closed clearing day %s (cycle %s)", day, result.cycle_id)
 
     def run(self, max_idle_s: float | None = None) -> None:
         try:
             self.loop.run(max_idle_s=max_idle_s)
         finally:
             self._offsets.close()
+            self._admin.close()

@@ -176,10 +176,13 @@ class ClearingService:
 
     # ------------------------------------------------------------------ closing a day
 
-    def due_days(self, end_offsets: dict[tuple[str, int], int]) -> list[date]:
+    def due_days(self, end_offsets: dict[tuple[str, int], int],
+                 committed: dict[tuple[str, int], int] | None = None) -> list[date]:
         """Open days whose cut-off has passed on every partition: the partition's newest consumed
-        event is past the day's end plus grace, or the partition is fully consumed and the clock
-        is past it."""
+        event is past the day's end plus grace, or the partition is fully consumed (by this
+        service's marks, or by the group's `committed` offsets: a partition none of whose
+        events was for this hub's group) and the clock is past it."""
+        committed = committed or {}
         now = self.clock()
         with self.engine.connect() as conn:
             open_days = conn.execute(sa.select(db.days.c.clearing_date).where(db.days.c.status == "OPEN")
@@ -194,7 +197,7 @@ class ClearingService:
             if now < cutoff:
                 continue
             if all((marks.get(tp) is not None and (marks[tp].max_event_time >= cutoff or marks[tp].next_offset >= end))
-                   or (marks.get(tp) is None and end == 0)
+                   or (marks.get(tp) is None and end == 0) or committed.get(tp, -1) >= end
                    for tp, end in end_offsets.items()):
                 due.append(day)
         return due
