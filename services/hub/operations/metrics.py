@@ -24,6 +24,8 @@ SETTLE_GROUP_SECONDS = Histogram("hub_settle_group_seconds", "Time to settle and
 OUTBOX_PUBLISHED = Counter("hub_outbox_published_total", "Outbox rows published to Kafka", ["table"])
 CLEARING_APPLIED = Counter("hub_clearing_events_applied_total", "Settlement events applied (new, by event id)")
 CLEARING_DAYS_CLOSED = Counter("hub_clearing_days_closed_total", "Clearing days closed")
+CLEARING_QUARANTINED = Gauge("hub_clearing_quarantined_events", "Quarantined settlement events no operator has "
+                             "resolved yet (each blocks closing its day)")
 LAG_MESSAGES = Gauge("hub_consumer_lag_messages", "Committed-offset lag", ["group", "topic", "partition"])
 LAG_STATE = Gauge("hub_consumer_lag_state", "1 for the partition's current lag state", ["group", "topic", "partition", "state"])
 LAG_ETA_SECONDS = Gauge("hub_consumer_lag_eta_seconds", "Seconds to catch up at the current rate (+Inf: never)",

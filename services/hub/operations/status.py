@@ -115,6 +115,13 @@ svg{background:#fafafa;border:1px solid #ddd} .muted{color:#777}
 <div id=throughput></div>
 <h2>Dead letters</h2>
 <table id=dlq><thead><tr><th>topic</th><th>messages</th></tr></thead><tbody></tbody></table>
+<h2>Quarantined events</h2>
+<p class=muted>Settlement events clearing could not apply. Each blocks closing its day (and later days) until an
+operator resolves it: <code>hub clearing quarantine resolve SOURCE --apply</code> (after fixing the cause) or
+<code>--discard --note "why"</code>.</p>
+<table id=quarantined><thead><tr><th>source</th><th>day</th><th>home &larr; treatment</th><th>since</th><th>reason</th></tr></thead><tbody></tbody></table>
+<h2>Background loops</h2>
+<table id=loops><thead><tr><th>loop</th><th>state</th><th>restarts</th><th>last progress</th><th>last error</th></tr></thead><tbody></tbody></table>
 <h2>Unconfirmed clearing files</h2>
 <table id=unconfirmed><thead><tr><th>day</th><th>pool</th><th>net position (yuan)</th></tr></thead><tbody></tbody></table>
 <script>
@@ -142,6 +149,13 @@ function render() {
     '<tr><td>'+esc(k)+'</td><td>'+v+'</td></tr>').join('');
   document.querySelector('#unconfirmed tbody').innerHTML = data.unconfirmed.map(u => '<tr><td>'+esc(u.clearing_date)+
     '</td><td>'+esc(u.pool_code)+'</td><td>'+(u.net_position_fen/100).toFixed(2)+'</td></tr>').join('');
+  document.querySelector('#quarantined tbody').innerHTML = (data.quarantined || []).map(q => '<tr class=STOPPED><td>'+
+    esc(q.source)+'</td><td>'+esc(q.business_date || '?')+'</td><td>'+esc((q.home_pool || '?')+' ← '+(q.treatment_pool || '?'))+
+    '</td><td>'+esc(q.quarantined_at)+'</td><td>'+esc(q.reason)+'</td></tr>').join('') || '<tr><td colspan=5 class=muted>none</td></tr>';
+  const now = Date.now() / 1000;
+  document.querySelector('#loops tbody').innerHTML = (data.loops || []).map(l => '<tr><td>'+esc(l.name)+'</td><td class="'+
+    (l.state === 'running' ? 'OK' : 'STOPPED')+'">'+esc(l.state)+'</td><td>'+l.restarts+'</td><td>'+
+    Math.round(now - l.last_progress)+' s ago</td><td>'+esc(l.last_error || '')+'</td></tr>').join('');
   document.getElementById('updated').textContent = 'Updated ' + new Date().toLocaleTimeString();
 }
 async function refresh() {

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from hub.operations.health import add_health_routes, database_ready
-from hub.operations.metrics import add_metrics_route
+from hub.operations.metrics import CLEARING_QUARANTINED, add_metrics_route
 from hub.operations.status import STATUS_PAGE, StatusHistory
 
 from hub.clearing.bootstrap import Clearing
@@ -116,5 +116,13 @@ def create_app(clearing: Clearing, history: StatusHistory | None = None, loops=N
         return snapshot
 
     add_health_routes(app, database_ready(clearing.engine), loops)
+
+    def unresolved() -> float:
+        try:
+            return float(len(clearing.service.quarantined()))
+        except Exception:  # the database is away: readiness says so; the gauge shows "unknown"
+            return float("nan")
+
+    CLEARING_QUARANTINED.set_function(unresolved)
 
     return app
