@@ -40,6 +40,7 @@ class Rejection(Reason):
     UNKNOWN_SPECIAL_POPULATION = ("unknown_special_population", "special_populations lists an unknown population")
     DUPLICATE_PERSON = ("duplicate_person", "the same person appears twice in the file")
     WRONG_COLUMN_COUNT = ("wrong_column_count", "the row does not have the file's columns")
+    INVALID_CSV = ("invalid_csv", "the file is not CSV the import can read")
     PERSON_NOT_ENROLLED = ("person_not_enrolled", "the person has no enrolment in this pool")
     PERSON_OF_ANOTHER_POOL = ("person_of_another_pool", "the person is insured in another pool")
     INVALID_TARGET_POOL = ("invalid_target_pool", "target_pool is a 6-digit code of another pool")

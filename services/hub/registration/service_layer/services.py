@@ -113,8 +113,15 @@ class RegistrationService:
         Re-importing the same file changes nothing: unchanged rows write nothing and publish nothing.
         Persons absent from the file are left as they are (ending an enrolment takes an
         `enrolled_to` date)."""
+        try:
+            return self._import_snapshot(home_pool, text, progress)
+        except csv.Error as exc:  # nothing was written: the rows are applied only after the whole file is read
+            raise RegistrationError(400, Refused(Rejection.INVALID_CSV, str(exc))) from None
+
+    def _import_snapshot(self, home_pool: str, text: str, progress: Callable[[int], None]) -> ImportReport:
         report = ImportReport(f"I{uuid.uuid4().hex[:12]}", home_pool)
-        reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+        # newline="": the csv module reads \r, \n and \r\n line ends itself (and inside quoted fields)
+        reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff"), newline=""))
         missing = [c for c in CSV_COLUMNS[:3] if c not in (reader.fieldnames or [])]
         if missing:
             report.bad_rows.append(BadRow(1, "missing_columns", f"the header lacks {', '.join(missing)}", ""))
