@@ -4,7 +4,6 @@ connection, a poison event, topics that appear late or with the wrong shape."""
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from datetime import date
 from pathlib import Path

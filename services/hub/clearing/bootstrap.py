@@ -85,8 +85,8 @@ def background(clearing: Clearing, stop, history, consume: bool = True, relay: b
     consumer (which also closes due days), the outbox relay, and the status and lag samplers."""
     from hub.clearing.entrypoints.consumer import ClearingConsumer
     from hub.messaging import ensure_topics
-    from hub.messaging.outbox import relay_loop
-    from hub.operations.metrics import lag_sampler
+    from hub.messaging.outbox import supervise_relay
+    from hub.operations.metrics import supervise_lag_sampler
     from hub.operations.status import sample_status_forever
     from hub.operations.supervision import Supervisor
 
@@ -101,13 +101,10 @@ def background(clearing: Clearing, stop, history, consume: bool = True, relay: b
         # Closing a large day happens inside this loop: it may be silent for minutes.
         supervisor.add("clearing-consumer", consumer_loop, stale_after_s=300)
     if relay:
-        supervisor.add("clearing-outbox-relay", relay_loop(
-            clearing.engine, db.outbox, db.OUTBOX_RELAY_LOCK, lambda: clearing.producer("clearing-outbox"), stop,
-            before=lambda: ensure_topics(bootstrap_servers)), stale_after_s=30)
+        supervise_relay(supervisor, "clearing", clearing.engine, db.outbox, db.OUTBOX_RELAY_LOCK,
+                        lambda: clearing.producer("clearing-outbox"), stop, bootstrap_servers)
     supervisor.add("clearing-status-sampler",
                    lambda beat: lambda: sample_status_forever(bootstrap_servers, history, stop, interval_s, beat=beat),
                    stale_after_s=interval_s * 4 + 10, critical=False)
-    supervisor.add("clearing-lag-sampler",
-                   lag_sampler(bootstrap_servers, stop, interval_s),
-                   stale_after_s=interval_s * 4, critical=False)
+    supervise_lag_sampler(supervisor, "clearing", bootstrap_servers, stop, interval_s)
     return supervisor

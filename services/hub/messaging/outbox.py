@@ -130,3 +130,14 @@ def relay_loop(engine: sa.Engine, table: sa.Table, lock_key: int, make_producer:
         return run
 
     return build
+
+
+def supervise_relay(supervisor, service: str, engine: sa.Engine, table: sa.Table, lock_key: int,
+                    make_producer: Callable[[], EventProducer], stop: threading.Event, bootstrap: str) -> None:
+    """Add `<service>-outbox-relay` to a service's Supervisor: topics made sure of, then a relay
+    with a fresh producer on every (re)start; not ready after 30 s without progress."""
+    from hub.messaging.topics import ensure_topics
+
+    supervisor.add(f"{service}-outbox-relay",
+                   relay_loop(engine, table, lock_key, make_producer, stop, before=lambda: ensure_topics(bootstrap)),
+                   stale_after_s=30)

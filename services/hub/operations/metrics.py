@@ -57,6 +57,9 @@ def sample_lag_forever(bootstrap: str, groups: list[str] | None, stop: threading
         beat()
 
 
-def lag_sampler(bootstrap: str, stop: threading.Event, interval_s: float):
-    """A Supervisor's build function for `sample_lag_forever` over every group."""
-    return lambda beat: lambda: sample_lag_forever(bootstrap, None, stop, interval_s, beat=beat)
+def supervise_lag_sampler(supervisor, service: str, bootstrap: str, stop: threading.Event, interval_s: float) -> None:
+    """Add `<service>-lag-sampler` (every group's lag gauges) to a service's Supervisor; it
+    shows in the metrics but not in readiness."""
+    supervisor.add(f"{service}-lag-sampler",
+                   lambda beat: lambda: sample_lag_forever(bootstrap, None, stop, interval_s, beat=beat),
+                   stale_after_s=interval_s * 4, critical=False)

@@ -73,20 +73,15 @@ def bootstrap(settings: Settings | None = None) -> Registration:
 def background(reg: Registration, stop, relay: bool = True, lag_interval_s: float = 15.0):
     """The service's background loops under one Supervisor (not started): the outbox relay and
     the lag sampler."""
-    from hub.messaging import ensure_topics
-    from hub.messaging.outbox import relay_loop
-    from hub.operations.metrics import lag_sampler
+    from hub.messaging.outbox import supervise_relay
+    from hub.operations.metrics import supervise_lag_sampler
     from hub.operations.supervision import Supervisor
 
     bootstrap_servers = reg.settings.kafka_bootstrap
     supervisor = Supervisor(stop)
 
-
     if relay:
-        supervisor.add("registration-outbox-relay", relay_loop(
-            reg.engine, db.outbox, db.OUTBOX_RELAY_LOCK, lambda: reg.producer("registration-outbox"), stop,
-            before=lambda: ensure_topics(bootstrap_servers)), stale_after_s=30)
-    supervisor.add("registration-lag-sampler",
-                   lag_sampler(bootstrap_servers, stop, lag_interval_s),
-                   stale_after_s=lag_interval_s * 4, critical=False)
+        supervise_relay(supervisor, "registration", reg.engine, db.outbox, db.OUTBOX_RELAY_LOCK,
+                        lambda: reg.producer("registration-outbox"), stop, bootstrap_servers)
+    supervise_lag_sampler(supervisor, "registration", bootstrap_servers, stop, lag_interval_s)
     return supervisor

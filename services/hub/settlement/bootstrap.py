@@ -78,8 +78,8 @@ def background(hub: Settlement, stop, relay: bool = True, read_model: bool = Tru
     outbox relay and the lag sampler. Each builds its Kafka clients anew on every restart, and
     makes sure its topics exist first."""
     from hub.messaging import ensure_topics
-    from hub.messaging.outbox import relay_loop
-    from hub.operations.metrics import lag_sampler
+    from hub.messaging.outbox import supervise_relay
+    from hub.operations.metrics import supervise_lag_sampler
     from hub.operations.supervision import Supervisor
     from hub.settlement.entrypoints.read_model_consumer import ReadModelConsumer
 
@@ -101,10 +101,7 @@ def background(hub: Settlement, stop, relay: bool = True, read_model: bool = Tru
     if read_model:
         supervisor.add("settlement-read-model", read_model_loop, stale_after_s=60)
     if relay:
-        supervisor.add("settlement-outbox-relay", relay_loop(
-            hub.engine, db.outbox, db.OUTBOX_RELAY_LOCK, lambda: hub.producer("settlement-outbox"), stop,
-            before=lambda: ensure_topics(bootstrap_servers)), stale_after_s=30)
-    supervisor.add("settlement-lag-sampler",
-                   lag_sampler(bootstrap_servers, stop, lag_interval_s),
-                   stale_after_s=lag_interval_s * 4, critical=False)
+        supervise_relay(supervisor, "settlement", hub.engine, db.outbox, db.OUTBOX_RELAY_LOCK,
+                        lambda: hub.producer("settlement-outbox"), stop, bootstrap_servers)
+    supervise_lag_sampler(supervisor, "settlement", bootstrap_servers, stop, lag_interval_s)
     return supervisor

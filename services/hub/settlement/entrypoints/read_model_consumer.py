@@ -66,6 +66,10 @@ class ReadModelConsumer:
             log.info("read model empty: rebuilding from the start of %s", ", ".join(self.topics))
         else:
             self.epoch = self.read_model.epoch()
+        self._seek(tps, stored)
+
+    def _seek(self, tps: list[TopicPartition], stored: dict[str, int]) -> None:
+        """Each partition to the position stored with the data, or to its start."""
         for tp in tps:
             key = f"{tp.topic}:{tp.partition}"
             if key in stored:
@@ -81,13 +85,7 @@ class ReadModelConsumer:
         if not added:
             return
         self.consumer.assign(tps)  # kept partitions keep their positions
-        stored = self.read_model.offsets()
-        for tp in added:
-            key = f"{tp.topic}:{tp.partition}"
-            if key in stored:
-                self.consumer.seek(tp, stored[key])
-            else:
-                self.consumer.seek_to_beginning(tp)
+        self._seek(added, self.read_model.offsets())
         log.info("read model: reading %d more partition(s): %s", len(added),
                  ", ".join(f"{tp.topic}[{tp.partition}]" for tp in added))
 
