@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from hub import local_services
+from hub import local_services, settings
 
 app = typer.Typer(
     help="Cross-region settlement clearing hub: settle out-of-region bills under the home "
@@ -82,7 +82,7 @@ def settle_preview(
     from hub.reference.catalogue import CatalogueFileError, load_catalogues
     from hub.reference.policy import PolicyFileError, load_policies
     from hub.settlement.domain.refusals import Refusal
-    from hub.settlement.entrypoints import convention
+    from hub.settlement.service_layer import convention
     from hub.settlement.service_layer.pricing import newest_catalogues, price_claim
 
     def answer(body: dict, code: int) -> None:
@@ -128,7 +128,7 @@ def reference_load(
     from hub.reference.policy import PolicyFileError
     from hub.registration.entrypoints.reference_load import ReferenceConflict, load_reference
 
-    bootstrap = os.environ.get("HUB_KAFKA_BOOTSTRAP", local_services.LocalSettings().kafka_bootstrap)
+    bootstrap = settings.kafka_bootstrap()
     try:
         report = load_reference(directory, bootstrap, AvroCodec(),
                                 progress=lambda it, total, desc: tqdm(it, total=total, desc=desc, unit=" items"))
@@ -493,7 +493,7 @@ def lag(
 
     from hub.operations.lag import LagState, sample_groups
 
-    bootstrap = os.environ.get("HUB_KAFKA_BOOTSTRAP", local_services.LocalSettings().kafka_bootstrap)
+    bootstrap = settings.kafka_bootstrap()
     rows = sample_groups(bootstrap, group or None, samples=samples, interval_s=interval)
 
     def eta(value: float | None) -> str:

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from hub import settings
+
 KAFKA_VERSION = "4.1.1"
 DATABASES = ("hub_registration", "hub_settlement", "hub_clearing")
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -45,10 +47,10 @@ class LocalSettings:
             os.environ.get("HUB_CACHE_DIR", str(Path.home() / ".cache" / "hub"))
         )
     )
-    kafka_port: int = int(os.environ.get("HUB_LOCAL_KAFKA_PORT", "39092"))
-    kafka_controller_port: int = int(os.environ.get("HUB_LOCAL_KAFKA_CONTROLLER_PORT", "39093"))
-    redis_port: int = int(os.environ.get("HUB_LOCAL_REDIS_PORT", "36379"))
-    postgres_port: int = int(os.environ.get("HUB_LOCAL_POSTGRES_PORT", "35432"))
+    kafka_port: int = field(default_factory=lambda: settings.local_port("kafka"))
+    kafka_controller_port: int = field(default_factory=lambda: settings.local_port("kafka_controller"))
+    redis_port: int = field(default_factory=lambda: settings.local_port("redis"))
+    postgres_port: int = field(default_factory=lambda: settings.local_port("postgres"))
     start_timeout_s: float = float(os.environ.get("HUB_LOCAL_START_TIMEOUT_S", "120"))
     kafka_heap_mb: int = int(os.environ.get("HUB_LOCAL_KAFKA_HEAP_MB", "768"))
 

@@ -1,4 +1,6 @@
-"""Shared kernel: the few settings helpers every service's bootstrap uses."""
+"""Shared kernel: the few settings helpers every service's bootstrap uses, and where the
+servers are by default: the loopback ports the local launcher (`hub services up`) uses, each
+overridable by HUB_LOCAL_*_PORT, unless HUB_KAFKA_BOOTSTRAP / HUB_REDIS_URL / HUB_POSTGRES_URL say."""
 
 from __future__ import annotations
 
@@ -9,6 +11,27 @@ import sqlalchemy as sa
 
 def env(name: str, default: str) -> str:
     return os.environ.get(name, default)
+
+
+LOCAL_PORTS = {"kafka": 39092, "kafka_controller": 39093, "redis": 36379, "postgres": 35432}
+
+
+def local_port(server: str) -> int:
+    """The loopback port of a local server: HUB_LOCAL_<SERVER>_PORT, or the launcher's default."""
+    return int(env(f"HUB_LOCAL_{server.upper()}_PORT", str(LOCAL_PORTS[server])))
+
+
+def kafka_bootstrap() -> str:
+    return env("HUB_KAFKA_BOOTSTRAP", f"127.0.0.1:{local_port('kafka')}")
+
+
+def redis_url() -> str:
+    return env("HUB_REDIS_URL", f"redis://127.0.0.1:{local_port('redis')}/0")
+
+
+def postgres_url() -> str:
+    """The PostgreSQL server (superuser URL); each service has its own database on it."""
+    return env("HUB_POSTGRES_URL", f"postgresql+psycopg://hub@127.0.0.1:{local_port('postgres')}/postgres")
 
 
 def database_url(postgres_url: str, database: str) -> str:

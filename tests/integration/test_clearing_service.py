@@ -171,6 +171,7 @@ def test_bureaus_see_only_their_own_files_and_a_closed_day_rerenders_byte_identi
     again = clearing.service.close_day(D1)
     assert again.already_closed
     assert {p.name: p.read_bytes() for p in again.files} == written
+    assert clearing.service.render_day(D1) == written  # what the close wrote is what the database re-renders
     assert "summary_2026-03-14.html" in written and "<svg" in written["summary_2026-03-14.html"].decode()
 
     http = TestClient(create_app(clearing))

@@ -11,7 +11,6 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from hub import settings as shared_settings
-from hub.local_services import LocalSettings  # defaults: the servers `hub services up` starts
 
 from hub.clearing.adapters import database as db
 from hub.clearing.service_layer.services import ClearingService
@@ -25,8 +24,8 @@ _env = shared_settings.env
 
 @dataclass(frozen=True)
 class Settings:
-    postgres_url: str = field(default_factory=lambda: _env("HUB_POSTGRES_URL", LocalSettings().postgres_url))
-    kafka_bootstrap: str = field(default_factory=lambda: _env("HUB_KAFKA_BOOTSTRAP", LocalSettings().kafka_bootstrap))
+    postgres_url: str = field(default_factory=lambda: shared_settings.postgres_url())
+    kafka_bootstrap: str = field(default_factory=lambda: shared_settings.kafka_bootstrap())
     database: str = field(default_factory=lambda: _env("HUB_CLEARING_DATABASE", "hub_clearing"))
     out_dir: Path = field(default_factory=lambda: Path(_env("HUB_CLEARING_OUT", str(REPO_ROOT / "out" / "clearing"))))
     grace_s: int = int(os.environ.get("HUB_CLEARING_GRACE_S", "1800"))

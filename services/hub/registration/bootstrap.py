@@ -8,7 +8,6 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from hub import settings as shared_settings
-from hub.local_services import LocalSettings  # defaults: the servers `hub services up` starts
 
 from hub.messaging import AvroCodec, EventProducer, SchemaRegistry
 from hub.registration.adapters import database as db
@@ -22,8 +21,8 @@ _env = shared_settings.env
 
 @dataclass(frozen=True)
 class Settings:
-    postgres_url: str = field(default_factory=lambda: _env("HUB_POSTGRES_URL", LocalSettings().postgres_url))
-    kafka_bootstrap: str = field(default_factory=lambda: _env("HUB_KAFKA_BOOTSTRAP", LocalSettings().kafka_bootstrap))
+    postgres_url: str = field(default_factory=lambda: shared_settings.postgres_url())
+    kafka_bootstrap: str = field(default_factory=lambda: shared_settings.kafka_bootstrap())
     database: str = field(default_factory=lambda: _env("HUB_REGISTRATION_DATABASE", "hub_registration"))
     person_key: bytes = field(default_factory=lambda: _env("HUB_PERSON_KEY", "local-development-person-key").encode())
     bureaus_file: Path = field(default_factory=lambda: Path(_env("HUB_BUREAUS_FILE", str(REPO_ROOT / "reference" / "bureaus.yaml"))))

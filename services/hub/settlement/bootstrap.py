@@ -10,12 +10,11 @@ import redis
 import sqlalchemy as sa
 
 from hub import settings as shared_settings
-from hub.local_services import LocalSettings  # defaults: the servers `hub services up` starts
 
 from hub.messaging import AvroCodec, EventProducer, SchemaRegistry
 from hub.settlement.adapters import database as db
 from hub.settlement.adapters.read_model import ReadModel
-from hub.settlement.entrypoints.convention import Limits
+from hub.settlement.service_layer.convention import Limits
 from hub.settlement.service_layer.handlers import SettlementService
 from hub.settlement.service_layer.identity import HospitalRegistry
 
@@ -27,9 +26,9 @@ _env = shared_settings.env
 
 @dataclass(frozen=True)
 class Settings:
-    postgres_url: str = field(default_factory=lambda: _env("HUB_POSTGRES_URL", LocalSettings().postgres_url))
-    redis_url: str = field(default_factory=lambda: _env("HUB_REDIS_URL", LocalSettings().redis_url))
-    kafka_bootstrap: str = field(default_factory=lambda: _env("HUB_KAFKA_BOOTSTRAP", LocalSettings().kafka_bootstrap))
+    postgres_url: str = field(default_factory=lambda: shared_settings.postgres_url())
+    redis_url: str = field(default_factory=lambda: shared_settings.redis_url())
+    kafka_bootstrap: str = field(default_factory=lambda: shared_settings.kafka_bootstrap())
     database: str = field(default_factory=lambda: _env("HUB_SETTLEMENT_DATABASE", "hub_settlement"))
     person_key: bytes = field(default_factory=lambda: _env("HUB_PERSON_KEY", "local-development-person-key").encode())
     hospitals_file: Path = field(default_factory=lambda: Path(_env("HUB_HOSPITALS_FILE", str(REPO_ROOT / "reference" / "hospitals.yaml"))))

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from hub.cli import app
 from hub.settlement.domain.money import AmountError, fen_to_yuan, yuan_to_fen
-from hub.settlement.entrypoints.convention import ConventionError, claim_from, mask_person_id
+from hub.settlement.service_layer.convention import ConventionError, claim_from, mask_person_id
 
 REPO = Path(__file__).resolve().parents[3]
 EXAMPLE = REPO / "examples" / "claim-inpatient.json"

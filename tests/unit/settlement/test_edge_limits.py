@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub.settlement.entrypoints.convention import (DEFAULT_LIMITS, ConventionError, Limits, check_text, claim_from,
+from hub.settlement.service_layer.convention import (DEFAULT_LIMITS, ConventionError, Limits, check_text, claim_from,
                                                    fee_lines)
 
 LINE = {"feedetl_sn": "1", "med_list_codg": "X00001E78900", "cnt": "2", "pric": "12.50"}

@@ -218,8 +218,10 @@ class ClearingService:
             result = net(self._obligations(conn, day))  # raises ZeroSumViolated: nothing is written
             cycle_id = f"{day.isoformat()}.1"
             header = files.DayHeader(day, cycle_id, now, self.pool_names)
+            day_files: dict[str, bytes] = {}
             for position in result.positions:
                 rendered = files.render_pool_files(header, position, self._lines(conn, day, position.pool))
+                day_files.update(rendered)
                 sha = files.manifest_sha256(rendered)
                 conn.execute(db.statements.insert().values(
                     clearing_date=day, pool_code=position.pool, cycle_id=cycle_id,
@@ -231,8 +233,12 @@ class ClearingService:
             conn.execute(db.days.update().where(db.days.c.clearing_date == day).values(
                 status="CLOSED", cycle_id=cycle_id, closed_at=now, gross_fen=result.gross_fen,
                 net_abs_fen=result.net_abs_fen, efficiency=f"{result.efficiency.numerator}/{result.efficiency.denominator}"))
+            day_files[f"summary_{day.isoformat()}.html"] = files.render_summary(
+                header, result.positions, result.gross_fen, result.net_abs_fen, result.efficiency,
+                {p.pool: False for p in result.positions})  # no statement is confirmed yet
         CLEARING_DAYS_CLOSED.inc()
-        return CloseResult(day, cycle_id, False, result, self.write_day_files(day))
+        # The bytes rendered (and digested) inside the transaction are the ones written: no second netting.
+        return CloseResult(day, cycle_id, False, result, files.write_files(self.out_dir / day.isoformat(), day_files))
 
     # ------------------------------------------------------------------ quarantine
 

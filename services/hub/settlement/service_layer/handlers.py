@@ -44,7 +44,7 @@ from hub.settlement.domain.model import (
 )
 from hub.settlement.domain.money import AmountError, yuan_to_fen
 from hub.settlement.domain.refusals import Refusal
-from hub.settlement.entrypoints import convention
+from hub.settlement.service_layer import convention
 from hub.settlement.service_layer.identity import Hospital, mask_person_id, person_ref
 from hub.settlement.service_layer.pricing import newest_catalogues, price_claim
 
