@@ -287,3 +287,40 @@ def test_lag_sampling_survives_a_topic_deleted_under_a_group(servers, producer):
     finally:
         admin.delete_groups([group])
         admin.close()
+
+
+def test_one_bill_the_database_refuses_never_takes_its_group_down(stack, producer):  # noqa: F811
+    """A group commit whose transaction fails on one bill (here the database itself refuses
+    that bill's settlement row, by a trigger) settles every other bill of the group; the bad
+    one alone fails, and nothing of it is written."""
+    from .test_settlement_service import GZ_A, JIA_DRUG, client, enrolled_person, open_and_upload
+    from hub.settlement.adapters import database as settlement_db
+    from hub.settlement.service_layer.handlers import Request
+
+    psn, ref = enrolled_person(stack, producer)
+    http, env = client(stack, GZ_A)
+    visits = [open_and_upload(http, env, psn, [(JIA_DRUG, "1", "100.00")]) for _ in range(3)]
+    with stack.engine.begin() as conn:
+        conn.execute(sa.text(
+            "create function refuse_one() returns trigger language plpgsql as $$ begin"
+            f" if new.mdtrt_id = '{visits[1]}' then raise exception 'refused by the test trigger'; end if;"
+            " return new; end $$"))
+        conn.execute(sa.text("create trigger refuse_one before insert on settlements for each row"
+                             " execute function refuse_one()"))
+    hospital = stack.hospitals.by_code[GZ_A[0]]
+    group = [stack.service.check(hospital, {"infno": "2304", "msgid": f"P-{n}", "input": {"data": {"mdtrt_id": v}}})
+             for n, v in enumerate(visits)]
+    assert all(isinstance(r, Request) for r in group)
+    replies = stack.service.settle_many(group)
+    assert [getattr(r, "status", None) for r in replies] == [200, None, 200]
+    assert isinstance(replies[1], Exception) and "refused by the test trigger" in str(replies[1])
+    with stack.engine.connect() as conn:
+        settled = conn.execute(sa.select(settlement_db.settlements.c.mdtrt_id)).scalars().all()
+        assert sorted(settled) == sorted([visits[0], visits[2]])
+        assert conn.execute(sa.select(sa.func.count()).select_from(settlement_db.outbox)).scalar_one() == 2
+        pending = conn.execute(sa.select(settlement_db.requests.c.msgid)
+                               .where(settlement_db.requests.c.msgid == "P-1")).all()
+        assert pending == []  # the failed bill left not even its msgid claim: a retry is a new attempt
+        acc = conn.execute(sa.select(settlement_db.accumulators.c.admissions)
+                           .where(settlement_db.accumulators.c.person_ref == ref)).scalar_one()
+        assert acc == 2
