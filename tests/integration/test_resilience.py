@@ -192,15 +192,18 @@ def test_ensure_topics_mends_a_topic_made_with_the_wrong_shape(servers):
     name = f"test.{uuid.uuid4().hex[:12]}"
     admin = KafkaAdminClient(bootstrap_servers=servers.kafka_bootstrap)
     try:
-        admin.create_topics([NewTopic(name, 1, 1, topic_configs={"cleanup.policy": "delete"})])
+        admin.create_topics([NewTopic(name, 1, 1, topic_configs={"cleanup.policy": "delete",
+                                                                  "retention.ms": "1234567"})])  # an operator's
         wanted = Topic(name, key="k", records=(), partitions=3, compacted=True)
         ensure_topics(servers.kafka_bootstrap, (wanted,))
         ensure_topics(servers.kafka_bootstrap, (wanted,))  # idempotent
         described = admin.describe_topics([name, name + ".dlq"])
         assert {d["name"]: len(d["partitions"]) for d in described} == {name: 3, name + ".dlq": 1}
-        configs = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name, configs=["cleanup.policy"])],
+        configs = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name,
+                                                         configs=["cleanup.policy", "retention.ms"])],
                                          config_filter="all")
         assert configs["topic"][name]["cleanup.policy"]["value"] == "compact"
+        assert configs["topic"][name]["retention.ms"]["value"] == "1234567"  # mended, not reset
     finally:
         admin.delete_topics([name, name + ".dlq"])
         admin.close()

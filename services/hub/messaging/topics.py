@@ -36,7 +36,8 @@ class Topic:
     def all_configs(self) -> dict[str, str]:
         return {"cleanup.policy": "compact" if self.compacted else "delete", **self.configs}
 
-    def new_topic(self, replication_factor: int = 1) -> NewTopic:
+    def new_topic(self, replication_factor: int = -1) -> NewTopic:
+        """-1: the cluster's default.replication.factor (1 on the local broker, 3 in deploy/k8s)."""
         return NewTopic(self.name, self.partitions, replication_factor, topic_configs=self.all_configs)
 
 
@@ -112,4 +113,5 @@ def _mend(admin: KafkaAdminClient, topics: list[Topic]) -> None:
         wrong = {k: v for k, v in t.all_configs.items() if have.get(k) != v}
         if wrong:
             log.warning("topic %s had %s; setting %s", t.name, {k: have.get(k) for k in wrong}, wrong)
-            admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, t.name, configs=t.all_configs)])
+            # Incremental: only these keys change; what an operator set beside them (min ISR) stays.
+            admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, t.name, configs=wrong)], incremental=True)
