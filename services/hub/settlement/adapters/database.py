@@ -48,8 +48,10 @@ requests = sa.Table(
     sa.Column("msgid", sa.Text, primary_key=True),
     sa.Column("infno", sa.Text, nullable=False),
     sa.Column("request_sha256", sa.Text, nullable=False),
+    # 0 while the msgid is claimed and its answer not yet decided; otherwise answered (rows
+    # written before reasons-as-data hold the HTTP status they were answered with).
     sa.Column("status_code", sa.Integer, nullable=False),
-    sa.Column("response", JSONB, nullable=False),
+    sa.Column("response", JSONB, nullable=False),  # the whole answer; a refusal's reason is its err_code
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
 )
 

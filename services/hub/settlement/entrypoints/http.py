@@ -28,12 +28,32 @@ from hub.operations.supervision import is_transient
 from hub.operations.metrics import REQUEST_SECONDS, SETTLE_GROUP_SECONDS, SETTLE_GROUP_SIZE, add_metrics_route
 from hub.settlement.bootstrap import Settlement
 from hub.settlement.service_layer.group_commit import GroupCommit
+from hub.rejections import Reason
+from hub.settlement.domain.refusals import RefusalCode
 from hub.settlement.service_layer.handlers import SETTLE, Reply
+from hub.settlement.service_layer.reasons import Why
 
 log = logging.getLogger(__name__)
 CONVENTION_PATH = "/fsi/api/rsfComIntfaceService/commInterface"
 MAX_BODY_BYTES = 2 * 1024 * 1024
 _JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+# How each refusal is answered on the wire: the one place HTTP statuses are chosen. Every
+# refusal the engine decides (domain.refusals.RefusalCode) is 422.
+HTTP_STATUS: dict[Reason, int] = {
+    **{why: 400 for why in Why},
+    Why.HOSPITAL_MISMATCH: 403, Why.VISIT_OF_ANOTHER_HOSPITAL: 403, Why.SETTLEMENT_OF_ANOTHER_HOSPITAL: 403,
+    Why.VISIT_NOT_FOUND: 404, Why.SETTLEMENT_NOT_FOUND: 404,
+    Why.MSGID_REUSED: 409, Why.VISIT_NOT_OPEN: 409, Why.VISIT_ALREADY_SETTLED: 409,
+    Why.SETTLEMENT_ALREADY_REVERSED: 409,
+    Why.HUB_NOT_READY: 503,
+    **{refusal: 422 for refusal in RefusalCode},
+}
+
+
+def status_of(reply: Reply) -> int:
+    return 200 if reply.reason is None else HTTP_STATUS[reply.reason]
 
 
 def _error(code: str, message: str) -> dict:
@@ -89,7 +109,7 @@ class ConventionApp:
         service = self.hub.service
         request = service.check(hospital, envelope)
         if isinstance(request, Reply):
-            return request.status, orjson.dumps(request.body), "other"
+            return status_of(request), orjson.dumps(request.body), "other"
         try:
             if request.infno in SETTLE:
                 reply = await self.group_commit.submit(request)
@@ -104,7 +124,7 @@ class ConventionApp:
             # A fault of the hub's own (a bug): retrying would fail the same way, so it does not say to.
             return 500, orjson.dumps(_error("internal_error", "the hub failed on this request; it is logged for "
                                                               "the operators")), request.infno
-        return reply.status, orjson.dumps(reply.body), request.infno
+        return status_of(reply), orjson.dumps(reply.body), request.infno
 
 
 def _freeze_long_lived() -> None:

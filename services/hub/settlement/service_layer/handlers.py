@@ -26,6 +26,7 @@ from psycopg.types.json import Jsonb, set_json_dumps
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from hub.messaging import AvroCodec
+from hub.rejections import Reason
 from hub.messaging.topics import SETTLEMENT_EVENTS
 from hub.reference.catalogue import Catalogue
 from hub.reference.policy import InsuranceType, Policy, SpecialPopulation
@@ -43,10 +44,11 @@ from hub.settlement.domain.model import (
     Settlement,
 )
 from hub.settlement.domain.money import AmountError, yuan_to_fen
-from hub.settlement.domain.refusals import Refusal
+from hub.settlement.domain.refusals import Refusal, RefusalCode
 from hub.settlement.service_layer import convention
 from hub.settlement.service_layer.identity import Hospital, mask_person_id, person_ref
 from hub.settlement.service_layer.pricing import newest_catalogues, price_claim
+from hub.settlement.service_layer.reasons import Why, reason_of
 
 log = logging.getLogger(__name__)
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -72,18 +74,18 @@ OUTPATIENT_MED_TYPES = {"11", "13", "14"}  # 2201 registers an outpatient or eme
 
 
 class Answer(Exception):
-    """Ends a transaction with an error answer: (HTTP status, stable code, message)."""
+    """Ends a transaction with a refusal: its reason (a stable code) and what exactly was wrong."""
 
-    def __init__(self, status: int, code: str, message: str):
-        super().__init__(f"{code}: {message}")
-        self.status = status
-        self.code = code
-        self.message = message
+    def __init__(self, reason: Reason, detail: str = ""):
+        super().__init__(f"{reason.code}: {detail or reason.message}")
+        self.reason = reason
+        self.code = reason.code
+        self.message = detail or reason.message
 
 
 def not_ready() -> "Answer":
     """The answer while the read model rebuilds: try again, nothing was decided."""
-    return Answer(503, "hub_not_ready", "the hub's reference data is rebuilding; retry shortly")
+    return Answer(Why.HUB_NOT_READY)
 
 
 class Request(NamedTuple):
@@ -102,8 +104,13 @@ def _orjson_dumps(obj: Any) -> str:
 
 @dataclass(frozen=True)
 class Reply:
-    status: int
+    """The answer in the envelope, and its reason when it is a refusal (None: done)."""
+
+    reason: Reason | None
     body: dict[str, Any]
+
+
+ANSWERED = 1  # requests.status_code: 0 while the msgid is claimed and not yet answered
 
 
 class ReferenceCache:
@@ -187,26 +194,26 @@ class SettlementService:
         now = self.clock()
         try:
             if not isinstance(envelope, dict):
-                raise Answer(400, "invalid_json", "the request body is a JSON object in the interface envelope")
+                raise Answer(Why.INVALID_JSON, "the request body is a JSON object in the interface envelope")
             infno = str(envelope.get("infno", ""))
             if infno not in KNOWN:
-                raise Answer(400, "unknown_infno", f"infno {infno!r} is not served here; served: {', '.join(sorted(KNOWN))}")
+                raise Answer(Why.UNKNOWN_INFNO, f"infno {infno!r} is not served here; served: {', '.join(sorted(KNOWN))}")
             msgid = envelope.get("msgid")
             if (not isinstance(msgid, str) or not 1 <= len(msgid) <= self.limits.max_code_length
                     or not convention.is_code(msgid)):
-                raise Answer(400, "invalid_msgid", "msgid: institution code + yyyyMMddHHmmss + 4-digit sequence "
+                raise Answer(Why.INVALID_MSGID, "msgid: institution code + yyyyMMddHHmmss + 4-digit sequence "
                                                    f"(at most {self.limits.max_code_length} printable characters)")
             if envelope.get("fixmedins_code") not in (None, hospital.code):
-                raise Answer(403, "hospital_mismatch", "fixmedins_code is not the hospital these credentials belong to")
+                raise Answer(Why.HOSPITAL_MISMATCH, "fixmedins_code is not the hospital these credentials belong to")
             mdtrtarea = envelope.get("mdtrtarea_admvs")
             if mdtrtarea not in (None, "", hospital.pool):
-                raise Answer(400, "treatment_region_mismatch", f"this hospital is in {hospital.pool}, not {mdtrtarea}")
+                raise Answer(Why.TREATMENT_REGION_MISMATCH, f"this hospital is in {hospital.pool}, not {mdtrtarea}")
             payload = envelope.get("input")
             if not isinstance(payload, dict):
-                raise Answer(400, "invalid_input", "input: an object")
+                raise Answer(Why.INVALID_INPUT, "input: an object")
             convention.check_text(payload, "input", self.limits)
         except convention.ConventionError as exc:
-            return self._reply(Answer(400, exc.code, exc.message), now)
+            return self._reply(Answer(reason_of(exc.code), exc.message), now)
         except Answer as exc:
             return self._reply(exc, now)
         return Request(hospital, infno, msgid, payload, now)
@@ -230,7 +237,7 @@ class SettlementService:
                 raise not_ready()
             with self.engine.connect() as conn:
                 output = self._dispatch(conn, hospital, infno, payload, now, msgid)
-            return Reply(200, self._ok(output, now))
+            return Reply(None, self._ok(output, now))
         except Answer as exc:
             return self._reply(exc, now)
 
@@ -252,25 +259,25 @@ class SettlementService:
             # Every handler raises its Answer before it writes anything, so a refused request
             # leaves only its remembered answer behind (a retry gets the same answer).
             try:
-                reply = Reply(200, self._ok(self._dispatch(conn, hospital, infno, payload, now, msgid), now))
+                reply = Reply(None, self._ok(self._dispatch(conn, hospital, infno, payload, now, msgid), now))
             except Answer as exc:
-                if exc.status == 503:
+                if exc.reason is Why.HUB_NOT_READY:
                     raise
                 reply = self._reply(exc, now)
             conn.execute(db.requests.update()
                          .where(db.requests.c.hospital_code == hospital.code, db.requests.c.msgid == msgid)
-                         .values(status_code=reply.status, response=reply.body))
+                         .values(status_code=ANSWERED, response=reply.body))
         return reply
 
-    def _replay(self, stored_sha256: str, status: int, response: dict, digest: str, msgid: str,
+    def _replay(self, stored_sha256: str, answered: int, response: dict, digest: str, msgid: str,
                 now: datetime) -> Reply:
         """The remembered answer to a msgid seen before — or the refusal when its content differs."""
         if stored_sha256 != digest:
-            return Reply(409, self._error("msgid_reused_with_different_content",
+            return Reply(Why.MSGID_REUSED, self._error(Why.MSGID_REUSED.code,
                                           f"msgid {msgid} was already used for a different request", now))
-        if status == 0:  # its first request was not answered (the hub was not ready): ask again
+        if answered == 0:  # its first request was not answered (the hub was not ready): ask again
             return self._reply(not_ready(), now)
-        return Reply(status, response)
+        return Reply(reason_of(response["err_code"]) if response.get("infcode") == -1 else None, response)
 
     # ------------------------------------------------------------------ settlement: group commit
 
@@ -379,7 +386,7 @@ class SettlementService:
                 data = _object(request.payload, "data")
                 mdtrt_id = data.get("mdtrt_id")
                 if not isinstance(mdtrt_id, str):
-                    raise Answer(400, "invalid_field", "mdtrt_id: the visit id the hub returned")
+                    raise Answer(Why.INVALID_FIELD, "mdtrt_id: the visit id the hub returned")
                 visit, fees = found.get(mdtrt_id, (None, []))
                 visit = _own_visit(visit, request.hospital, mdtrt_id)
                 prepared[j] = (visit, self._claim(request.hospital, visit, fees, data))
@@ -393,7 +400,7 @@ class SettlementService:
                 people[j] = self._person_from(raw_registrations.get(visit.person_ref), claim.service_date)
             except Answer as exc:
                 answers[j] = self._reply(exc, group[j].now)
-                if exc.status == 503:
+                if exc.reason is Why.HUB_NOT_READY:
                     unanswerable.append(j)
         years = sorted({(prepared[j][0].person_ref, prepared[j][1].service_date.year) for j in people})
         accumulators: dict[tuple[str, int], Accumulators] = {}
@@ -418,12 +425,12 @@ class SettlementService:
             try:
                 if visit.status != "OPEN" or visit.mdtrt_id in settled_visits:
                     settled = visit.status == "SETTLED" or visit.mdtrt_id in settled_visits
-                    raise Answer(409, "visit_already_settled" if settled else "visit_not_open",
+                    raise Answer(Why.VISIT_ALREADY_SETTLED if settled else Why.VISIT_NOT_OPEN,
                                  f"visit is {'SETTLED' if settled else visit.status}")
                 year_key = (visit.person_ref, claim.service_date.year)
                 result = price_claim(claim, person, policies, catalogues, accumulators[year_key])
                 if isinstance(result, Refusal):
-                    raise Answer(422, result.code, result.message)
+                    raise Answer(result.reason, result.detail)
             except Answer as exc:
                 answers[j] = self._reply(exc, request.now)
                 continue
@@ -445,7 +452,7 @@ class SettlementService:
                                                business_date, now)
             outbox.append((SETTLEMENT_EVENTS.name, person.home_pool,
                            self.codec.encode("SettlementCompleted", event, check=False)))
-            answers[j] = Reply(200, self._ok(output, now))
+            answers[j] = Reply(None, self._ok(output, now))
         # Every write of the group is one statement per table over multi-row VALUES (the planner
         # knows the row count; psycopg binds each value in C), and all of them go with the commit
         # in one round trip (pipeline mode). Row-by-row executemany costs a socket wait, with its
@@ -458,7 +465,7 @@ class SettlementService:
                 " hifmi_pay_fen, maf_pay_fen, psn_part_amt_fen, accumulators_delta, output, status)"
                 f" values {values}", params)
             changed = sorted({(visit.person_ref, claim.service_date.year) for visit, claim in
-                              (prepared[j] for j in people if answers[j].status == 200)})
+                              (prepared[j] for j in people if answers[j].reason is None)})
             fields = ", ".join(ACCUMULATOR_FIELDS)
             values, params = _values([(*k, *(getattr(accumulators[k], f) for f in ACCUMULATOR_FIELDS)) for k in changed],
                                      "%s::text, %s::int" + ", %s::bigint" * len(ACCUMULATOR_FIELDS))
@@ -472,7 +479,7 @@ class SettlementService:
             conn.execute(f"insert into outbox (topic, message_key, payload) values {values}", params)
         remembered = [j for j in range(len(group)) if j not in unanswerable]
         if remembered:
-            values, params = _values([(group[j].hospital.code, group[j].msgid, answers[j].status,
+            values, params = _values([(group[j].hospital.code, group[j].msgid, ANSWERED,
                                        Jsonb(answers[j].body)) for j in remembered], "%s::text, %s::text, %s::int, %s::jsonb")
             conn.execute("update requests r set status_code = d.status_code, response = d.response"
                          f" from (values {values}) as d(hospital_code, msgid, status_code, response)"
@@ -505,7 +512,7 @@ class SettlementService:
             self._ready_until = 0.0
             if not self.read_model.ready():
                 raise not_ready()
-            raise Answer(422, "person_not_enrolled", "the hub has no enrolment for this person")
+            raise Answer(RefusalCode.PERSON_NOT_ENROLLED, "the hub has no enrolment for this person")
         return person
 
     def _ok(self, output: dict, now: datetime) -> dict:
@@ -514,7 +521,7 @@ class SettlementService:
                 "refmsg_time": stamp, "respond_time": stamp, "err_msg": "", "output": output}
 
     def _reply(self, exc: Answer, now: datetime) -> Reply:
-        return Reply(exc.status, self._error(exc.code, exc.message, now))
+        return Reply(exc.reason, self._error(exc.code, exc.message, now))
 
     def _error(self, code: str, message: str, now: datetime) -> dict:
         body = self._ok({}, now)
@@ -528,7 +535,7 @@ class SettlementService:
         try:
             return self._dispatch_checked(conn, hospital, infno, payload, now, msgid)
         except convention.ConventionError as exc:
-            raise Answer(400, exc.code, exc.message) from None
+            raise Answer(reason_of(exc.code), exc.message) from None
 
     def _dispatch_checked(self, conn: sa.Connection, hospital: Hospital, infno: str, payload: dict, now: datetime,
                           msgid: str) -> dict:
@@ -552,7 +559,7 @@ class SettlementService:
 
     def _person(self, psn_no: Any, day: date) -> tuple[Person, str, str]:
         if not isinstance(psn_no, str) or not 1 <= len(psn_no) <= 64:
-            raise Answer(400, "invalid_field", "psn_no: the person's number or id")
+            raise Answer(Why.INVALID_FIELD, "psn_no: the person's number or id")
         ref = person_ref(self.person_key, psn_no)
         return self._registration(ref, day), ref, mask_person_id(psn_no)
 
@@ -583,11 +590,11 @@ class SettlementService:
         med_type = str(data.get("med_type", "21" if infno == "2401" else "11"))
         allowed = INPATIENT_MED_TYPES if infno == "2401" else OUTPATIENT_MED_TYPES
         if med_type not in allowed:
-            raise Answer(400, "invalid_field", f"med_type {med_type!r}: {infno} opens "
+            raise Answer(Why.INVALID_FIELD, f"med_type {med_type!r}: {infno} opens "
                          f"{'a stay' if infno == '2401' else 'an outpatient visit'}, one of {', '.join(sorted(allowed))}")
         begn = convention.parse_day(data.get("begntime"))
         if begn is None:
-            raise Answer(400, "invalid_field", "begntime: yyyy-MM-dd HH:mm:ss")
+            raise Answer(Why.INVALID_FIELD, "begntime: yyyy-MM-dd HH:mm:ss")
         person, ref, masked = self._person(data.get("psn_no"), begn)
         insutype = str(data.get("insutype") or {"RESIDENT": "390", "EMPLOYEE": "310"}[person.insurance_type.value])
         mdtrt_id = f"M{hospital.code}{uuid.uuid4().hex[:16].upper()}"
@@ -600,7 +607,7 @@ class SettlementService:
 
     def _visit(self, conn: sa.Connection, hospital: Hospital, mdtrt_id: Any, lock: bool = True):
         if not isinstance(mdtrt_id, str):
-            raise Answer(400, "invalid_field", "mdtrt_id: the visit id the hub returned")
+            raise Answer(Why.INVALID_FIELD, "mdtrt_id: the visit id the hub returned")
         query = sa.select(db.visits).where(db.visits.c.mdtrt_id == mdtrt_id)
         return _own_visit(conn.execute(query.with_for_update() if lock else query).first(), hospital, mdtrt_id)
 
@@ -608,21 +615,21 @@ class SettlementService:
         data = _object(payload, "data")
         visit = self._visit(conn, hospital, data.get("mdtrt_id"))
         if visit.status == "SETTLED":
-            raise Answer(409, "visit_already_settled", "reverse the settlement before cancelling the visit")
+            raise Answer(Why.VISIT_ALREADY_SETTLED, "reverse the settlement before cancelling the visit")
         conn.execute(db.visits.update().where(db.visits.c.mdtrt_id == visit.mdtrt_id).values(status="CANCELLED"))
         return {"result": {"mdtrt_id": visit.mdtrt_id, "status": "CANCELLED"}}
 
     def _upload_fees(self, conn: sa.Connection, hospital: Hospital, payload: dict) -> dict:
         lines = payload.get("feedetail")
         if not isinstance(lines, list) or not 1 <= len(lines) <= MAX_FEE_LINES_PER_UPLOAD:
-            raise Answer(400, "invalid_field", f"feedetail: 1 to {MAX_FEE_LINES_PER_UPLOAD} fee lines")
+            raise Answer(Why.INVALID_FIELD, f"feedetail: 1 to {MAX_FEE_LINES_PER_UPLOAD} fee lines")
         ids = {l.get("mdtrt_id") if isinstance(l, dict) and isinstance(l.get("mdtrt_id"), str) else None for l in lines}
         if len(ids) != 1 or None in ids:
-            raise Answer(400, "invalid_field", "feedetail: every line names the same mdtrt_id (a string)")
+            raise Answer(Why.INVALID_FIELD, "feedetail: every line names the same mdtrt_id (a string)")
         checked = convention.fee_lines(lines, self.limits)  # refuses before the visit is even read
         visit = self._visit(conn, hospital, ids.pop())
         if visit.status != "OPEN":
-            raise Answer(409, "visit_not_open", f"visit is {visit.status}")
+            raise Answer(Why.VISIT_NOT_OPEN, f"visit is {visit.status}")
         rows, result = [], []
         for n, f in enumerate(checked):
             sn = f.feedetl_sn or str(n + 1)
@@ -640,7 +647,7 @@ class SettlementService:
         data = _object(payload, "data")
         visit = self._visit(conn, hospital, data.get("mdtrt_id"))
         if visit.status != "OPEN":
-            raise Answer(409, "visit_not_open", f"visit is {visit.status}")
+            raise Answer(Why.VISIT_NOT_OPEN, f"visit is {visit.status}")
         sn = str(data.get("feedetl_sn", "0000"))
         query = db.fee_details.delete().where(db.fee_details.c.mdtrt_id == visit.mdtrt_id)
         if sn != "0000":  # the convention's "all lines"
@@ -652,29 +659,29 @@ class SettlementService:
 
     def _claim(self, hospital: Hospital, visit, fees: list, data: dict) -> Claim:
         if not fees:
-            raise Answer(422, "claim_invalid", "no fee details uploaded for this visit")
+            raise Answer(RefusalCode.CLAIM_INVALID, "no fee details uploaded for this visit")
         end = data.get("endtime") or data.get("enddate")
         end_day = convention.parse_day(end) if end else visit.begntime
         if end_day is None or end_day < visit.begntime:
-            raise Answer(400, "invalid_field", "endtime: yyyy-MM-dd HH:mm:ss, not before the visit began")
+            raise Answer(Why.INVALID_FIELD, "endtime: yyyy-MM-dd HH:mm:ss, not before the visit began")
         lines = tuple(FeeLine(n, f.med_list_codg, f.cnt, f.pric_fen, f.amount_fen) for n, f in enumerate(fees, 1))
         if sum(l.amount_fen for l in lines) > self.limits.max_bill_fen:  # uploads add up across calls
-            raise Answer(422, "amount_too_large",
+            raise Answer(Why.AMOUNT_TOO_LARGE,
                          f"the visit's fee lines add up to more than {convention.fen_to_yuan(self.limits.max_bill_fen)} yuan")
         claimed = data.get("medfee_sumamt")
         if claimed is not None:
             try:
                 if yuan_to_fen(claimed, "medfee_sumamt") != sum(l.amount_fen for l in lines):
-                    raise Answer(422, "amount_mismatch", "medfee_sumamt is not the sum of the uploaded fee details")
+                    raise Answer(Why.AMOUNT_MISMATCH, "medfee_sumamt is not the sum of the uploaded fee details")
             except AmountError as exc:
-                raise Answer(400, "invalid_amount", str(exc)) from None
+                raise Answer(Why.INVALID_AMOUNT, str(exc)) from None
         return Claim(convention.MED_TYPES[visit.med_type], hospital.level, hospital.pool, visit.begntime, end_day,
                      lines, visit.accident_injury)
 
     def _visit_with_fees(self, conn: sa.Connection, hospital: Hospital, mdtrt_id: Any):
         """The visit and its fee lines, in one round trip."""
         if not isinstance(mdtrt_id, str):
-            raise Answer(400, "invalid_field", "mdtrt_id: the visit id the hub returned")
+            raise Answer(Why.INVALID_FIELD, "mdtrt_id: the visit id the hub returned")
         rows = conn.exec_driver_sql(
             "select v.mdtrt_id, v.hospital_code, v.person_ref, v.person_id_masked, v.med_type, v.begntime,"
             " v.accident_injury, v.status, f.feedetl_sn, f.med_list_codg, f.cnt, f.pric_fen, f.amount_fen"
@@ -688,7 +695,7 @@ class SettlementService:
         data = _object(payload, "data")
         visit, fees = self._visit_with_fees(conn, hospital, data.get("mdtrt_id"))
         if visit.status != "OPEN":
-            raise Answer(409, "visit_already_settled" if visit.status == "SETTLED" else "visit_not_open",
+            raise Answer(Why.VISIT_ALREADY_SETTLED if visit.status == "SETTLED" else Why.VISIT_NOT_OPEN,
                          f"visit is {visit.status}")
         claim = self._claim(hospital, visit, fees, data)
         person = self._registration(visit.person_ref, claim.service_date)
@@ -696,21 +703,21 @@ class SettlementService:
         policies, catalogues = self.reference.current()
         result = price_claim(claim, person, policies, catalogues, acc)
         if isinstance(result, Refusal):
-            raise Answer(422, result.code, result.message)
+            raise Answer(result.reason, result.detail)
         return convention.settlement_output(result, claim)
 
     def _reverse(self, conn: sa.Connection, hospital: Hospital, payload: dict, now: datetime, msgid: str) -> dict:
         data = _object(payload, "data")
         setl_id = data.get("setl_id")
         if not isinstance(setl_id, str):
-            raise Answer(400, "invalid_field", "setl_id: the settlement to reverse")
+            raise Answer(Why.INVALID_FIELD, "setl_id: the settlement to reverse")
         row = conn.execute(sa.select(db.settlements).where(db.settlements.c.setl_id == setl_id).with_for_update()).first()
         if row is None:
-            raise Answer(404, "settlement_not_found", f"no settlement {setl_id}")
+            raise Answer(Why.SETTLEMENT_NOT_FOUND, f"no settlement {setl_id}")
         if row.hospital_code != hospital.code:
-            raise Answer(403, "settlement_of_another_hospital", "a hospital reverses only its own settlements")
+            raise Answer(Why.SETTLEMENT_OF_ANOTHER_HOSPITAL, "a hospital reverses only its own settlements")
         if row.status == "REVERSED":
-            raise Answer(409, "settlement_already_reversed", f"{setl_id} was reversed at {row.reversed_at.isoformat()}")
+            raise Answer(Why.SETTLEMENT_ALREADY_REVERSED, f"{setl_id} was reversed at {row.reversed_at.isoformat()}")
         delta = Accumulators(year=row.policy_year, **row.accumulators_delta)
         self._accumulators(conn, row.person_ref, row.policy_year, lock=True)
         self._add_accumulators(conn, row.person_ref, row.policy_year, delta, sign=-1)  # reversals are rare: plain SQL
@@ -743,7 +750,7 @@ class SettlementService:
         data = _object(payload, "data")
         begin, end = convention.parse_day(data.get("stmt_begndate")), convention.parse_day(data.get("stmt_enddate"))
         if begin is None or end is None or end < begin or (end - begin).days >= MAX_RECONCILE_DAYS:
-            raise Answer(400, "invalid_field", f"stmt_begndate..stmt_enddate: a range of at most {MAX_RECONCILE_DAYS} days")
+            raise Answer(Why.INVALID_FIELD, f"stmt_begndate..stmt_enddate: a range of at most {MAX_RECONCILE_DAYS} days")
         s = db.settlements.c
         rows = conn.execute(sa.select(s.setl_id, s.medfee_sumamt_fen, s.hifp_pay_fen, s.hifmi_pay_fen, s.maf_pay_fen,
                                       s.psn_part_amt_fen)
@@ -764,15 +771,15 @@ class SettlementService:
                                      "hub": hub_totals, "hospital": theirs}}
             details = data.get("details")
             if not isinstance(details, list) or len(details) > MAX_RECONCILE_DETAILS:
-                raise Answer(400, "invalid_field", f"details: a list of at most {MAX_RECONCILE_DETAILS} settlements")
+                raise Answer(Why.INVALID_FIELD, f"details: a list of at most {MAX_RECONCILE_DETAILS} settlements")
             theirs_detail = {}
             for n, d in enumerate(details):
                 if not isinstance(d, dict) or not isinstance(d.get("setl_id"), str):
-                    raise Answer(400, "invalid_field", f"details.{n}.setl_id")
+                    raise Answer(Why.INVALID_FIELD, f"details.{n}.setl_id")
                 theirs_detail[d["setl_id"]] = (yuan_to_fen(d.get("medfee_sumamt", "0"), f"details.{n}.medfee_sumamt"),
                                                yuan_to_fen(d.get("fund_pay_sumamt", "0"), f"details.{n}.fund_pay_sumamt"))
         except (AmountError, ValueError, TypeError) as exc:
-            raise Answer(400, "invalid_amount", str(exc)) from None
+            raise Answer(Why.INVALID_AMOUNT, str(exc)) from None
         differences = sorted(
             [{"setl_id": k, "reason": "missing_at_hospital"} for k in hub.keys() - theirs_detail.keys()]
             + [{"setl_id": k, "reason": "not_standing_at_hub"} for k in theirs_detail.keys() - hub.keys()]
@@ -822,16 +829,16 @@ def _object(payload: dict, key: str) -> dict:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise Answer(400, "invalid_input", f"input.{key}: an object")
+        raise Answer(Why.INVALID_INPUT, f"input.{key}: an object")
     return value
 
 
 def _own_visit(row, hospital: Hospital, mdtrt_id: str):
     """The visit row, if it exists and belongs to the asking hospital; else the answer why not."""
     if row is None:
-        raise Answer(404, "visit_not_found", f"no visit {mdtrt_id}")
+        raise Answer(Why.VISIT_NOT_FOUND, f"no visit {mdtrt_id}")
     if row.hospital_code != hospital.code:
-        raise Answer(403, "visit_of_another_hospital", "this visit belongs to another hospital")
+        raise Answer(Why.VISIT_OF_ANOTHER_HOSPITAL, "this visit belongs to another hospital")
     return row
 
 

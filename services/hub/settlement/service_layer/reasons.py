@@ -1,0 +1,45 @@
+"""Why the hospital interface refuses a request: one enum of stable reason codes for the
+service layer (the engine's own refusals are `domain.refusals.RefusalCode`). The service layer
+raises and returns reasons; only the HTTP edge decides how each is answered on the wire."""
+
+from __future__ import annotations
+
+from hub.rejections import Reason
+from hub.settlement.domain.refusals import RefusalCode
+
+
+class Why(Reason):
+    # the envelope
+    INVALID_JSON = ("invalid_json", "The request body is not a JSON object in the interface envelope")
+    UNKNOWN_INFNO = ("unknown_infno", "The transaction (infno) is not served here")
+    INVALID_MSGID = ("invalid_msgid", "msgid is institution code + yyyyMMddHHmmss + a 4-digit sequence")
+    HOSPITAL_MISMATCH = ("hospital_mismatch", "fixmedins_code is not the hospital these credentials belong to")
+    TREATMENT_REGION_MISMATCH = ("treatment_region_mismatch", "mdtrtarea_admvs is not the hospital's region")
+    MSGID_REUSED = ("msgid_reused_with_different_content", "The msgid was already used for a different request")
+    # the input
+    INVALID_INPUT = ("invalid_input", "A node of the input is not the shape the convention gives it")
+    INVALID_FIELD = ("invalid_field", "A field is missing or not in the convention's format")
+    INVALID_CHARACTERS = ("invalid_characters", "Control characters are not allowed")
+    INVALID_AMOUNT = ("invalid_amount", "An amount is not an exact yuan amount with at most 2 decimals")
+    AMOUNT_TOO_LARGE = ("amount_too_large", "An amount is above the hub's limits")
+    AMOUNT_MISMATCH = ("amount_mismatch", "A total does not add up")
+    TOO_MANY_LINES = ("too_many_lines", "Too many fee lines")
+    # the hub's records
+    VISIT_NOT_FOUND = ("visit_not_found", "No such visit")
+    VISIT_OF_ANOTHER_HOSPITAL = ("visit_of_another_hospital", "The visit belongs to another hospital")
+    VISIT_NOT_OPEN = ("visit_not_open", "The visit is not open")
+    VISIT_ALREADY_SETTLED = ("visit_already_settled", "The visit is settled")
+    SETTLEMENT_NOT_FOUND = ("settlement_not_found", "No such settlement")
+    SETTLEMENT_OF_ANOTHER_HOSPITAL = ("settlement_of_another_hospital", "A hospital reverses only its own settlements")
+    SETTLEMENT_ALREADY_REVERSED = ("settlement_already_reversed", "The settlement is already reversed")
+    # the hub itself
+    HUB_NOT_READY = ("hub_not_ready", "The hub's reference data is rebuilding; retry shortly")
+
+
+_BY_CODE: dict[str, Reason] = {r.code: r for r in (*RefusalCode, *Why)}
+
+
+def reason_of(code: str) -> Reason:
+    """The reason a stable code names (a remembered answer, a translation error); an unknown
+    code is a fault of the hub and raises."""
+    return _BY_CODE[code]
