@@ -1,4 +1,5 @@
-"""The operators' status page renders in headless Chromium with non-empty charts."""
+"""The operators' status page renders in headless Chromium with non-empty charts, quarantined
+events and the background loops."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import time
 import uuid
 from pathlib import Path
 
+import httpx
 import sqlalchemy as sa
 
 from tests.fixtures.avro.samples import SAMPLES
@@ -50,6 +52,12 @@ def test_the_status_page_shows_lag_and_throughput_charts(servers, producer, tmp_
                               dict(SAMPLES["cn.hub.settlement.SettlementCompleted"], event_id=uuid.uuid4()))
             producer.flush()
             time.sleep(0.5)
+        # One poison event (an amount no bill can have): quarantined, it shows on the page.
+        poison = dict(SAMPLES["cn.hub.settlement.SettlementCompleted"], event_id=uuid.uuid4(), hifp_pay_fen=5 * 10**17)
+        producer.send(topic, "360400", "SettlementCompleted", poison)
+        producer.flush()
+        wait_for(lambda: httpx.get(f"{base}/status.json", headers={"Authorization": "Bearer dev-operator"},
+                                   timeout=5).json()["quarantined"], "the poison event to be quarantined")
         url = f"{base}/status?token=dev-operator"
         profile = tmp_path / "profile"
         dom = subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=10000",
@@ -75,5 +83,9 @@ def test_the_status_page_shows_lag_and_throughput_charts(servers, producer, tmp_
     assert len(throughput) >= 3
     assert len({p.split(",")[1] for p in throughput}) >= 2  # not a flat line: messages flowed
     assert shot.exists() and shot.stat().st_size > 20_000
+    quarantined = dom[dom.index('id="quarantined"'):]
+    assert f"<td>{topic}:" in quarantined and "amount_out_of_bounds" in quarantined
+    loops = dom[dom.index('id="loops"'):]
+    assert "<td>clearing-consumer</td>" in loops and ">running<" in loops
     (REPO / "out").mkdir(exist_ok=True)
     shutil.copy(shot, REPO / "out" / "status-page.png")  # for a person to look at

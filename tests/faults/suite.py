@@ -470,6 +470,8 @@ class Suite:
                 self.load.stop.set()
             for proc in self.procs.values():
                 proc.stop()
+            if hasattr(self, "group"):  # a failed run's group would show as STOPPED forever
+                sim._delete_group(self.kafka, self.group)
 
     def _run(self) -> dict:
         started = time.monotonic()
@@ -506,7 +508,6 @@ class Suite:
         summary["elapsed_s"] = round(time.monotonic() - started, 1)
         for proc in self.procs.values():
             proc.stop()
-        sim._delete_group(self.kafka, self.group)
         (self.run_dir / "faults.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
         return summary
 
