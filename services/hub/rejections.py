@@ -28,3 +28,13 @@ class Refusal:
     @property
     def message(self) -> str:
         return f"{self.reason.message}: {self.detail}" if self.detail else self.reason.message
+
+
+class CodedError(ValueError):
+    """A refusal raised where a return would not reach (a parser deep in a call, an operator's
+    command): a stable `code` and a `message` that says what to fix."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message

@@ -25,6 +25,7 @@ from hub.clearing.adapters import files
 from hub.clearing.domain.netting import NettingResult, Obligation, clearing_day_for, net
 from hub.messaging import AvroCodec, Message
 from hub.money import MAX_AMOUNT_FEN
+from hub.rejections import CodedError
 from hub.messaging.topics import CLEARING_STATEMENTS
 from hub.operations.metrics import CLEARING_APPLIED, CLEARING_DAYS_CLOSED
 
@@ -43,13 +44,8 @@ class DayBlocked(Exception):
         self.sources = sources
 
 
-class QuarantineError(ValueError):
+class QuarantineError(CodedError):
     """An operator's quarantine action that cannot be done; `code` is stable."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
 
 
 class EventRefused(ValueError):

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hub.reference.policy import InsuranceType, Level, SpecialPopulation
+from hub.rejections import CodedError
 from hub.settlement.domain.engine import MAX_LINES
 from hub.settlement.domain.model import (
     Accumulators,
@@ -119,13 +120,8 @@ def code(value: Any, where: str, limits: Limits = DEFAULT_LIMITS) -> str:
     return value
 
 
-class ConventionError(ValueError):
+class ConventionError(CodedError):
     """Input that does not follow the convention; `code` is stable, `message` says what to fix."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
 
 
 class _In(BaseModel):
