@@ -22,6 +22,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from hub.clearing.adapters import database as db
 from hub.clearing.adapters import files
+from hub.clearing.domain.events import ClearingEvent
 from hub.clearing.domain.netting import NettingResult, Obligation, clearing_day_for, net
 from hub.messaging import AvroCodec, Message
 from hub.money import MAX_AMOUNT_FEN
@@ -55,13 +56,32 @@ class EventRefused(ValueError):
 AMOUNT_FIELDS = ("medfee_sumamt_fen", "hifp_pay_fen", "hifmi_pay_fen", "maf_pay_fen")
 
 
-def check_amounts(message: Message) -> None:
-    """Every amount of a settlement event from 0 to the kernel's bound (10 billion yuan): a
-    day's totals then cannot overflow, whatever a producer got wrong."""
+def clearing_event(message: Message) -> ClearingEvent:
+    """The service's edge: a decoded settlement event as the typed record clearing counts.
+    Every amount must lie from 0 to the kernel's bound (10 billion yuan), so that a day's totals
+    cannot overflow whatever a producer got wrong; otherwise EventRefused."""
+    v = message.value
     for name in AMOUNT_FIELDS:
-        value = message.value.get(name)
+        value = v.get(name)
         if not isinstance(value, int) or not 0 <= value <= MAX_AMOUNT_FEN:
             raise EventRefused(f"amount_out_of_bounds: {name} = {value!r} is not within 0..{MAX_AMOUNT_FEN} fen")
+    reversal = message.record_name.endswith("SettlementReversed")
+    return ClearingEvent(
+        event_id=str(v["event_id"]), reversal=reversal, settlement_id=v["settlement_id"],
+        reversal_id=v.get("reversal_id"), business_date=v["business_date"], home_pool=v["home_pool"],
+        treatment_pool=v["treatment_pool"], hospital_code=v["hospital_code"], person_id_masked=v["person_id_masked"],
+        medfee_fen=v["medfee_sumamt_fen"], fund_fen=v["hifp_pay_fen"], serious_illness_fen=v["hifmi_pay_fen"],
+        assistance_fen=v["maf_pay_fen"], event_time=v["reversed_at"] if reversal else v["settled_at"],
+        topic=message.topic, partition=message.partition, offset=message.offset)
+
+
+def applied_row(e: ClearingEvent, clearing_date: date, late: bool) -> dict[str, Any]:
+    """The event's row in `applied_events`: the idempotency record and a line of the files."""
+    return {"event_id": e.event_id, "kind": e.kind, "settlement_id": e.settlement_id, "reversal_id": e.reversal_id,
+            "clearing_date": clearing_date, "business_date": e.business_date, "late": late,
+            "home_pool": e.home_pool, "treatment_pool": e.treatment_pool, "hospital_code": e.hospital_code,
+            "person_id_masked": e.person_id_masked, "medfee_fen": e.medfee_fen, "fund_fen": e.fund_fen,
+            "serious_illness_fen": e.serious_illness_fen, "assistance_fen": e.assistance_fen, "source": e.source}
 
 
 @dataclass(frozen=True)
@@ -94,54 +114,36 @@ class ClearingService:
     def apply(self, batch: list[Message]) -> int:
         """The consumer's handler: every event once, by event id. Returns how many were new.
         An event with an amount out of bounds raises EventRefused (its consumer quarantines it)."""
-        events = []
-        for m in batch:
-            v = m.value
-            check_amounts(m)
-            reversed_ = m.record_name.endswith("SettlementReversed")
-            events.append({
-                "event_id": str(v["event_id"]), "kind": "REVERSED" if reversed_ else "SETTLED",
-                "settlement_id": v["settlement_id"], "reversal_id": v.get("reversal_id"),
-                "business_date": v["business_date"], "home_pool": v["home_pool"],
-                "treatment_pool": v["treatment_pool"], "hospital_code": v["hospital_code"],
-                "person_id_masked": v["person_id_masked"], "medfee_fen": v["medfee_sumamt_fen"],
-                "fund_fen": v["hifp_pay_fen"], "serious_illness_fen": v["hifmi_pay_fen"],
-                "assistance_fen": v["maf_pay_fen"], "source": f"{m.topic}:{m.partition}:{m.offset}",
-                "_time": v.get("reversed_at") or v.get("settled_at"), "_tp": (m.topic, m.partition, m.offset),
-            })
+        events = [clearing_event(m) for m in batch]
         if not events:
             return 0
         with self.engine.begin() as conn:
-            first = min(e["business_date"] for e in events)
+            first = min(e.business_date for e in events)
             conn.execute(pg_insert(db.days).values([{"clearing_date": d, "status": "OPEN"}
-                                                    for d in sorted({e["business_date"] for e in events})])
+                                                    for d in sorted({e.business_date for e in events})])
                          .on_conflict_do_nothing())
             rows = conn.execute(sa.select(db.days.c.clearing_date, db.days.c.status)
                                 .where(db.days.c.clearing_date >= first).with_for_update(read=True)).all()
             closed = {r.clearing_date for r in rows if r.status == "CLOSED"}
-            for e in events:
-                e["clearing_date"], e["late"] = clearing_day_for(e["business_date"], closed)
-            late_days = sorted({e["clearing_date"] for e in events} - {r.clearing_date for r in rows})
+            placed = {e.event_id: (e, *clearing_day_for(e.business_date, closed)) for e in events}  # (event, day, late)
+            late_days = sorted({day for _, day, _ in placed.values()} - {r.clearing_date for r in rows})
             if late_days:
                 conn.execute(pg_insert(db.days).values([{"clearing_date": d, "status": "OPEN"} for d in late_days])
                              .on_conflict_do_nothing())
                 conn.execute(sa.select(db.days.c.clearing_date).where(db.days.c.clearing_date.in_(late_days))
                              .with_for_update(read=True))
-            unique = {e["event_id"]: e for e in events}
             new_ids = set(conn.execute(
-                pg_insert(db.applied_events)
-                .values([{k: v for k, v in e.items() if not k.startswith("_")} for e in unique.values()])
+                pg_insert(db.applied_events).values([applied_row(e, day, late) for e, day, late in placed.values()])
                 .on_conflict_do_nothing().returning(db.applied_events.c.event_id)
             ).scalars())
             totals: dict[tuple, list[int]] = {}
-            for e in unique.values():
-                if e["event_id"] not in new_ids:
+            for e, day, _ in placed.values():
+                if e.event_id not in new_ids:
                     continue
-                sign = -1 if e["kind"] == "REVERSED" else 1
-                t = totals.setdefault((e["clearing_date"], e["home_pool"], e["treatment_pool"]), [0, 0, 0, 0])
-                t[0] += sign * e["fund_fen"]
-                t[1] += sign * e["serious_illness_fen"]
-                t[2] += sign * e["assistance_fen"]
+                t = totals.setdefault((day, e.home_pool, e.treatment_pool), [0, 0, 0, 0])
+                t[0] += e.sign * e.fund_fen
+                t[1] += e.sign * e.serious_illness_fen
+                t[2] += e.sign * e.assistance_fen
                 t[3] += 1
             if totals:
                 stmt = pg_insert(db.bilateral).values([
@@ -157,9 +159,8 @@ class ClearingService:
                           "settlement_count": b.settlement_count + stmt.excluded.settlement_count}))
             marks: dict[tuple[str, int], tuple[int, datetime]] = {}
             for e in events:
-                topic, partition, offset = e["_tp"]
-                old = marks.get((topic, partition), (0, e["_time"]))
-                marks[(topic, partition)] = (max(old[0], offset + 1), max(old[1], e["_time"]))
+                old = marks.get((e.topic, e.partition), (0, e.event_time))
+                marks[(e.topic, e.partition)] = (max(old[0], e.offset + 1), max(old[1], e.event_time))
             stmt = pg_insert(db.partition_marks).values([
                 {"topic": t, "partition": p, "next_offset": o, "max_event_time": when} for (t, p), (o, when) in marks.items()])
             m = db.partition_marks.c

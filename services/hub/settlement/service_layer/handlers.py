@@ -727,17 +727,7 @@ class SettlementService:
         conn.execute(db.visits.update().where(db.visits.c.mdtrt_id == row.mdtrt_id).values(status="OPEN"))
         reversal_id = f"R{hospital.code}{uuid.uuid4().hex[:16].upper()}"
         business_date = now.astimezone(SHANGHAI).date()
-        event = {
-            "event_id": uuid.uuid4(), "event_time": now, "producer": PRODUCER, "schema_version": 1,
-            "reversal_id": reversal_id, "settlement_id": setl_id, "msgid": msgid, "hospital_code": hospital.code,
-            "treatment_pool": row.treatment_pool, "home_pool": row.home_pool, "person_ref": row.person_ref,
-            "person_id_masked": row.person_id_masked, "business_date": business_date,
-            "original_business_date": row.business_date, "reversed_at": now,
-            "medfee_sumamt_fen": row.medfee_sumamt_fen, "hifp_pay_fen": row.hifp_pay_fen,
-            "hifmi_pay_fen": row.hifmi_pay_fen, "maf_pay_fen": row.maf_pay_fen,
-            "fund_pay_sumamt_fen": row.hifp_pay_fen + row.hifmi_pay_fen + row.maf_pay_fen,
-            "psn_part_amt_fen": row.psn_part_amt_fen,
-        }
+        event = settlement_reversed_event(row, reversal_id, msgid, hospital, business_date, now)
         self._outbox(conn, row.home_pool, "SettlementReversed", event)
         original = row.output["setlinfo"]
         return {"setlinfo": {**original, "setl_id": setl_id, "reversal_id": reversal_id, "status": "REVERSED"}}
@@ -860,4 +850,20 @@ def settlement_completed_event(result: Settlement, claim: Claim, person: Person,
         "fund_pay_sumamt_fen": result.fund_pay_sumamt, "psn_part_amt_fen": result.psn_part_amt,
         "pool_ratio_bp": result.pool_ratio_bp, "policy_version": result.policy_version,
         "catalogue_version": result.catalogue_version,
+    }
+
+
+def settlement_reversed_event(row, reversal_id: str, msgid: str, hospital: Hospital, business_date: date,
+                              now: datetime) -> dict:
+    """The SettlementReversed record of a standing settlement's row: its amounts, taken back."""
+    return {
+        "event_id": uuid.uuid4(), "event_time": now, "producer": PRODUCER, "schema_version": 1,
+        "reversal_id": reversal_id, "settlement_id": row.setl_id, "msgid": msgid, "hospital_code": hospital.code,
+        "treatment_pool": row.treatment_pool, "home_pool": row.home_pool, "person_ref": row.person_ref,
+        "person_id_masked": row.person_id_masked, "business_date": business_date,
+        "original_business_date": row.business_date, "reversed_at": now,
+        "medfee_sumamt_fen": row.medfee_sumamt_fen, "hifp_pay_fen": row.hifp_pay_fen,
+        "hifmi_pay_fen": row.hifmi_pay_fen, "maf_pay_fen": row.maf_pay_fen,
+        "fund_pay_sumamt_fen": row.hifp_pay_fen + row.hifmi_pay_fen + row.maf_pay_fen,
+        "psn_part_amt_fen": row.psn_part_amt_fen,
     }
