@@ -12,12 +12,13 @@ from hub.settlement.service_layer.group_commit import GroupCommit
 
 
 def test_requests_queued_during_a_group_form_the_next_group_and_each_gets_its_own_result():
-    release = threading.Event()
+    started, release = threading.Event(), threading.Event()
     groups: list[list[int]] = []
 
     def run_group(items):
         groups.append(list(items))
         if len(groups) == 1:
+            started.set()
             release.wait(5)  # hold the first group while the others queue up
         return [item * 10 for item in items]
 
@@ -25,9 +26,9 @@ def test_requests_queued_during_a_group_form_the_next_group_and_each_gets_its_ow
 
     async def main():
         first = asyncio.ensure_future(commit.submit(0))
-        await asyncio.sleep(0.05)  # the thread has taken the first item alone
+        assert await asyncio.to_thread(started.wait, 5)  # the thread has taken the first item alone
         rest = [asyncio.ensure_future(commit.submit(n)) for n in range(1, 7)]
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0)  # one turn of the loop: every new task has queued its item
         release.set()
         return await asyncio.gather(first, *rest)
 
@@ -57,3 +58,21 @@ def test_a_failing_group_fails_each_of_its_callers_and_the_next_group_still_runs
         assert asyncio.run(main()) == "GOOD"
     finally:
         commit.close()
+
+
+def test_an_item_that_failed_alone_fails_only_its_own_caller():
+    def run_group(items):  # as settle_many does after a group's transaction failed: bill by bill
+        return [ValueError(f"{item} refused") if item == "bad" else item.upper() for item in items]
+
+    commit = GroupCommit(run_group, threads=1)
+
+    async def main():
+        calls = [asyncio.ensure_future(commit.submit(item)) for item in ("a", "bad", "b")]
+        return await asyncio.gather(*calls, return_exceptions=True)
+
+    try:
+        a, bad, b = asyncio.run(main())
+    finally:
+        commit.close()
+    assert (a, b) == ("A", "B")
+    assert isinstance(bad, ValueError) and str(bad) == "bad refused"
