@@ -373,7 +373,7 @@ class Kafka:
             return False
 
     def _java(self) -> list[str]:
-        return ["java", f"-Xms256m", f"-Xmx{self.s.kafka_heap_mb}m", "-XX:+UseG1GC",
+        return ["java", "-Xms256m", f"-Xmx{self.s.kafka_heap_mb}m", "-XX:+UseG1GC",
                 f"-Dlog4j2.configurationFile={DEPLOY_LOCAL / 'log4j2.yaml'}",
                 f"-Dkafka.logs.dir={self.root}", "-cp", f"{self.libs}/*"]
 

@@ -14,7 +14,6 @@ from datetime import date, datetime, timezone
 from typing import Callable, Iterable
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from hub.messaging import AvroCodec
 from hub.messaging.topics import REGISTRATION_EVENTS
