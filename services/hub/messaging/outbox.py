@@ -56,13 +56,13 @@ class OutboxRelay:
         self.backlog_every_s = backlog_every_s
         self.flush_timeout_s = flush_timeout_s
 
-    def backlog(self, conn: sa.Connection) -> tuple[int, float]:
-        """Rows waiting to be published and the oldest one's age in seconds."""
+    def beat_with_backlog(self, conn: sa.Connection) -> None:
+        """Report progress with the rows waiting to be published and the oldest one's age."""
         rows, age = conn.exec_driver_sql(
             f"select count(*), coalesce(extract(epoch from now() - min(created_at)), 0) from {self.table.fullname}"
         ).one()
         conn.commit()
-        return int(rows), float(age)
+        self.beat(outbox_backlog_rows=int(rows), outbox_oldest_age_seconds=float(age))
 
     def publish_batch(self, conn: sa.Connection) -> int:
         # Plain SQL: this runs for every batch of events the hub publishes.
@@ -92,16 +92,14 @@ class OutboxRelay:
                     conn.commit()
                     break
                 conn.commit()
-                rows, age = self.backlog(conn)
-                self.beat(outbox_backlog_rows=rows, outbox_oldest_age_seconds=age)  # standing by is progress
+                self.beat_with_backlog(conn)  # standing by is progress
                 self.stop.wait(1.0)
             last_backlog = 0.0
             while not self.stop.is_set():
                 published = self.publish_batch(conn)
                 if time.monotonic() - last_backlog > self.backlog_every_s:
                     last_backlog = time.monotonic()
-                    rows, age = self.backlog(conn)
-                    self.beat(outbox_backlog_rows=rows, outbox_oldest_age_seconds=age)
+                    self.beat_with_backlog(conn)
                 else:
                     self.beat()
                 if published == 0:

@@ -60,14 +60,11 @@ def is_transient(exc: BaseException) -> bool:
     data or the code (the same input fails the same way again)."""
     import sqlalchemy.exc as sa_exc
 
-    try:
-        import psycopg
-        transient_psycopg: tuple[type, ...] = (psycopg.OperationalError, psycopg.InterfaceError)
-    except ImportError:  # pragma: no cover
-        transient_psycopg = ()
+    import psycopg
     import redis.exceptions as redis_exc
     from kafka.errors import KafkaError
 
+    transient_psycopg = (psycopg.OperationalError, psycopg.InterfaceError)
     if isinstance(exc, sa_exc.DBAPIError):
         return exc.connection_invalidated or isinstance(exc.orig, transient_psycopg) or isinstance(
             exc, (sa_exc.OperationalError, sa_exc.InterfaceError))
@@ -133,11 +130,11 @@ class Supervisor:
                     state.failures_in_a_row += 1
                     state.state = "failing"
                     state.last_error = f"{type(exc).__name__}: {str(exc)[:300]}"
+                if state.last_progress > started:
+                    delay = self.backoff_s[0]  # it had worked for a while: start the backoff over
                 kind = "transient" if is_transient(exc) else "unexpected"
                 log.error("loop %s failed (%s, %d in a row); restarting in %.1f s", state.name, kind,
                           state.failures_in_a_row, delay, exc_info=True)
-                if state.last_progress > started:
-                    delay = self.backoff_s[0]  # it had worked for a while: start the backoff over
                 self.stop.wait(delay)
                 delay = min(delay * 2, self.backoff_s[1])
         state.state = "stopped"

@@ -25,10 +25,10 @@ from hub.clearing.adapters import files
 from hub.clearing.domain.events import ClearingEvent
 from hub.clearing.domain.netting import NettingResult, Obligation, clearing_day_for, net
 from hub.messaging import AvroCodec, Message
-from hub.money import MAX_AMOUNT_FEN
-from hub.rejections import CodedError
 from hub.messaging.topics import CLEARING_STATEMENTS
+from hub.money import MAX_AMOUNT_FEN
 from hub.operations.metrics import CLEARING_APPLIED, CLEARING_DAYS_CLOSED
+from hub.rejections import CodedError
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 PRODUCER = "interregion-clearing"

@@ -24,12 +24,12 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from hub.operations.health import add_health_routes
-from hub.operations.supervision import is_transient
 from hub.operations.metrics import REQUEST_SECONDS, SETTLE_GROUP_SECONDS, SETTLE_GROUP_SIZE, add_metrics_route
-from hub.settlement.bootstrap import Settlement
-from hub.settlement.service_layer.group_commit import GroupCommit
+from hub.operations.supervision import is_transient
 from hub.rejections import Reason
+from hub.settlement.bootstrap import Settlement
 from hub.settlement.domain.refusals import RefusalCode
+from hub.settlement.service_layer.group_commit import GroupCommit
 from hub.settlement.service_layer.handlers import SETTLE, Reply
 from hub.settlement.service_layer.reasons import Why
 

@@ -26,10 +26,10 @@ from psycopg.types.json import Jsonb, set_json_dumps
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from hub.messaging import AvroCodec
-from hub.rejections import Reason
 from hub.messaging.topics import SETTLEMENT_EVENTS
 from hub.reference.catalogue import Catalogue
 from hub.reference.policy import InsuranceType, Policy, SpecialPopulation
+from hub.rejections import Reason
 from hub.settlement.adapters import database as db
 from hub.settlement.adapters.read_model import ReadModel
 from hub.settlement.domain.engine import decide_filing
