@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hub.settlement.adapters import database as db
-from hub.settlement.service_layer.handlers import KNOWN
+from hub.settlement.service_layer.envelope import KNOWN
 
 from .test_settlement_service import (GZ_A, JIA_DRUG, call, client, enrolled_person, reference_loaded,  # noqa: F401
                                       stack)

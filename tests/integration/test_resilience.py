@@ -298,7 +298,7 @@ def test_one_bill_the_database_refuses_never_takes_its_group_down(stack, produce
     one alone fails, and nothing of it is written."""
     from .test_settlement_service import GZ_A, JIA_DRUG, client, enrolled_person, open_and_upload
     from hub.settlement.adapters import database as settlement_db
-    from hub.settlement.service_layer.handlers import Request
+    from hub.settlement.service_layer.envelope import Request
 
     psn, ref = enrolled_person(stack, producer)
     http, env = client(stack, GZ_A)
@@ -314,7 +314,7 @@ def test_one_bill_the_database_refuses_never_takes_its_group_down(stack, produce
     group = [stack.service.check(hospital, {"infno": "2304", "msgid": f"P-{n}", "input": {"data": {"mdtrt_id": v}}})
              for n, v in enumerate(visits)]
     assert all(isinstance(r, Request) for r in group)
-    replies = stack.service.settle_many(group)
+    replies = stack.service.run_group(group)
     assert [r.reason for r in (replies[0], replies[2])] == [None, None]  # settled
     assert isinstance(replies[1], Exception) and "refused by the test trigger" in str(replies[1])
     with stack.engine.connect() as conn:

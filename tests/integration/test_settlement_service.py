@@ -28,7 +28,7 @@ from hub.settlement.bootstrap import Settings, bootstrap
 from hub.settlement.entrypoints.http import CONVENTION_PATH, create_app, status_of
 from hub.messaging.outbox import OutboxRelay
 from hub.settlement.entrypoints.read_model_consumer import ReadModelConsumer
-from hub.settlement.service_layer.handlers import Request
+from hub.settlement.service_layer.envelope import Request
 
 from .settlement_helpers import (PERSON_KEY, REPO, Envelope, http_ready, new_psn_no, register, settlement_events,
                                  setup_topics, wait_for)
@@ -319,7 +319,7 @@ def test_hospital_reconciliation_totals_and_detail(stack, producer):
 
 
 def test_one_group_commit_decides_each_settlement_as_if_it_were_alone(stack, producer):
-    """settle_many with a real group in one transaction: one person's bills in arrival order
+    """run_group with a real group in one transaction: one person's bills in arrival order
     against the accumulators the earlier ones left (商洛 annual cap 130,000), a repeated msgid
     answered like its first, a reused msgid with other content refused, a visit settled twice
     in the group, another hospital's visit — each answered as alone, nothing else written."""
@@ -342,7 +342,7 @@ def test_one_group_commit_decides_each_settlement_as_if_it_were_alone(stack, pro
     group = [request("G-1", visits[0]), request("G-2", visits[1]), request("G-1", visits[0]),
              request("G-3", visits[2]), request("G-4", visits[0]), request("G-5", foreign),
              request("G-2", visits[1], medfee_sumamt="1.00")]
-    replies = service.settle_many(group)
+    replies = service.run_group(group)
     status = [status_of(r) for r in replies]  # the service layer gives reasons; the edge chooses statuses
     assert status == [200, 200, 200, 200, 409, 403, 409], [(r.reason, r.body.get("err_code")) for r in replies]
     assert replies[2].body == replies[0].body  # the repeated msgid: the first one's answer
@@ -373,15 +373,16 @@ def test_a_lost_database_answers_503_in_the_envelope_and_a_retry_settles_once(st
     http, env = client(stack, GZ_A)
     mdtrt = open_and_upload(http, env, psn, [(JIA_DRUG, "1", "100.00")])
     request = env("2304", {"data": {"mdtrt_id": mdtrt}})
-    real = stack.service._settle_group
+    repository = stack.service.repository
+    real = repository.transaction
 
-    def database_gone(requests):
+    def database_gone():
         raise psycopg.OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr(stack.service, "_settle_group", database_gone)
+    monkeypatch.setattr(repository, "transaction", database_gone)
     status, body = call(http, request)
     assert (status, body["infcode"], body["err_code"]) == (503, -1, "hub_unavailable")
-    monkeypatch.setattr(stack.service, "_settle_group", real)
+    monkeypatch.setattr(repository, "transaction", real)
     status, body = call(http, request)
     assert status == 200 and call(http, request) == (200, body)
     with stack.engine.connect() as conn:

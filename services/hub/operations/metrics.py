@@ -17,9 +17,9 @@ DEAD_LETTERS = Counter("hub_dead_letters_total", "Messages sent to a dead-letter
 REQUEST_SECONDS = Histogram("hub_request_seconds", "Interface requests by transaction and HTTP status",
                             ["service", "infno", "status"],
                             buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5))
-SETTLE_GROUP_SIZE = Histogram("hub_settle_group_size", "Settlements committed together in one group",
+SETTLE_GROUP_SIZE = Histogram("hub_settle_group_size", "Hospital-interface requests decided together in one group transaction",
                               buckets=(1, 2, 4, 8, 16, 32, 64, 128))
-SETTLE_GROUP_SECONDS = Histogram("hub_settle_group_seconds", "Time to settle and commit one group",
+SETTLE_GROUP_SECONDS = Histogram("hub_settle_group_seconds", "Time to decide and commit one group",
                                  buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1))
 OUTBOX_PUBLISHED = Counter("hub_outbox_published_total", "Outbox rows published to Kafka", ["table"])
 CLEARING_APPLIED = Counter("hub_clearing_events_applied_total", "Settlement events applied (new, by event id)")

@@ -14,6 +14,7 @@ from hub import settings as shared_settings
 from hub.messaging import AvroCodec, EventProducer, SchemaRegistry
 from hub.settlement.adapters import database as db
 from hub.settlement.adapters.read_model import ReadModel
+from hub.settlement.adapters.repository import PostgresRepository
 from hub.settlement.service_layer.convention import Limits
 from hub.settlement.service_layer.handlers import SettlementService
 from hub.settlement.service_layer.identity import HospitalRegistry
@@ -33,8 +34,8 @@ class Settings:
     person_key: bytes = field(default_factory=lambda: _env("HUB_PERSON_KEY", "local-development-person-key").encode())
     hospitals_file: Path = field(default_factory=lambda: Path(_env("HUB_HOSPITALS_FILE", str(REPO_ROOT / "reference" / "hospitals.yaml"))))
     db_pool_size: int = int(os.environ.get("HUB_SETTLEMENT_DB_POOL", "16"))
-    # Group commit (service_layer/group_commit.py): settle threads per HTTP worker, each with its
-    # own database connection, and the most settlements one transaction takes.
+    # Group commit (service_layer/group_commit.py): group threads per HTTP worker, each with its
+    # own database connection, and the most requests one transaction takes.
     settle_threads: int = field(default_factory=lambda: int(_env("HUB_SETTLE_THREADS", "1")))
     settle_max_group: int = field(default_factory=lambda: int(_env("HUB_SETTLE_MAX_GROUP", "64")))
     settle_linger_ms: float = field(default_factory=lambda: float(_env("HUB_SETTLE_LINGER_MS", "0")))
@@ -67,7 +68,8 @@ def bootstrap(settings: Settings | None = None, create_schema: bool = True) -> S
     read_model = ReadModel(redis.Redis.from_url(settings.redis_url))
     codec = AvroCodec(SchemaRegistry())
     hospitals = HospitalRegistry.from_yaml(settings.hospitals_file)
-    service = SettlementService(engine, read_model, codec, settings.person_key, limits=settings.limits)
+    repository = PostgresRepository(engine.url.set(drivername="postgresql").render_as_string(hide_password=False))
+    service = SettlementService(repository, read_model, codec, settings.person_key, limits=settings.limits)
     return Settlement(settings, engine, read_model, codec, hospitals, service)
 
 

@@ -61,7 +61,7 @@ def test_a_failing_group_fails_each_of_its_callers_and_the_next_group_still_runs
 
 
 def test_an_item_that_failed_alone_fails_only_its_own_caller():
-    def run_group(items):  # as settle_many does after a group's transaction failed: bill by bill
+    def run_group(items):  # as run_group does after a group's transaction failed: bill by bill
         return [ValueError(f"{item} refused") if item == "bad" else item.upper() for item in items]
 
     commit = GroupCommit(run_group, threads=1)

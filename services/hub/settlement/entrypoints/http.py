@@ -7,9 +7,9 @@ with an HTTP status that says the same: 200, or 4xx for input the hub refuses, 5
 read model rebuilds.
 
 The convention path is the hot path: it is served by a plain ASGI handler in front of the
-FastAPI app (which serves health, metrics and /docs), and settlements (2207/2304) go to the
-group commit (`service_layer/group_commit.py`) instead of one thread-pool hop and one
-transaction each.
+FastAPI app (which serves health, metrics and /docs), and every transaction that writes (and
+pre-settlement) goes to the group commit (`service_layer/group_commit.py`) instead of one
+thread-pool hop and one transaction each.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from hub.rejections import Reason
 from hub.settlement.bootstrap import Settlement
 from hub.settlement.domain.refusals import RefusalCode
 from hub.settlement.service_layer.group_commit import GroupCommit
-from hub.settlement.service_layer.handlers import SETTLE, Reply
+from hub.settlement.service_layer.envelope import GROUPED, Reply
 from hub.settlement.service_layer.reasons import Why
 
 log = logging.getLogger(__name__)
@@ -111,9 +111,9 @@ class ConventionApp:
         if isinstance(request, Reply):
             return status_of(request), orjson.dumps(request.body), "other"
         try:
-            if request.infno in SETTLE:
+            if request.infno in GROUPED:
                 reply = await self.group_commit.submit(request)
-            else:  # the other transactions block on the database in FastAPI's thread pool
+            else:  # lookups and reconciliations read, in FastAPI's thread pool
                 reply = await run_in_threadpool(service.answer, request)
         except Exception as exc:  # nothing half-done stays: each request is one transaction
             log.exception("infno %s msgid %s could not be answered", request.infno, request.msgid)
@@ -145,7 +145,7 @@ def create_app(hub: Settlement, loops=None) -> ConventionApp:
         SETTLE_GROUP_SIZE.observe(size)
         SETTLE_GROUP_SECONDS.observe(seconds)
 
-    group_commit = GroupCommit(hub.service.settle_many, threads=hub.settings.settle_threads,
+    group_commit = GroupCommit(hub.service.run_group, threads=hub.settings.settle_threads,
                                max_group=hub.settings.settle_max_group, observe=observe,
                                linger_s=hub.settings.settle_linger_ms / 1000)
 

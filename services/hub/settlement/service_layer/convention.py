@@ -34,6 +34,7 @@ MED_TYPES = {"21": VisitType.INPATIENT, "11": VisitType.GENERAL_OUTPATIENT, "14"
              "13": VisitType.EMERGENCY}
 MED_TYPE_CODES = {v: k for k, v in MED_TYPES.items()}
 INSUTYPES = {"390": InsuranceType.RESIDENT, "310": InsuranceType.EMPLOYEE}
+INSUTYPE_CODES = {v: k for k, v in INSUTYPES.items()}
 # The national hosp_lv codes (01 三级特等 ... 11 未定级) folded to the policy tables' levels;
 # a provincial tertiary hospital is sent as "3P".
 HOSP_LV = {"01": "3", "02": "3", "03": "3", "04": "3", "05": "2", "06": "2", "07": "2", "08": "1",

@@ -1,7 +1,7 @@
-"""Group commit for the settle path: the requests that arrive while one group is in the
+"""Group commit for the hospital interface: the requests that arrive while one group is in the
 database are settled together in the next one, in one transaction.
 
-No request waits for a group to fill: a settle thread takes whatever is queued the moment it
+No request waits for a group to fill: a group thread takes whatever is queued the moment it
 is free (up to `max_group`), so under light load a group is one request and under heavy load
 the per-transaction costs — round trips, the commit, the thread hand-off — are shared by many.
 Answers go back to the asyncio loop that asked, one wake-up per group.
@@ -89,7 +89,7 @@ class GroupCommit(Generic[Item, Result]):
                 outcome = [(loop, future, None, result) if isinstance(result, BaseException) else
                            (loop, future, result, None) for (_, loop, future), result in zip(group, results)]
             except Exception as exc:  # every request of the group learns of it; the thread goes on
-                log.exception("a settle group of %d failed", len(group))
+                log.exception("a group of %d failed", len(group))
                 outcome = [(loop, future, None, exc) for _, loop, future in group]
             self.groups += 1
             self.items += len(group)

@@ -1,0 +1,362 @@
+"""Every SQL statement the settle-at-treatment service runs, behind one interface.
+
+A group of requests is one transaction (`Repository.transaction`) with three steps, each one
+round trip however many requests the group holds:
+
+1. `load`: claim the msgids, lock the visits (with their fee lines) and settlements the
+   requests name;
+2. `accumulators`: lock (or, for a pre-settlement, just read) the person-years they touch;
+3. `write`: every change the group decided, one multi-row statement per table, with the
+   commit.
+
+The service layer decides everything in memory between steps 2 and 3 (`service_layer/batch.py`),
+so the rows here are plain records, and a fake (tests/unit/settlement/fake_repository.py)
+implements the same interface over dictionaries.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Iterator, Sequence
+
+import orjson
+import psycopg
+from psycopg.rows import namedtuple_row
+from psycopg.types.json import Jsonb, set_json_dumps
+
+from hub.messaging.topics import SETTLEMENT_EVENTS
+from hub.settlement.domain.model import ACCUMULATOR_FIELDS, Accumulators
+
+Key = tuple[str, str]  # (hospital_code, msgid)
+PersonYear = tuple[str, int]  # (person_ref, policy_year)
+UNANSWERED, ANSWERED = 0, 1  # requests.status_code
+
+
+@dataclass
+class FeeRow:
+    mdtrt_id: str
+    feedetl_sn: str
+    med_list_codg: str
+    cnt: Decimal
+    pric_fen: int
+    amount_fen: int
+
+
+@dataclass
+class Visit:
+    mdtrt_id: str
+    hospital_code: str
+    person_ref: str
+    person_id_masked: str
+    med_type: str
+    insutype: str
+    begntime: date
+    status: str  # OPEN, CANCELLED, SETTLED
+    endtime: date | None = None
+    accident_injury: bool = False
+    fees: dict[str, FeeRow] = field(default_factory=dict)  # by feedetl_sn
+
+
+@dataclass
+class StoredSettlement:
+    setl_id: str
+    mdtrt_id: str
+    msgid: str
+    hospital_code: str
+    person_ref: str
+    person_id_masked: str
+    home_pool: str
+    treatment_pool: str
+    policy_year: int
+    business_date: date
+    settled_at: datetime
+    medfee_sumamt_fen: int
+    hifp_pay_fen: int
+    hifmi_pay_fen: int
+    maf_pay_fen: int
+    psn_part_amt_fen: int
+    accumulators_delta: dict[str, int]
+    output: dict[str, Any]
+    status: str = "SETTLED"  # or REVERSED
+    reversed_at: datetime | None = None
+    reversal_msgid: str | None = None
+
+
+@dataclass(frozen=True)
+class NewClaim:
+    """A msgid to claim: the first request with it decides, later ones get its answer."""
+
+    hospital_code: str
+    msgid: str
+    infno: str
+    request_sha256: str
+
+
+@dataclass(frozen=True)
+class StoredAnswer:
+    request_sha256: str
+    status_code: int  # UNANSWERED or ANSWERED
+    response: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Loaded:
+    claimed: set[Key]
+    visits: dict[str, Visit]
+    settlements: dict[str, StoredSettlement]
+
+
+@dataclass(frozen=True)
+class StandingSettlement:
+    setl_id: str
+    medfee_sumamt_fen: int
+    fund_pay_sumamt_fen: int
+
+
+@dataclass
+class Changes:
+    """What a group decided, as final states (the order of the requests is already applied)."""
+
+    new_visits: list[Visit] = field(default_factory=list)
+    changed_visits: list[Visit] = field(default_factory=list)  # status and endtime
+    upserted_fees: list[FeeRow] = field(default_factory=list)
+    deleted_fees: list[tuple[str, str]] = field(default_factory=list)  # (mdtrt_id, feedetl_sn)
+    new_settlements: list[StoredSettlement] = field(default_factory=list)
+    reversed_settlements: list[StoredSettlement] = field(default_factory=list)
+    accumulators: list[tuple[str, Accumulators]] = field(default_factory=list)  # (person_ref, values)
+    outbox: list[tuple[str, bytes]] = field(default_factory=list)  # (message key, Avro payload), in order
+    answers: list[tuple[Key, dict[str, Any]]] = field(default_factory=list)
+    forgotten: list[Key] = field(default_factory=list)  # claims released unanswered (hub not ready)
+
+
+class Transaction(ABC):
+    @abstractmethod
+    def load(self, claims: Sequence[NewClaim], visit_ids: Sequence[str], setl_ids: Sequence[str]) -> Loaded:
+        """Claim the msgids not claimed before; lock and return the visits named (and those of
+        the settlements named) with their fee lines, and the settlements named."""
+
+    @abstractmethod
+    def accumulators(self, lock: Sequence[PersonYear], read: Sequence[PersonYear]) -> dict[PersonYear, Accumulators]:
+        """The person-years in `lock` created if need be and locked to the end of the
+        transaction; those only in `read` as they stand (zero if absent), nothing written."""
+
+    @abstractmethod
+    def write(self, changes: Changes) -> None:
+        """Queue every change; they are committed when the transaction ends without error."""
+
+
+class Repository(ABC):
+    @abstractmethod
+    def transaction(self) -> contextlib.AbstractContextManager[Transaction]:
+        """One group's transaction: committed on a clean exit, rolled back on an exception."""
+
+    @abstractmethod
+    def answers(self, keys: Sequence[Key]) -> dict[Key, StoredAnswer]:
+        """The remembered requests (for a replay); keys never claimed are left out."""
+
+    @abstractmethod
+    def standing_settlements(self, hospital_code: str, begin: date, end: date) -> list[StandingSettlement]:
+        """The hospital's settlements standing (settled, not reversed) with a business date in [begin, end]."""
+
+
+# ---------------------------------------------------------------------------- PostgreSQL
+
+_VISIT_COLUMNS = ("mdtrt_id, hospital_code, person_ref, person_id_masked, med_type, insutype, begntime, status,"
+                  " endtime, accident_injury")
+_SETTLEMENT_COLUMNS = ("setl_id, mdtrt_id, msgid, hospital_code, person_ref, person_id_masked, home_pool,"
+                       " treatment_pool, policy_year, business_date, settled_at, medfee_sumamt_fen, hifp_pay_fen,"
+                       " hifmi_pay_fen, maf_pay_fen, psn_part_amt_fen, accumulators_delta, output, status,"
+                       " reversed_at, reversal_msgid")
+_FIELDS = ", ".join(ACCUMULATOR_FIELDS)
+
+
+def _values(rows: Sequence[tuple], row_sql: str) -> tuple[str, list]:
+    """Multi-row VALUES: the SQL (`row_sql` once per row, parenthesised) and the flat parameters."""
+    return ", ".join([f"({row_sql})"] * len(rows)), [value for row in rows for value in row]
+
+
+def _orjson_dumps(obj: Any) -> str:
+    return orjson.dumps(obj).decode()
+
+
+class PostgresTransaction(Transaction):
+    """Statements in pipeline mode: reads go in one round trip, writes go with the commit.
+
+    Every write is one statement per table over multi-row VALUES (the planner knows the row
+    count; psycopg binds each value in C). Row-by-row executemany would cost a socket wait, with
+    its GIL hand-off, per row; arrays (unnest) cost psycopg's Python array dumping."""
+
+    def __init__(self, conn: psycopg.Connection):
+        self.conn = conn
+
+    def load(self, claims: Sequence[NewClaim], visit_ids: Sequence[str], setl_ids: Sequence[str]) -> Loaded:
+        conn = self.conn
+        claim = conn.cursor()
+        if claims:  # in key order: every group takes its locks in one order
+            rows, params = _values([(c.hospital_code, c.msgid, c.infno, c.request_sha256)
+                                    for c in sorted(claims, key=lambda c: (c.hospital_code, c.msgid))],
+                                   "%s, %s, %s, %s, 0, '{}'")
+            claim.execute("insert into requests (hospital_code, msgid, infno, request_sha256, status_code, response)"
+                          f" values {rows} on conflict do nothing returning hospital_code, msgid", params)
+        visit_ids, setl_ids = sorted(set(visit_ids)), sorted(set(setl_ids))
+        # Visits locked, then their fee lines, then settlements: each statement led by its primary
+        # key (a join may be planned as a scan of every fee line on stale statistics).
+        visits, fees, settlements = conn.cursor(), conn.cursor(), conn.cursor()
+        named = "mdtrt_id = any(%(v)s) or mdtrt_id in (select mdtrt_id from settlements where setl_id = any(%(s)s))"
+        visits.execute(f"select {_VISIT_COLUMNS} from visits where {named} order by mdtrt_id for update",
+                       {"v": visit_ids, "s": setl_ids})
+        fees.execute(f"select mdtrt_id, feedetl_sn, med_list_codg, cnt, pric_fen, amount_fen from fee_details"
+                     f" where {named} order by mdtrt_id, feedetl_sn", {"v": visit_ids, "s": setl_ids})
+        if setl_ids:
+            settlements.execute(f"select {_SETTLEMENT_COLUMNS} from settlements where setl_id = any(%s)"
+                                " order by setl_id for update", (setl_ids,))
+        claimed = {(r.hospital_code, r.msgid) for r in claim.fetchall()} if claims else set()
+        found = {r.mdtrt_id: Visit(*r) for r in visits.fetchall()}
+        for r in fees.fetchall():
+            if r.mdtrt_id in found:
+                found[r.mdtrt_id].fees[r.feedetl_sn] = FeeRow(*r)
+        stored = {r.setl_id: StoredSettlement(*r) for r in settlements.fetchall()} if setl_ids else {}
+        return Loaded(claimed, found, stored)
+
+    def accumulators(self, lock: Sequence[PersonYear], read: Sequence[PersonYear]) -> dict[PersonYear, Accumulators]:
+        lock = sorted(set(lock))
+        read = sorted(set(read) - set(lock))
+        locked, plain = self.conn.cursor(), self.conn.cursor()
+        if lock:
+            # Creates each person-year row if needed and locks it to the end of the transaction, in
+            # one statement and one (sorted) order: concurrent settlements of a person queue here.
+            values, params = _values(lock, "%s, %s")
+            locked.execute(f"insert into accumulators (person_ref, policy_year) values {values}"
+                           " on conflict (person_ref, policy_year) do update set person_ref = excluded.person_ref"
+                           f" returning person_ref, policy_year, {_FIELDS}", params)
+        if read:
+            plain.execute(f"select person_ref, policy_year, {_FIELDS} from accumulators where (person_ref, policy_year)"
+                          " in (select * from unnest(%s::text[], %s::int[]))", ([k[0] for k in read], [k[1] for k in read]))
+        found = {}
+        for row in [*(locked.fetchall() if lock else ()), *(plain.fetchall() if read else ())]:
+            found[(row.person_ref, row.policy_year)] = Accumulators(row.policy_year, *row[2:])
+        for ref, year in [*lock, *read]:
+            found.setdefault((ref, year), Accumulators(year))
+        return found
+
+    def write(self, c: Changes) -> None:
+        execute = self.conn.execute
+        if c.new_visits:
+            values, params = _values([(v.mdtrt_id, v.hospital_code, v.person_ref, v.person_id_masked, v.med_type,
+                                       v.insutype, v.begntime, v.status, v.endtime, v.accident_injury)
+                                      for v in c.new_visits], "%s, %s, %s, %s, %s, %s, %s::date, %s, %s::date, %s")
+            execute(f"insert into visits ({_VISIT_COLUMNS}) values {values}", params)
+        if c.deleted_fees:
+            values, params = _values(c.deleted_fees, "%s::text, %s::text")
+            execute(f"delete from fee_details f using (values {values}) as d(mdtrt_id, feedetl_sn)"
+                    " where f.mdtrt_id = d.mdtrt_id and f.feedetl_sn = d.feedetl_sn", params)
+        if c.upserted_fees:
+            values, params = _values([(f.mdtrt_id, f.feedetl_sn, f.med_list_codg, f.cnt, f.pric_fen, f.amount_fen)
+                                      for f in c.upserted_fees], "%s, %s, %s, %s, %s, %s")
+            execute(f"insert into fee_details (mdtrt_id, feedetl_sn, med_list_codg, cnt, pric_fen, amount_fen)"
+                    f" values {values} on conflict (mdtrt_id, feedetl_sn) do update set"
+                    " med_list_codg = excluded.med_list_codg, cnt = excluded.cnt, pric_fen = excluded.pric_fen,"
+                    " amount_fen = excluded.amount_fen", params)
+        if c.changed_visits:
+            values, params = _values([(v.mdtrt_id, v.status, v.endtime) for v in c.changed_visits],
+                                     "%s::text, %s::text, %s::date")
+            execute(f"update visits v set status = d.status, endtime = d.endtime from (values {values})"
+                    " as d(mdtrt_id, status, endtime) where v.mdtrt_id = d.mdtrt_id", params)
+        if c.reversed_settlements:  # before the inserts: a visit reversed and settled anew in one group
+            values, params = _values([(s.setl_id, s.reversed_at, s.reversal_msgid) for s in c.reversed_settlements],
+                                     "%s::text, %s::timestamptz, %s::text")
+            execute(f"update settlements s set status = 'REVERSED', reversed_at = d.reversed_at,"
+                    f" reversal_msgid = d.reversal_msgid from (values {values}) as d(setl_id, reversed_at, reversal_msgid)"
+                    " where s.setl_id = d.setl_id", params)
+        if c.new_settlements:
+            values, params = _values([(s.setl_id, s.mdtrt_id, s.msgid, s.hospital_code, s.person_ref,
+                                       s.person_id_masked, s.home_pool, s.treatment_pool, s.policy_year,
+                                       s.business_date, s.settled_at, s.medfee_sumamt_fen, s.hifp_pay_fen,
+                                       s.hifmi_pay_fen, s.maf_pay_fen, s.psn_part_amt_fen,
+                                       Jsonb(s.accumulators_delta), Jsonb(s.output), s.status, s.reversed_at,
+                                       s.reversal_msgid) for s in c.new_settlements], ", ".join(["%s"] * 21))
+            execute(f"insert into settlements ({_SETTLEMENT_COLUMNS}) values {values}", params)
+        if c.accumulators:
+            values, params = _values([(ref, a.year, *(getattr(a, f) for f in ACCUMULATOR_FIELDS))
+                                      for ref, a in c.accumulators],
+                                     "%s::text, %s::int" + ", %s::bigint" * len(ACCUMULATOR_FIELDS))
+            execute("update accumulators a set " + ", ".join(f"{f} = d.{f}" for f in ACCUMULATOR_FIELDS)
+                    + f" from (values {values}) as d(person_ref, policy_year, {_FIELDS})"
+                    " where a.person_ref = d.person_ref and a.policy_year = d.policy_year", params)
+        if c.outbox:  # ids follow the order of decision
+            values, params = _values([(SETTLEMENT_EVENTS.name, key, payload) for key, payload in c.outbox],
+                                     "%s, %s, %s")
+            execute(f"insert into outbox (topic, message_key, payload) values {values}", params)
+        if c.answers:
+            values, params = _values([(*key, ANSWERED, Jsonb(body)) for key, body in c.answers],
+                                     "%s::text, %s::text, %s::int, %s::jsonb")
+            execute("update requests r set status_code = d.status_code, response = d.response"
+                    f" from (values {values}) as d(hospital_code, msgid, status_code, response)"
+                    " where r.hospital_code = d.hospital_code and r.msgid = d.msgid", params)
+        if c.forgotten:
+            values, params = _values(c.forgotten, "%s::text, %s::text")
+            execute(f"delete from requests r using (values {values}) as d(hospital_code, msgid)"
+                    " where r.hospital_code = d.hospital_code and r.msgid = d.msgid", params)
+
+
+class PostgresRepository(Repository):
+    """Each thread has its own connection (no pool checkout; statements stay prepared)."""
+
+    def __init__(self, dsn: str):
+        self._dsn = dsn
+        self._local = threading.local()
+
+    def _connection(self) -> psycopg.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None or conn.closed:
+            conn = psycopg.connect(self._dsn, autocommit=True, row_factory=namedtuple_row)
+            set_json_dumps(_orjson_dumps, conn)
+            self._local.conn = conn
+        return conn
+
+    def _drop_connection(self) -> None:
+        conn, self._local.conn = getattr(self._local, "conn", None), None
+        if conn is not None:
+            conn.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        conn = self._connection()
+        try:
+            with conn.pipeline(), conn.transaction():
+                yield PostgresTransaction(conn)
+        except BaseException:
+            self._drop_connection()  # whatever state it is in, the next transaction starts clean
+            raise
+
+    def answers(self, keys: Sequence[Key]) -> dict[Key, StoredAnswer]:
+        if not keys:
+            return {}
+        try:
+            rows = self._connection().execute(
+                "select hospital_code, msgid, request_sha256, status_code, response from requests"
+                " where (hospital_code, msgid) in (select * from unnest(%s::text[], %s::text[]))",
+                ([k[0] for k in keys], [k[1] for k in keys])).fetchall()
+        except BaseException:
+            self._drop_connection()
+            raise
+        return {(r.hospital_code, r.msgid): StoredAnswer(r.request_sha256, r.status_code, r.response) for r in rows}
+
+    def standing_settlements(self, hospital_code: str, begin: date, end: date) -> list[StandingSettlement]:
+        try:
+            rows = self._connection().execute(
+                "select setl_id, medfee_sumamt_fen, hifp_pay_fen + hifmi_pay_fen + maf_pay_fen from settlements"
+                " where hospital_code = %s and status = 'SETTLED' and business_date between %s and %s",
+                (hospital_code, begin, end)).fetchall()
+        except BaseException:
+            self._drop_connection()
+            raise
+        return [StandingSettlement(*r) for r in rows]
+
+    def close(self) -> None:
+        self._drop_connection()

@@ -1,0 +1,312 @@
+"""The hospital interface's transactions (DESIGN.md 2.1), each decided once, in memory, against
+its group's `Batch`: open and cancel a visit, upload and cancel fee lines, pre-settle, settle,
+reverse. Every one checks everything before it changes anything, so a refusal leaves nothing
+behind but its remembered answer.
+
+A group is read in two steps before any request is decided: what the requests name (`names`,
+from their input alone), then what those rows lead to (`touches`: the people and the
+person-years). Both are best-effort: a request whose input is wrong names nothing and is
+refused when it is decided.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Callable, Mapping
+
+from hub.messaging import AvroCodec
+from hub.settlement.adapters.repository import FeeRow, Loaded, PersonYear, StoredSettlement, Visit
+from hub.settlement.domain.model import ACCUMULATOR_FIELDS, Accumulators, Claim, FeeLine, Person
+from hub.settlement.domain.money import AmountError, yuan_to_fen
+from hub.settlement.domain.refusals import Refusal, RefusalCode
+from hub.settlement.service_layer import convention
+from hub.settlement.service_layer.batch import Batch
+from hub.settlement.service_layer.envelope import (
+    CANCEL_FEES,
+    CANCEL_VISIT,
+    OPEN_VISIT,
+    PRE_SETTLE,
+    REVERSE,
+    SETTLE,
+    SHANGHAI,
+    UPLOAD_FEES,
+    Answer,
+    Request,
+    data_of,
+    not_ready,
+)
+from hub.settlement.service_layer.events import settlement_completed_event, settlement_reversed_event
+from hub.settlement.service_layer.identity import Hospital, mask_person_id, person_ref
+from hub.settlement.service_layer.people import person_from_registration
+from hub.settlement.service_layer.pricing import ReferenceCache, price_claim
+from hub.settlement.service_layer.reasons import Why, reason_of
+
+INPATIENT_MED_TYPES = frozenset({"21"})  # 2401 admits
+OUTPATIENT_MED_TYPES = frozenset({"11", "13", "14"})  # 2201 registers an outpatient or emergency visit
+MAX_FEE_LINES_PER_UPLOAD = 2_000
+
+
+@dataclass
+class Touches:
+    """What a group's requests need beyond the rows they name."""
+
+    people: set[str] = field(default_factory=set)  # person_refs whose registration is read
+    lock: set[PersonYear] = field(default_factory=set)  # accumulators changed: locked
+    read: set[PersonYear] = field(default_factory=set)  # accumulators only looked at
+
+
+class Transactions:
+    def __init__(self, codec: AvroCodec, reference: ReferenceCache, person_key: bytes,
+                 read_model_ready: Callable[[], bool], limits: convention.Limits = convention.DEFAULT_LIMITS):
+        self.codec = codec
+        self.reference = reference
+        self.person_key = person_key
+        self.read_model_ready = read_model_ready
+        self.limits = limits
+
+    # ------------------------------------------------------------------ what a group reads
+
+    def names(self, request: Request) -> tuple[str | None, str | None]:
+        """The visit and the settlement a request names in its input (None where it names none)."""
+        payload = request.payload
+        if request.infno in UPLOAD_FEES:
+            lines = payload.get("feedetail")
+            first = lines[0] if isinstance(lines, list) and lines else None
+            return (_text(first.get("mdtrt_id")) if isinstance(first, dict) else None), None
+        data = payload.get("data")
+        if not isinstance(data, dict):
+            return None, None
+        if request.infno in REVERSE:
+            return None, _text(data.get("setl_id"))
+        if request.infno in OPEN_VISIT:
+            return None, None
+        return _text(data.get("mdtrt_id")), None
+
+    def touches(self, request: Request, loaded: Loaded, into: Touches) -> None:
+        """Add the people and person-years the request will read or change, as far as they can
+        be told from its input and the rows loaded."""
+        infno, data = request.infno, request.payload.get("data")
+        data = data if isinstance(data, dict) else {}
+        if infno in OPEN_VISIT:
+            mdtrt = request.payload.get("mdtrtinfo")
+            psn_no = (mdtrt if isinstance(mdtrt, dict) else data).get("psn_no")
+            if isinstance(psn_no, str):
+                into.people.add(person_ref(self.person_key, psn_no))
+        elif infno in SETTLE | PRE_SETTLE:
+            visit = loaded.visits.get(_text(data.get("mdtrt_id")) or "")
+            if visit is not None:
+                end_day = _end_day(data, visit) or visit.begntime
+                into.people.add(visit.person_ref)
+                (into.lock if infno in SETTLE else into.read).add((visit.person_ref, end_day.year))
+        elif infno in REVERSE:
+            settlement = loaded.settlements.get(_text(data.get("setl_id")) or "")
+            if settlement is not None:
+                into.lock.add((settlement.person_ref, settlement.policy_year))
+
+    # ------------------------------------------------------------------ deciding
+
+    def decide(self, batch: Batch, request: Request) -> dict[str, Any]:
+        """The transaction's output, its changes made to `batch`; or an Answer raised before any."""
+        infno = request.infno
+        try:
+            if infno in SETTLE:
+                return self.settle(batch, request)
+            if infno in PRE_SETTLE:
+                return self.preview(batch, request)
+            if infno in UPLOAD_FEES:
+                return self.upload_fees(batch, request)
+            if infno in OPEN_VISIT:
+                return self.open_visit(batch, request)
+            if infno in CANCEL_FEES:
+                return self.cancel_fees(batch, request)
+            if infno in CANCEL_VISIT:
+                return self.cancel_visit(batch, request)
+            if infno in REVERSE:
+                return self.reverse(batch, request)
+        except convention.ConventionError as exc:
+            raise Answer(reason_of(exc.code), exc.message) from None
+        raise AssertionError(f"infno {infno} is not decided in a group")
+
+    def open_visit(self, batch: Batch, request: Request) -> dict:
+        hospital, infno = request.hospital, request.infno
+        data = data_of(request.payload, "mdtrtinfo") or data_of(request.payload, "data")
+        med_type = str(data.get("med_type", "21" if infno == "2401" else "11"))
+        allowed = INPATIENT_MED_TYPES if infno == "2401" else OUTPATIENT_MED_TYPES
+        if med_type not in allowed:
+            raise Answer(Why.INVALID_FIELD, f"med_type {med_type!r}: {infno} opens "
+                         f"{'a stay' if infno == '2401' else 'an outpatient visit'}, one of {', '.join(sorted(allowed))}")
+        begn = convention.parse_day(data.get("begntime"))
+        if begn is None:
+            raise Answer(Why.INVALID_FIELD, "begntime: yyyy-MM-dd HH:mm:ss")
+        psn_no = data.get("psn_no")
+        if not isinstance(psn_no, str) or not 1 <= len(psn_no) <= self.limits.max_code_length:
+            raise Answer(Why.INVALID_FIELD, "psn_no: the person's number or id")
+        ref, masked = person_ref(self.person_key, psn_no), mask_person_id(psn_no)
+        person = self.person(batch.registrations, ref, begn)
+        insutype = str(data.get("insutype") or convention.INSUTYPE_CODES[person.insurance_type])
+        mdtrt_id = f"M{hospital.code}{uuid.uuid4().hex[:16].upper()}"
+        batch.add_visit(Visit(mdtrt_id, hospital.code, ref, masked, med_type, insutype, begn, "OPEN",
+                              accident_injury=data.get("accident_injury") in (True, "1", 1, "true")))
+        return {"result": {"mdtrt_id": mdtrt_id, "psn_no": masked}}
+
+    def cancel_visit(self, batch: Batch, request: Request) -> dict:
+        visit = self.own_visit(batch, request.hospital, data_of(request.payload).get("mdtrt_id"))
+        if visit.status == "SETTLED":
+            raise Answer(Why.VISIT_ALREADY_SETTLED, "reverse the settlement before cancelling the visit")
+        batch.set_visit_status(visit, "CANCELLED")
+        return {"result": {"mdtrt_id": visit.mdtrt_id, "status": "CANCELLED"}}
+
+    def upload_fees(self, batch: Batch, request: Request) -> dict:
+        lines = request.payload.get("feedetail")
+        if not isinstance(lines, list) or not 1 <= len(lines) <= MAX_FEE_LINES_PER_UPLOAD:
+            raise Answer(Why.INVALID_FIELD, f"feedetail: 1 to {MAX_FEE_LINES_PER_UPLOAD} fee lines")
+        ids = {_text(l.get("mdtrt_id")) if isinstance(l, dict) else None for l in lines}
+        if len(ids) != 1 or None in ids:
+            raise Answer(Why.INVALID_FIELD, "feedetail: every line names the same mdtrt_id (a string)")
+        checked = convention.fee_lines(lines, self.limits)
+        visit = self.own_visit(batch, request.hospital, ids.pop())
+        if visit.status != "OPEN":
+            raise Answer(Why.VISIT_NOT_OPEN, f"visit is {visit.status}")
+        result = []
+        for n, f in enumerate(checked):
+            sn = f.feedetl_sn or str(n + 1)
+            batch.put_fee(FeeRow(visit.mdtrt_id, sn, f.med_list_codg, f.cnt, f.pric_fen, f.amount_fen))
+            result.append({"feedetl_sn": sn, "det_item_fee_sumamt": convention.fen_to_yuan(f.amount_fen)})
+        return {"result": result}
+
+    def cancel_fees(self, batch: Batch, request: Request) -> dict:
+        data = data_of(request.payload)
+        visit = self.own_visit(batch, request.hospital, data.get("mdtrt_id"))
+        if visit.status != "OPEN":
+            raise Answer(Why.VISIT_NOT_OPEN, f"visit is {visit.status}")
+        sn = str(data.get("feedetl_sn", "0000"))
+        chosen = list(visit.fees) if sn == "0000" else [sn]  # "0000": the convention's "all lines"
+        deleted = sum(batch.delete_fee(visit.mdtrt_id, s) for s in chosen)
+        return {"result": {"mdtrt_id": visit.mdtrt_id, "cancelled_lines": deleted}}
+
+    def preview(self, batch: Batch, request: Request) -> dict:
+        """Pre-settlement (2206/2303): the settlement as it would be now; nothing changes."""
+        visit, claim, person, key = self._priceable(batch, request)
+        return convention.settlement_output(self.price(claim, person, batch.accumulators(key)), claim)
+
+    def settle(self, batch: Batch, request: Request) -> dict:
+        visit, claim, person, key = self._priceable(batch, request)
+        result = self.price(claim, person, batch.accumulators(key))
+        hospital, now, msgid = request.hospital, request.now, request.msgid
+        output = convention.settlement_output(result, claim)
+        setl_id = f"S{hospital.code}{uuid.uuid4().hex[:16].upper()}"
+        output["setlinfo"] = {"setl_id": setl_id, "mdtrt_id": visit.mdtrt_id, **output["setlinfo"]}
+        business_date = now.astimezone(SHANGHAI).date()
+        delta = result.accumulators_delta
+        batch.set_accumulators(key, batch.accumulators(key).plus(delta))
+        batch.set_visit_status(visit, "SETTLED", claim.discharge_date)
+        batch.add_settlement(StoredSettlement(
+            setl_id, visit.mdtrt_id, msgid, hospital.code, visit.person_ref, visit.person_id_masked,
+            person.home_pool, hospital.pool, key[1], business_date, now, result.medfee_sumamt, result.hifp_pay,
+            result.hifmi_pay, result.maf_pay, result.psn_part_amt,
+            {f: getattr(delta, f) for f in ACCUMULATOR_FIELDS}, {"setlinfo": output["setlinfo"]}))
+        event = settlement_completed_event(result, claim, person, hospital, visit, setl_id, msgid, business_date, now)
+        batch.emit(person.home_pool, self.codec.encode("SettlementCompleted", event, check=False))
+        return output
+
+    def reverse(self, batch: Batch, request: Request) -> dict:
+        hospital, now = request.hospital, request.now
+        setl_id = data_of(request.payload).get("setl_id")
+        if not isinstance(setl_id, str):
+            raise Answer(Why.INVALID_FIELD, "setl_id: the settlement to reverse")
+        row = batch.settlement(setl_id)
+        if row is None:
+            raise Answer(Why.SETTLEMENT_NOT_FOUND, f"no settlement {setl_id}")
+        if row.hospital_code != hospital.code:
+            raise Answer(Why.SETTLEMENT_OF_ANOTHER_HOSPITAL, "a hospital reverses only its own settlements")
+        if row.status == "REVERSED":
+            raise Answer(Why.SETTLEMENT_ALREADY_REVERSED, f"{setl_id} was reversed at {row.reversed_at.isoformat()}")
+        key = (row.person_ref, row.policy_year)
+        delta = Accumulators(year=row.policy_year, **row.accumulators_delta)
+        batch.set_accumulators(key, batch.accumulators(key).plus(delta, sign=-1))
+        batch.reverse_settlement(row, now, request.msgid)
+        # The visit is open again: the hospital may correct the fee details and settle anew.
+        batch.set_visit_status(batch.visits[row.mdtrt_id], "OPEN")
+        reversal_id = f"R{hospital.code}{uuid.uuid4().hex[:16].upper()}"
+        event = settlement_reversed_event(row, reversal_id, request.msgid, hospital,
+                                          now.astimezone(SHANGHAI).date(), now)
+        batch.emit(row.home_pool, self.codec.encode("SettlementReversed", event))
+        return {"setlinfo": {**row.output["setlinfo"], "setl_id": setl_id, "reversal_id": reversal_id,
+                             "status": "REVERSED"}}
+
+    # ------------------------------------------------------------------ shared steps
+
+    def own_visit(self, batch: Batch, hospital: Hospital, mdtrt_id: Any) -> Visit:
+        """The visit, if it exists and belongs to the asking hospital; else the answer why not."""
+        if not isinstance(mdtrt_id, str):
+            raise Answer(Why.INVALID_FIELD, "mdtrt_id: the visit id the hub returned")
+        visit = batch.visit(mdtrt_id)
+        if visit is None:
+            raise Answer(Why.VISIT_NOT_FOUND, f"no visit {mdtrt_id}")
+        if visit.hospital_code != hospital.code:
+            raise Answer(Why.VISIT_OF_ANOTHER_HOSPITAL, "this visit belongs to another hospital")
+        return visit
+
+    def _priceable(self, batch: Batch, request: Request) -> tuple[Visit, Claim, Person, PersonYear]:
+        """An open visit of the hospital's, its claim, the person and the person-year to price against."""
+        data = data_of(request.payload)
+        visit = self.own_visit(batch, request.hospital, data.get("mdtrt_id"))
+        if visit.status != "OPEN":
+            raise Answer(Why.VISIT_ALREADY_SETTLED if visit.status == "SETTLED" else Why.VISIT_NOT_OPEN,
+                         f"visit is {visit.status}")
+        claim = self.claim(request.hospital, visit, data)
+        person = self.person(batch.registrations, visit.person_ref, claim.service_date)
+        return visit, claim, person, (visit.person_ref, claim.service_date.year)
+
+    def claim(self, hospital: Hospital, visit: Visit, data: dict) -> Claim:
+        """The visit's claim: its fee lines (in feedetl_sn order), checked once more as a bill."""
+        if not visit.fees:
+            raise Answer(RefusalCode.CLAIM_INVALID, "no fee details uploaded for this visit")
+        end_day = _end_day(data, visit)
+        if end_day is None or end_day < visit.begntime:
+            raise Answer(Why.INVALID_FIELD, "endtime: yyyy-MM-dd HH:mm:ss, not before the visit began")
+        lines = tuple(FeeLine(n, f.med_list_codg, f.cnt, f.pric_fen, f.amount_fen)
+                      for n, f in enumerate((visit.fees[sn] for sn in sorted(visit.fees)), 1))
+        total = sum(l.amount_fen for l in lines)
+        if total > self.limits.max_bill_fen:  # uploads add up across calls
+            raise Answer(Why.AMOUNT_TOO_LARGE, "the visit's fee lines add up to more than "
+                                               f"{convention.fen_to_yuan(self.limits.max_bill_fen)} yuan")
+        claimed = data.get("medfee_sumamt")
+        if claimed is not None:
+            try:
+                if yuan_to_fen(claimed, "medfee_sumamt") != total:
+                    raise Answer(Why.AMOUNT_MISMATCH, "medfee_sumamt is not the sum of the uploaded fee details")
+            except AmountError as exc:
+                raise Answer(Why.INVALID_AMOUNT, str(exc)) from None
+        return Claim(convention.MED_TYPES[visit.med_type], hospital.level, hospital.pool, visit.begntime, end_day,
+                     lines, visit.accident_injury)
+
+    def person(self, registrations: Mapping[str, bytes], ref: str, day: date) -> Person:
+        """The enrolled person from the read model's bytes — or why not: not enrolled, or the read
+        model is rebuilding (then nothing is decided, and nothing remembered)."""
+        raw = registrations.get(ref)
+        person = person_from_registration(self.codec.decode(raw).value, day) if raw else None
+        if person is None:
+            if not self.read_model_ready():
+                raise not_ready()
+            raise Answer(RefusalCode.PERSON_NOT_ENROLLED, "the hub has no enrolment for this person")
+        return person
+
+    def price(self, claim: Claim, person: Person, accumulators: Accumulators):
+        policies, catalogues = self.reference.current()
+        result = price_claim(claim, person, policies, catalogues, accumulators)
+        if isinstance(result, Refusal):
+            raise Answer(result.reason, result.detail)
+        return result
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _end_day(data: dict, visit: Visit) -> date | None:
+    """The bill's last day: the input's endtime (or enddate), else the day the visit began."""
+    end = data.get("endtime") or data.get("enddate")
+    return convention.parse_day(end) if end else visit.begntime

@@ -1,0 +1,148 @@
+"""In-memory stand-ins for the settle service's adapters, for unit tests of its handlers: the
+repository (same interface as PostgresRepository, transactions that roll back on an exception)
+and the read model (registrations, policies, catalogues)."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from typing import Iterator, Sequence
+
+from hub.messaging import AvroCodec
+from hub.reference.catalogue import Catalogue
+from hub.reference.policy import Policy
+from hub.settlement.adapters.repository import (
+    UNANSWERED,
+    ANSWERED,
+    Changes,
+    Key,
+    Loaded,
+    NewClaim,
+    PersonYear,
+    Repository,
+    StandingSettlement,
+    StoredAnswer,
+    StoredSettlement,
+    Transaction,
+    Visit,
+)
+from hub.settlement.domain.model import Accumulators
+from hub.settlement.service_layer.identity import person_ref
+
+
+@dataclass
+class Tables:
+    requests: dict[Key, StoredAnswer] = field(default_factory=dict)
+    visits: dict[str, Visit] = field(default_factory=dict)
+    settlements: dict[str, StoredSettlement] = field(default_factory=dict)
+    accumulators: dict[PersonYear, Accumulators] = field(default_factory=dict)
+    outbox: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+class FakeTransaction(Transaction):
+    def __init__(self, tables: Tables):
+        self.tables = tables
+
+    def load(self, claims: Sequence[NewClaim], visit_ids: Sequence[str], setl_ids: Sequence[str]) -> Loaded:
+        t = self.tables
+        claimed = set()
+        for c in claims:
+            key = (c.hospital_code, c.msgid)
+            if key not in t.requests:
+                t.requests[key] = StoredAnswer(c.request_sha256, UNANSWERED, {})
+                claimed.add(key)
+        settlements = {s: copy.deepcopy(t.settlements[s]) for s in setl_ids if s in t.settlements}
+        wanted = set(visit_ids) | {s.mdtrt_id for s in settlements.values()}
+        visits = {v: copy.deepcopy(t.visits[v]) for v in wanted if v in t.visits}
+        return Loaded(claimed, visits, settlements)
+
+    def accumulators(self, lock: Sequence[PersonYear], read: Sequence[PersonYear]) -> dict[PersonYear, Accumulators]:
+        for key in lock:
+            self.tables.accumulators.setdefault(key, Accumulators(key[1]))
+        return {key: self.tables.accumulators.get(key, Accumulators(key[1])) for key in [*lock, *read]}
+
+    def write(self, c: Changes) -> None:
+        t = self.tables
+        for v in [*c.new_visits, *c.changed_visits]:
+            fees = t.visits[v.mdtrt_id].fees if v.mdtrt_id in t.visits else {}
+            t.visits[v.mdtrt_id] = copy.deepcopy(v)
+            t.visits[v.mdtrt_id].fees = fees
+        for mdtrt_id, sn in c.deleted_fees:
+            t.visits[mdtrt_id].fees.pop(sn, None)
+        for f in c.upserted_fees:
+            t.visits[f.mdtrt_id].fees[f.feedetl_sn] = copy.deepcopy(f)
+        for s in [*c.reversed_settlements, *c.new_settlements]:
+            t.settlements[s.setl_id] = copy.deepcopy(s)
+        for ref, a in c.accumulators:
+            t.accumulators[(ref, a.year)] = a
+        t.outbox.extend(c.outbox)
+        for key, body in c.answers:
+            t.requests[key] = StoredAnswer(t.requests[key].request_sha256, ANSWERED, body)
+        for key in c.forgotten:
+            del t.requests[key]
+
+
+class FakeRepository(Repository):
+    def __init__(self):
+        self.tables = Tables()
+        self.fail_next: Exception | None = None  # the next transaction raises this when it ends
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        working = copy.deepcopy(self.tables)
+        yield FakeTransaction(working)
+        if self.fail_next is not None:
+            exc, self.fail_next = self.fail_next, None
+            raise exc
+        self.tables = working
+
+    def answers(self, keys: Sequence[Key]) -> dict[Key, StoredAnswer]:
+        return {k: self.tables.requests[k] for k in keys if k in self.tables.requests}
+
+    def standing_settlements(self, hospital_code: str, begin: date, end: date) -> list[StandingSettlement]:
+        return [StandingSettlement(s.setl_id, s.medfee_sumamt_fen, s.hifp_pay_fen + s.hifmi_pay_fen + s.maf_pay_fen)
+                for s in self.tables.settlements.values()
+                if s.hospital_code == hospital_code and s.status == "SETTLED" and begin <= s.business_date <= end]
+
+
+class FakeReadModel:
+    """What the service reads from Redis: readiness, registrations (Avro bytes), reference data."""
+
+    def __init__(self, codec: AvroCodec, policies: Sequence[Policy], catalogues: Sequence[Catalogue]):
+        self.codec = codec
+        self.is_ready = True
+        self.registrations: dict[str, bytes] = {}
+        self._policies, self._catalogues = list(policies), list(catalogues)
+
+    def enrol(self, person_key: bytes, psn_no: str, home_pool: str, insurance: str = "RESIDENT",
+              filings: list[dict] | None = None) -> str:
+        ref = person_ref(person_key, psn_no)
+        self.registrations[ref] = self.codec.encode("RegistrationChanged", {
+            "event_id": uuid.uuid4(), "event_time": datetime.now(timezone.utc), "producer": "tests",
+            "schema_version": 1, "person_ref": ref, "person_id_masked": psn_no[:4] + "****",
+            "home_pool": home_pool, "registration_version": 1, "change_kind": "ENROLLED",
+            "enrolment": {"insurance_type": insurance, "enrolled_from": date(2015, 1, 1), "enrolled_to": None,
+                          "benefits_from": date(2015, 1, 1), "special_populations": []},
+            "filings": filings or []})
+        return ref
+
+    def ready(self) -> bool:
+        return self.is_ready
+
+    def registration_bytes(self, ref: str) -> bytes | None:
+        return self.registrations.get(ref)
+
+    def registrations_bytes(self, refs: list[str]) -> dict[str, bytes]:
+        return {r: self.registrations[r] for r in refs if r in self.registrations}
+
+    def reference_stamp(self) -> int:
+        return 1
+
+    def policies(self) -> list[Policy]:
+        return self._policies
+
+    def catalogues(self) -> list[Catalogue]:
+        return self._catalogues

@@ -1,0 +1,293 @@
+"""The settle service's handlers against the fake repository: every transaction's path, every
+reason it can refuse with, and that a refusal writes nothing but its remembered answer."""
+
+from __future__ import annotations
+
+import copy
+from datetime import datetime, timezone
+
+import pytest
+
+from hub.messaging import AvroCodec, SchemaRegistry
+from hub.reference.policy import Level
+from hub.settlement.domain.model import Accumulators
+from hub.settlement.domain.money import yuan_to_fen
+from hub.settlement.domain.refusals import RefusalCode
+from hub.settlement.service_layer.convention import Limits
+from hub.settlement.service_layer.envelope import Request
+from hub.settlement.service_layer.handlers import SettlementService
+from hub.settlement.service_layer.identity import Hospital
+from hub.settlement.service_layer.reasons import Why
+
+from .builders import CATALOGUE, sample_policies
+from .fakes import FakeReadModel, FakeRepository
+
+KEY = b"unit-test-person-key"
+NOW = datetime(2026, 3, 12, 2, 0, tzinfo=timezone.utc)
+GZ = Hospital("H44010000001", "广州 test hospital", "440100", Level("3"), "x")
+OTHER = Hospital("H44010000002", "another 广州 hospital", "440100", Level("3"), "y")
+NOWHERE = Hospital("H99990000001", "a hospital in a pool with no catalogue", "999902", Level("2"), "z")
+PSN, STRANGER, UNPOLICIED = "360400199001011234", "360400199001019999", "999999199001011234"
+
+
+class Hub:
+    def __init__(self):
+        codec = AvroCodec(SchemaRegistry())
+        self.codec = codec
+        self.repo = FakeRepository()
+        self.read_model = FakeReadModel(codec, sample_policies(), [CATALOGUE])
+        self.read_model.enrol(KEY, PSN, "360400")
+        self.read_model.enrol(KEY, UNPOLICIED, "999999")
+        self.service = SettlementService(self.repo, self.read_model, codec, KEY, clock=lambda: NOW,
+                                         limits=Limits(max_lines=3))
+        self.n = 0
+
+    def call(self, infno: str, payload, hospital: Hospital = GZ, msgid: str | None = None, **envelope):
+        self.n += 1
+        return self.service.handle(hospital, {"infno": infno, "msgid": msgid or f"{hospital.code}-{self.n:04d}",
+                                              "input": payload, **envelope})
+
+    def ok(self, infno: str, payload, hospital: Hospital = GZ) -> dict:
+        reply = self.call(infno, payload, hospital)
+        assert reply.reason is None, reply.body
+        return reply.body["output"]
+
+    def open(self, hospital: Hospital = GZ, psn: str = PSN) -> str:
+        return self.ok("2401", {"mdtrtinfo": {"psn_no": psn, "med_type": "21", "begntime": "2026-03-10 08:00:00"}},
+                       hospital)["result"]["mdtrt_id"]
+
+    def upload(self, mdtrt_id: str, *lines: tuple[str, str, str], hospital: Hospital = GZ) -> None:
+        self.ok("2301", {"feedetail": [{"mdtrt_id": mdtrt_id, "med_list_codg": code, "cnt": cnt, "pric": price}
+                                       for code, cnt, price in lines]}, hospital)
+
+    def bill(self, *lines, hospital: Hospital = GZ, psn: str = PSN) -> str:
+        mdtrt_id = self.open(hospital, psn)
+        self.upload(mdtrt_id, *(lines or [("A", "2", "100.00")]), hospital=hospital)
+        return mdtrt_id
+
+    def settle(self, mdtrt_id: str, hospital: Hospital = GZ) -> dict:
+        return self.ok("2304", {"data": {"mdtrt_id": mdtrt_id, "endtime": "2026-03-12 10:00:00"}}, hospital)["setlinfo"]
+
+
+@pytest.fixture
+def hub() -> Hub:
+    return Hub()
+
+
+def test_a_whole_bill_open_upload_preview_settle_reverse(hub):
+    mdtrt_id = hub.bill(("A", "2", "1000.00"), ("C", "1", "50.00"))
+    preview = hub.ok("2303", {"data": {"mdtrt_id": mdtrt_id, "endtime": "2026-03-12 10:00:00"}})["setlinfo"]
+    assert hub.repo.tables.outbox == [] and hub.repo.tables.accumulators == {}  # a preview writes nothing
+    info = hub.settle(mdtrt_id)
+    assert {k: info[k] for k in preview} == preview  # settled as previewed
+    parts = sum(yuan_to_fen(info[k]) for k in ("hifp_pay", "hifmi_pay", "maf_pay", "psn_part_amt"))
+    assert parts == yuan_to_fen(info["medfee_sumamt"]) == 2050_00  # balances to the fen
+    tables = hub.repo.tables
+    assert tables.visits[mdtrt_id].status == "SETTLED"
+    (key, payload), = tables.outbox
+    event = hub.codec.decode(payload).value
+    assert (key, event["settlement_id"], event["hifp_pay_fen"]) == ("360400", info["setl_id"], yuan_to_fen(info["hifp_pay"]))
+    acc = next(iter(tables.accumulators.values()))
+    assert acc.admissions == 1 and acc.inpatient_fund_paid == yuan_to_fen(info["hifp_pay"])
+
+    reversed_ = hub.ok("2305", {"data": {"setl_id": info["setl_id"]}})["setlinfo"]
+    assert reversed_["status"] == "REVERSED"
+    assert tables is not hub.repo.tables  # each transaction committed a new state
+    tables = hub.repo.tables
+    assert tables.visits[mdtrt_id].status == "OPEN" and tables.settlements[info["setl_id"]].status == "REVERSED"
+    assert next(iter(tables.accumulators.values())).admissions == 0
+    assert [hub.codec.decode(p).record_name.rsplit(".", 1)[-1] for _, p in tables.outbox] == [
+        "SettlementCompleted", "SettlementReversed"]
+    assert hub.settle(mdtrt_id)["setl_id"] != info["setl_id"]  # settled anew after the reversal
+
+
+def test_fee_lines_upload_replace_and_cancel(hub):
+    mdtrt_id = hub.open()
+    hub.ok("2301", {"feedetail": [{"mdtrt_id": mdtrt_id, "feedetl_sn": "1", "med_list_codg": "A", "cnt": "1", "pric": "10"},
+                                  {"mdtrt_id": mdtrt_id, "feedetl_sn": "2", "med_list_codg": "A", "cnt": "1", "pric": "20"}]})
+    hub.ok("2301", {"feedetail": [{"mdtrt_id": mdtrt_id, "feedetl_sn": "2", "med_list_codg": "C", "cnt": "2", "pric": "5"}]})
+    fees = hub.repo.tables.visits[mdtrt_id].fees
+    assert {sn: (f.med_list_codg, f.amount_fen) for sn, f in fees.items()} == {"1": ("A", 1000), "2": ("C", 1000)}
+    assert hub.ok("2302", {"data": {"mdtrt_id": mdtrt_id, "feedetl_sn": "1"}})["result"]["cancelled_lines"] == 1
+    assert hub.ok("2302", {"data": {"mdtrt_id": mdtrt_id, "feedetl_sn": "0000"}})["result"]["cancelled_lines"] == 1
+    assert hub.repo.tables.visits[mdtrt_id].fees == {}
+    assert hub.ok("2404", {"data": {"mdtrt_id": mdtrt_id}})["result"]["status"] == "CANCELLED"
+
+
+def _refusal_cases():
+    """(name, setup(hub) -> (infno, input, hospital, envelope extras), the reason answered)."""
+    line = {"med_list_codg": "A", "cnt": "1", "pric": "10.00"}
+
+    def upload(**changes):
+        return lambda h: ("2301", {"feedetail": [{"mdtrt_id": h.open(), **line, **changes}]}, GZ, {})
+
+    def settled(h):
+        mdtrt_id = h.bill()
+        return mdtrt_id, h.settle(mdtrt_id)["setl_id"]
+
+    def reversed_(h):
+        _, setl_id = settled(h)
+        h.ok("2305", {"data": {"setl_id": setl_id}})
+        return setl_id
+
+    def cancelled(h):
+        mdtrt_id = h.open()
+        h.ok("2404", {"data": {"mdtrt_id": mdtrt_id}})
+        return mdtrt_id
+
+    def reused_msgid(h):
+        h.call("2401", {"mdtrtinfo": {"psn_no": PSN, "begntime": "2026-03-10"}}, msgid="SAME-1")
+        return "2401", {"mdtrtinfo": {"psn_no": PSN, "begntime": "2026-03-11"}}, GZ, {"msgid": "SAME-1"}
+
+    def not_ready(h):
+        h.read_model.is_ready = False
+        return "2304", {"data": {"mdtrt_id": "M1"}}, GZ, {}
+
+    return [
+        ("not a JSON object", lambda h: (None, None, GZ, {"raw": [1]}), Why.INVALID_JSON),
+        ("unknown infno", lambda h: ("9999", {}, GZ, {}), Why.UNKNOWN_INFNO),
+        ("msgid with a space", lambda h: ("2401", {}, GZ, {"msgid": "a b"}), Why.INVALID_MSGID),
+        ("another hospital's code", lambda h: ("2401", {}, GZ, {"fixmedins_code": OTHER.code}), Why.HOSPITAL_MISMATCH),
+        ("another region", lambda h: ("2401", {}, GZ, {"mdtrtarea_admvs": "110000"}), Why.TREATMENT_REGION_MISMATCH),
+        ("a msgid reused for other content", reused_msgid, Why.MSGID_REUSED),
+        ("input not an object", lambda h: ("2401", [], GZ, {}), Why.INVALID_INPUT),
+        ("data not an object", lambda h: ("2304", {"data": "M1"}, GZ, {}), Why.INVALID_INPUT),
+        ("NUL in a field", lambda h: ("2401", {"mdtrtinfo": {"psn_no": "1\x002"}}, GZ, {}), Why.INVALID_CHARACTERS),
+        ("open without begntime", lambda h: ("2401", {"mdtrtinfo": {"psn_no": PSN}}, GZ, {}), Why.INVALID_FIELD),
+        ("2401 for an outpatient", lambda h: ("2401", {"mdtrtinfo": {"psn_no": PSN, "med_type": "11",
+                                                                     "begntime": "2026-03-10"}}, GZ, {}), Why.INVALID_FIELD),
+        ("float price", upload(pric=10.5), Why.INVALID_FIELD),
+        ("line without a code", lambda h: ("2301", {"feedetail": [{"mdtrt_id": h.open(), "cnt": "1", "pric": "1"}]},
+                                           GZ, {}), Why.INVALID_FIELD),
+        ("three decimals", upload(pric="1.005"), Why.INVALID_AMOUNT),
+        ("a price above the limit", upload(pric="99999999.00"), Why.AMOUNT_TOO_LARGE),
+        ("line total not cnt x pric", upload(det_item_fee_sumamt="11.00"), Why.AMOUNT_MISMATCH),
+        ("too many lines", lambda h: ("2301", {"feedetail": [{"mdtrt_id": h.open(), **line}] * 4}, GZ, {}),
+         Why.TOO_MANY_LINES),
+        ("settle an unknown visit", lambda h: ("2304", {"data": {"mdtrt_id": "M-none"}}, GZ, {}), Why.VISIT_NOT_FOUND),
+        ("settle another's visit", lambda h: ("2304", {"data": {"mdtrt_id": h.bill(hospital=OTHER)}}, GZ, {}),
+         Why.VISIT_OF_ANOTHER_HOSPITAL),
+        ("upload to a cancelled visit", lambda h: ("2301", {"feedetail": [{"mdtrt_id": cancelled(h), **line}]}, GZ, {}),
+         Why.VISIT_NOT_OPEN),
+        ("settle twice", lambda h: ("2304", {"data": {"mdtrt_id": settled(h)[0]}}, GZ, {}), Why.VISIT_ALREADY_SETTLED),
+        ("settle with a wrong total", lambda h: ("2304", {"data": {"mdtrt_id": h.bill(), "medfee_sumamt": "1.00"}}, GZ, {}),
+         Why.AMOUNT_MISMATCH),
+        ("reverse an unknown settlement", lambda h: ("2305", {"data": {"setl_id": "S-none"}}, GZ, {}),
+         Why.SETTLEMENT_NOT_FOUND),
+        ("reverse another's settlement", lambda h: ("2305", {"data": {"setl_id": settled(h)[1]}}, OTHER, {}),
+         Why.SETTLEMENT_OF_ANOTHER_HOSPITAL),
+        ("reverse twice", lambda h: ("2305", {"data": {"setl_id": reversed_(h)}}, GZ, {}),
+         Why.SETTLEMENT_ALREADY_REVERSED),
+        ("read model rebuilding", not_ready, Why.HUB_NOT_READY),
+        ("a person not enrolled", lambda h: ("2401", {"mdtrtinfo": {"psn_no": STRANGER, "begntime": "2026-03-10"}},
+                                             GZ, {}), RefusalCode.PERSON_NOT_ENROLLED),
+        ("settle without fee lines", lambda h: ("2304", {"data": {"mdtrt_id": h.open()}}, GZ, {}),
+         RefusalCode.CLAIM_INVALID),
+        ("a home region without policy", lambda h: ("2304", {"data": {"mdtrt_id": h.bill(psn=UNPOLICIED)}}, GZ, {}),
+         RefusalCode.UNKNOWN_HOME_REGION),
+        ("a treatment region without catalogue",
+         lambda h: ("2304", {"data": {"mdtrt_id": h.bill(hospital=NOWHERE)}}, NOWHERE, {}),
+         RefusalCode.UNKNOWN_TREATMENT_REGION),
+    ]
+
+
+CASES = _refusal_cases()
+
+
+@pytest.mark.parametrize("setup,reason", [(c[1], c[2]) for c in CASES], ids=[c[0] for c in CASES])
+def test_every_refusal_answers_its_reason_and_writes_nothing_else(hub, setup, reason):
+    infno, payload, hospital, extras = setup(hub)
+    before = copy.deepcopy(hub.repo.tables)
+    envelope = extras.pop("raw", None)
+    if envelope is None:
+        hub.n += 1
+        envelope = {"infno": infno, "msgid": f"{hospital.code}-R{hub.n:04d}", "input": payload, **extras}
+    reply = hub.service.handle(hospital, envelope)
+    assert (reply.reason, reply.body["infcode"], reply.body["err_code"]) == (reason, -1, reason.code), reply.body
+    after = hub.repo.tables
+    remembered = set(after.requests) - set(before.requests)
+    assert len(remembered) <= 1  # at most the refused request's own answer ...
+    for key in remembered:
+        assert after.requests[key].response == reply.body  # ... which a retry gets again
+        del after.requests[key]
+    # Locking a person-year creates its row at zero (that lock is what serialises a person's
+    # first settlements): a zero row is the same as none.
+    for tables in (before, after):
+        tables.accumulators = {k: a for k, a in tables.accumulators.items() if a != Accumulators(k[1])}
+    assert after == before
+
+
+def test_the_refusal_table_covers_every_reason_of_the_service_layer():
+    assert {c[2] for c in CASES} >= set(Why)
+
+
+def test_a_reused_msgid_is_refused_and_a_repeated_one_answered_alike(hub):
+    mdtrt_id = hub.bill()
+    first = hub.call("2304", {"data": {"mdtrt_id": mdtrt_id}}, msgid="M-1")
+    assert hub.call("2304", {"data": {"mdtrt_id": mdtrt_id}}, msgid="M-1").body == first.body
+    other = hub.call("2304", {"data": {"mdtrt_id": mdtrt_id, "medfee_sumamt": "200.00"}}, msgid="M-1")
+    assert other.reason is Why.MSGID_REUSED
+    assert len(hub.repo.tables.settlements) == 1
+
+
+def _settle(hub: Hub, mdtrt_id: str, msgid: str) -> Request:
+    request = hub.service.check(GZ, {"infno": "2304", "msgid": msgid, "input": {"data": {"mdtrt_id": mdtrt_id}}})
+    assert isinstance(request, Request)
+    return request
+
+
+def test_a_group_decides_in_arrival_order_against_what_the_earlier_ones_left(hub):
+    visits = [hub.bill(("A", "1", "100000.00")) for _ in range(3)]
+    alone = hub.ok("2303", {"data": {"mdtrt_id": visits[0]}})["setlinfo"]["hifp_pay"]
+    replies = hub.service.run_group([_settle(hub, visits[0], "G-1"), _settle(hub, visits[1], "G-2"),
+                                     _settle(hub, visits[0], "G-1"), _settle(hub, visits[0], "G-3"),
+                                     _settle(hub, visits[2], "G-4")])
+    assert [r.reason for r in replies] == [None, None, None, Why.VISIT_ALREADY_SETTLED, None]
+    assert replies[2].body == replies[0].body  # the repeated msgid, answered as its first
+    paid = [yuan_to_fen(replies[i].body["output"]["setlinfo"]["hifp_pay"]) for i in (0, 1, 4)]
+    assert paid[0] == yuan_to_fen(alone)
+    acc = next(iter(hub.repo.tables.accumulators.values()))
+    assert acc.admissions == 3 and acc.inpatient_fund_paid == sum(paid)
+    assert len(hub.repo.tables.outbox) == 3
+
+
+def test_a_failed_group_is_decided_again_request_by_request(hub):
+    visits = [hub.bill() for _ in range(2)]
+    hub.repo.fail_next = RuntimeError("the group's commit failed")
+    replies = hub.service.run_group([_settle(hub, v, f"F-{n}") for n, v in enumerate(visits)])
+    assert [r.reason for r in replies] == [None, None]
+    assert len(hub.repo.tables.settlements) == 2 and len(hub.repo.tables.outbox) == 2
+
+
+def test_a_group_of_one_raises_its_failure_and_leaves_nothing(hub):
+    mdtrt_id = hub.bill()
+    before = copy.deepcopy(hub.repo.tables)
+    hub.repo.fail_next = RuntimeError("lost")
+    with pytest.raises(RuntimeError):
+        hub.service.run_group([_settle(hub, mdtrt_id, "L-1")])
+    assert hub.repo.tables == before
+    assert hub.service.run_group([_settle(hub, mdtrt_id, "L-1")])[0].reason is None  # the retry settles
+
+
+def test_a_registration_missing_while_rebuilding_releases_the_claim(hub):
+    mdtrt_id = hub.bill()
+    ref = hub.repo.tables.visits[mdtrt_id].person_ref
+    saved = hub.read_model.registrations.pop(ref)
+    hub.read_model.is_ready = False
+    hub.service._ready_until = float("inf")  # readiness was seen a moment ago
+    reply = hub.service.run_group([_settle(hub, mdtrt_id, "N-1")])[0]
+    assert reply.reason is Why.HUB_NOT_READY
+    assert (GZ.code, "N-1") not in hub.repo.tables.requests  # nothing remembered: a retry decides afresh
+    hub.read_model.registrations[ref], hub.read_model.is_ready = saved, True
+    assert hub.service.run_group([_settle(hub, mdtrt_id, "N-1")])[0].reason is None
+
+
+def test_a_reversal_and_a_new_settlement_of_one_visit_in_one_group(hub):
+    mdtrt_id = hub.bill()
+    setl_id = hub.settle(mdtrt_id)["setl_id"]
+    reverse = hub.service.check(GZ, {"infno": "2305", "msgid": "X-1", "input": {"data": {"setl_id": setl_id}}})
+    replies = hub.service.run_group([reverse, _settle(hub, mdtrt_id, "X-2")])
+    assert [r.reason for r in replies] == [None, None]
+    settlements = hub.repo.tables.settlements
+    assert sorted(s.status for s in settlements.values()) == ["REVERSED", "SETTLED"]
+    assert next(iter(hub.repo.tables.accumulators.values())).admissions == 1
