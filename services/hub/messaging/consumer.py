@@ -12,6 +12,11 @@ Four failure paths, as STYLE.md asks:
   message, and a message that fails `poison_attempts` times in a row is dead-lettered with its
   reason and given to `on_poison` (the service records it for operators), and the partition
   moves on. One bad event never stops the others.
+
+Positions are the consumer group's committed offsets — or, for a consumer that keeps its
+positions beside its data (the settle service's Redis read model), a `PositionStore`: then the
+loop reads every partition of its topics itself (no group), starts each where the store says
+(or at the beginning), follows partitions added later, and saves positions after each batch.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Protocol
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
@@ -57,6 +62,16 @@ BatchHandler = Callable[[list[Message]], None]
 PoisonHandler = Callable[[Message, Exception], None]
 
 
+class PositionStore(Protocol):
+    """Where a group-less consumer keeps its positions: "topic:partition" -> the next offset."""
+
+    def load(self) -> dict[str, int]:
+        """The stored positions ({}: none, read every partition from its beginning)."""
+
+    def save(self, positions: dict[str, int]) -> None:
+        """Store positions after their batch took effect (a crash in between re-handles the batch)."""
+
+
 @dataclass(frozen=True)
 class ConsumerSettings:
     group_id: str
@@ -69,6 +84,7 @@ class ConsumerSettings:
     auto_offset_reset: str = "earliest"
     poison_attempts: int = 3
     metadata_max_age_ms: int = 30_000  # how soon added partitions are seen
+    rescan_s: float = 5.0  # with a PositionStore: how often to look for added partitions
 
 
 class ConsumerLoop:
@@ -85,6 +101,7 @@ class ConsumerLoop:
         on_poison: PoisonHandler | None = None,
         beat: Callable[..., None] = lambda **_: None,
         after_poll: Callable[[], None] | None = None,
+        positions: PositionStore | None = None,
     ):
         self.settings = settings
         self.handler = handler
@@ -97,10 +114,12 @@ class ConsumerLoop:
         self.on_poison = on_poison
         self.beat = beat
         self.after_poll = after_poll  # runs after every poll and its commit (e.g. closing due days)
+        self.positions = positions
+        self._last_scan = 0.0
         self._consumer = KafkaConsumer(
-            *settings.topics,
+            *(() if positions else settings.topics),
             bootstrap_servers=bootstrap,
-            group_id=settings.group_id,
+            group_id=None if positions else settings.group_id,
             client_id=settings.client_id,
             enable_auto_commit=False,
             auto_offset_reset=settings.auto_offset_reset,
@@ -124,11 +143,15 @@ class ConsumerLoop:
         """Consume until stopped (or, with `max_idle_s`, until nothing arrived for that long)."""
         idle_since: float | None = None
         try:
+            if self.positions is not None:
+                self.rewind()
             while not self.stop.is_set():
                 polled = self._consumer.poll(timeout_ms=self.settings.poll_timeout_ms,
                                              max_records=self.settings.max_batch_records)
                 records = [r for batch in polled.values() for r in batch]
                 self.beat()
+                if self.positions is not None and time.monotonic() - self._last_scan > self.settings.rescan_s:
+                    self._follow_partitions()
                 if records:
                     idle_since = None
                     self.process(records)
@@ -206,7 +229,50 @@ class ConsumerLoop:
         for record in records:
             tp = TopicPartition(record.topic, record.partition)
             next_offsets[tp] = max(next_offsets.get(tp, 0), record.offset + 1)
-        self._consumer.commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in next_offsets.items()})
+        if self.positions is not None:
+            self.positions.save({f"{tp.topic}:{tp.partition}": off for tp, off in next_offsets.items()})
+        else:
+            self._consumer.commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in next_offsets.items()})
+
+    # ------------------------------------------------------------------ with a PositionStore
+
+    def rewind(self) -> None:
+        """Read every partition of the topics from the positions the store holds now (or from
+        the beginning): at the start, and when the store was emptied under the loop."""
+        self._last_scan = time.monotonic()
+        tps = self._partitions()
+        self._consumer.assign(tps)
+        self._seek(tps, self.positions.load())
+
+    def _partitions(self) -> list[TopicPartition]:
+        return [TopicPartition(topic, p) for topic in self.settings.topics
+                for p in sorted(self._consumer.partitions_for_topic(topic) or ())]
+
+    def _seek(self, tps: list[TopicPartition], stored: dict[str, int]) -> None:
+        for tp in tps:
+            position = stored.get(f"{tp.topic}:{tp.partition}")
+            if position is None:
+                self._consumer.seek_to_beginning(tp)
+            else:
+                self._consumer.seek(tp, position)
+
+    def _follow_partitions(self) -> None:
+        """Read partitions that appeared since the last look (a topic created, or grown, later)."""
+        self._last_scan = time.monotonic()
+        self._consumer.topics()  # refreshes the metadata from the broker
+        tps = self._partitions()
+        added = [tp for tp in tps if tp not in self._consumer.assignment()]
+        if added:
+            self._consumer.assign(tps)  # kept partitions keep their positions
+            self._seek(added, self.positions.load())
+            log.info("%s: reading %d more partition(s): %s", self.settings.group_id, len(added),
+                     ", ".join(f"{tp.topic}[{tp.partition}]" for tp in added))
+
+    def caught_up(self) -> bool:
+        """Every assigned partition read to its end (as the broker knows it now)."""
+        tps = list(self._consumer.assignment())
+        ends = self._consumer.end_offsets(tps)
+        return all(self._consumer.position(tp) >= ends[tp] for tp in tps)
 
     def _dead_letter(self, record: Any, exc: UndecodableMessage) -> None:
         send_dead_letter(self.dead_letters, record, exc, self.settings.group_id, self.settings.client_id)

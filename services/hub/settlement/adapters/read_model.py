@@ -1,9 +1,9 @@
 """The settle service's read model in Redis: registrations, policies and catalogues from Kafka.
 
 Redis holds only what the topics can rebuild. The consumer keeps its Kafka positions in the
-same Redis (written in the same MULTI as the data), so a flushed Redis is noticed — the
-epoch key is gone — and rebuilt from the start of the compacted topics; until it has caught
-up, `ready()` is false and the API answers "try again" instead of a wrong refusal.
+same Redis (this class is its PositionStore), so a flushed Redis is noticed — the epoch key is
+gone — and rebuilt from the start of the compacted topics; until it has caught up, `ready()` is
+false and the API answers "try again" instead of a wrong refusal.
 
 Registrations are stored as the Avro bytes of the newest RegistrationChanged (compact, and
 already a schema'd encoding); catalogue items as one short delimited string each.
@@ -88,14 +88,23 @@ class ReadModel:
         return raw.decode() if raw else None
 
     def start_epoch(self, epoch: str) -> None:
-        self.redis.delete(READY)
-        self.redis.set(EPOCH, epoch)
+        """Begin a rebuild: not ready, no positions (every partition is read from its start)."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(READY, OFFSETS)
+        pipe.set(EPOCH, epoch)
+        pipe.execute()
 
-    def offsets(self) -> dict[str, int]:
+    # The consumer's PositionStore (messaging.consumer): its positions live beside the data.
+
+    def load(self) -> dict[str, int]:
         return {k.decode(): int(v) for k, v in self.redis.hgetall(OFFSETS).items()}
 
-    def apply(self, records: Iterable[tuple[str, dict[str, Any], bytes]], offsets: dict[str, int]) -> None:
-        """Write a batch of decoded records and the positions after them, atomically."""
+    def save(self, positions: dict[str, int]) -> None:
+        self.redis.hset(OFFSETS, mapping={k: str(v) for k, v in positions.items()})
+
+    def apply(self, records: Iterable[tuple[str, dict[str, Any], bytes]]) -> None:
+        """Write a batch of decoded records atomically. Applying a batch again (after a crash
+        before its positions were saved) leaves the same state: each key holds the newest value."""
         pipe = self.redis.pipeline(transaction=True)
         reference_changed = False
         for record_name, value, raw in records:
@@ -114,8 +123,6 @@ class ReadModel:
                     pipe.hset(key, value["item_code"], pack_item(value))
                 pipe.sadd(CATALOGUES, f"{value['pool_code']}:{value['catalogue_version']}")
                 reference_changed = True
-        if offsets:
-            pipe.hset(OFFSETS, mapping={k: str(v) for k, v in offsets.items()})
         if reference_changed:
             pipe.incr(REFSTAMP)
         pipe.execute()
