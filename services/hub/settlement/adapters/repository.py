@@ -207,7 +207,12 @@ class PostgresTransaction(Transaction):
         # Visits locked, then their fee lines, then settlements: each statement led by its primary
         # key (a join may be planned as a scan of every fee line on stale statistics).
         visits, fees, settlements = conn.cursor(), conn.cursor(), conn.cursor()
-        named = "mdtrt_id = any(%(v)s) or mdtrt_id in (select mdtrt_id from settlements where setl_id = any(%(s)s))"
+        # One array of ids (with reversals, and an init plan computed once), so both statements
+        # are index scans: an OR with a subquery was planned as a scan of every visit and fee line.
+        named = "mdtrt_id = any(%(v)s::text[])"
+        if setl_ids:
+            named = ("mdtrt_id = any(%(v)s::text[] || array(select mdtrt_id from settlements"
+                     " where setl_id = any(%(s)s::text[])))")
         visits.execute(f"select {_VISIT_COLUMNS} from visits where {named} order by mdtrt_id for update",
                        {"v": visit_ids, "s": setl_ids})
         fees.execute(f"select mdtrt_id, feedetl_sn, med_list_codg, cnt, pric_fen, amount_fen from fee_details"
