@@ -140,7 +140,7 @@ def main() -> None:
             time.sleep(0.3)
         # Wait until the last person reached the read model.
         while httpx.post(base + PATH, headers=headers, json={"infno": "1101", "msgid": uuid.uuid4().hex,
-                         "input": {"data": {"psn_no": persons[-1]}}}).status_code != 200:
+                         "input": {"data": {"psn_no": persons[-1]}}}).json().get("infcode") != 0:
             time.sleep(0.3)
         engine = sa.create_engine(sa.make_url(env_base["HUB_POSTGRES_URL"]).set(database=database))
         visits = [f"MBENCH{run}{i:07d}" for i in range(len(persons))]

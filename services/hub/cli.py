@@ -109,7 +109,12 @@ def settle_preview(
     result = price_claim(claim, person, policies, catalogues, acc)
     if isinstance(result, Refusal):
         answer({"infcode": -1, "err_code": result.code, "err_msg": result.message}, 1)
-    answer({"infcode": 0, "output": convention.settlement_output(result, claim)}, 0)
+    from datetime import datetime
+
+    context = convention.SettlementContext("preview", convention.mask_person_id(str(document["psn"].get("psn_no", ""))),
+                                           person.insurance_type, None, "preview", datetime.now(),
+                                           claim.treatment_pool)
+    answer({"infcode": 0, "output": convention.settlement_output(result, claim, context)}, 0)
 
 
 @reference_app.command("load")

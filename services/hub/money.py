@@ -12,13 +12,17 @@ class AmountError(ValueError):
 
 
 def yuan_to_fen(value: object, field: str = "amount") -> int:
-    """A yuan amount from the interface (decimal string or integer, at most 2 decimals) as fen.
+    """A yuan amount from the interface (a decimal string, an integer, or a JSON number read
+    exactly as a Decimal; at most 2 decimals) as fen.
 
-    Floats are refused: 0.1 + 0.2 is not 0.3, and a bill must add up to the fen.
+    Binary floats are refused: 0.1 + 0.2 is not 0.3, and a bill must add up to the fen (the
+    hospital edge reads JSON numbers as Decimal from their text, so none reach here).
     """
     if isinstance(value, bool) or isinstance(value, float):
         raise AmountError(f"{field}: send yuan as a decimal string such as \"12.50\", not a {type(value).__name__}")
-    if isinstance(value, int):
+    if isinstance(value, Decimal):
+        amount = value
+    elif isinstance(value, int):
         amount = Decimal(value)
     elif isinstance(value, str):
         try:

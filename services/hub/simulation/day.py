@@ -44,6 +44,19 @@ from hub import money
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 REPO_ROOT = Path(__file__).resolve().parents[3]
 CONVENTION_PATH = "/fsi/api/rsfComIntfaceService/commInterface"
+
+
+def gateway_headers(paasid: str, paas_token: str) -> dict[str, str]:
+    """The platform gateway's signed headers, as a HIS sends them."""
+    timestamp, nonce = str(int(time.time())), secrets.token_hex(8)
+    signature = hashlib.sha256(f"{timestamp}{paas_token}{nonce}{timestamp}".encode()).hexdigest()
+    return {"x-tif-paasid": paasid, "x-tif-timestamp": timestamp, "x-tif-nonce": nonce, "x-tif-signature": signature}
+
+
+def visit_id(body: dict) -> str:
+    """The visit id in a 2201 answer (node `data`) or a 2401 answer (node `result`)."""
+    output = body["output"]
+    return (output.get("data") or output["result"])["mdtrt_id"]
 SAMPLE_POOLS = ("371525", "230800", "360400", "510900", "440100", "611000", "999901")
 # Average cost per inpatient stay by level (DESIGN.md section 4, one county, 2018 H1), yuan.
 INPATIENT_MEAN_YUAN = {"1": 1984.65, "2": 5904.83, "3": 8201.19, "3P": 20325.67}
@@ -238,6 +251,13 @@ def run_day(opts: DayOptions, echo: Callable[[str], None] = print, progress=None
         path.write_text(yaml.safe_dump([{k: v for k, v in r.items() if k != "token"} |
                                         {"token_sha256": hashlib.sha256(r["token"].encode()).hexdigest()} for r in rows],
                                        allow_unicode=True), encoding="utf-8")
+    # Hospitals call through the gateway (x-tif-* headers); the hospitals file references each
+    # paas token (here the same random token), which the service reads from its environment.
+    paas_refs = {f"HUB_PAAS_TOKEN_{h['code']}": h["token"] for h in hospitals}
+    path = run_dir / "hospitals.yaml"
+    path.write_text(yaml.safe_dump([row | {"paasid": row["code"], "paas_token_ref": f"env:HUB_PAAS_TOKEN_{row['code']}"}
+                                    for row in yaml.safe_load(path.read_text(encoding="utf-8"))],
+                                   allow_unicode=True), encoding="utf-8")
 
     # Fresh databases for this run; the clearing group starts at the topic's current end.
     databases = {k: f"hubday_{run_id}_{k}" for k in ("registration", "settlement", "clearing")}
@@ -255,7 +275,7 @@ def run_day(opts: DayOptions, echo: Callable[[str], None] = print, progress=None
            "HUB_CLEARING_DATABASE": databases["clearing"], "HUB_CLEARING_GROUP": group,
            "HUB_CLEARING_OUT": str(clearing_out), "HUB_HOSPITALS_FILE": str(run_dir / "hospitals.yaml"),
            "HUB_BUREAUS_FILE": str(run_dir / "bureaus.yaml"), "HUB_REFERENCE_DIR": str(ref), "HUB_LOG_LEVEL": "WARNING",
-           "HUB_SETTLEMENT_DB_POOL": str(max(8, opts.concurrency + 2))}
+           "HUB_SETTLEMENT_DB_POOL": str(max(8, opts.concurrency + 2)), **paas_refs}
     services = Services(run_id, run_dir, env, opts.ports)
     echo("starting the registration, settle-at-treatment and clearing services")
     services.start()
@@ -348,9 +368,9 @@ def _wait_registered(settle_url, hospitals, persons, echo, limit_s: float = 300)
     hospital = next(h for h in hospitals if h["pool"] != last["pool"])
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
-        r = httpx.post(settle_url + CONVENTION_PATH, headers={"Authorization": f"Bearer {hospital['token']}"},
+        r = httpx.post(settle_url + CONVENTION_PATH, headers=gateway_headers(hospital["code"], hospital["token"]),
                        json={"infno": "1101", "msgid": uuid.uuid4().hex, "input": {"data": {"psn_no": last["psn_no"]}}})
-        if r.status_code == 200:
+        if r.status_code == 200 and r.json().get("infcode") == 0:  # a refusal is HTTP 200 too
             echo("  the settle service's read model has every registration")
             return
         time.sleep(0.5)
@@ -406,7 +426,6 @@ def _settle_day(opts, rnd, ref, hospitals, persons, pool_codes, settle_url, echo
     def one(plan) -> None:
         n, person, hospital, med_type, lines, retry, reverse = plan
         http = client()
-        headers = {"Authorization": f"Bearer {hospital['token']}"}
 
         def call(infno, payload, msgid=None):
             msgid = msgid or f"{hospital['code']}{datetime.now():%Y%m%d%H%M%S}{n:06d}{infno}"
@@ -414,40 +433,40 @@ def _settle_day(opts, rnd, ref, hospitals, persons, pool_codes, settle_url, echo
                         "insuplc_admdvs": person["pool"], "fixmedins_code": hospital["code"], "opter": "sim",
                         "inf_time": datetime.now(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S"), "input": payload}
             t0 = time.perf_counter()
-            r = http.post(CONVENTION_PATH, json=envelope, headers=headers)
+            r = http.post(CONVENTION_PATH, json=envelope, headers=gateway_headers(hospital["code"], hospital["token"]))
             return r.status_code, r.json(), (time.perf_counter() - t0) * 1000, envelope
 
         inpatient = med_type == "21"  # 2401 admits a stay; emergencies (13) are outpatient visits (2201)
         status, body, _, _ = call("2401" if inpatient else "2201", {"mdtrtinfo": {
             "psn_no": person["psn_no"], "med_type": med_type, "begntime": datetime.now(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")}})
-        if status != 200:
+        if body.get("infcode") != 0:
             with ledger.lock:
                 ledger.refused[body.get("err_code", str(status))] += 1
             return
-        mdtrt = body["output"]["result"]["mdtrt_id"]
+        mdtrt = visit_id(body)
         feed = [dict(l, feedetl_sn=str(i + 1), mdtrt_id=mdtrt) for i, l in enumerate(lines)]
         status, body, _, _ = call("2301" if inpatient else "2204", {"feedetail": feed})
-        if status != 200:
+        if body.get("infcode") != 0:
             with ledger.lock:
                 ledger.refused[body.get("err_code", str(status))] += 1
             return
         status, body, ms, envelope = call("2304" if inpatient else "2207", {"data": {"mdtrt_id": mdtrt}})
         with ledger.lock:
             ledger.latencies_ms.append(ms)
-        if status != 200:
+        if body.get("infcode") != 0:
             with ledger.lock:
                 ledger.refused[body.get("err_code", str(status))] += 1
             return
         info = body["output"]["setlinfo"]
         if retry:  # the hospital did not see the answer and sends the same request again
-            again = http.post(CONVENTION_PATH, json=envelope, headers=headers).json()
+            again = http.post(CONVENTION_PATH, json=envelope, headers=gateway_headers(hospital["code"], hospital["token"])).json()
             with ledger.lock:
                 ledger.retries_same_answer += again["output"] == body["output"]
         with ledger.lock:
             ledger.settled[info["setl_id"]] = (person["pool"], hospital["pool"], money.yuan_to_fen(info["fund_pay_sumamt"]))
         if reverse:
-            status, _, _, _ = call("2305" if inpatient else "2208", {"data": {"setl_id": info["setl_id"]}})
-            if status == 200:
+            status, body, _, _ = call("2305" if inpatient else "2208", {"data": {"setl_id": info["setl_id"]}})
+            if body.get("infcode") == 0:
                 with ledger.lock:
                     ledger.reversed.add(info["setl_id"])
 

@@ -15,8 +15,9 @@ from hub.messaging import AvroCodec
 from hub.reference.catalogue import Catalogue
 from hub.reference.policy import Policy
 from hub.settlement.adapters.repository import (
-    UNANSWERED,
     ANSWERED,
+    UNANSWERED,
+    UNDONE_BEFORE_ARRIVAL,
     Changes,
     Key,
     Loaded,
@@ -52,12 +53,15 @@ class FakeTransaction(Transaction):
         for c in claims:
             key = (c.hospital_code, c.msgid)
             if key not in t.requests:
-                t.requests[key] = StoredAnswer(c.request_sha256, UNANSWERED, {})
+                t.requests[key] = StoredAnswer(c.request_sha256, UNANSWERED, {}, c.infno)
                 claimed.add(key)
         settlements = {s: copy.deepcopy(t.settlements[s]) for s in setl_ids if s in t.settlements}
         wanted = set(visit_ids) | {s.mdtrt_id for s in settlements.values()}
         visits = {v: copy.deepcopy(t.visits[v]) for v in wanted if v in t.visits}
         return Loaded(claimed, visits, settlements)
+
+    def requests(self, keys: Sequence[Key]) -> dict[Key, StoredAnswer]:
+        return {k: self.tables.requests[k] for k in keys if k in self.tables.requests}
 
     def accumulators(self, lock: Sequence[PersonYear], read: Sequence[PersonYear]) -> dict[PersonYear, Accumulators]:
         for key in lock:
@@ -80,7 +84,9 @@ class FakeTransaction(Transaction):
             t.accumulators[(ref, a.year)] = a
         t.outbox.extend(c.outbox)
         for key, body in c.answers:
-            t.requests[key] = StoredAnswer(t.requests[key].request_sha256, ANSWERED, body)
+            t.requests[key] = StoredAnswer(t.requests[key].request_sha256, ANSWERED, body, t.requests[key].infno)
+        for key, infno, body in c.tombstones:
+            t.requests.setdefault(key, StoredAnswer(UNDONE_BEFORE_ARRIVAL, ANSWERED, body, infno))
         for key in c.forgotten:
             del t.requests[key]
 

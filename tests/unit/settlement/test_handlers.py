@@ -13,7 +13,8 @@ from hub.reference.policy import Level
 from hub.settlement.domain.model import Accumulators
 from hub.settlement.domain.money import yuan_to_fen
 from hub.settlement.domain.refusals import RefusalCode
-from hub.settlement.service_layer.convention import Limits
+from hub.settlement.entrypoints.http import TRANSPORT_STATUS
+from hub.settlement.service_layer.convention import SETLINFO_AMOUNTS, Limits
 from hub.settlement.service_layer.envelope import Request
 from hub.settlement.service_layer.handlers import SettlementService
 from hub.settlement.service_layer.identity import Hospital
@@ -79,7 +80,8 @@ def test_a_whole_bill_open_upload_preview_settle_reverse(hub):
     preview = hub.ok("2303", {"data": {"mdtrt_id": mdtrt_id, "endtime": "2026-03-12 10:00:00"}})["setlinfo"]
     assert hub.repo.tables.outbox == [] and hub.repo.tables.accumulators == {}  # a preview writes nothing
     info = hub.settle(mdtrt_id)
-    assert {k: info[k] for k in preview} == preview  # settled as previewed
+    assert {k: info[k] for k in SETLINFO_AMOUNTS} == {k: preview[k] for k in SETLINFO_AMOUNTS}  # as previewed
+    assert (preview["setl_id"], info["medins_setl_id"]) == ("", f"{GZ.code}-{hub.n:04d}")  # its msgid
     parts = sum(yuan_to_fen(info[k]) for k in ("hifp_pay", "hifmi_pay", "maf_pay", "psn_part_amt"))
     assert parts == yuan_to_fen(info["medfee_sumamt"]) == 2050_00  # balances to the fen
     tables = hub.repo.tables
@@ -90,8 +92,11 @@ def test_a_whole_bill_open_upload_preview_settle_reverse(hub):
     acc = next(iter(tables.accumulators.values()))
     assert acc.admissions == 1 and acc.inpatient_fund_paid == yuan_to_fen(info["hifp_pay"])
 
-    reversed_ = hub.ok("2305", {"data": {"setl_id": info["setl_id"]}})["setlinfo"]
-    assert reversed_["status"] == "REVERSED"
+    reversal = hub.ok("2305", {"data": {"setl_id": info["setl_id"]}})
+    assert reversal["hub_reversal"] == {"setl_id": info["setl_id"], "reversal_id": reversal["setlinfo"]["setl_id"],
+                                        "status": "REVERSED"}
+    for key in SETLINFO_AMOUNTS:  # the reversal nets the original to zero
+        assert yuan_to_fen(info[key]) + yuan_to_fen(reversal["setlinfo"][key]) == 0
     assert tables is not hub.repo.tables  # each transaction committed a new state
     tables = hub.repo.tables
     assert tables.visits[mdtrt_id].status == "OPEN" and tables.settlements[info["setl_id"]].status == "REVERSED"
@@ -139,6 +144,12 @@ def _refusal_cases():
         h.call("2401", {"mdtrtinfo": {"psn_no": PSN, "begntime": "2026-03-10"}}, msgid="SAME-1")
         return "2401", {"mdtrtinfo": {"psn_no": PSN, "begntime": "2026-03-11"}}, GZ, {"msgid": "SAME-1"}
 
+    def undone_settlement(h):
+        mdtrt_id = h.bill()
+        h.call("2304", {"data": {"mdtrt_id": mdtrt_id}}, msgid="UNDONE-1")
+        h.ok("2601", {"data": {"psn_no": PSN, "omsgid": "UNDONE-1", "oinfno": "2304"}})
+        return "2304", {"data": {"mdtrt_id": mdtrt_id}}, GZ, {"msgid": "UNDONE-1"}
+
     def not_ready(h):
         h.read_model.is_ready = False
         return "2304", {"data": {"mdtrt_id": "M1"}}, GZ, {}
@@ -179,6 +190,9 @@ def _refusal_cases():
         ("reverse twice", lambda h: ("2305", {"data": {"setl_id": reversed_(h)}}, GZ, {}),
          Why.SETTLEMENT_ALREADY_REVERSED),
         ("read model rebuilding", not_ready, Why.HUB_NOT_READY),
+        ("2601 of an upload", lambda h: ("2601", {"data": {"omsgid": "X-1", "oinfno": "2301"}}, GZ, {}),
+         Why.NOT_UNDOABLE),
+        ("the retry of a settlement undone", undone_settlement, Why.TRANSACTION_UNDONE),
         ("a person not enrolled", lambda h: ("2401", {"mdtrtinfo": {"psn_no": STRANGER, "begntime": "2026-03-10"}},
                                              GZ, {}), RefusalCode.PERSON_NOT_ENROLLED),
         ("settle without fee lines", lambda h: ("2304", {"data": {"mdtrt_id": h.open()}}, GZ, {}),
@@ -218,7 +232,8 @@ def test_every_refusal_answers_its_reason_and_writes_nothing_else(hub, setup, re
 
 
 def test_the_refusal_table_covers_every_reason_of_the_service_layer():
-    assert {c[2] for c in CASES} >= set(Why)
+    transport = set(TRANSPORT_STATUS)  # answered by the HTTP edge (tests/integration, tests/conformance)
+    assert {c[2] for c in CASES} >= set(Why) - transport
 
 
 def test_a_reused_msgid_is_refused_and_a_repeated_one_answered_alike(hub):
@@ -291,3 +306,84 @@ def test_a_reversal_and_a_new_settlement_of_one_visit_in_one_group(hub):
     settlements = hub.repo.tables.settlements
     assert sorted(s.status for s in settlements.values()) == ["REVERSED", "SETTLED"]
     assert next(iter(hub.repo.tables.accumulators.values())).admissions == 1
+
+
+def _undo(hub: Hub, omsgid: str, oinfno: str, msgid: str):
+    return hub.call("2601", {"data": {"psn_no": PSN, "omsgid": omsgid, "oinfno": oinfno}}, msgid=msgid)
+
+
+def test_2601_undoes_a_settlement_whose_answer_was_lost_exactly_once(hub):
+    mdtrt_id = hub.bill()
+    assert hub.call("2304", {"data": {"mdtrt_id": mdtrt_id}}, msgid="LOST-1").reason is None  # the answer is lost
+    undo = _undo(hub, "LOST-1", "2304", "UNDO-1")
+    assert undo.reason is None and "reversed" in undo.body["output"]["hub_undo"]["undone"]
+    assert _undo(hub, "LOST-1", "2304", "UNDO-1").body == undo.body  # its own retry: the same answer
+    assert "nothing" in _undo(hub, "LOST-1", "2304", "UNDO-2").body["output"]["hub_undo"]["undone"]
+    tables = hub.repo.tables
+    (settlement,) = tables.settlements.values()
+    assert settlement.status == "REVERSED" and tables.visits[mdtrt_id].status == "OPEN"
+    assert next(iter(tables.accumulators.values())).admissions == 0 and len(tables.outbox) == 2
+    retry = hub.call("2304", {"data": {"mdtrt_id": mdtrt_id}}, msgid="LOST-1")
+    assert retry.reason is Why.TRANSACTION_UNDONE  # the lost request, sent again, settles nothing
+    assert hub.settle(mdtrt_id)["setl_id"] != settlement.setl_id  # a new msgid settles anew
+
+
+def test_2601_before_its_original_arrives_makes_the_original_change_nothing(hub):
+    mdtrt_id = hub.bill()
+    undo = _undo(hub, "LATE-1", "2304", "UNDO-1")
+    assert undo.reason is None and "never arrived" in undo.body["output"]["hub_undo"]["undone"]
+    late = hub.call("2304", {"data": {"mdtrt_id": mdtrt_id}}, msgid="LATE-1")
+    assert late.reason is Why.TRANSACTION_UNDONE
+    assert hub.repo.tables.settlements == {} and hub.repo.tables.visits[mdtrt_id].status == "OPEN"
+
+
+def test_2601_cancels_an_opened_visit_and_checks_the_original_type(hub):
+    opened = hub.call("2401", {"mdtrtinfo": {"psn_no": PSN, "begntime": "2026-03-10"}}, msgid="OPEN-1")
+    mdtrt_id = opened.body["output"]["result"]["mdtrt_id"]
+    assert _undo(hub, "OPEN-1", "2304", "UNDO-0").reason is Why.INVALID_FIELD  # it was a 2401
+    assert _undo(hub, "OPEN-1", "2401", "UNDO-1").reason is None
+    assert hub.repo.tables.visits[mdtrt_id].status == "CANCELLED"
+
+
+def test_sign_in_and_out(hub):
+    signed = hub.ok("9001", {"signIn": {"opter_no": "001", "mac": "00-00-00-00-00-00", "ip": "10.0.0.1"}})
+    assert len(signed["signinoutb"]["sign_no"]) == 32 and signed["signinoutb"]["sign_time"].startswith("2026-03-12")
+    assert "sign_time" in hub.ok("9002", {"signOut": {"sign_no": signed["signinoutb"]["sign_no"], "opter_no": "001"}})[
+        "signoutoutb"]
+
+
+def test_amounts_sent_as_json_numbers_are_read_exactly(hub):
+    from hub.settlement.entrypoints.gateway import parse_body
+
+    mdtrt_id = hub.open()
+    envelope = parse_body(b'{"infno": "2301", "msgid": "N-1", "input": {"feedetail": [{"mdtrt_id": "%s",'
+                          b' "med_list_codg": "A", "cnt": 3, "pric": 0.1, "det_item_fee_sumamt": 0.30}]}}'
+                          % mdtrt_id.encode())
+    reply = hub.service.handle(GZ, envelope)
+    assert reply.reason is None, reply.body
+    (line,) = reply.body["output"]["result"]
+    assert (line["pric"], line["det_item_fee_sumamt"]) == ("0.10", "0.30")  # 3 x 0.1 is 0.30, to the fen
+    bad = parse_body(b'{"infno": "2301", "msgid": "N-2", "input": {"feedetail": [{"mdtrt_id": "%s",'
+                     b' "med_list_codg": "A", "cnt": 1, "pric": 0.105}]}}' % mdtrt_id.encode())
+    assert hub.service.handle(GZ, bad).reason is Why.INVALID_AMOUNT  # more than 2 decimals
+
+
+def test_a_fee_upload_answers_each_line_with_its_split(hub):
+    mdtrt_id = hub.open()
+    result = hub.ok("2301", {"feedetail": [
+        {"mdtrt_id": mdtrt_id, "feedetl_sn": "a", "med_list_codg": "B", "cnt": "1", "pric": "100.00"},
+        {"mdtrt_id": mdtrt_id, "feedetl_sn": "b", "med_list_codg": "S", "cnt": "2", "pric": "150.00"},
+        {"mdtrt_id": mdtrt_id, "feedetl_sn": "c", "med_list_codg": "NOT-LISTED", "cnt": "1", "pric": "5.00"}]})["result"]
+    by_sn = {line["feedetl_sn"]: line for line in result}
+    assert (by_sn["a"]["chrgitm_lv"], by_sn["a"]["preselfpay_amt"], by_sn["a"]["selfpay_prop"]) == ("02", "10.00", "0.1000")
+    assert (by_sn["b"]["overlmt_amt"], by_sn["b"]["pric_uplmt_amt"]) == ("100.00", "100.00")  # capped at 100 a unit
+    assert (by_sn["c"]["chrgitm_lv"], by_sn["c"]["fulamt_ownpay_amt"]) == ("03", "5.00")
+    for line in result:
+        parts = sum(yuan_to_fen(line[k]) for k in ("fulamt_ownpay_amt", "overlmt_amt", "preselfpay_amt", "inscp_scp_amt"))
+        assert parts == yuan_to_fen(line["det_item_fee_sumamt"])
+
+
+def test_every_transaction_decided_in_a_group_has_its_method(hub):
+    from hub.settlement.service_layer.envelope import GROUPED
+
+    assert set(hub.service.transactions._by_infno) == GROUPED

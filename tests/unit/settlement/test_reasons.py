@@ -1,12 +1,15 @@
-"""Reasons as data: the service layer names a reason; only the HTTP edge picks a status."""
+"""Reasons as data: the service layer names a reason; only the HTTP edge picks a status (200 in
+the envelope for every refusal, as the platform answers; a status of its own for the transport)."""
 
 from __future__ import annotations
 
 import ast
+from datetime import datetime, timezone
 from pathlib import Path
 
 from hub.settlement.domain.refusals import RefusalCode
-from hub.settlement.entrypoints.http import HTTP_STATUS
+from hub.settlement.entrypoints.http import TRANSPORT_STATUS, status_of
+from hub.settlement.service_layer.envelope import refused
 from hub.settlement.service_layer.reasons import Why, reason_of
 
 SERVICE_LAYER = Path(__file__).resolve().parents[3] / "services" / "hub" / "settlement" / "service_layer"
@@ -15,9 +18,13 @@ SERVICE_LAYER = Path(__file__).resolve().parents[3] / "services" / "hub" / "sett
 def test_every_reason_has_one_stable_code_and_an_answer_on_the_wire():
     codes = [r.code for r in (*Why, *RefusalCode)]
     assert len(codes) == len(set(codes))
+    now = datetime.now(timezone.utc)
     for reason in (*Why, *RefusalCode):
-        assert reason_of(reason.code) is reason
-        assert 400 <= HTTP_STATUS[reason] < 600 and reason.message
+        assert reason_of(reason.code) is reason and reason.message
+        reply = refused(reason, "", now)
+        assert reply.body["infcode"] == -1 and reply.body["err_msg"].startswith(f"[{reason.code}] ")
+        assert status_of(reply) == TRANSPORT_STATUS.get(reason, 200)
+    assert set(TRANSPORT_STATUS) == {Why.UNAUTHENTICATED, Why.REQUEST_TOO_LARGE, Why.HUB_UNAVAILABLE, Why.INTERNAL_ERROR}
 
 
 def test_the_convention_translation_raises_only_codes_the_service_knows():

@@ -35,6 +35,7 @@ from hub.settlement.domain.model import ACCUMULATOR_FIELDS, Accumulators
 Key = tuple[str, str]  # (hospital_code, msgid)
 PersonYear = tuple[str, int]  # (person_ref, policy_year)
 UNANSWERED, ANSWERED = 0, 1  # requests.status_code
+UNDONE_BEFORE_ARRIVAL = "undone-before-arrival"  # request_sha256 of a msgid undone (2601) before it arrived
 
 
 @dataclass
@@ -102,13 +103,15 @@ class StoredAnswer:
     request_sha256: str
     status_code: int  # UNANSWERED or ANSWERED
     response: dict[str, Any]
+    infno: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass
 class Loaded:
     claimed: set[Key]
     visits: dict[str, Visit]
     settlements: dict[str, StoredSettlement]
+    originals: dict[Key, StoredAnswer] = field(default_factory=dict)  # requests a 2601 undoes
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,7 @@ class Changes:
     outbox: list[tuple[str, bytes]] = field(default_factory=list)  # (message key, Avro payload), in order
     answers: list[tuple[Key, dict[str, Any]]] = field(default_factory=list)
     forgotten: list[Key] = field(default_factory=list)  # claims released unanswered (hub not ready)
+    tombstones: list[tuple[Key, str, dict[str, Any]]] = field(default_factory=list)  # (key, infno, answer)
 
 
 class Transaction(ABC):
@@ -139,6 +143,10 @@ class Transaction(ABC):
     def load(self, claims: Sequence[NewClaim], visit_ids: Sequence[str], setl_ids: Sequence[str]) -> Loaded:
         """Claim the msgids not claimed before; lock and return the visits named (and those of
         the settlements named) with their fee lines, and the settlements named."""
+
+    @abstractmethod
+    def requests(self, keys: Sequence[Key]) -> dict[Key, StoredAnswer]:
+        """The remembered requests named (for 2601, undoing one), locked to the end of the transaction."""
 
     @abstractmethod
     def accumulators(self, lock: Sequence[PersonYear], read: Sequence[PersonYear]) -> dict[PersonYear, Accumulators]:
@@ -228,6 +236,14 @@ class PostgresTransaction(Transaction):
         stored = {r.setl_id: StoredSettlement(*r) for r in settlements.fetchall()} if setl_ids else {}
         return Loaded(claimed, found, stored)
 
+    def requests(self, keys: Sequence[Key]) -> dict[Key, StoredAnswer]:
+        keys = sorted(set(keys))
+        rows = self.conn.execute(
+            "select hospital_code, msgid, request_sha256, status_code, response, infno from requests"
+            " where (hospital_code, msgid) in (select * from unnest(%s::text[], %s::text[]))"
+            " order by hospital_code, msgid for update", ([k[0] for k in keys], [k[1] for k in keys])).fetchall()
+        return {(r.hospital_code, r.msgid): StoredAnswer(*r[2:]) for r in rows}
+
     def accumulators(self, lock: Sequence[PersonYear], read: Sequence[PersonYear]) -> dict[PersonYear, Accumulators]:
         lock = sorted(set(lock))
         read = sorted(set(read) - set(lock))
@@ -303,6 +319,11 @@ class PostgresTransaction(Transaction):
             execute("update requests r set status_code = d.status_code, response = d.response"
                     f" from (values {values}) as d(hospital_code, msgid, status_code, response)"
                     " where r.hospital_code = d.hospital_code and r.msgid = d.msgid", params)
+        if c.tombstones:
+            values, params = _values([(*key, infno, UNDONE_BEFORE_ARRIVAL, ANSWERED, Jsonb(body))
+                                      for key, infno, body in c.tombstones], "%s, %s, %s, %s, %s, %s")
+            execute("insert into requests (hospital_code, msgid, infno, request_sha256, status_code, response)"
+                    f" values {values} on conflict do nothing", params)
         if c.forgotten:
             values, params = _values(c.forgotten, "%s::text, %s::text")
             execute(f"delete from requests r using (values {values}) as d(hospital_code, msgid)"

@@ -1,10 +1,13 @@
 """The hospital-facing HTTP API: the national interface's envelope on one path, plus health.
 
-    POST /fsi/api/rsfComIntfaceService/commInterface   Authorization: Bearer <hospital token>
+    POST /fsi/api/rsfComIntfaceService/commInterface
+    x-tif-paasid / x-tif-timestamp / x-tif-nonce / x-tif-signature   (or Authorization: Bearer)
 
-The answer is always the convention's envelope (`infcode` 0 or -1, `err_msg`, `output`),
-with an HTTP status that says the same: 200, or 4xx for input the hub refuses, 503 while the
-read model rebuilds.
+Every answer is the convention's envelope with HTTP 200, as the platform answers: `infcode` 0,
+or -1 with `err_msg` (led by the stable reason code in brackets; also in `err_code`) — a HIS
+reads the body, not the status. HTTP statuses are for the transport only: 401 (the request is
+not signed by a known hospital), 413 (too large), 503 (the hub could not complete it now;
+retry with the same msgid), 500 (a fault of the hub's own).
 
 The convention path is the hot path: it is served by a plain ASGI handler in front of the
 FastAPI app (which serves health, metrics and /docs), and every transaction that writes (and
@@ -18,6 +21,7 @@ import contextlib
 import gc
 import logging
 import time
+from datetime import datetime, timezone
 
 import orjson
 from fastapi import FastAPI
@@ -27,10 +31,11 @@ from hub.operations.health import add_health_routes
 from hub.operations.metrics import REQUEST_SECONDS, SETTLE_GROUP_SECONDS, SETTLE_GROUP_SIZE, add_metrics_route
 from hub.operations.supervision import is_transient
 from hub.rejections import Reason
+from hub.settlement.adapters.nonces import RedisNonces
 from hub.settlement.bootstrap import Settlement
-from hub.settlement.domain.refusals import RefusalCode
+from hub.settlement.entrypoints.gateway import Gateway, parse_body
+from hub.settlement.service_layer.envelope import GROUPED, Reply, refused
 from hub.settlement.service_layer.group_commit import GroupCommit
-from hub.settlement.service_layer.envelope import GROUPED, Reply
 from hub.settlement.service_layer.reasons import Why
 
 log = logging.getLogger(__name__)
@@ -38,78 +43,71 @@ CONVENTION_PATH = "/fsi/api/rsfComIntfaceService/commInterface"
 MAX_BODY_BYTES = 2 * 1024 * 1024
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 
-
-# How each refusal is answered on the wire: the one place HTTP statuses are chosen. Every
-# refusal the engine decides (domain.refusals.RefusalCode) is 422.
-HTTP_STATUS: dict[Reason, int] = {
-    **{why: 400 for why in Why},
-    Why.HOSPITAL_MISMATCH: 403, Why.VISIT_OF_ANOTHER_HOSPITAL: 403, Why.SETTLEMENT_OF_ANOTHER_HOSPITAL: 403,
-    Why.VISIT_NOT_FOUND: 404, Why.SETTLEMENT_NOT_FOUND: 404,
-    Why.MSGID_REUSED: 409, Why.VISIT_NOT_OPEN: 409, Why.VISIT_ALREADY_SETTLED: 409,
-    Why.SETTLEMENT_ALREADY_REVERSED: 409,
-    Why.HUB_NOT_READY: 503,
-    **{refusal: 422 for refusal in RefusalCode},
-}
+# The transport's own answers: the one place HTTP statuses other than 200 are chosen.
+TRANSPORT_STATUS: dict[Reason, int] = {Why.UNAUTHENTICATED: 401, Why.REQUEST_TOO_LARGE: 413,
+                                       Why.HUB_UNAVAILABLE: 503, Why.INTERNAL_ERROR: 500}
 
 
 def status_of(reply: Reply) -> int:
-    return 200 if reply.reason is None else HTTP_STATUS[reply.reason]
+    return TRANSPORT_STATUS.get(reply.reason, 200) if reply.reason is not None else 200
 
 
-def _error(code: str, message: str) -> dict:
-    return {"infcode": -1, "err_code": code, "err_msg": message, "output": {}}
+def _transport(reason: Reason, message: str = "") -> Reply:
+    return refused(reason, message, datetime.now(timezone.utc))
 
 
 class ConventionApp:
     """ASGI: POST on the convention path is answered here; everything else goes to `fallback`."""
 
-    def __init__(self, hub: Settlement, fallback: FastAPI, group_commit: GroupCommit):
+    def __init__(self, hub: Settlement, fallback: FastAPI, group_commit: GroupCommit, gateway: Gateway):
         self.hub = hub
         self.fallback = fallback
         self.group_commit = group_commit
+        self.gateway = gateway
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http" or scope["path"] != CONVENTION_PATH or scope["method"] != "POST":
             await self.fallback(scope, receive, send)
             return
         t0 = time.perf_counter()
-        status, body, infno = await self._answer(scope, receive)
+        reply, infno = await self._answer(scope, receive)
+        if reply is None:  # the client went away
+            return
+        status, body = status_of(reply), orjson.dumps(reply.body)
         await send({"type": "http.response.start", "status": status,
                     "headers": [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
         REQUEST_SECONDS.labels("settlement", infno, str(status)).observe(time.perf_counter() - t0)
 
-    async def _answer(self, scope, receive) -> tuple[int, bytes, str]:
-        auth = b""
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                auth = value
-                break
-        token = auth[7:].decode("latin-1") if auth[:7].lower() == b"bearer " else None
-        hospital = self.hub.hospitals.authenticate(token) if token else None
+    async def _body(self, receive) -> bytes | Reply | None:
         chunks, size = [], 0
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                return 499, b"", "other"
+                return None
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > MAX_BODY_BYTES:
-                return 413, orjson.dumps(_error("request_too_large", f"at most {MAX_BODY_BYTES} bytes")), "other"
+                return _transport(Why.REQUEST_TOO_LARGE, f"at most {MAX_BODY_BYTES} bytes")
             chunks.append(chunk)
             if not message.get("more_body"):
-                break
-        if hospital is None:
-            return 401, orjson.dumps(_error("unauthenticated",
-                                            "send the hospital's token as 'Authorization: Bearer <token>'")), "other"
-        try:
-            envelope = orjson.loads(b"".join(chunks))
-        except orjson.JSONDecodeError as exc:
-            return 400, orjson.dumps(_error("invalid_json", f"the body is not JSON: {exc}")), "other"
+                return b"".join(chunks)
+
+    async def _answer(self, scope, receive) -> tuple[Reply | None, str]:
+        raw = await self._body(receive)
+        if not isinstance(raw, bytes):
+            return raw, "other"
+        hospital = self.gateway.authenticate(scope["headers"])
+        if isinstance(hospital, str):
+            return _transport(Why.UNAUTHENTICATED, hospital), "other"
         service = self.hub.service
+        try:
+            envelope = parse_body(raw)
+        except ValueError as exc:  # answered in the envelope, like every refusal of the input
+            return _transport(Why.INVALID_JSON, f"the body is not JSON: {exc}"), "other"
         request = service.check(hospital, envelope)
         if isinstance(request, Reply):
-            return status_of(request), orjson.dumps(request.body), "other"
+            return request, "other"
         try:
             if request.infno in GROUPED:
                 reply = await self.group_commit.submit(request)
@@ -118,13 +116,11 @@ class ConventionApp:
         except Exception as exc:  # nothing half-done stays: each request is one transaction
             log.exception("infno %s msgid %s could not be answered", request.infno, request.msgid)
             if is_transient(exc):  # a lost database or Redis: the same request will go through later
-                return 503, orjson.dumps(_error(
-                    "hub_unavailable", "the hub could not complete this request now; retry with the same msgid "
-                    "(a request that did complete answers the same again)")), request.infno
+                return _transport(Why.HUB_UNAVAILABLE, "the hub could not complete this request now; retry with "
+                                  "the same msgid (a request that did complete answers the same again)"), request.infno
             # A fault of the hub's own (a bug): retrying would fail the same way, so it does not say to.
-            return 500, orjson.dumps(_error("internal_error", "the hub failed on this request; it is logged for "
-                                                              "the operators")), request.infno
-        return status_of(reply), orjson.dumps(reply.body), request.infno
+            return _transport(Why.INTERNAL_ERROR), request.infno
+        return reply, request.infno
 
 
 def _freeze_long_lived() -> None:
@@ -158,7 +154,10 @@ def create_app(hub: Settlement, loops=None) -> ConventionApp:
                   description=f"The national interface's transactions are served at POST {CONVENTION_PATH}.")
     add_metrics_route(app)
     add_health_routes(app, lambda: None if hub.read_model.ready() else "the read model is rebuilding", loops)
-    return ConventionApp(hub, app, group_commit)
+    if hub.hospitals.sample_secrets:
+        log.warning("some hospitals use the sample gateway secrets (paas_token_ref 'sample:'): for local runs only")
+    gateway = Gateway(hub.hospitals, RedisNonces(hub.read_model.redis))
+    return ConventionApp(hub, app, group_commit, gateway)
 
 
 def app_from_env() -> ConventionApp:

@@ -12,11 +12,14 @@ from __future__ import annotations
 from typing import Any
 
 from hub.settlement.adapters.repository import (
+    ANSWERED,
+    UNDONE_BEFORE_ARRIVAL,
     Changes,
     FeeRow,
     Key,
     Loaded,
     PersonYear,
+    StoredAnswer,
     StoredSettlement,
     Visit,
 )
@@ -26,6 +29,7 @@ from hub.settlement.domain.model import Accumulators
 class Batch:
     def __init__(self, loaded: Loaded, accumulators: dict[PersonYear, Accumulators],
                  registrations: dict[str, bytes]):
+        self.originals = loaded.originals  # requests a 2601 of the group undoes, as remembered
         self.visits = loaded.visits
         self.settlements = loaded.settlements
         self._accumulators = accumulators
@@ -39,6 +43,7 @@ class Batch:
         self._outbox: list[tuple[str, bytes]] = []
         self._answers: list[tuple[Key, dict[str, Any]]] = []
         self._forgotten: list[Key] = []
+        self._tombstones: list[tuple[Key, str, dict[str, Any]]] = []
 
     # ------------------------------------------------------------------ reads
 
@@ -96,6 +101,15 @@ class Batch:
         """Release a claim unanswered: the same msgid is decided afresh later."""
         self._forgotten.append(key)
 
+    def undone(self, key: Key, infno: str, body: dict[str, Any]) -> None:
+        """The request `key` is undone (2601): it answers `body` from now on — also if it has not
+        arrived yet (then it is remembered before it comes, and never decided)."""
+        if key in self.originals:
+            self._answers.append((key, body))
+        else:
+            self._tombstones.append((key, infno, body))
+        self.originals[key] = StoredAnswer(UNDONE_BEFORE_ARRIVAL, ANSWERED, body, infno)
+
     def changes(self) -> Changes:
         return Changes(
             new_visits=list(self._new_visits.values()),
@@ -108,4 +122,5 @@ class Batch:
             outbox=self._outbox,
             answers=self._answers,
             forgotten=self._forgotten,
+            tombstones=self._tombstones,
         )

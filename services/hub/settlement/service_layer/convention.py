@@ -10,10 +10,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from hub.reference.catalogue import CatalogueItem, ItemClass
 from hub.reference.policy import InsuranceType, Level, SpecialPopulation
 from hub.rejections import CodedError
 from hub.settlement.domain.engine import MAX_LINES
@@ -23,6 +25,7 @@ from hub.settlement.domain.model import (
     FeeLine,
     Filing,
     FilingType,
+    LineResult,
     Person,
     Settlement,
     VisitType,
@@ -132,15 +135,16 @@ class _In(BaseModel):
 class FeeDetailIn(_In):
     feedetl_sn: str | int | None = None
     med_list_codg: str = Field(min_length=1, max_length=64)
-    cnt: str | int
-    pric: str | int
-    det_item_fee_sumamt: str | int | None = None
+    cnt: Decimal | str | int
+    pric: Decimal | str | int
+    det_item_fee_sumamt: Decimal | str | int | None = None
 
     @field_validator("cnt", "pric", "det_item_fee_sumamt", mode="before")
     @classmethod
     def _no_floats(cls, v: Any) -> Any:
+        # The edge reads JSON numbers as Decimal; a binary float here would have lost digits.
         if isinstance(v, float):
-            raise ValueError("send amounts and quantities as decimal strings, not JSON floats")
+            raise ValueError("an amount read as a binary float is not exact: send a decimal string or number")
         return v
 
 
@@ -302,53 +306,115 @@ def accumulators_from(data: Any, year: int) -> Accumulators:
     return Accumulators(year=year, **values)
 
 
-def settlement_output(s: Settlement, claim: Claim) -> dict[str, Any]:
-    """A Settlement in the convention's output field names (amounts as yuan strings)."""
+# The platform's fund payment types (fund_pay_type) for the funds the hub's rules pay.
+FUND_PAY_TYPES = {
+    ("hifp", InsuranceType.EMPLOYEE): ("310100", "职工基本医疗保险统筹基金"),
+    ("hifp", InsuranceType.RESIDENT): ("390100", "城乡居民基本医疗保险基金"),
+    ("serious", InsuranceType.EMPLOYEE): ("330100", "职工大额医疗费用补助基金"),
+    ("serious", InsuranceType.RESIDENT): ("390200", "城乡居民大病医疗保险资金"),
+    ("maf", InsuranceType.EMPLOYEE): ("610100", "医疗救助基金"),
+    ("maf", InsuranceType.RESIDENT): ("610100", "医疗救助基金"),
+}
+# clr_type: the clearing category of a settlement, by visit type (11 门诊, 21 住院).
+CLR_TYPES = {VisitType.INPATIENT: "21", VisitType.GENERAL_OUTPATIENT: "11", VisitType.CHRONIC_OUTPATIENT: "11",
+             VisitType.EMERGENCY: "11"}
+ZERO = "0.00"
+SETLINFO_AMOUNTS = ("medfee_sumamt", "fulamt_ownpay_amt", "overlmt_selfpay", "preselfpay_amt", "inscp_scp_amt",
+                    "act_pay_dedc", "hifp_pay", "cvlserv_pay", "hifes_pay", "hifmi_pay", "hifob_pay", "maf_pay",
+                    "oth_pay", "fund_pay_sumamt", "psn_part_amt", "acct_pay", "psn_cash_pay", "hosp_part_amt",
+                    "acct_mulaid_pay", "hifdm_pay")
+
+
+@dataclass(frozen=True)
+class SettlementContext:
+    """What the answer to a (pre-)settlement says besides the engine's figures."""
+
+    mdtrt_id: str
+    psn_no: str  # as the hub may show it to the hospital (masked)
+    insurance_type: InsuranceType
+    setl_id: str | None  # None for a pre-settlement
+    medins_setl_id: str  # the request's msgid: the hospital's own id of the settlement
+    setl_time: datetime
+    clr_optins: str  # the clearing agency: the treatment pool's
+    mdtrt_cert_type: str = ""
+
+
+def settlement_output(s: Settlement, claim: Claim, ctx: SettlementContext) -> dict[str, Any]:
+    """A Settlement in the convention's nodes: `setlinfo` (the platform's fields, amounts as
+    yuan strings), `setldetail` (one entry per fund that pays), and the hub's extension
+    `hub_breakdown` (how the figures were reached, and each fee line's split)."""
+    y = fen_to_yuan
+    employee = ctx.insurance_type is InsuranceType.EMPLOYEE
+    setlinfo = {
+        "mdtrt_id": ctx.mdtrt_id, "setl_id": ctx.setl_id or "", "psn_no": ctx.psn_no, "psn_name": "",
+        "psn_cert_type": "", "certno": ctx.psn_no, "gend": "", "naty": "", "brdy": None, "age": None,
+        "insutype": INSUTYPE_CODES[ctx.insurance_type], "psn_type": "", "cvlserv_flag": "0",
+        "setl_time": ctx.setl_time.strftime("%Y-%m-%d %H:%M:%S"), "mdtrt_cert_type": ctx.mdtrt_cert_type,
+        "med_type": MED_TYPE_CODES[claim.visit_type],
+        "medfee_sumamt": y(s.medfee_sumamt), "fulamt_ownpay_amt": y(s.fulamt_ownpay_amt),
+        "overlmt_selfpay": y(s.overlmt_amt), "preselfpay_amt": y(s.preselfpay_amt),
+        "inscp_scp_amt": y(s.inscp_scp_amt), "act_pay_dedc": y(s.act_pay_dedc), "hifp_pay": y(s.hifp_pay),
+        "pool_prop_selfpay": f"{s.pool_ratio_bp / 10000:.4f}", "cvlserv_pay": ZERO, "hifes_pay": ZERO,
+        "hifmi_pay": ZERO if employee else y(s.hifmi_pay), "hifob_pay": y(s.hifmi_pay) if employee else ZERO,
+        "maf_pay": y(s.maf_pay), "oth_pay": ZERO, "fund_pay_sumamt": y(s.fund_pay_sumamt),
+        "psn_part_amt": y(s.psn_part_amt), "acct_pay": ZERO, "psn_cash_pay": y(s.psn_cash_pay),
+        "hosp_part_amt": ZERO, "balc": ZERO, "acct_mulaid_pay": ZERO, "medins_setl_id": ctx.medins_setl_id,
+        "clr_optins": ctx.clr_optins, "clr_way": "1", "clr_type": CLR_TYPES[claim.visit_type], "hifdm_pay": ZERO,
+        "exp_content": "",
+    }
+    setldetail = []
+    for fund, amount in (("hifp", s.hifp_pay), ("serious", s.hifmi_pay), ("maf", s.maf_pay)):
+        if amount:
+            code, name = FUND_PAY_TYPES[(fund, ctx.insurance_type)]
+            setldetail.append({"fund_pay_type": code, "fund_pay_type_name": name, "inscp_scp_amt": y(s.inscp_scp_amt),
+                               "crt_payb_lmt_amt": y(amount), "fund_payamt": y(amount), "setl_proc_info": ""})
+    return {"setlinfo": setlinfo, "setldetail": setldetail, "hub_breakdown": _breakdown(s)}
+
+
+def _breakdown(s: Settlement) -> dict[str, Any]:
     y = fen_to_yuan
     return {
-        "setlinfo": {
-            "med_type": MED_TYPE_CODES[claim.visit_type],
-            "medfee_sumamt": y(s.medfee_sumamt),
-            "fulamt_ownpay_amt": y(s.fulamt_ownpay_amt),
-            "overlmt_selfpay": y(s.overlmt_amt),
-            "preselfpay_amt": y(s.preselfpay_amt),
-            "inscp_scp_amt": y(s.inscp_scp_amt),
-            "act_pay_dedc": y(s.act_pay_dedc),
-            "hifp_pay": y(s.hifp_pay),
-            "pool_prop_selfpay": f"{s.pool_ratio_bp / 10000:.4f}",
-            "hifmi_pay": y(s.hifmi_pay),
-            "maf_pay": y(s.maf_pay),
-            "fund_pay_sumamt": y(s.fund_pay_sumamt),
-            "psn_part_amt": y(s.psn_part_amt),
-            "acct_pay": "0.00",
-            "psn_cash_pay": y(s.psn_cash_pay),
-        },
-        "setldetail": [
-            {
-                "feedetl_sn": str(l.line_no),
-                "med_list_codg": l.item_code,
-                "chrgitm_lv": l.chrgitm_lv,
-                "det_item_fee_sumamt": y(l.amount_fen),
-                "fulamt_ownpay_amt": y(l.fulamt_ownpay_amt),
-                "overlmt_amt": y(l.overlmt_amt),
-                "preselfpay_amt": y(l.preselfpay_amt),
-                "inscp_scp_amt": y(l.inscp_scp_amt),
-            }
-            for l in s.lines
-        ],
-        "hub_breakdown": {
-            "policy_version": s.policy_version,
-            "catalogue_version": s.catalogue_version,
-            "filing_status": s.filing_status.value if s.filing_status else "IN_POOL",
-            "filing_id": s.filing_id,
-            "hospital_absorbed_amt": y(s.hospital_absorbed_amt),
-            "offsite_selfpay_first_amt": y(s.offsite_selfpay_first_amt),
-            "deductible_due": y(s.deductible_due),
-            "pool_ratio": f"{s.pool_ratio_bp / 10000:.4f}",
-            "essential_drug_ratio": f"{s.essential_drug_ratio_bp / 10000:.4f}",
-            "fund_before_cap": y(s.fund_before_cap),
-            "basic_cap_remaining": None if s.basic_cap_remaining is None else y(s.basic_cap_remaining),
-            "compliant_oop": y(s.compliant_oop),
-            "compliant_oop_above_basic_cap": y(s.compliant_oop_above_basic_cap),
-        },
+        "policy_version": s.policy_version,
+        "catalogue_version": s.catalogue_version,
+        "filing_status": s.filing_status.value if s.filing_status else "IN_POOL",
+        "filing_id": s.filing_id,
+        "hospital_absorbed_amt": y(s.hospital_absorbed_amt),
+        "offsite_selfpay_first_amt": y(s.offsite_selfpay_first_amt),
+        "deductible_due": y(s.deductible_due),
+        "pool_ratio": f"{s.pool_ratio_bp / 10000:.4f}",
+        "essential_drug_ratio": f"{s.essential_drug_ratio_bp / 10000:.4f}",
+        "fund_before_cap": y(s.fund_before_cap),
+        "basic_cap_remaining": None if s.basic_cap_remaining is None else y(s.basic_cap_remaining),
+        "compliant_oop": y(s.compliant_oop),
+        "compliant_oop_above_basic_cap": y(s.compliant_oop_above_basic_cap),
+        "lines": [line_split(line) for line in s.lines],
     }
+
+
+# med_chrgitm_type (医疗收费项目类别) of a catalogue item's kind: 09 西药费, 05 治疗费, 08 卫生材料费.
+MED_CHRGITM_TYPES = {"DRUG": "09", "SERVICE": "05", "MATERIAL": "08"}
+
+
+def line_split(line: LineResult, item: CatalogueItem | None = None) -> dict[str, Any]:
+    """One fee line's split, in the convention's per-line fields (the answer to a fee upload,
+    and the hub's per-line breakdown of a settlement)."""
+    y = fen_to_yuan
+    split = {
+        "feedetl_sn": str(line.line_no),
+        "med_list_codg": line.item_code,
+        "det_item_fee_sumamt": y(line.amount_fen),
+        "chrgitm_lv": line.chrgitm_lv,
+        "fulamt_ownpay_amt": y(line.fulamt_ownpay_amt),
+        "overlmt_amt": y(line.overlmt_amt),
+        "preselfpay_amt": y(line.preselfpay_amt),
+        "inscp_scp_amt": y(line.inscp_scp_amt),
+        "bas_medn_flag": "1" if line.essential_drug else "0",
+    }
+    if item is not None:
+        split.update(pric_uplmt_amt=y(item.price_cap_fen) if item.price_cap_fen is not None else ZERO,
+                     selfpay_prop=f"{item.self_pay_first_bp / 10000:.4f}" if item.item_class is ItemClass.YI
+                     else ("1.0000" if item.item_class is ItemClass.BING else "0.0000"),
+                     med_chrgitm_type=MED_CHRGITM_TYPES.get(item.item_kind, "14"))
+    else:  # not in the treatment pool's catalogue: wholly self-paid
+        split.update(pric_uplmt_amt=ZERO, selfpay_prop="1.0000", med_chrgitm_type="14")
+    return split

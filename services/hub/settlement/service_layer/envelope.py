@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import uuid
+import itertools
+import os
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -21,11 +22,14 @@ CANCEL_FEES = frozenset({"2205", "2302"})
 PRE_SETTLE = frozenset({"2206", "2303"})
 SETTLE = frozenset({"2207", "2304"})
 REVERSE = frozenset({"2208", "2305"})
+UNDO = frozenset({"2601"})  # 冲正: undo a transaction whose answer the hospital never received
+UNDOABLE = SETTLE | OPEN_VISIT
 LOOKUP = frozenset({"1101"})
 RECONCILE = frozenset({"3201", "3202"})
-MUTATING = OPEN_VISIT | CANCEL_VISIT | UPLOAD_FEES | CANCEL_FEES | SETTLE | REVERSE
+SIGN = frozenset({"9001", "9002"})  # sign in and out: a sign_no for the envelopes that follow
+MUTATING = OPEN_VISIT | CANCEL_VISIT | UPLOAD_FEES | CANCEL_FEES | SETTLE | REVERSE | UNDO
 GROUPED = MUTATING | PRE_SETTLE  # decided in group transactions (`SettlementService.run_group`)
-KNOWN = GROUPED | LOOKUP | RECONCILE
+KNOWN = GROUPED | LOOKUP | RECONCILE | SIGN
 
 
 class Answer(Exception):
@@ -64,15 +68,32 @@ class Reply:
     body: dict[str, Any]
 
 
+HUB_REGION = "000000"  # the hub answers as the national platform: region code of the receiving side
+_SEQUENCE = itertools.count()
+
+
+def _envelope(now: datetime) -> dict[str, Any]:
+    """The answer's envelope as the platform writes it: `inf_refmsgid` = receiving region (6) +
+    yyyyMMddHHmmss (14) + a sequence (10); `refmsg_time`/`respond_time` = yyyyMMddHHmmssSSS."""
+    local = now.astimezone(SHANGHAI)
+    stamp = local.strftime("%Y%m%d%H%M%S")
+    sequence = f"{os.getpid() % 1000:03d}{next(_SEQUENCE) % 10**7:07d}"
+    millis = f"{stamp}{local.microsecond // 1000:03d}"
+    return {"infcode": 0, "inf_refmsgid": f"{HUB_REGION}{stamp}{sequence}", "refmsg_time": millis,
+            "respond_time": millis, "err_msg": "", "warn_msg": "", "cainfo": "", "signtype": ""}
+
+
 def done(output: dict, now: datetime) -> Reply:
-    stamp = now.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
-    return Reply(None, {"infcode": 0, "inf_refmsgid": f"HUB{now.strftime('%Y%m%d%H%M%S')}{uuid.uuid4().hex[:8]}",
-                        "refmsg_time": stamp, "respond_time": stamp, "err_msg": "", "output": output})
+    body = _envelope(now)
+    body["output"] = output
+    return Reply(None, body)
 
 
 def refused(reason: Reason, message: str, now: datetime) -> Reply:
-    body = done({}, now).body
-    body.update(infcode=-1, err_code=reason.code, err_msg=message or reason.message, output={})
+    """A refusal as the platform answers one: infcode -1 and err_msg, led by the stable reason
+    code in brackets (also in the hub's extra field `err_code`), no output."""
+    body = _envelope(now)
+    body.update(infcode=-1, err_msg=f"[{reason.code}] {message or reason.message}", err_code=reason.code, output=None)
     return Reply(reason, body)
 
 

@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import time
+import uuid
 from datetime import datetime, timezone
 from typing import Any, Callable, Sequence
 
@@ -33,6 +34,8 @@ from hub.settlement.service_layer.envelope import (
     LOOKUP,
     MUTATING,
     SHANGHAI,
+    SIGN,
+    UNDO,
     Answer,
     Reply,
     Request,
@@ -53,7 +56,8 @@ MAX_RECONCILE_DETAILS = 100_000
 
 
 def canonical_sha256(infno: str, payload: Any) -> str:
-    text = json.dumps({"infno": infno, "input": payload}, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    text = json.dumps({"infno": infno, "input": payload}, sort_keys=True, ensure_ascii=False, separators=(",", ":"),
+                      default=str)  # Decimal: amounts sent as JSON numbers
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -148,10 +152,14 @@ class SettlementService:
         for i in digests:
             first.setdefault(requests[i].key, i)
         claims = [NewClaim(*key, requests[i].infno, digests[i]) for key, i in first.items()]
-        named = [self.transactions.names(r) for r in requests]
+        undoing = {i: key for i, r in enumerate(requests) if r.infno in UNDO and (key := Transactions.undone_key(r))}
         replies: list[Reply | None] = [None] * len(requests)
         with self.repository.transaction() as tx:
+            originals = tx.requests(sorted(set(undoing.values()))) if undoing else {}
+            named = [Transactions.undone_names(originals.get(undoing[i])) if i in undoing
+                     else self.transactions.names(r) for i, r in enumerate(requests)]
             loaded = tx.load(claims, [v for v, _ in named if v], [s for _, s in named if s])
+            loaded.originals = originals
             deciding = [i for i, r in enumerate(requests)
                         if i not in digests or (first[r.key] == i and r.key in loaded.claimed)]
             touches = Touches()
@@ -188,10 +196,12 @@ class SettlementService:
         """The remembered answer to a msgid seen before — or the refusal when its content differs."""
         if stored is None or stored.status_code == 0:  # its first request was released unanswered
             return refusal(not_ready(), request.now)
+        response = stored.response
+        if response.get("err_code") == Why.TRANSACTION_UNDONE.code:  # undone by a 2601, whatever it held
+            return Reply(Why.TRANSACTION_UNDONE, response)
         if stored.request_sha256 != digest:
             return refused(Why.MSGID_REUSED, f"msgid {request.msgid} was already used for a different request",
                            request.now)
-        response = stored.response
         return Reply(reason_of(response["err_code"]) if response.get("infcode") == -1 else None, response)
 
     def _ready(self) -> bool:
@@ -209,9 +219,12 @@ class SettlementService:
     # ------------------------------------------------------------------ reads outside groups
 
     def answer(self, request: Request) -> Reply:
-        """Person lookup (1101) and reconciliation (3201/3202): they read, and take no group's time."""
+        """Sign-in and out (9001/9002), person lookup (1101) and reconciliation (3201/3202): they
+        read, and take no group's time."""
         try:
             try:
+                if request.infno in SIGN:
+                    return done(_sign(request), request.now)
                 if request.infno in LOOKUP:
                     if not self._ready():
                         raise not_ready()
@@ -275,6 +288,15 @@ class SettlementService:
         return {"stmtinfo": {"stmt_rslt": "0" if not differences else "1",
                              "stmt_rslt_dscr": "match" if not differences else f"{len(differences)} differing settlements",
                              "hub": hub_totals}, "differences": differences}
+
+
+def _sign(request: Request) -> dict:
+    """9001 gives the operator a sign_no for the envelopes that follow (the hub accepts any, as
+    authentication is the gateway's); 9002 signs out."""
+    stamp = request.now.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
+    if request.infno == "9001":
+        return {"signinoutb": {"sign_time": stamp, "sign_no": uuid.uuid4().hex}}
+    return {"signoutoutb": {"sign_time": stamp}}
 
 
 def _their_totals(data: dict) -> dict:

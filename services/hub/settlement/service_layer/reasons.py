@@ -9,6 +9,11 @@ from hub.settlement.domain.refusals import RefusalCode
 
 
 class Why(Reason):
+    # the transport (answered with an HTTP status of its own: see entrypoints/http.py)
+    UNAUTHENTICATED = ("unauthenticated", "The request is not signed by a known hospital")
+    REQUEST_TOO_LARGE = ("request_too_large", "The request body is too large")
+    HUB_UNAVAILABLE = ("hub_unavailable", "The hub could not complete this request now; retry with the same msgid")
+    INTERNAL_ERROR = ("internal_error", "The hub failed on this request; it is logged for the operators")
     # the envelope
     INVALID_JSON = ("invalid_json", "The request body is not a JSON object in the interface envelope")
     UNKNOWN_INFNO = ("unknown_infno", "The transaction (infno) is not served here")
@@ -32,6 +37,8 @@ class Why(Reason):
     SETTLEMENT_NOT_FOUND = ("settlement_not_found", "No such settlement")
     SETTLEMENT_OF_ANOTHER_HOSPITAL = ("settlement_of_another_hospital", "A hospital reverses only its own settlements")
     SETTLEMENT_ALREADY_REVERSED = ("settlement_already_reversed", "The settlement is already reversed")
+    TRANSACTION_UNDONE = ("transaction_undone", "The transaction was undone by a 2601 (冲正)")
+    NOT_UNDOABLE = ("not_undoable", "2601 undoes a settlement (2207/2304) or the opening of a visit (2201/2401)")
     # the hub itself
     HUB_NOT_READY = ("hub_not_ready", "The hub's reference data is rebuilding; retry shortly")
 

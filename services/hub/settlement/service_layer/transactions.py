@@ -17,7 +17,9 @@ from datetime import date
 from typing import Any, Callable, Mapping
 
 from hub.messaging import AvroCodec
-from hub.settlement.adapters.repository import FeeRow, Loaded, PersonYear, StoredSettlement, Visit
+from hub.settlement.adapters.repository import FeeRow, Loaded, PersonYear, StoredAnswer, StoredSettlement, Visit
+from hub.reference.catalogue import Catalogue
+from hub.settlement.domain.engine import classify_line
 from hub.settlement.domain.model import ACCUMULATOR_FIELDS, Accumulators, Claim, FeeLine, Person
 from hub.settlement.domain.money import AmountError, yuan_to_fen
 from hub.settlement.domain.refusals import Refusal, RefusalCode
@@ -31,11 +33,14 @@ from hub.settlement.service_layer.envelope import (
     REVERSE,
     SETTLE,
     SHANGHAI,
+    UNDO,
+    UNDOABLE,
     UPLOAD_FEES,
     Answer,
     Request,
     data_of,
     not_ready,
+    refused,
 )
 from hub.settlement.service_layer.events import settlement_completed_event, settlement_reversed_event
 from hub.settlement.service_layer.identity import Hospital, mask_person_id, person_ref
@@ -46,6 +51,7 @@ from hub.settlement.service_layer.reasons import Why, reason_of
 INPATIENT_MED_TYPES = frozenset({"21"})  # 2401 admits
 OUTPATIENT_MED_TYPES = frozenset({"11", "13", "14"})  # 2201 registers an outpatient or emergency visit
 MAX_FEE_LINES_PER_UPLOAD = 2_000
+EMPTY_CATALOGUE = Catalogue("", "", {})  # a pool without a catalogue: every line self-paid
 
 
 @dataclass
@@ -65,6 +71,11 @@ class Transactions:
         self.person_key = person_key
         self.read_model_ready = read_model_ready
         self.limits = limits
+        by_kind = ((SETTLE, self.settle), (PRE_SETTLE, self.preview), (UPLOAD_FEES, self.upload_fees),
+                   (OPEN_VISIT, self.open_visit), (CANCEL_FEES, self.cancel_fees), (CANCEL_VISIT, self.cancel_visit),
+                   (REVERSE, self.reverse), (UNDO, self.undo))
+        self._by_infno: dict[str, Callable[[Batch, Request], dict]] = {
+            infno: decide for kind, decide in by_kind for infno in kind}
 
     # ------------------------------------------------------------------ what a group reads
 
@@ -80,9 +91,26 @@ class Transactions:
             return None, None
         if request.infno in REVERSE:
             return None, _text(data.get("setl_id"))
-        if request.infno in OPEN_VISIT:
+        if request.infno in OPEN_VISIT | UNDO:  # what a 2601 names comes from its original (`undone_names`)
             return None, None
         return _text(data.get("mdtrt_id")), None
+
+    @staticmethod
+    def undone_key(request: Request) -> tuple[str, str] | None:
+        """The (hospital, msgid) a 2601 undoes."""
+        data = request.payload.get("data")
+        omsgid = data.get("omsgid") if isinstance(data, dict) else None
+        return (request.hospital.code, omsgid) if isinstance(omsgid, str) else None
+
+    @staticmethod
+    def undone_names(original: StoredAnswer | None) -> tuple[str | None, str | None]:
+        """The visit or settlement a remembered request made (from its answer)."""
+        if original is None or original.infno not in UNDOABLE or original.response.get("infcode") != 0:
+            return None, None
+        output = original.response.get("output") or {}
+        if original.infno in SETTLE:
+            return None, _text((output.get("setlinfo") or {}).get("setl_id"))
+        return _text((output.get("data") or output.get("result") or {}).get("mdtrt_id")), None
 
     def touches(self, request: Request, loaded: Loaded, into: Touches) -> None:
         """Add the people and person-years the request will read or change, as far as they can
@@ -100,8 +128,11 @@ class Transactions:
                 end_day = _end_day(data, visit) or visit.begntime
                 into.people.add(visit.person_ref)
                 (into.lock if infno in SETTLE else into.read).add((visit.person_ref, end_day.year))
-        elif infno in REVERSE:
-            settlement = loaded.settlements.get(_text(data.get("setl_id")) or "")
+        elif infno in REVERSE | UNDO:
+            setl_id = data.get("setl_id") if infno in REVERSE else None
+            if infno in UNDO and (key := self.undone_key(request)) is not None:
+                setl_id = self.undone_names(loaded.originals.get(key))[1]
+            settlement = loaded.settlements.get(_text(setl_id) or "")
             if settlement is not None:
                 into.lock.add((settlement.person_ref, settlement.policy_year))
 
@@ -109,25 +140,10 @@ class Transactions:
 
     def decide(self, batch: Batch, request: Request) -> dict[str, Any]:
         """The transaction's output, its changes made to `batch`; or an Answer raised before any."""
-        infno = request.infno
         try:
-            if infno in SETTLE:
-                return self.settle(batch, request)
-            if infno in PRE_SETTLE:
-                return self.preview(batch, request)
-            if infno in UPLOAD_FEES:
-                return self.upload_fees(batch, request)
-            if infno in OPEN_VISIT:
-                return self.open_visit(batch, request)
-            if infno in CANCEL_FEES:
-                return self.cancel_fees(batch, request)
-            if infno in CANCEL_VISIT:
-                return self.cancel_visit(batch, request)
-            if infno in REVERSE:
-                return self.reverse(batch, request)
+            return self._by_infno[request.infno](batch, request)
         except convention.ConventionError as exc:
             raise Answer(reason_of(exc.code), exc.message) from None
-        raise AssertionError(f"infno {infno} is not decided in a group")
 
     def open_visit(self, batch: Batch, request: Request) -> dict:
         hospital, infno = request.hospital, request.infno
@@ -149,7 +165,10 @@ class Transactions:
         mdtrt_id = f"M{hospital.code}{uuid.uuid4().hex[:16].upper()}"
         batch.add_visit(Visit(mdtrt_id, hospital.code, ref, masked, med_type, insutype, begn, "OPEN",
                               accident_injury=data.get("accident_injury") in (True, "1", 1, "true")))
-        return {"result": {"mdtrt_id": mdtrt_id, "psn_no": masked}}
+        answer = {"mdtrt_id": mdtrt_id, "psn_no": masked, "ipt_otp_no": str(data.get("ipt_otp_no") or "")}
+        if infno == "2201":  # 挂号 answers in `data`, 入院办理 in `result`, as the convention has them
+            return {"data": {**answer, "exp_content": ""}}
+        return {"result": answer}
 
     def cancel_visit(self, batch: Batch, request: Request) -> dict:
         visit = self.own_visit(batch, request.hospital, data_of(request.payload).get("mdtrt_id"))
@@ -169,12 +188,21 @@ class Transactions:
         visit = self.own_visit(batch, request.hospital, ids.pop())
         if visit.status != "OPEN":
             raise Answer(Why.VISIT_NOT_OPEN, f"visit is {visit.status}")
+        catalogue = self.reference.current()[1].get(request.hospital.pool)
         result = []
         for n, f in enumerate(checked):
             sn = f.feedetl_sn or str(n + 1)
             batch.put_fee(FeeRow(visit.mdtrt_id, sn, f.med_list_codg, f.cnt, f.pric_fen, f.amount_fen))
-            result.append({"feedetl_sn": sn, "det_item_fee_sumamt": convention.fen_to_yuan(f.amount_fen)})
+            result.append(self.split(catalogue, FeeLine(n + 1, f.med_list_codg, f.cnt, f.pric_fen, f.amount_fen), sn))
         return {"result": result}
+
+    @staticmethod
+    def split(catalogue: Catalogue | None, line: FeeLine, sn: str) -> dict:
+        """A fee line's split as the upload answers it (the catalogue's classes; no policy yet)."""
+        catalogue = catalogue or EMPTY_CATALOGUE
+        priced = classify_line(line, catalogue)
+        return {**convention.line_split(priced, catalogue.get(line.item_code)), "feedetl_sn": sn, "cnt": str(line.quantity),
+                "pric": convention.fen_to_yuan(line.unit_price_fen), "lmt_used_flag": "0"}
 
     def cancel_fees(self, batch: Batch, request: Request) -> dict:
         data = data_of(request.payload)
@@ -189,15 +217,15 @@ class Transactions:
     def preview(self, batch: Batch, request: Request) -> dict:
         """Pre-settlement (2206/2303): the settlement as it would be now; nothing changes."""
         visit, claim, person, key = self._priceable(batch, request)
-        return convention.settlement_output(self.price(claim, person, batch.accumulators(key)), claim)
+        result = self.price(claim, person, batch.accumulators(key))
+        return convention.settlement_output(result, claim, self.context(request, visit, person, None))
 
     def settle(self, batch: Batch, request: Request) -> dict:
         visit, claim, person, key = self._priceable(batch, request)
         result = self.price(claim, person, batch.accumulators(key))
         hospital, now, msgid = request.hospital, request.now, request.msgid
-        output = convention.settlement_output(result, claim)
         setl_id = f"S{hospital.code}{uuid.uuid4().hex[:16].upper()}"
-        output["setlinfo"] = {"setl_id": setl_id, "mdtrt_id": visit.mdtrt_id, **output["setlinfo"]}
+        output = convention.settlement_output(result, claim, self.context(request, visit, person, setl_id))
         business_date = now.astimezone(SHANGHAI).date()
         delta = result.accumulators_delta
         batch.set_accumulators(key, batch.accumulators(key).plus(delta))
@@ -206,23 +234,28 @@ class Transactions:
             setl_id, visit.mdtrt_id, msgid, hospital.code, visit.person_ref, visit.person_id_masked,
             person.home_pool, hospital.pool, key[1], business_date, now, result.medfee_sumamt, result.hifp_pay,
             result.hifmi_pay, result.maf_pay, result.psn_part_amt,
-            {f: getattr(delta, f) for f in ACCUMULATOR_FIELDS}, {"setlinfo": output["setlinfo"]}))
+            {f: getattr(delta, f) for f in ACCUMULATOR_FIELDS},
+            {"setlinfo": output["setlinfo"], "setldetail": output["setldetail"]}))
         event = settlement_completed_event(result, claim, person, hospital, visit, setl_id, msgid, business_date, now)
         batch.emit(person.home_pool, self.codec.encode("SettlementCompleted", event, check=False))
         return output
 
     def reverse(self, batch: Batch, request: Request) -> dict:
-        hospital, now = request.hospital, request.now
         setl_id = data_of(request.payload).get("setl_id")
         if not isinstance(setl_id, str):
             raise Answer(Why.INVALID_FIELD, "setl_id: the settlement to reverse")
         row = batch.settlement(setl_id)
         if row is None:
             raise Answer(Why.SETTLEMENT_NOT_FOUND, f"no settlement {setl_id}")
-        if row.hospital_code != hospital.code:
+        if row.hospital_code != request.hospital.code:
             raise Answer(Why.SETTLEMENT_OF_ANOTHER_HOSPITAL, "a hospital reverses only its own settlements")
         if row.status == "REVERSED":
             raise Answer(Why.SETTLEMENT_ALREADY_REVERSED, f"{setl_id} was reversed at {row.reversed_at.isoformat()}")
+        return self._reverse_settlement(batch, request, row)
+
+    def _reverse_settlement(self, batch: Batch, request: Request, row: StoredSettlement) -> dict:
+        """Take a standing settlement back: accumulators, the visit open again, the event."""
+        hospital, now = request.hospital, request.now
         key = (row.person_ref, row.policy_year)
         delta = Accumulators(year=row.policy_year, **row.accumulators_delta)
         batch.set_accumulators(key, batch.accumulators(key).plus(delta, sign=-1))
@@ -233,10 +266,57 @@ class Transactions:
         event = settlement_reversed_event(row, reversal_id, request.msgid, hospital,
                                           now.astimezone(SHANGHAI).date(), now)
         batch.emit(row.home_pool, self.codec.encode("SettlementReversed", event))
-        return {"setlinfo": {**row.output["setlinfo"], "setl_id": setl_id, "reversal_id": reversal_id,
-                             "status": "REVERSED"}}
+        return reversal_output(row, reversal_id, now)
+
+    def undo(self, batch: Batch, request: Request) -> dict:
+        """2601 冲正: undo the request `omsgid` (of type `oinfno`) whose answer the hospital never
+        received. A settlement is reversed, an opened visit cancelled; a request that never
+        arrived is remembered as undone, so if it arrives late it changes nothing. From now on
+        `omsgid` answers `transaction_undone`. Asked again, 2601 answers the same."""
+        data = data_of(request.payload)
+        omsgid, oinfno = data.get("omsgid"), data.get("oinfno")
+        if not isinstance(omsgid, str) or not convention.is_code(omsgid) or len(omsgid) > self.limits.max_code_length:
+            raise Answer(Why.INVALID_FIELD, "omsgid: the msgid of the transaction to undo")
+        if oinfno not in UNDOABLE:
+            raise Answer(Why.NOT_UNDOABLE, f"oinfno {oinfno!r}: one of {', '.join(sorted(UNDOABLE))}")
+        key = (request.hospital.code, omsgid)
+        original = batch.originals.get(key)
+        if original is not None and original.infno != oinfno:
+            raise Answer(Why.INVALID_FIELD, f"omsgid {omsgid} was a {original.infno}, not a {oinfno}")
+        undone = self._undo_effect(batch, request, original)
+        if original is None or original.response.get("err_code") != Why.TRANSACTION_UNDONE.code:
+            body = refused(Why.TRANSACTION_UNDONE, f"undone by 2601 msgid {request.msgid}", request.now).body
+            batch.undone(key, oinfno, body)
+        return {"hub_undo": {"omsgid": omsgid, "oinfno": oinfno, "undone": undone}}
+
+    def _undo_effect(self, batch: Batch, request: Request, original: StoredAnswer | None) -> str:
+        """What undoing the original changes (checked before anything is changed)."""
+        if original is None:
+            return "nothing: the transaction never arrived, and will change nothing if it does"
+        visit_id, setl_id = self.undone_names(original)
+        if setl_id is not None:
+            row = batch.settlement(setl_id)
+            if row is None or row.status != "SETTLED":
+                return f"nothing: settlement {setl_id} is already reversed"
+            reversal = self._reverse_settlement(batch, request, row)
+            return f"settlement {setl_id} reversed by {reversal['hub_reversal']['reversal_id']}"
+        if visit_id is not None:
+            visit = batch.visit(visit_id)
+            if visit is not None and visit.status == "SETTLED":
+                raise Answer(Why.VISIT_ALREADY_SETTLED, "undo (or reverse) the visit's settlement first")
+            if visit is not None and visit.status == "OPEN":
+                batch.set_visit_status(visit, "CANCELLED")
+                return f"visit {visit_id} cancelled"
+            return f"nothing: visit {visit_id} is not open"
+        return "nothing: the transaction was refused, or already undone"
 
     # ------------------------------------------------------------------ shared steps
+
+    def context(self, request: Request, visit: Visit, person: Person, setl_id: str | None) -> convention.SettlementContext:
+        data = data_of(request.payload)
+        return convention.SettlementContext(
+            visit.mdtrt_id, visit.person_id_masked, person.insurance_type, setl_id, request.msgid,
+            request.now.astimezone(SHANGHAI), request.hospital.pool, str(data.get("mdtrt_cert_type") or ""))
 
     def own_visit(self, batch: Batch, hospital: Hospital, mdtrt_id: Any) -> Visit:
         """The visit, if it exists and belongs to the asking hospital; else the answer why not."""
@@ -300,6 +380,24 @@ class Transactions:
         if isinstance(result, Refusal):
             raise Answer(result.reason, result.detail)
         return result
+
+
+def reversal_output(row: StoredSettlement, reversal_id: str, now) -> dict:
+    """2208/2305 as the convention answers it: the reversal as a settlement of its own (its own
+    `setl_id`; every amount the original's, negated, so the two net to zero), its fund lines
+    likewise; the settlement it reverses in the hub's extension `hub_reversal`."""
+    def negated(value: str) -> str:
+        return convention.fen_to_yuan(-yuan_to_fen(value))
+
+    setlinfo = dict(row.output["setlinfo"])
+    for key in convention.SETLINFO_AMOUNTS:
+        if key in setlinfo:
+            setlinfo[key] = negated(setlinfo[key])
+    setlinfo.update(setl_id=reversal_id, setl_time=now.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S"))
+    setldetail = [{**d, **{k: negated(d[k]) for k in ("inscp_scp_amt", "crt_payb_lmt_amt", "fund_payamt")}}
+                  for d in row.output.get("setldetail", [])]
+    return {"setlinfo": setlinfo, "setldetail": setldetail,
+            "hub_reversal": {"setl_id": row.setl_id, "reversal_id": reversal_id, "status": "REVERSED"}}
 
 
 def _text(value: Any) -> str | None:

@@ -1,0 +1,165 @@
+"""A HIS written from the public convention switches to the hub by changing an address and its
+gateway credentials: it drives an out-of-region outpatient bill and a stay through every
+transaction it uses, signed with the gateway headers, and reads every answer by the convention's
+names (tests/conformance/his_client.py). Real Kafka, Redis and PostgreSQL (the integration stack)."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from hub.settlement.adapters import database as db
+from hub.settlement.entrypoints.http import create_app
+from tests.integration.test_settlement_service import (  # noqa: F401  (fixtures)
+    GZ_A,
+    JIA_DRUG,
+    enrolled_person,
+    reference_loaded,
+    stack,
+)
+
+from .his_client import HisClient, fen
+
+
+def his(stack, hospital=GZ_A) -> HisClient:
+    http = TestClient(create_app(stack))
+
+    def post(path: str, body: bytes, headers: dict) -> tuple[int, dict]:
+        response = http.post(path, content=body, headers=headers)
+        return response.status_code, response.json()
+
+    code, pool = hospital
+    # The sample hospitals' paasid is their code and their paas token 'dev-<code>' (reference/hospitals.yaml).
+    return HisClient(post, code, "广州市第一人民医院", pool, paasid=code, paas_token=f"dev-{code}")
+
+
+def referred(stack, producer) -> str:
+    """A 冠县 resident (whose policy covers general outpatient care off-site) referred to 广州."""
+    psn, _ = enrolled_person(stack, producer, home_pool="371525", filings=[{
+        "filing_id": "F1", "filing_type": "REFERRAL", "target_pool": "440100", "valid_from": date(2026, 1, 1),
+        "valid_to": None, "revoked": False}])
+    return psn
+
+
+def test_an_outpatient_bill_and_a_stay_as_a_his_drives_them(stack, producer):
+    psn = referred(stack, producer)
+    client = his(stack)
+    client.insuplc_admdvs = "371525"
+
+    signed = client.call("9001", {"signIn": {"opter_no": "0001", "mac": "00-16-3E-00-00-01", "ip": "10.1.1.1"}})
+    client.sign_no = (signed.output.get("signinoutb") or {}).get("sign_no", "")
+    client.expect(len(client.sign_no) >= 16, "9001 answers signinoutb.sign_no")
+
+    person = client.call("1101", {"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": psn, "psn_cert_type": "01",
+                                           "certno": psn, "psn_name": "", "begntime": "2026-03-10 08:00:00"}})
+    client.expect(person.ok and isinstance(person.output.get("insuinfo"), list), "1101 answers baseinfo and insuinfo[]")
+    insutype = person.output["insuinfo"][0]["insutype"]
+    client.expect(insutype in ("310", "390"), "insuinfo.insutype")
+
+    # --- an outpatient visit: 2201 register, 2204 fees, 2206 pre-settle, 2207 settle, 2208 reverse
+    reg = client.call("2201", {"data": {"psn_no": psn, "insutype": insutype, "begntime": "2026-03-10 09:00:00",
+                                        "mdtrt_cert_type": "02", "mdtrt_cert_no": psn, "ipt_otp_no": "MZ0001",
+                                        "atddr_no": "D001", "dr_name": "王医生", "dept_code": "01",
+                                        "dept_name": "内科", "caty": "A03", "med_type": "11"}})
+    client.expect(reg.ok, f"2201 registers ({reg.body.get('err_msg')})")
+    mdtrt_id = (reg.output.get("data") or {}).get("mdtrt_id")
+    client.expect(bool(mdtrt_id) and reg.output["data"].get("ipt_otp_no") == "MZ0001",
+                  "2201 answers output.data.mdtrt_id and echoes ipt_otp_no")
+    lines = [{"feedetl_sn": "1", "mdtrt_id": mdtrt_id, "psn_no": psn, "chrg_bchno": "B1", "med_list_codg": JIA_DRUG,
+              "medins_list_codg": "HIS-001", "det_item_fee_sumamt": Decimal("30.00"), "cnt": Decimal("2"),
+              "pric": Decimal("15.00"), "fee_ocur_time": "2026-03-10 09:10:00", "bilg_dept_codg": "01",
+              "bilg_dr_codg": "D001", "hosp_appr_flag": "1"},
+             {"feedetl_sn": "2", "mdtrt_id": mdtrt_id, "psn_no": psn, "chrg_bchno": "B1", "med_list_codg": "S0240201",
+              "medins_list_codg": "HIS-002", "det_item_fee_sumamt": Decimal("45.5"), "cnt": Decimal("1"),
+              "pric": Decimal("45.5"), "fee_ocur_time": "2026-03-10 09:12:00", "bilg_dept_codg": "01",
+              "bilg_dr_codg": "D001", "hosp_appr_flag": "1"}]
+    up = client.call("2204", {"feedetail": lines})
+    client.expect(up.ok, f"2204 uploads ({up.body.get('err_msg')})")
+    client.check_fee_results(up, sent=2)
+    settle_input = {"data": {"psn_no": psn, "mdtrt_cert_type": "02", "mdtrt_cert_no": psn, "med_type": "11",
+                             "medfee_sumamt": Decimal("75.50"), "psn_setlway": "01", "mdtrt_id": mdtrt_id,
+                             "chrg_bchno": "B1", "insutype": insutype, "acct_used_flag": "0"}}
+    pre = client.call("2206", settle_input)
+    client.expect(pre.ok, f"2206 pre-settles ({pre.body.get('err_msg')})")
+    client.check_setlement(pre, settled=False)
+    setl = client.call("2207", settle_input)
+    client.expect(setl.ok, f"2207 settles ({setl.body.get('err_msg')})")
+    info = client.check_setlement(setl, settled=True)
+    client.expect(info.get("medfee_sumamt") == "75.50", "the bill's total as sent in JSON numbers, exactly")
+    back = client.call("2208", {"data": {"psn_no": psn, "mdtrt_id": mdtrt_id, "setl_id": info.get("setl_id")}})
+    client.expect(back.ok, f"2208 reverses ({back.body.get('err_msg')})")
+    undone = back.output.get("setlinfo") or {}
+    client.expect(bool(undone.get("setl_id")) and undone.get("setl_id") != info.get("setl_id"),
+                  "2208 answers the reversal under an id of its own")
+    for key in ("medfee_sumamt", "fund_pay_sumamt", "psn_part_amt", "hifp_pay"):
+        client.expect(fen(info.get(key, "0")) + fen(undone.get(key, "0")) == 0, f"the reversal nets {key} to zero")
+
+    # --- a stay: 2401 admit, 2301 fees, 2303 pre-settle, 2304 settle whose answer is lost, 2601 undo
+    adm = client.call("2401", {"mdtrtinfo": {"psn_no": psn, "insutype": insutype, "coner_name": "", "tel": "",
+                                             "begntime": "2026-03-11 08:00:00", "mdtrt_cert_type": "02",
+                                             "mdtrt_cert_no": psn, "med_type": "21", "ipt_no": "ZY0001",
+                                             "atddr_no": "D002", "chfpdr_name": "李医生", "adm_diag_dscr": "肺炎",
+                                             "adm_dept_codg": "02", "adm_dept_name": "呼吸科", "adm_bed": "12",
+                                             "dscg_maindiag_code": "J18.900", "dscg_maindiag_name": "肺炎"},
+                               "diseinfo": [{"psn_no": psn, "diag_type": "1", "maindiag_flag": "1", "diag_srt_no": 1,
+                                             "diag_code": "J18.900", "diag_name": "肺炎", "diag_dept": "呼吸科",
+                                             "dise_dor_no": "D002", "dise_dor_name": "李医生",
+                                             "diag_time": "2026-03-11 08:00:00"}]})
+    client.expect(adm.ok, f"2401 admits ({adm.body.get('err_msg')})")
+    stay = (adm.output.get("result") or {}).get("mdtrt_id")
+    up = client.call("2301", {"feedetail": [dict(lines[0], mdtrt_id=stay, det_item_fee_sumamt=Decimal("3000.00"),
+                                                 cnt=Decimal("2"), pric=Decimal("1500.00"))]})
+    client.expect(up.ok, f"2301 uploads ({up.body.get('err_msg')})")
+    client.check_fee_results(up, sent=1)
+    stay_input = {"data": {"psn_no": psn, "mdtrt_cert_type": "02", "mdtrt_cert_no": psn, "medfee_sumamt": Decimal("3000.00"),
+                           "psn_setlway": "01", "mdtrt_id": stay, "insutype": insutype, "acct_used_flag": "0",
+                           "mid_setl_flag": "0", "invono": "", "fulamt_ownpay_amt": Decimal("0.00"),
+                           "overlmt_selfpay": Decimal("0.00"), "preselfpay_amt": Decimal("0.00"),
+                           "inscp_scp_amt": Decimal("3000.00")}}
+    pre = client.call("2303", stay_input)
+    client.check_setlement(pre, settled=False)
+    lost = client.call("2304", stay_input)
+    client.check_setlement(lost, settled=True)
+    undo = client.call("2601", {"data": {"psn_no": psn, "omsgid": lost.msgid, "oinfno": "2304"}})
+    client.expect(undo.ok, f"2601 undoes the settlement whose answer was lost ({undo.body.get('err_msg')})")
+    again = client.call("2304", stay_input, msgid=lost.msgid)
+    client.expect(not again.ok, "the lost settlement sent again settles nothing after 2601")
+    anew = client.call("2304", stay_input)
+    client.expect(anew.ok, f"a new 2304 settles the stay ({anew.body.get('err_msg')})")
+    client.check_setlement(anew, settled=True)
+
+    # --- a refusal as the platform answers it
+    wrong = client.call("2207", {"data": {"psn_no": psn, "mdtrt_id": "M-NO-SUCH-VISIT", "medfee_sumamt": Decimal("1")}})
+    client.expect(not wrong.ok and str(wrong.body.get("infcode")) == "-1", "a refusal is infcode -1 with HTTP 200")
+    client.expect(wrong.body.get("output") in (None, {}), "a refusal carries no output")
+
+    # --- reconciliation of the day's totals
+    stmt = client.call("3201", {"data": {"insutype": insutype, "clr_type": "11", "setl_optins": "440100",
+                                         "stmt_begndate": "2026-01-01", "stmt_enddate": "2026-01-31",
+                                         "medfee_sumamt": Decimal("0.00"), "fund_pay_sumamt": Decimal("0.00"),
+                                         "acct_pay": Decimal("0.00"), "fixmedins_setl_cnt": 0}})
+    client.expect(stmt.ok and "stmt_rslt" in (stmt.output.get("stmtinfo") or {}), "3201 answers stmtinfo.stmt_rslt")
+
+    assert not client.failures, f"{len(client.failures)} of {client.checks} checks failed:\n" + "\n".join(client.failures)
+    with stack.engine.connect() as conn:
+        standing = conn.execute(sa.select(sa.func.count()).select_from(db.settlements)
+                                .where(db.settlements.c.status == "SETTLED")).scalar_one()
+        assert standing == 1  # the outpatient bill reversed, the lost stay undone, the new one standing
+
+
+def test_the_gateway_refuses_stale_replayed_and_forged_requests(stack):
+    client = his(stack)
+    ok = client.call("9001", {"signIn": {"opter_no": "0001"}})
+    assert ok.ok
+    headers = client.headers()
+    assert client.call("9001", {"signIn": {"opter_no": "0001"}}, headers=headers).http_status == 200
+    replay = client.call("9001", {"signIn": {"opter_no": "0001"}}, headers=headers)
+    assert (replay.http_status, replay.body["err_code"]) == (401, "unauthenticated")
+    stale = HisClient(client.post, client.fixmedins_code, "", client.mdtrtarea_admvs, client.paasid, client.paas_token,
+                      clock=lambda: 1_000_000_000.0)
+    assert stale.call("9001", {"signIn": {}}).http_status == 401
+    forged = HisClient(client.post, client.fixmedins_code, "", client.mdtrtarea_admvs, client.paasid, "a guess")
+    assert forged.call("9001", {"signIn": {}}).http_status == 401
