@@ -68,6 +68,14 @@ def test_an_outpatient_bill_and_a_stay_as_a_his_drives_them(stack, producer):
     mdtrt_id = (reg.output.get("data") or {}).get("mdtrt_id")
     client.expect(bool(mdtrt_id) and reg.output["data"].get("ipt_otp_no") == "MZ0001",
                   "2201 answers output.data.mdtrt_id and echoes ipt_otp_no")
+    diag = client.call("2203", {"mdtrtinfo": {"mdtrt_id": mdtrt_id, "psn_no": psn, "med_type": "11",
+                                              "begntime": "2026-03-10 09:00:00", "main_cond_dscr": "咳嗽",
+                                              "dise_codg": "J06.900", "dise_name": "急性上呼吸道感染"},
+                                "diseinfo": [{"diag_type": "1", "diag_srt_no": "1", "diag_code": "J06.900",
+                                              "diag_name": "急性上呼吸道感染", "diag_dept": "内科",
+                                              "dise_dor_no": "D001", "dise_dor_name": "王医生",
+                                              "diag_time": "2026-03-10 09:05:00", "vali_flag": "1"}]})
+    client.expect(diag.ok, f"2203 takes the diagnoses ({diag.body.get('err_msg')})")
     lines = [{"feedetl_sn": "1", "mdtrt_id": mdtrt_id, "psn_no": psn, "chrg_bchno": "B1", "med_list_codg": JIA_DRUG,
               "medins_list_codg": "HIS-001", "det_item_fee_sumamt": Decimal("30.00"), "cnt": Decimal("2"),
               "pric": Decimal("15.00"), "fee_ocur_time": "2026-03-10 09:10:00", "bilg_dept_codg": "01",
@@ -89,6 +97,11 @@ def test_an_outpatient_bill_and_a_stay_as_a_his_drives_them(stack, producer):
     client.expect(setl.ok, f"2207 settles ({setl.body.get('err_msg')})")
     info = client.check_setlement(setl, settled=True)
     client.expect(info.get("medfee_sumamt") == "75.50", "the bill's total as sent in JSON numbers, exactly")
+    stored = client.call("5203", {"data": {"psn_no": psn, "setl_id": info.get("setl_id"), "mdtrt_id": mdtrt_id}})
+    client.expect(stored.ok and (stored.output.get("setlinfo") or {}).get("setl_id") == info.get("setl_id"),
+                  "5203 answers the settlement as stored")
+    cum = client.call("5206", {"data": {"psn_no": psn, "cum_ym": "202603"}})
+    client.expect(cum.ok and isinstance(cum.output.get("cuminfo"), list), "5206 answers cuminfo[]")
     back = client.call("2208", {"data": {"psn_no": psn, "mdtrt_id": mdtrt_id, "setl_id": info.get("setl_id")}})
     client.expect(back.ok, f"2208 reverses ({back.body.get('err_msg')})")
     undone = back.output.get("setlinfo") or {}
@@ -114,6 +127,12 @@ def test_an_outpatient_bill_and_a_stay_as_a_his_drives_them(stack, producer):
                                                  cnt=Decimal("2"), pric=Decimal("1500.00"))]})
     client.expect(up.ok, f"2301 uploads ({up.body.get('err_msg')})")
     client.check_fee_results(up, sent=1)
+    out = client.call("2402", {"dscginfo": {"mdtrt_id": stay, "psn_no": psn, "insutype": insutype,
+                                            "endtime": "2026-03-14 10:00:00", "dise_codg": "J18.900",
+                                            "dise_name": "肺炎", "dscg_way": "1"},
+                               "diseinfo": [{"mdtrt_id": stay, "psn_no": psn, "diag_type": "1", "maindiag_flag": "1",
+                                             "diag_srt_no": "1", "diag_code": "J18.900", "diag_name": "肺炎"}]})
+    client.expect(out.ok, f"2402 discharges ({out.body.get('err_msg')})")
     stay_input = {"data": {"psn_no": psn, "mdtrt_cert_type": "02", "mdtrt_cert_no": psn, "medfee_sumamt": Decimal("3000.00"),
                            "psn_setlway": "01", "mdtrt_id": stay, "insutype": insutype, "acct_used_flag": "0",
                            "mid_setl_flag": "0", "invono": "", "fulamt_ownpay_amt": Decimal("0.00"),

@@ -368,7 +368,8 @@ def _wait_registered(settle_url, hospitals, persons, echo, limit_s: float = 300)
     hospital = next(h for h in hospitals if h["pool"] != last["pool"])
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
-        r = httpx.post(settle_url + CONVENTION_PATH, headers=gateway_headers(hospital["code"], hospital["token"]),
+        # A tool's probe, not a hospital's call: the Bearer token (hospitals sign with the gateway headers).
+        r = httpx.post(settle_url + CONVENTION_PATH, headers={"Authorization": f"Bearer {hospital['token']}"},
                        json={"infno": "1101", "msgid": uuid.uuid4().hex, "input": {"data": {"psn_no": last["psn_no"]}}})
         if r.status_code == 200 and r.json().get("infcode") == 0:  # a refusal is HTTP 200 too
             echo("  the settle service's read model has every registration")

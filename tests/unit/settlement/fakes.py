@@ -114,6 +114,13 @@ class FakeRepository(Repository):
                 if s.hospital_code == hospital_code and s.status == "SETTLED" and begin <= s.business_date <= end]
 
 
+    def settlement(self, setl_id: str) -> StoredSettlement | None:
+        return self.tables.settlements.get(setl_id)
+
+    def year_accumulators(self, person_ref: str, year: int) -> Accumulators:
+        return self.tables.accumulators.get((person_ref, year), Accumulators(year))
+
+
 class FakeReadModel:
     """What the service reads from Redis: readiness, registrations (Avro bytes), reference data."""
 

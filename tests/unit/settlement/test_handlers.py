@@ -387,3 +387,38 @@ def test_every_transaction_decided_in_a_group_has_its_method(hub):
     from hub.settlement.service_layer.envelope import GROUPED
 
     assert set(hub.service.transactions._by_infno) == GROUPED
+
+
+def test_a_discharge_sets_the_bills_last_day_and_can_be_taken_back(hub):
+    mdtrt_id = hub.bill()
+    refused = hub.call("2402", {"dscginfo": {"mdtrt_id": mdtrt_id, "endtime": "2026-03-01 10:00:00"}})
+    assert refused.reason is Why.INVALID_FIELD  # before the stay began
+    hub.ok("2402", {"dscginfo": {"mdtrt_id": mdtrt_id, "endtime": "2026-03-20 10:00:00", "dscg_way": "1"},
+                    "diseinfo": [{"diag_code": "J18.900", "diag_name": "肺炎", "maindiag_flag": "1"}]})
+    assert str(hub.repo.tables.visits[mdtrt_id].endtime) == "2026-03-20"
+    hub.ok("2405", {"data": {"mdtrt_id": mdtrt_id}})
+    assert hub.repo.tables.visits[mdtrt_id].endtime is None
+    hub.ok("2402", {"dscginfo": {"mdtrt_id": mdtrt_id, "endtime": "2026-03-21 10:00:00"}})
+    hub.ok("2304", {"data": {"mdtrt_id": mdtrt_id}})  # no endtime sent: the discharge day
+    assert str(hub.repo.tables.visits[mdtrt_id].endtime) == "2026-03-21"
+    assert hub.call("2405", {"data": {"mdtrt_id": mdtrt_id}}).reason is Why.VISIT_ALREADY_SETTLED
+
+
+def test_outpatient_diagnoses_are_checked_and_answered(hub):
+    mdtrt_id = hub.ok("2201", {"data": {"psn_no": PSN, "med_type": "11", "begntime": "2026-03-10 09:00:00"}})[
+        "data"]["mdtrt_id"]
+    hub.ok("2203", {"mdtrtinfo": {"mdtrt_id": mdtrt_id, "psn_no": PSN, "med_type": "11"},
+                    "diseinfo": [{"diag_type": "1", "diag_srt_no": "1", "diag_code": "J06.900", "diag_name": "上感"}]})
+    assert hub.call("2203", {"mdtrtinfo": {"mdtrt_id": mdtrt_id}}).reason is Why.INVALID_INPUT  # no diagnoses
+    assert hub.call("2203", {"mdtrtinfo": {"mdtrt_id": mdtrt_id}, "diseinfo": [{"diag_name": "x"}]}).reason is Why.INVALID_FIELD
+
+
+def test_a_hospital_queries_its_settlements_and_a_persons_accumulators(hub):
+    info = hub.settle(hub.bill(("A", "1", "1000.00")))
+    queried = hub.ok("5203", {"data": {"setl_id": info["setl_id"], "psn_no": PSN}})
+    assert queried["setlinfo"] == info and queried["hub_status"] == "SETTLED"
+    assert hub.call("5203", {"data": {"setl_id": info["setl_id"]}}, hospital=OTHER).reason is Why.SETTLEMENT_OF_ANOTHER_HOSPITAL
+    assert hub.call("5203", {"data": {"setl_id": "S-none"}}).reason is Why.SETTLEMENT_NOT_FOUND
+    cum = {row["cum_type_code"]: row["cum"] for row in hub.ok("5206", {"data": {"psn_no": PSN, "cum_ym": "202603"}})["cuminfo"]}
+    assert cum["admissions"] == "1" and cum["inpatient_fund_paid"] == info["hifp_pay"]
+    assert hub.call("5206", {"data": {"psn_no": PSN, "cum_ym": "2026-03"}}).reason is Why.INVALID_FIELD

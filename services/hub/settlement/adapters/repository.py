@@ -171,6 +171,14 @@ class Repository(ABC):
     def standing_settlements(self, hospital_code: str, begin: date, end: date) -> list[StandingSettlement]:
         """The hospital's settlements standing (settled, not reversed) with a business date in [begin, end]."""
 
+    @abstractmethod
+    def settlement(self, setl_id: str) -> StoredSettlement | None:
+        """One settlement as stored (nothing locked)."""
+
+    @abstractmethod
+    def year_accumulators(self, person_ref: str, year: int) -> Accumulators:
+        """What the funds paid for the person in the policy year so far (zero if nothing)."""
+
 
 # ---------------------------------------------------------------------------- PostgreSQL
 
@@ -363,26 +371,32 @@ class PostgresRepository(Repository):
     def answers(self, keys: Sequence[Key]) -> dict[Key, StoredAnswer]:
         if not keys:
             return {}
-        try:
-            rows = self._connection().execute(
-                "select hospital_code, msgid, request_sha256, status_code, response from requests"
-                " where (hospital_code, msgid) in (select * from unnest(%s::text[], %s::text[]))",
-                ([k[0] for k in keys], [k[1] for k in keys])).fetchall()
-        except BaseException:
-            self._drop_connection()
-            raise
+        rows = self._read("select hospital_code, msgid, request_sha256, status_code, response from requests"
+                          " where (hospital_code, msgid) in (select * from unnest(%s::text[], %s::text[]))",
+                          ([k[0] for k in keys], [k[1] for k in keys]))
         return {(r.hospital_code, r.msgid): StoredAnswer(r.request_sha256, r.status_code, r.response) for r in rows}
 
     def standing_settlements(self, hospital_code: str, begin: date, end: date) -> list[StandingSettlement]:
+        rows = self._read("select setl_id, medfee_sumamt_fen, hifp_pay_fen + hifmi_pay_fen + maf_pay_fen from settlements"
+                          " where hospital_code = %s and status = 'SETTLED' and business_date between %s and %s",
+                          (hospital_code, begin, end))
+        return [StandingSettlement(*r) for r in rows]
+
+    def settlement(self, setl_id: str) -> StoredSettlement | None:
+        row = self._read(f"select {_SETTLEMENT_COLUMNS} from settlements where setl_id = %s", (setl_id,))
+        return StoredSettlement(*row[0]) if row else None
+
+    def year_accumulators(self, person_ref: str, year: int) -> Accumulators:
+        rows = self._read(f"select {_FIELDS} from accumulators where person_ref = %s and policy_year = %s",
+                          (person_ref, year))
+        return Accumulators(year, *rows[0]) if rows else Accumulators(year)
+
+    def _read(self, sql: str, params: tuple) -> list:
         try:
-            rows = self._connection().execute(
-                "select setl_id, medfee_sumamt_fen, hifp_pay_fen + hifmi_pay_fen + maf_pay_fen from settlements"
-                " where hospital_code = %s and status = 'SETTLED' and business_date between %s and %s",
-                (hospital_code, begin, end)).fetchall()
+            return self._connection().execute(sql, params).fetchall()
         except BaseException:
             self._drop_connection()
             raise
-        return [StandingSettlement(*r) for r in rows]
 
     def close(self) -> None:
         self._drop_connection()

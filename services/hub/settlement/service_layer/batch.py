@@ -68,6 +68,12 @@ class Batch:
         if visit.mdtrt_id not in self._new_visits:
             self._changed_visits[visit.mdtrt_id] = visit
 
+    def set_visit_end(self, visit: Visit, endtime) -> None:
+        """The discharge day (None: taken back)."""
+        visit.endtime = endtime
+        if visit.mdtrt_id not in self._new_visits:
+            self._changed_visits[visit.mdtrt_id] = visit
+
     def put_fee(self, fee: FeeRow) -> None:
         self.visits[fee.mdtrt_id].fees[fee.feedetl_sn] = fee
         self._fees[(fee.mdtrt_id, fee.feedetl_sn)] = fee

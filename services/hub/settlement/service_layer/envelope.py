@@ -22,14 +22,19 @@ CANCEL_FEES = frozenset({"2205", "2302"})
 PRE_SETTLE = frozenset({"2206", "2303"})
 SETTLE = frozenset({"2207", "2304"})
 REVERSE = frozenset({"2208", "2305"})
+DIAGNOSES = frozenset({"2203"})  # outpatient diagnoses: checked, not used by the rules
+DISCHARGE = frozenset({"2402"})
+CANCEL_DISCHARGE = frozenset({"2405"})
 UNDO = frozenset({"2601"})  # 冲正: undo a transaction whose answer the hospital never received
 UNDOABLE = SETTLE | OPEN_VISIT
 LOOKUP = frozenset({"1101"})
 RECONCILE = frozenset({"3201", "3202"})
 SIGN = frozenset({"9001", "9002"})  # sign in and out: a sign_no for the envelopes that follow
-MUTATING = OPEN_VISIT | CANCEL_VISIT | UPLOAD_FEES | CANCEL_FEES | SETTLE | REVERSE | UNDO
+QUERY = frozenset({"5203", "5206"})  # a settlement as stored; a person's accumulators
+MUTATING = (OPEN_VISIT | CANCEL_VISIT | DIAGNOSES | DISCHARGE | CANCEL_DISCHARGE | UPLOAD_FEES | CANCEL_FEES | SETTLE
+            | REVERSE | UNDO)
 GROUPED = MUTATING | PRE_SETTLE  # decided in group transactions (`SettlementService.run_group`)
-KNOWN = GROUPED | LOOKUP | RECONCILE | SIGN
+KNOWN = GROUPED | LOOKUP | RECONCILE | SIGN | QUERY
 
 
 class Answer(Exception):

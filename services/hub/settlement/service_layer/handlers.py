@@ -24,7 +24,7 @@ from hub.messaging import AvroCodec
 from hub.settlement.adapters.read_model import ReadModel
 from hub.settlement.adapters.repository import NewClaim, Repository, StoredAnswer
 from hub.settlement.domain.engine import decide_filing
-from hub.settlement.domain.model import Claim
+from hub.settlement.domain.model import ACCUMULATOR_FIELDS, Claim
 from hub.settlement.domain.money import AmountError, yuan_to_fen
 from hub.settlement.service_layer import convention
 from hub.settlement.service_layer.batch import Batch
@@ -33,6 +33,7 @@ from hub.settlement.service_layer.envelope import (
     KNOWN,
     LOOKUP,
     MUTATING,
+    QUERY,
     SHANGHAI,
     SIGN,
     UNDO,
@@ -219,12 +220,14 @@ class SettlementService:
     # ------------------------------------------------------------------ reads outside groups
 
     def answer(self, request: Request) -> Reply:
-        """Sign-in and out (9001/9002), person lookup (1101) and reconciliation (3201/3202): they
-        read, and take no group's time."""
+        """Sign-in and out (9001/9002), person lookup (1101), queries (5203/5206) and reconciliation
+        (3201/3202): they read, and take no group's time."""
         try:
             try:
                 if request.infno in SIGN:
                     return done(_sign(request), request.now)
+                if request.infno in QUERY:
+                    return done(self._query(request), request.now)
                 if request.infno in LOOKUP:
                     if not self._ready():
                         raise not_ready()
@@ -258,6 +261,28 @@ class SettlementService:
             "filing": {"status": filing.status.value if filing.status else "IN_POOL", "filing_id": filing.filing_id,
                        "mdtrtarea_admvs": hospital.pool},
         }
+
+    def _query(self, request: Request) -> dict:
+        """5203: one of the hospital's settlements as it was answered (and whether it stands);
+        5206: the person's accumulators in the year of `cum_ym` (yyyyMM), one `cuminfo` row each."""
+        data = data_of(request.payload)
+        if request.infno == "5203":
+            setl_id = data.get("setl_id")
+            stored = self.repository.settlement(setl_id) if isinstance(setl_id, str) else None
+            if stored is None:
+                raise Answer(Why.SETTLEMENT_NOT_FOUND, f"no settlement {setl_id}")
+            if stored.hospital_code != request.hospital.code:
+                raise Answer(Why.SETTLEMENT_OF_ANOTHER_HOSPITAL, "a hospital queries only its own settlements")
+            return {**stored.output, "hub_status": stored.status}
+        psn_no, cum_ym = data.get("psn_no"), str(data.get("cum_ym") or request.now.astimezone(SHANGHAI).strftime("%Y%m"))
+        if not isinstance(psn_no, str) or not 1 <= len(psn_no) <= self.limits.max_code_length:
+            raise Answer(Why.INVALID_FIELD, "psn_no: the person's number")
+        if not (len(cum_ym) == 6 and cum_ym.isdigit()):
+            raise Answer(Why.INVALID_FIELD, "cum_ym: yyyyMM")
+        acc = self.repository.year_accumulators(person_ref(self.person_key, psn_no), int(cum_ym[:4]))
+        return {"cuminfo": [{"year": cum_ym[:4], "cum_type_code": name,
+                             "cum": str(value) if name == "admissions" else convention.fen_to_yuan(value)}
+                            for name, value in ((f, getattr(acc, f)) for f in ACCUMULATOR_FIELDS)]}
 
     def _reconcile(self, request: Request) -> dict:
         """3201 totals / 3202 detail: what the hub holds for this hospital, settlements standing

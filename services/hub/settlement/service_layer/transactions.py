@@ -26,8 +26,11 @@ from hub.settlement.domain.refusals import Refusal, RefusalCode
 from hub.settlement.service_layer import convention
 from hub.settlement.service_layer.batch import Batch
 from hub.settlement.service_layer.envelope import (
+    CANCEL_DISCHARGE,
     CANCEL_FEES,
     CANCEL_VISIT,
+    DIAGNOSES,
+    DISCHARGE,
     OPEN_VISIT,
     PRE_SETTLE,
     REVERSE,
@@ -73,7 +76,8 @@ class Transactions:
         self.limits = limits
         by_kind = ((SETTLE, self.settle), (PRE_SETTLE, self.preview), (UPLOAD_FEES, self.upload_fees),
                    (OPEN_VISIT, self.open_visit), (CANCEL_FEES, self.cancel_fees), (CANCEL_VISIT, self.cancel_visit),
-                   (REVERSE, self.reverse), (UNDO, self.undo))
+                   (REVERSE, self.reverse), (UNDO, self.undo), (DIAGNOSES, self.diagnoses),
+                   (DISCHARGE, self.discharge), (CANCEL_DISCHARGE, self.cancel_discharge))
         self._by_infno: dict[str, Callable[[Batch, Request], dict]] = {
             infno: decide for kind, decide in by_kind for infno in kind}
 
@@ -86,7 +90,8 @@ class Transactions:
             lines = payload.get("feedetail")
             first = lines[0] if isinstance(lines, list) and lines else None
             return (_text(first.get("mdtrt_id")) if isinstance(first, dict) else None), None
-        data = payload.get("data")
+        data = payload.get({**dict.fromkeys(DISCHARGE, "dscginfo"), **dict.fromkeys(DIAGNOSES, "mdtrtinfo")}.get(
+            request.infno, "data"))
         if not isinstance(data, dict):
             return None, None
         if request.infno in REVERSE:
@@ -176,6 +181,39 @@ class Transactions:
             raise Answer(Why.VISIT_ALREADY_SETTLED, "reverse the settlement before cancelling the visit")
         batch.set_visit_status(visit, "CANCELLED")
         return {"result": {"mdtrt_id": visit.mdtrt_id, "status": "CANCELLED"}}
+
+    def diagnoses(self, batch: Batch, request: Request) -> dict:
+        """2203: an outpatient visit's diagnoses. Checked (an open visit of the hospital's, a list
+        of diagnoses with codes) and answered; the settlement rules do not use them."""
+        visit = self.own_visit(batch, request.hospital, data_of(request.payload, "mdtrtinfo").get("mdtrt_id"))
+        if visit.status != "OPEN":
+            raise Answer(Why.VISIT_NOT_OPEN, f"visit is {visit.status}")
+        _diagnoses(request.payload, required=True)
+        return {}
+
+    def discharge(self, batch: Batch, request: Request) -> dict:
+        """2402: a stay's discharge; its `endtime` is the bill's last day unless the settlement says otherwise."""
+        data = data_of(request.payload, "dscginfo")
+        visit = self.own_visit(batch, request.hospital, data.get("mdtrt_id"))
+        if visit.status != "OPEN":
+            raise Answer(Why.VISIT_NOT_OPEN, f"visit is {visit.status}")
+        if visit.med_type not in INPATIENT_MED_TYPES:
+            raise Answer(Why.INVALID_FIELD, "2402 discharges a stay (2401); an outpatient visit is settled directly")
+        end = convention.parse_day(data.get("endtime"))
+        if end is None or end < visit.begntime:
+            raise Answer(Why.INVALID_FIELD, "endtime: yyyy-MM-dd HH:mm:ss, not before the stay began")
+        _diagnoses(request.payload)
+        batch.set_visit_end(visit, end)
+        return {}
+
+    def cancel_discharge(self, batch: Batch, request: Request) -> dict:
+        """2405: the discharge taken back (the stay goes on); not once the stay is settled."""
+        visit = self.own_visit(batch, request.hospital, data_of(request.payload).get("mdtrt_id"))
+        if visit.status != "OPEN":
+            raise Answer(Why.VISIT_ALREADY_SETTLED if visit.status == "SETTLED" else Why.VISIT_NOT_OPEN,
+                         f"visit is {visit.status}")
+        batch.set_visit_end(visit, None)
+        return {}
 
     def upload_fees(self, batch: Batch, request: Request) -> dict:
         lines = request.payload.get("feedetail")
@@ -405,6 +443,19 @@ def _text(value: Any) -> str | None:
 
 
 def _end_day(data: dict, visit: Visit) -> date | None:
-    """The bill's last day: the input's endtime (or enddate), else the day the visit began."""
+    """The bill's last day: the input's endtime (or enddate), else the discharge (2402), else the
+    day the visit began."""
     end = data.get("endtime") or data.get("enddate")
-    return convention.parse_day(end) if end else visit.begntime
+    return convention.parse_day(end) if end else (visit.endtime or visit.begntime)
+
+
+def _diagnoses(payload: dict, required: bool = False) -> None:
+    """`diseinfo` (when sent, or `required`): a list of diagnoses, each with its code."""
+    diseinfo = payload.get("diseinfo")
+    if diseinfo is None and not required:
+        return
+    if not isinstance(diseinfo, list) or not diseinfo or not all(isinstance(d, dict) for d in diseinfo):
+        raise Answer(Why.INVALID_INPUT, "input.diseinfo: a list of diagnoses")
+    for n, d in enumerate(diseinfo):
+        if not isinstance(d.get("diag_code"), str) or not d["diag_code"].strip():
+            raise Answer(Why.INVALID_FIELD, f"diseinfo.{n}.diag_code: the diagnosis code")
