@@ -274,6 +274,11 @@ class PostgresTransaction(Transaction):
         return found
 
     def write(self, c: Changes) -> None:
+        self._write_visits(c)
+        self._write_settlements(c)
+        self._write_requests(c)
+
+    def _write_visits(self, c: Changes) -> None:
         execute = self.conn.execute
         if c.new_visits:
             values, params = _values([(v.mdtrt_id, v.hospital_code, v.person_ref, v.person_id_masked, v.med_type,
@@ -296,6 +301,9 @@ class PostgresTransaction(Transaction):
                                      "%s::text, %s::text, %s::date")
             execute(f"update visits v set status = d.status, endtime = d.endtime from (values {values})"
                     " as d(mdtrt_id, status, endtime) where v.mdtrt_id = d.mdtrt_id", params)
+
+    def _write_settlements(self, c: Changes) -> None:
+        execute = self.conn.execute
         if c.reversed_settlements:  # before the inserts: a visit reversed and settled anew in one group
             values, params = _values([(s.setl_id, s.reversed_at, s.reversal_msgid) for s in c.reversed_settlements],
                                      "%s::text, %s::timestamptz, %s::text")
@@ -321,6 +329,9 @@ class PostgresTransaction(Transaction):
             values, params = _values([(SETTLEMENT_EVENTS.name, key, payload) for key, payload in c.outbox],
                                      "%s, %s, %s")
             execute(f"insert into outbox (topic, message_key, payload) values {values}", params)
+
+    def _write_requests(self, c: Changes) -> None:
+        execute = self.conn.execute
         if c.answers:
             values, params = _values([(*key, ANSWERED, Jsonb(body)) for key, body in c.answers],
                                      "%s::text, %s::text, %s::int, %s::jsonb")
