@@ -422,3 +422,18 @@ def test_a_hospital_queries_its_settlements_and_a_persons_accumulators(hub):
     cum = {row["cum_type_code"]: row["cum"] for row in hub.ok("5206", {"data": {"psn_no": PSN, "cum_ym": "202603"}})["cuminfo"]}
     assert cum["admissions"] == "1" and cum["inpatient_fund_paid"] == info["hifp_pay"]
     assert hub.call("5206", {"data": {"psn_no": PSN, "cum_ym": "2026-03"}}).reason is Why.INVALID_FIELD
+
+
+@pytest.mark.parametrize("infno,med_type,node,accident", [("2401", "22", "result", True), ("2401", "24", "result", False),
+                                                          ("2201", "41", "data", False)])
+def test_the_platforms_other_medical_types(hub, infno, med_type, node, accident):
+    output = hub.ok(infno, {"mdtrtinfo": {"psn_no": PSN, "med_type": med_type, "begntime": "2026-03-10 08:00:00"}})
+    mdtrt_id = output[node]["mdtrt_id"]
+    visit = hub.repo.tables.visits[mdtrt_id]
+    assert (visit.med_type, visit.accident_injury) == (med_type, accident)
+    hub.upload(mdtrt_id, ("A", "1", "100.00"))
+    preview = hub.call(infno.replace("2401", "2303").replace("2201", "2206"), {"data": {"mdtrt_id": mdtrt_id}})
+    if node == "result":  # a stay: settled, answered with the visit's own code
+        assert preview.body["output"]["setlinfo"]["med_type"] == med_type
+    else:  # a pharmacy purchase is general outpatient care, which 九江 does not cover off-site
+        assert preview.reason is RefusalCode.VISIT_TYPE_NOT_COVERED_OFF_SITE

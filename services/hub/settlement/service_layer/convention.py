@@ -35,7 +35,12 @@ from hub.settlement.service_layer.identity import mask_person_id  # noqa: F401  
 
 MED_TYPES = {"21": VisitType.INPATIENT, "11": VisitType.GENERAL_OUTPATIENT, "14": VisitType.CHRONIC_OUTPATIENT,
              "13": VisitType.EMERGENCY}
-MED_TYPE_CODES = {v: k for k, v in MED_TYPES.items()}
+MED_TYPE_CODES = {v: k for k, v in MED_TYPES.items()}  # the code a visit type is answered with by default
+# The platform's other medical types, settled under the rules of one of the four above:
+# 22 外伤住院 (a stay for an injury: the accident rules apply), 24 急诊转住院 (an emergency
+# admitted: a stay), 41 定点药店购药 (a pharmacy purchase: settled as general outpatient care).
+MED_TYPES.update({"22": VisitType.INPATIENT, "24": VisitType.INPATIENT, "41": VisitType.GENERAL_OUTPATIENT})
+ACCIDENT_MED_TYPES = frozenset({"22"})
 INSUTYPES = {"390": InsuranceType.RESIDENT, "310": InsuranceType.EMPLOYEE}
 INSUTYPE_CODES = {v: k for k, v in INSUTYPES.items()}
 # The national hosp_lv codes (01 三级特等 ... 11 未定级) folded to the policy tables' levels;
@@ -337,6 +342,7 @@ class SettlementContext:
     setl_time: datetime
     clr_optins: str  # the clearing agency: the treatment pool's
     mdtrt_cert_type: str = ""
+    med_type: str = ""  # the visit's own medical type code (22, 24, 41 ... as opened)
 
 
 def settlement_output(s: Settlement, claim: Claim, ctx: SettlementContext) -> dict[str, Any]:
@@ -350,7 +356,7 @@ def settlement_output(s: Settlement, claim: Claim, ctx: SettlementContext) -> di
         "psn_cert_type": "", "certno": ctx.psn_no, "gend": "", "naty": "", "brdy": None, "age": None,
         "insutype": INSUTYPE_CODES[ctx.insurance_type], "psn_type": "", "cvlserv_flag": "0",
         "setl_time": ctx.setl_time.strftime("%Y-%m-%d %H:%M:%S"), "mdtrt_cert_type": ctx.mdtrt_cert_type,
-        "med_type": MED_TYPE_CODES[claim.visit_type],
+        "med_type": ctx.med_type or MED_TYPE_CODES[claim.visit_type],
         "medfee_sumamt": y(s.medfee_sumamt), "fulamt_ownpay_amt": y(s.fulamt_ownpay_amt),
         "overlmt_selfpay": y(s.overlmt_amt), "preselfpay_amt": y(s.preselfpay_amt),
         "inscp_scp_amt": y(s.inscp_scp_amt), "act_pay_dedc": y(s.act_pay_dedc), "hifp_pay": y(s.hifp_pay),

@@ -51,8 +51,8 @@ from hub.settlement.service_layer.people import person_from_registration
 from hub.settlement.service_layer.pricing import ReferenceCache, price_claim
 from hub.settlement.service_layer.reasons import Why, reason_of
 
-INPATIENT_MED_TYPES = frozenset({"21"})  # 2401 admits
-OUTPATIENT_MED_TYPES = frozenset({"11", "13", "14"})  # 2201 registers an outpatient or emergency visit
+INPATIENT_MED_TYPES = frozenset({"21", "22", "24"})  # 2401 admits: a stay, an injury's, an emergency's
+OUTPATIENT_MED_TYPES = frozenset({"11", "13", "14", "41"})  # 2201: outpatient, emergency, chronic, pharmacy
 MAX_FEE_LINES_PER_UPLOAD = 2_000
 EMPTY_CATALOGUE = Catalogue("", "", {})  # a pool without a catalogue: every line self-paid
 
@@ -169,7 +169,8 @@ class Transactions:
         insutype = str(data.get("insutype") or convention.INSUTYPE_CODES[person.insurance_type])
         mdtrt_id = f"M{hospital.code}{uuid.uuid4().hex[:16].upper()}"
         batch.add_visit(Visit(mdtrt_id, hospital.code, ref, masked, med_type, insutype, begn, "OPEN",
-                              accident_injury=data.get("accident_injury") in (True, "1", 1, "true")))
+                              accident_injury=med_type in convention.ACCIDENT_MED_TYPES
+                              or data.get("accident_injury") in (True, "1", 1, "true")))
         answer = {"mdtrt_id": mdtrt_id, "psn_no": masked, "ipt_otp_no": str(data.get("ipt_otp_no") or "")}
         if infno == "2201":  # 挂号 answers in `data`, 入院办理 in `result`, as the convention has them
             return {"data": {**answer, "exp_content": ""}}
@@ -354,7 +355,8 @@ class Transactions:
         data = data_of(request.payload)
         return convention.SettlementContext(
             visit.mdtrt_id, visit.person_id_masked, person.insurance_type, setl_id, request.msgid,
-            request.now.astimezone(SHANGHAI), request.hospital.pool, str(data.get("mdtrt_cert_type") or ""))
+            request.now.astimezone(SHANGHAI), request.hospital.pool, str(data.get("mdtrt_cert_type") or ""),
+            visit.med_type)
 
     def own_visit(self, batch: Batch, hospital: Hospital, mdtrt_id: Any) -> Visit:
         """The visit, if it exists and belongs to the asking hospital; else the answer why not."""
