@@ -68,6 +68,7 @@ def test_an_outpatient_bill_and_a_stay_as_a_his_drives_them(stack, producer):
     mdtrt_id = (reg.output.get("data") or {}).get("mdtrt_id")
     client.expect(bool(mdtrt_id) and reg.output["data"].get("ipt_otp_no") == "MZ0001",
                   "2201 answers output.data.mdtrt_id and echoes ipt_otp_no")
+    client.expect(reg.output["data"].get("psn_no") == psn, "2201 answers the psn_no the HIS sent, to echo back")
     diag = client.call("2203", {"mdtrtinfo": {"mdtrt_id": mdtrt_id, "psn_no": psn, "med_type": "11",
                                               "begntime": "2026-03-10 09:00:00", "main_cond_dscr": "咳嗽",
                                               "dise_codg": "J06.900", "dise_name": "急性上呼吸道感染"},
@@ -96,6 +97,7 @@ def test_an_outpatient_bill_and_a_stay_as_a_his_drives_them(stack, producer):
     setl = client.call("2207", settle_input)
     client.expect(setl.ok, f"2207 settles ({setl.body.get('err_msg')})")
     info = client.check_setlement(setl, settled=True)
+    client.expect(info.get("psn_no") == psn, "setlinfo.psn_no is the person's number as the HIS knows it")
     client.expect(info.get("medfee_sumamt") == "75.50", "the bill's total as sent in JSON numbers, exactly")
     stored = client.call("5203", {"data": {"psn_no": psn, "setl_id": info.get("setl_id"), "mdtrt_id": mdtrt_id}})
     client.expect(stored.ok and (stored.output.get("setlinfo") or {}).get("setl_id") == info.get("setl_id"),

@@ -416,7 +416,7 @@ def test_outpatient_diagnoses_are_checked_and_answered(hub):
 def test_a_hospital_queries_its_settlements_and_a_persons_accumulators(hub):
     info = hub.settle(hub.bill(("A", "1", "1000.00")))
     queried = hub.ok("5203", {"data": {"setl_id": info["setl_id"], "psn_no": PSN}})
-    assert queried["setlinfo"] == info and queried["hub_status"] == "SETTLED"
+    assert queried["setlinfo"] == {**info, "psn_no": PSN, "certno": PSN} and queried["hub_status"] == "SETTLED"
     assert hub.call("5203", {"data": {"setl_id": info["setl_id"]}}, hospital=OTHER).reason is Why.SETTLEMENT_OF_ANOTHER_HOSPITAL
     assert hub.call("5203", {"data": {"setl_id": "S-none"}}).reason is Why.SETTLEMENT_NOT_FOUND
     cum = {row["cum_type_code"]: row["cum"] for row in hub.ok("5206", {"data": {"psn_no": PSN, "cum_ym": "202603"}})["cuminfo"]}
@@ -437,3 +437,19 @@ def test_the_platforms_other_medical_types(hub, infno, med_type, node, accident)
         assert preview.body["output"]["setlinfo"]["med_type"] == med_type
     else:  # a pharmacy purchase is general outpatient care, which 九江 does not cover off-site
         assert preview.reason is RefusalCode.VISIT_TYPE_NOT_COVERED_OFF_SITE
+
+
+def test_the_asking_hospital_sees_the_psn_no_it_sent_and_the_hub_keeps_it_masked(hub):
+    opened = hub.call("2401", {"mdtrtinfo": {"psn_no": PSN, "begntime": "2026-03-10"}}, msgid="ID-1")
+    mdtrt_id = opened.body["output"]["result"]["mdtrt_id"]
+    assert opened.body["output"]["result"]["psn_no"] == PSN  # in clear, as the HIS sent it
+    masked = hub.repo.tables.requests[(GZ.code, "ID-1")].response["output"]["result"]["psn_no"]
+    assert masked != PSN and masked.startswith(PSN[:4]) and "*" in masked  # remembered masked
+    again = hub.call("2401", {"mdtrtinfo": {"psn_no": PSN, "begntime": "2026-03-10"}}, msgid="ID-1")
+    assert again.body["output"]["result"]["psn_no"] == PSN  # the replay, revealed again
+    hub.upload(mdtrt_id, ("A", "1", "10.00"))
+    with_id = hub.ok("2303", {"data": {"mdtrt_id": mdtrt_id, "psn_no": PSN}})["setlinfo"]
+    assert (with_id["psn_no"], with_id["certno"]) == (PSN, PSN)
+    without = hub.ok("2303", {"data": {"mdtrt_id": mdtrt_id}})["setlinfo"]
+    assert without["psn_no"] == masked  # a request that did not carry it sees it masked
+    assert hub.ok("1101", {"data": {"psn_no": PSN}})["baseinfo"]["psn_no"] == PSN

@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from hub.rejections import Reason
-from hub.settlement.service_layer.identity import Hospital
+from hub.settlement.service_layer.identity import Hospital, mask_person_id
 from hub.settlement.service_layer.reasons import Why
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -114,3 +114,34 @@ def data_of(payload: dict, key: str = "data") -> dict:
     if not isinstance(value, dict):
         raise Answer(Why.INVALID_INPUT, f"input.{key}: an object")
     return value
+
+
+_ID_FIELDS = ("psn_no", "certno")  # where an answer names the person
+_ID_INPUTS = ("psn_no", "certno", "mdtrt_cert_no")
+
+
+def reveal(reply: Reply, payload: dict) -> Reply:
+    """The answer as the asking hospital sees it: where it names the person by the masked id
+    of a number the request itself carried, that number in clear (a HIS echoes `psn_no` back
+    in its next calls). What the hub stores and logs stays masked: only this copy is revealed."""
+    if reply.reason is not None or not isinstance(reply.body.get("output"), dict):
+        return reply
+    sent = {}
+    for node in (payload.get("data"), payload.get("mdtrtinfo"), payload):
+        if isinstance(node, dict):
+            for key in _ID_INPUTS:
+                value = node.get(key)
+                if isinstance(value, str) and value:
+                    sent[mask_person_id(value)] = value
+    if not sent:
+        return reply
+    output = {k: _revealed(v, sent) for k, v in reply.body["output"].items()}
+    return Reply(None, {**reply.body, "output": output})
+
+
+def _revealed(node: Any, sent: dict[str, str]) -> Any:
+    if not isinstance(node, dict):
+        return node
+    if not any(node.get(k) in sent for k in _ID_FIELDS):
+        return node
+    return {**node, **{k: sent[node[k]] for k in _ID_FIELDS if node.get(k) in sent}}

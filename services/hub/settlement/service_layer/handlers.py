@@ -45,6 +45,7 @@ from hub.settlement.service_layer.envelope import (
     not_ready,
     refusal,
     refused,
+    reveal,
 )
 from hub.settlement.service_layer.identity import Hospital, mask_person_id, person_ref
 from hub.settlement.service_layer.pricing import ReferenceCache
@@ -175,7 +176,7 @@ class SettlementService:
         stored = self.repository.answers([requests[i].key for i in replayed])
         for i in replayed:
             replies[i] = self._replay(stored.get(requests[i].key), digests[i], requests[i])
-        return replies  # type: ignore[return-value]
+        return [reveal(reply, request.payload) for reply, request in zip(replies, requests)]  # type: ignore[arg-type]
 
     def _decide(self, batch: Batch, request: Request) -> Reply:
         """One request of a group, its answer remembered with its msgid (unless the hub was not
@@ -227,11 +228,11 @@ class SettlementService:
                 if request.infno in SIGN:
                     return done(_sign(request), request.now)
                 if request.infno in QUERY:
-                    return done(self._query(request), request.now)
+                    return reveal(done(self._query(request), request.now), request.payload)
                 if request.infno in LOOKUP:
                     if not self._ready():
                         raise not_ready()
-                    return done(self._lookup(request), request.now)
+                    return reveal(done(self._lookup(request), request.now), request.payload)
                 return done(self._reconcile(request), request.now)
             except convention.ConventionError as exc:
                 raise Answer(reason_of(exc.code), exc.message) from None
