@@ -84,3 +84,37 @@ def test_json_numbers_are_read_as_decimals_from_their_text():
     assert parse_body(b'{"a": 1}') == {"a": 1}  # no fraction anywhere: the fast parser's answer
     with pytest.raises(ValueError):
         parse_body(b"{not json")
+
+
+def test_a_lost_nonce_store_is_the_transports_503_not_a_crash():
+    import asyncio
+
+    import redis
+
+    from hub.settlement.entrypoints.http import ConventionApp
+
+    class Lost:
+        def first_use(self, *_):
+            raise redis.exceptions.ConnectionError("Redis is gone")
+
+    gateway = Gateway(HospitalRegistry([GZ], {"paas-gz": (GZ, "paas-secret")}), Lost(), clock=lambda: NOW)
+    app = ConventionApp(hub=None, fallback=None, group_commit=None, gateway=gateway)
+    sent = []
+
+    async def receive():
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "path": "/fsi/api/rsfComIntfaceService/commInterface", "method": "POST", "headers": signed()}
+    asyncio.run(app(scope, receive, send))
+    assert sent[0]["status"] == 503
+    assert b'"err_code":"hub_unavailable"' in sent[1]["body"]
+
+
+def test_a_hostile_nesting_is_refused_as_not_json_without_exhausting_the_stack():
+    for depth in (65, 500, 1_000):
+        with pytest.raises(ValueError, match="nested deeper"):
+            parse_body(b"[" * depth + b"1.5" + b"]" * depth)
+    assert parse_body(b"[" * 20 + b"1.5" + b"]" * 20)  # deep, but not hostile

@@ -92,11 +92,19 @@ def parse_body(raw: bytes) -> Any:
     return value
 
 
+MAX_JSON_DEPTH = 64  # far above the convention's nesting (the service refuses beyond 8)
+
+
 def _has_float(value: Any) -> bool:
-    if isinstance(value, float):
-        return True
-    if isinstance(value, dict):
-        return any(_has_float(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_has_float(v) for v in value)
+    """Whether a fraction is anywhere in the document; an iterative walk, so a hostile nesting
+    cannot exhaust the stack (anything deeper than MAX_JSON_DEPTH is refused as not JSON)."""
+    stack = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, float):
+            return True
+        if isinstance(node, (dict, list)):
+            if depth >= MAX_JSON_DEPTH:
+                raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
+            stack.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
     return False

@@ -97,7 +97,14 @@ class ConventionApp:
         raw = await self._body(receive)
         if not isinstance(raw, bytes):
             return raw, "other"
-        hospital = self.gateway.authenticate(scope["headers"])
+        try:
+            hospital = self.gateway.authenticate(scope["headers"])
+        except Exception as exc:  # the nonce store (Redis) lost: the request was not looked at
+            if not is_transient(exc):
+                raise
+            log.warning("gateway: nonce store unavailable (%s)", type(exc).__name__)
+            return _transport(Why.HUB_UNAVAILABLE, "the hub could not check the request's signature now; "
+                                                   "sign it anew and retry with the same msgid"), "other"
         if isinstance(hospital, str):
             return _transport(Why.UNAUTHENTICATED, hospital), "other"
         service = self.hub.service
