@@ -1,6 +1,8 @@
-"""Benchmark of the settle path: throughput and latency of 2304 (settle) over HTTP, with wrk.
+"""Benchmark of the hospital interface's write calls over HTTP, with wrk: 2304 settle (the
+default), 2301 upload of five fee lines (`--call upload`) or 2401 opening a stay (`--call open`).
 
     python3 bench/settle_bench.py --visits 20000 --connections 16 --workers 2 --seconds 10
+    python3 bench/settle_bench.py --call upload --visits 20000 --connections 16 --seconds 15
 
 Sets up its own database and persons on the local servers (`hub services up` first): persons
 go through registration.events into the read model as in production; the open visits and
@@ -41,6 +43,10 @@ from hub.privacy import person_ref  # noqa: E402
 from hub.registration.entrypoints.reference_load import load_reference  # noqa: E402
 
 PATH = "/fsi/api/rsfComIntfaceService/commInterface"
+# call -> (wrk script, the rows that count what the call committed)
+CALLS = {"settle": ("settle.lua", "select count(*) from settlements"),
+         "upload": ("upload.lua", "select count(*) / 5 from fee_details where feedetl_sn like 'U%'"),
+         "open": ("open.lua", "select count(*) from visits where mdtrt_id not like 'MBENCH%'")}
 KEY = b"bench-person-key"
 HOSPITAL = "H44010000001"
 
@@ -93,6 +99,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--port", type=int, default=8610)
+    ap.add_argument("--call", choices=sorted(CALLS), default="settle", help="which write call is measured")
     args = ap.parse_args()
 
     local = local_services.LocalSettings()
@@ -157,15 +164,18 @@ def main() -> None:
             # A live database has current statistics (autovacuum); give the fresh tables theirs.
             conn.execute(sa.text("analyze visits; analyze fee_details"))
         engine.dispose()
-        visit_file = Path(f"/tmp/bench-visits-{run}.txt")
+        visit_file, person_file = Path(f"/tmp/bench-visits-{run}.txt"), Path(f"/tmp/bench-persons-{run}.txt")
         visit_file.write_text("\n".join(visits) + "\n")
-        wrk_env = {**os.environ, "VISITS": str(visit_file), "HOSPITAL": HOSPITAL, "WRK_THREADS": "2"}
+        person_file.write_text("\n".join(persons) + "\n")
+        wrk_env = {**os.environ, "VISITS": str(visit_file), "PERSONS": str(person_file), "HOSPITAL": HOSPITAL,
+                   "WRK_THREADS": "2"}
+        script, counted = CALLS[args.call]
         baseline = run_wrk(base + "/health/live", args.connections, args.seconds, None, wrk_env)
         cpu_before = cpu_seconds()
-        result = run_wrk(base + PATH, args.connections, args.seconds, REPO / "bench" / "settle.lua", wrk_env)
+        result = run_wrk(base + PATH, args.connections, args.seconds, REPO / "bench" / script, wrk_env)
         cpu_after = cpu_seconds()
         with sa.create_engine(sa.make_url(env_base["HUB_POSTGRES_URL"]).set(database=database)).connect() as conn:
-            settled = conn.execute(sa.text("select count(*) from settlements")).scalar_one()
+            settled = conn.execute(sa.text(counted)).scalar_one()
         if result.get("requests", 0) > len(visits):
             print("warning: more requests than prepared visits; raise --visits", file=sys.stderr)
     finally:
@@ -180,8 +190,9 @@ def main() -> None:
     cpu_ms = {part: round(1000 * (cpu_after[part] - cpu_before.get(part, 0.0)) / done, 3) for part in cpu_after}
     cpu_ms["total"] = round(sum(cpu_ms.values()), 3)
     report = {"command": " ".join(["python3", "bench/settle_bench.py", *sys.argv[1:]]),
-              "cores": os.cpu_count(), "workers": args.workers, "connections": args.connections,
-              "settle": result, "settlements_committed": settled, "baseline_health": baseline,
+              "cores": os.cpu_count(), "workers": args.workers, "connections": args.connections, "call": args.call,
+              args.call: result, "settlements_committed" if args.call == "settle" else f"{args.call}s_committed": settled,
+              "baseline_health": baseline,
               "settle_vs_baseline_throughput": round(result["per_s"] / baseline["per_s"], 3),
               "cpu_ms_per_settlement": cpu_ms}
     print(json.dumps(report, indent=2))
