@@ -234,3 +234,22 @@ def test_a_day_closes_by_itself_once_every_partition_is_past_its_cut_off_and_sta
     with clearing.engine.connect() as conn:
         published = relay.publish_batch(conn)
     assert published == len(statement_nets(clearing, D1)) == len({e["home_pool"] for e in events} | {e["treatment_pool"] for e in events})
+
+
+def test_a_clearing_database_made_before_the_amount_renames_is_renamed_in_place(scratch_database):
+    """Clearing's columns took the names the amounts carry from the engine (fund_fen ->
+    hifp_pay_fen ...): a database created before keeps its rows, under the new names."""
+    engine = sa.create_engine(scratch_database)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("create table bilateral (clearing_date date, home_pool text, treatment_pool text,"
+                                 " fund_fen bigint, serious_illness_fen bigint, assistance_fen bigint,"
+                                 " settlement_count bigint, primary key (clearing_date, home_pool, treatment_pool))"))
+            conn.execute(sa.text("insert into bilateral values ('2026-03-10', '360400', '440100', 470000, 1200, 300, 2)"))
+        db.create_schema(engine)
+        db.create_schema(engine)  # and again: nothing left to rename
+        with engine.connect() as conn:
+            row = conn.execute(sa.select(db.bilateral)).one()
+        assert (row.hifp_pay_fen, row.hifmi_pay_fen, row.maf_pay_fen, row.settlement_count) == (470000, 1200, 300, 2)
+    finally:
+        engine.dispose()

@@ -21,8 +21,8 @@ SETTLED = SAMPLES["cn.hub.settlement.SettlementCompleted"]
 TIME_LIMIT_S = 60
 
 
-def settled(n: int, pool: str = "360400", fund_fen: int = 100) -> dict:
-    return dict(SETTLED, event_id=uuid.uuid4(), settlement_id=f"S{n:08d}", home_pool=pool, hifp_pay_fen=fund_fen)
+def settled(n: int, pool: str = "360400", hifp_pay_fen: int = 100) -> dict:
+    return dict(SETTLED, event_id=uuid.uuid4(), settlement_id=f"S{n:08d}", home_pool=pool, hifp_pay_fen=hifp_pay_fen)
 
 
 def consume_until(servers, codec, producer, topic: str, want: int) -> tuple[list[Message], ConsumerLoop]:
@@ -124,7 +124,7 @@ def test_a_consumer_killed_between_effect_and_commit_applies_the_effect_once(
 ):
     topic = topic_factory()
     group = f"g-{uuid.uuid4().hex[:8]}"
-    events = [settled(i, fund_fen=1000 + i) for i in range(20)]
+    events = [settled(i, hifp_pay_fen=1000 + i) for i in range(20)]
     for record in events:
         producer.send(topic, record["home_pool"], "SettlementCompleted", record)
     producer.flush()

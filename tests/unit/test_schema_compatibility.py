@@ -72,3 +72,12 @@ def test_schema_files_must_be_named_after_their_record_and_version(tmp_path, bad
     shutil.copy(SchemaRegistry().schema_dir / "settlement" / "SettlementReversed.v1.avsc", schemas / bad_name)
     with pytest.raises(ValueError):
         SchemaRegistry(schemas)
+
+
+def test_a_statement_written_with_the_old_share_names_reads_under_the_new_ones():
+    """ClearingStatement v2 renamed the bilateral shares to the names the amounts carry from the
+    engine (receivable_fund_fen -> receivable_hifp_pay_fen ...); v1's bytes read by their aliases."""
+    decoded = AvroCodec(SchemaRegistry()).decode(fixture_path("cn.hub.clearing.ClearingStatement", 1).read_bytes())
+    line = decoded.value["bilateral"][0]
+    assert decoded.writer_version == 1
+    assert (line["receivable_hifp_pay_fen"], line["payable_maf_pay_fen"]) == (908_784, 0)

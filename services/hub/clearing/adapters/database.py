@@ -28,10 +28,10 @@ applied_events = sa.Table(
     sa.Column("treatment_pool", sa.Text, nullable=False),
     sa.Column("hospital_code", sa.Text, nullable=False),
     sa.Column("person_id_masked", sa.Text, nullable=False),
-    sa.Column("medfee_fen", sa.BigInteger, nullable=False),
-    sa.Column("fund_fen", sa.BigInteger, nullable=False),
-    sa.Column("serious_illness_fen", sa.BigInteger, nullable=False),
-    sa.Column("assistance_fen", sa.BigInteger, nullable=False),
+    sa.Column("medfee_sumamt_fen", sa.BigInteger, nullable=False),
+    sa.Column("hifp_pay_fen", sa.BigInteger, nullable=False),
+    sa.Column("hifmi_pay_fen", sa.BigInteger, nullable=False),
+    sa.Column("maf_pay_fen", sa.BigInteger, nullable=False),
     sa.Column("source", sa.Text, nullable=False),  # topic:partition:offset, for tracing
 )
 sa.Index("applied_by_day_home", applied_events.c.clearing_date, applied_events.c.home_pool)
@@ -42,9 +42,9 @@ bilateral = sa.Table(
     sa.Column("clearing_date", sa.Date, primary_key=True),
     sa.Column("home_pool", sa.Text, primary_key=True),
     sa.Column("treatment_pool", sa.Text, primary_key=True),
-    sa.Column("fund_fen", sa.BigInteger, nullable=False),
-    sa.Column("serious_illness_fen", sa.BigInteger, nullable=False),
-    sa.Column("assistance_fen", sa.BigInteger, nullable=False),
+    sa.Column("hifp_pay_fen", sa.BigInteger, nullable=False),
+    sa.Column("hifmi_pay_fen", sa.BigInteger, nullable=False),
+    sa.Column("maf_pay_fen", sa.BigInteger, nullable=False),
     sa.Column("settlement_count", sa.BigInteger, nullable=False),
 )
 
@@ -105,5 +105,24 @@ outbox = define_outbox(metadata)
 OUTBOX_RELAY_LOCK = 4242201
 
 
+# Columns renamed to the names the amounts carry from the engine to the files; a database made
+# before the rename gets them renamed in place (nothing else about the tables changed).
+RENAMED_COLUMNS = {
+    "applied_events": {"medfee_fen": "medfee_sumamt_fen", "fund_fen": "hifp_pay_fen",
+                       "serious_illness_fen": "hifmi_pay_fen", "assistance_fen": "maf_pay_fen"},
+    "bilateral": {"fund_fen": "hifp_pay_fen", "serious_illness_fen": "hifmi_pay_fen", "assistance_fen": "maf_pay_fen"},
+}
+SCHEMA_LOCK = 4242200
+
+
 def create_schema(engine: sa.Engine) -> None:
-    settings.create_schema(engine, metadata, 4242200)
+    with engine.begin() as conn:
+        conn.execute(sa.text("select pg_advisory_xact_lock(:k)"), {"k": SCHEMA_LOCK})
+        for table, renames in RENAMED_COLUMNS.items():
+            existing = set(conn.execute(sa.text(
+                "select column_name from information_schema.columns where table_schema = current_schema()"
+                " and table_name = :t"), {"t": table}).scalars())
+            for old, new in renames.items():
+                if old in existing and new not in existing:
+                    conn.execute(sa.text(f"alter table {table} rename column {old} to {new}"))
+    settings.create_schema(engine, metadata, SCHEMA_LOCK)

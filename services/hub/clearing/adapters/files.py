@@ -24,8 +24,8 @@ from hub.money import fen_to_yuan as yuan
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 LINE_COLUMNS = ("direction", "kind", "settlement_id", "reversal_id", "business_date", "late", "hospital_code",
-                "home_pool", "treatment_pool", "person_id_masked", "medfee_fen", "fund_fen", "serious_illness_fen",
-                "assistance_fen")
+                "home_pool", "treatment_pool", "person_id_masked", "medfee_sumamt_fen", "hifp_pay_fen", "hifmi_pay_fen",
+                "maf_pay_fen")
 
 
 @dataclass(frozen=True)
@@ -51,8 +51,8 @@ def _line_dict(row: Any, pool: str) -> dict[str, Any]:
         "kind": row.kind, "settlement_id": row.settlement_id, "reversal_id": row.reversal_id or "",
         "business_date": row.business_date.isoformat(), "late": bool(row.late), "hospital_code": row.hospital_code,
         "home_pool": row.home_pool, "treatment_pool": row.treatment_pool, "person_id_masked": row.person_id_masked,
-        "medfee_fen": sign * row.medfee_fen, "fund_fen": sign * row.fund_fen,
-        "serious_illness_fen": sign * row.serious_illness_fen, "assistance_fen": sign * row.assistance_fen,
+        "medfee_sumamt_fen": sign * row.medfee_sumamt_fen, "hifp_pay_fen": sign * row.hifp_pay_fen,
+        "hifmi_pay_fen": sign * row.hifmi_pay_fen, "maf_pay_fen": sign * row.maf_pay_fen,
     }
 
 
@@ -64,16 +64,16 @@ def render_pool_files(header: DayHeader, position: PoolPosition, rows: Sequence[
     name = header.pool_names.get(pool, "")
     bilateral = [
         {"counterparty_pool": b.counterparty_pool, "counterparty_name": header.pool_names.get(b.counterparty_pool, ""),
-         "receivable_fund_fen": b.receivable[0], "receivable_serious_illness_fen": b.receivable[1],
-         "receivable_assistance_fen": b.receivable[2], "payable_fund_fen": b.payable[0],
-         "payable_serious_illness_fen": b.payable[1], "payable_assistance_fen": b.payable[2],
+         "receivable_hifp_pay_fen": b.receivable.hifp_pay_fen, "receivable_hifmi_pay_fen": b.receivable.hifmi_pay_fen,
+         "receivable_maf_pay_fen": b.receivable.maf_pay_fen, "payable_hifp_pay_fen": b.payable.hifp_pay_fen,
+         "payable_hifmi_pay_fen": b.payable.hifmi_pay_fen, "payable_maf_pay_fen": b.payable.maf_pay_fen,
          "net_fen": b.net_fen, "settlement_count": b.settlement_count}
         for b in sorted(position.bilateral, key=lambda b: b.counterparty_pool)
     ]
     totals = {
         "receivable_fen": position.receivable_fen, "payable_fen": position.payable_fen,
         "net_position_fen": position.net_fen, "settlement_lines": len(lines),
-        "medfee_fen": sum(l["medfee_fen"] for l in lines),
+        "medfee_sumamt_fen": sum(l["medfee_sumamt_fen"] for l in lines),
     }
     document = {
         "header": {"pool_code": pool, "pool_name": name, "clearing_date": header.clearing_date.isoformat(),
@@ -99,10 +99,10 @@ def render_pool_files(header: DayHeader, position: PoolPosition, rows: Sequence[
                 "应收救助 receivable assistance", "应付基金 payable fund", "应付大病 payable serious illness",
                 "应付救助 payable assistance", "净额 net", "笔数 count"])
     for b in bilateral:
-        w.writerow(["", f"{b['counterparty_pool']} {b['counterparty_name']}".strip(), yuan(b["receivable_fund_fen"]),
-                    yuan(b["receivable_serious_illness_fen"]), yuan(b["receivable_assistance_fen"]),
-                    yuan(b["payable_fund_fen"]), yuan(b["payable_serious_illness_fen"]),
-                    yuan(b["payable_assistance_fen"]), yuan(b["net_fen"]), b["settlement_count"]])
+        w.writerow(["", f"{b['counterparty_pool']} {b['counterparty_name']}".strip(), yuan(b["receivable_hifp_pay_fen"]),
+                    yuan(b["receivable_hifmi_pay_fen"]), yuan(b["receivable_maf_pay_fen"]),
+                    yuan(b["payable_hifp_pay_fen"]), yuan(b["payable_hifmi_pay_fen"]),
+                    yuan(b["payable_maf_pay_fen"]), yuan(b["net_fen"]), b["settlement_count"]])
     w.writerow([])
     w.writerow(["明细 lines", *LINE_COLUMNS])
     for l in lines:

@@ -19,10 +19,10 @@ class ClearingEvent:
     treatment_pool: str  # is owed it
     hospital_code: str
     person_id_masked: str
-    medfee_fen: int
-    fund_fen: int
-    serious_illness_fen: int
-    assistance_fen: int
+    medfee_sumamt_fen: int
+    hifp_pay_fen: int
+    hifmi_pay_fen: int
+    maf_pay_fen: int
     event_time: datetime  # settled_at or reversed_at
     topic: str
     partition: int

@@ -10,9 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from fractions import Fraction
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
-SHARES = ("fund", "serious_illness", "assistance")
 
 
 class ZeroSumViolated(RuntimeError):
@@ -25,21 +24,29 @@ class Obligation:
 
     home_pool: str
     treatment_pool: str
-    fund_fen: int
-    serious_illness_fen: int
-    assistance_fen: int
+    hifp_pay_fen: int
+    hifmi_pay_fen: int
+    maf_pay_fen: int
     settlement_count: int
 
     @property
     def total_fen(self) -> int:
-        return self.fund_fen + self.serious_illness_fen + self.assistance_fen
+        return self.hifp_pay_fen + self.hifmi_pay_fen + self.maf_pay_fen
+
+
+class Shares(NamedTuple):
+    """Money per fund, in fen, under the names the settlement carries from the engine to the files."""
+
+    hifp_pay_fen: int  # the basic fund (统筹基金)
+    hifmi_pay_fen: int  # serious-illness insurance (大病保险)
+    maf_pay_fen: int  # medical assistance (医疗救助)
 
 
 @dataclass(frozen=True)
 class BilateralLine:
     counterparty_pool: str
-    receivable: tuple[int, int, int]  # fund, serious illness, assistance
-    payable: tuple[int, int, int]
+    receivable: Shares
+    payable: Shares
     settlement_count: int
 
     @property
@@ -79,9 +86,9 @@ def net(obligations: Iterable[Obligation]) -> NettingResult:
         if o.home_pool == o.treatment_pool:
             continue  # care inside the home pool is not interregion money
         acc = pair.setdefault((o.home_pool, o.treatment_pool), [0, 0, 0, 0])
-        acc[0] += o.fund_fen
-        acc[1] += o.serious_illness_fen
-        acc[2] += o.assistance_fen
+        acc[0] += o.hifp_pay_fen
+        acc[1] += o.hifmi_pay_fen
+        acc[2] += o.maf_pay_fen
         acc[3] += o.settlement_count
     pools = sorted({p for key in pair for p in key})
     positions = []
@@ -93,7 +100,7 @@ def net(obligations: Iterable[Obligation]) -> NettingResult:
             recv = pair.get((other, pool), [0, 0, 0, 0])
             pay = pair.get((pool, other), [0, 0, 0, 0])
             if (other, pool) in pair or (pool, other) in pair:
-                lines.append(BilateralLine(other, tuple(recv[:3]), tuple(pay[:3]), recv[3] + pay[3]))
+                lines.append(BilateralLine(other, Shares(*recv[:3]), Shares(*pay[:3]), recv[3] + pay[3]))
         receivable = sum(sum(l.receivable) for l in lines)
         payable = sum(sum(l.payable) for l in lines)
         count = sum(pair.get((o, pool), [0, 0, 0, 0])[3] + pair.get((pool, o), [0, 0, 0, 0])[3] for o in pools if o != pool)

@@ -70,8 +70,8 @@ def clearing_event(message: Message) -> ClearingEvent:
         event_id=str(v["event_id"]), reversal=reversal, settlement_id=v["settlement_id"],
         reversal_id=v.get("reversal_id"), business_date=v["business_date"], home_pool=v["home_pool"],
         treatment_pool=v["treatment_pool"], hospital_code=v["hospital_code"], person_id_masked=v["person_id_masked"],
-        medfee_fen=v["medfee_sumamt_fen"], fund_fen=v["hifp_pay_fen"], serious_illness_fen=v["hifmi_pay_fen"],
-        assistance_fen=v["maf_pay_fen"], event_time=v["reversed_at"] if reversal else v["settled_at"],
+        medfee_sumamt_fen=v["medfee_sumamt_fen"], hifp_pay_fen=v["hifp_pay_fen"], hifmi_pay_fen=v["hifmi_pay_fen"],
+        maf_pay_fen=v["maf_pay_fen"], event_time=v["reversed_at"] if reversal else v["settled_at"],
         topic=message.topic, partition=message.partition, offset=message.offset)
 
 
@@ -80,8 +80,8 @@ def applied_row(e: ClearingEvent, clearing_date: date, late: bool) -> dict[str, 
     return {"event_id": e.event_id, "kind": e.kind, "settlement_id": e.settlement_id, "reversal_id": e.reversal_id,
             "clearing_date": clearing_date, "business_date": e.business_date, "late": late,
             "home_pool": e.home_pool, "treatment_pool": e.treatment_pool, "hospital_code": e.hospital_code,
-            "person_id_masked": e.person_id_masked, "medfee_fen": e.medfee_fen, "fund_fen": e.fund_fen,
-            "serious_illness_fen": e.serious_illness_fen, "assistance_fen": e.assistance_fen, "source": e.source}
+            "person_id_masked": e.person_id_masked, "medfee_sumamt_fen": e.medfee_sumamt_fen, "hifp_pay_fen": e.hifp_pay_fen,
+            "hifmi_pay_fen": e.hifmi_pay_fen, "maf_pay_fen": e.maf_pay_fen, "source": e.source}
 
 
 @dataclass(frozen=True)
@@ -141,21 +141,21 @@ class ClearingService:
                 if e.event_id not in new_ids:
                     continue
                 t = totals.setdefault((day, e.home_pool, e.treatment_pool), [0, 0, 0, 0])
-                t[0] += e.sign * e.fund_fen
-                t[1] += e.sign * e.serious_illness_fen
-                t[2] += e.sign * e.assistance_fen
+                t[0] += e.sign * e.hifp_pay_fen
+                t[1] += e.sign * e.hifmi_pay_fen
+                t[2] += e.sign * e.maf_pay_fen
                 t[3] += 1
             if totals:
                 stmt = pg_insert(db.bilateral).values([
-                    {"clearing_date": k[0], "home_pool": k[1], "treatment_pool": k[2], "fund_fen": t[0],
-                     "serious_illness_fen": t[1], "assistance_fen": t[2], "settlement_count": t[3]}
+                    {"clearing_date": k[0], "home_pool": k[1], "treatment_pool": k[2], "hifp_pay_fen": t[0],
+                     "hifmi_pay_fen": t[1], "maf_pay_fen": t[2], "settlement_count": t[3]}
                     for k, t in sorted(totals.items())])
                 b = db.bilateral.c
                 conn.execute(stmt.on_conflict_do_update(
                     index_elements=[b.clearing_date, b.home_pool, b.treatment_pool],
-                    set_={"fund_fen": b.fund_fen + stmt.excluded.fund_fen,
-                          "serious_illness_fen": b.serious_illness_fen + stmt.excluded.serious_illness_fen,
-                          "assistance_fen": b.assistance_fen + stmt.excluded.assistance_fen,
+                    set_={"hifp_pay_fen": b.hifp_pay_fen + stmt.excluded.hifp_pay_fen,
+                          "hifmi_pay_fen": b.hifmi_pay_fen + stmt.excluded.hifmi_pay_fen,
+                          "maf_pay_fen": b.maf_pay_fen + stmt.excluded.maf_pay_fen,
                           "settlement_count": b.settlement_count + stmt.excluded.settlement_count}))
             marks: dict[tuple[str, int], tuple[int, datetime]] = {}
             for e in events:
@@ -302,7 +302,7 @@ class ClearingService:
                 "already_resolved": False}
 
     def _obligations(self, conn: sa.Connection, day: date) -> list[Obligation]:
-        return [Obligation(r.home_pool, r.treatment_pool, r.fund_fen, r.serious_illness_fen, r.assistance_fen,
+        return [Obligation(r.home_pool, r.treatment_pool, r.hifp_pay_fen, r.hifmi_pay_fen, r.maf_pay_fen,
                            r.settlement_count)
                 for r in conn.execute(sa.select(db.bilateral).where(db.bilateral.c.clearing_date == day))]
 
@@ -314,13 +314,13 @@ class ClearingService:
     def _statement_event(self, day: date, cycle_id: str, now: datetime, p, sha: str) -> dict:
         return {
             "event_id": uuid.uuid5(uuid.NAMESPACE_URL, f"clearing:{cycle_id}:{p.pool}"), "event_time": now,
-            "producer": PRODUCER, "schema_version": 1, "cycle_id": cycle_id, "clearing_date": day,
+            "producer": PRODUCER, "schema_version": 2, "cycle_id": cycle_id, "clearing_date": day,
             "pool_code": p.pool, "receivable_fen": p.receivable_fen, "payable_fen": p.payable_fen,
             "net_position_fen": p.net_fen, "settlement_count": p.settlement_count,
-            "bilateral": [{"counterparty_pool": b.counterparty_pool, "receivable_fund_fen": b.receivable[0],
-                           "receivable_serious_illness_fen": b.receivable[1], "payable_fund_fen": b.payable[0],
-                           "payable_serious_illness_fen": b.payable[1], "receivable_assistance_fen": b.receivable[2],
-                           "payable_assistance_fen": b.payable[2], "settlement_count": b.settlement_count}
+            "bilateral": [{"counterparty_pool": b.counterparty_pool, "receivable_hifp_pay_fen": b.receivable.hifp_pay_fen,
+                           "receivable_hifmi_pay_fen": b.receivable.hifmi_pay_fen, "payable_hifp_pay_fen": b.payable.hifp_pay_fen,
+                           "payable_hifmi_pay_fen": b.payable.hifmi_pay_fen, "receivable_maf_pay_fen": b.receivable.maf_pay_fen,
+                           "payable_maf_pay_fen": b.payable.maf_pay_fen, "settlement_count": b.settlement_count}
                           for b in p.bilateral],
             "file_sha256": sha, "generated_at": now,
         }
