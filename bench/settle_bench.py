@@ -43,10 +43,10 @@ from hub.privacy import person_ref  # noqa: E402
 from hub.registration.entrypoints.reference_load import load_reference  # noqa: E402
 
 PATH = "/fsi/api/rsfComIntfaceService/commInterface"
-# call -> (wrk script, the rows that count what the call committed)
-CALLS = {"settle": ("settle.lua", "select count(*) from settlements"),
-         "upload": ("upload.lua", "select count(*) / 5 from fee_details where feedetl_sn like 'U%'"),
-         "open": ("open.lua", "select count(*) from visits where mdtrt_id not like 'MBENCH%'")}
+# call -> the rows that count what the call committed (bench/calls.lua makes the requests)
+CALLS = {"settle": "select count(*) from settlements",
+         "upload": "select count(*) / 5 from fee_details where feedetl_sn like 'U%'",
+         "open": "select count(*) from visits where mdtrt_id not like 'MBENCH%'"}
 KEY = b"bench-person-key"
 HOSPITAL = "H44010000001"
 
@@ -168,11 +168,11 @@ def main() -> None:
         visit_file.write_text("\n".join(visits) + "\n")
         person_file.write_text("\n".join(persons) + "\n")
         wrk_env = {**os.environ, "VISITS": str(visit_file), "PERSONS": str(person_file), "HOSPITAL": HOSPITAL,
-                   "WRK_THREADS": "2"}
-        script, counted = CALLS[args.call]
+                   "WRK_THREADS": "2", "CALL": args.call}
+        counted = CALLS[args.call]
         baseline = run_wrk(base + "/health/live", args.connections, args.seconds, None, wrk_env)
         cpu_before = cpu_seconds()
-        result = run_wrk(base + PATH, args.connections, args.seconds, REPO / "bench" / script, wrk_env)
+        result = run_wrk(base + PATH, args.connections, args.seconds, REPO / "bench" / "calls.lua", wrk_env)
         cpu_after = cpu_seconds()
         with sa.create_engine(sa.make_url(env_base["HUB_POSTGRES_URL"]).set(database=database)).connect() as conn:
             settled = conn.execute(sa.text(counted)).scalar_one()
