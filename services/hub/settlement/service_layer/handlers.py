@@ -242,9 +242,7 @@ class SettlementService:
     def _lookup(self, request: Request) -> dict:
         hospital, data = request.hospital, data_of(request.payload)
         day = request.now.astimezone(SHANGHAI).date()
-        psn_no = data.get("psn_no") or data.get("certno") or data.get("mdtrt_cert_no")
-        if not isinstance(psn_no, str) or not 1 <= len(psn_no) <= self.limits.max_code_length:
-            raise Answer(Why.INVALID_FIELD, "psn_no: the person's number or id")
+        psn_no = self.transactions.person_number(data.get("psn_no") or data.get("certno") or data.get("mdtrt_cert_no"))
         ref, masked = person_ref(self.person_key, psn_no), mask_person_id(psn_no)
         raw = self.read_model.registration_bytes(ref)
         person = self.transactions.person({ref: raw} if raw else {}, ref, day)
@@ -275,9 +273,8 @@ class SettlementService:
             if stored.hospital_code != request.hospital.code:
                 raise Answer(Why.SETTLEMENT_OF_ANOTHER_HOSPITAL, "a hospital queries only its own settlements")
             return {**stored.output, "hub_status": stored.status}
-        psn_no, cum_ym = data.get("psn_no"), str(data.get("cum_ym") or request.now.astimezone(SHANGHAI).strftime("%Y%m"))
-        if not isinstance(psn_no, str) or not 1 <= len(psn_no) <= self.limits.max_code_length:
-            raise Answer(Why.INVALID_FIELD, "psn_no: the person's number")
+        psn_no = self.transactions.person_number(data.get("psn_no"))
+        cum_ym = str(data.get("cum_ym") or request.now.astimezone(SHANGHAI).strftime("%Y%m"))
         if not (len(cum_ym) == 6 and cum_ym.isdigit()):
             raise Answer(Why.INVALID_FIELD, "cum_ym: yyyyMM")
         acc = self.repository.year_accumulators(person_ref(self.person_key, psn_no), int(cum_ym[:4]))

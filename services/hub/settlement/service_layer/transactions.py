@@ -55,6 +55,7 @@ INPATIENT_MED_TYPES = frozenset({"21", "22", "24"})  # 2401 admits: a stay, an i
 OUTPATIENT_MED_TYPES = frozenset({"11", "13", "14", "41"})  # 2201: outpatient, emergency, chronic, pharmacy
 MAX_FEE_LINES_PER_UPLOAD = 2_000
 EMPTY_CATALOGUE = Catalogue("", "", {})  # a pool without a catalogue: every line self-paid
+DATA_NODE = {**dict.fromkeys(DISCHARGE, "dscginfo"), **dict.fromkeys(DIAGNOSES, "mdtrtinfo")}  # else `data`
 
 
 @dataclass
@@ -90,8 +91,7 @@ class Transactions:
             lines = payload.get("feedetail")
             first = lines[0] if isinstance(lines, list) and lines else None
             return (_text(first.get("mdtrt_id")) if isinstance(first, dict) else None), None
-        data = payload.get({**dict.fromkeys(DISCHARGE, "dscginfo"), **dict.fromkeys(DIAGNOSES, "mdtrtinfo")}.get(
-            request.infno, "data"))
+        data = payload.get(DATA_NODE.get(request.infno, "data"))
         if not isinstance(data, dict):
             return None, None
         if request.infno in REVERSE:
@@ -161,9 +161,7 @@ class Transactions:
         begn = convention.parse_day(data.get("begntime"))
         if begn is None:
             raise Answer(Why.INVALID_FIELD, "begntime: yyyy-MM-dd HH:mm:ss")
-        psn_no = data.get("psn_no")
-        if not isinstance(psn_no, str) or not 1 <= len(psn_no) <= self.limits.max_code_length:
-            raise Answer(Why.INVALID_FIELD, "psn_no: the person's number or id")
+        psn_no = self.person_number(data.get("psn_no"))
         ref, masked = person_ref(self.person_key, psn_no), mask_person_id(psn_no)
         person = self.person(batch.registrations, ref, begn)
         insutype = str(data.get("insutype") or convention.INSUTYPE_CODES[person.insurance_type])
@@ -186,18 +184,14 @@ class Transactions:
     def diagnoses(self, batch: Batch, request: Request) -> dict:
         """2203: an outpatient visit's diagnoses. Checked (an open visit of the hospital's, a list
         of diagnoses with codes) and answered; the settlement rules do not use them."""
-        visit = self.own_visit(batch, request.hospital, data_of(request.payload, "mdtrtinfo").get("mdtrt_id"))
-        if visit.status != "OPEN":
-            raise Answer(Why.VISIT_NOT_OPEN, f"visit is {visit.status}")
+        self.open_visit_of(batch, request.hospital, data_of(request.payload, "mdtrtinfo").get("mdtrt_id"))
         _diagnoses(request.payload, required=True)
         return {}
 
     def discharge(self, batch: Batch, request: Request) -> dict:
         """2402: a stay's discharge; its `endtime` is the bill's last day unless the settlement says otherwise."""
         data = data_of(request.payload, "dscginfo")
-        visit = self.own_visit(batch, request.hospital, data.get("mdtrt_id"))
-        if visit.status != "OPEN":
-            raise Answer(Why.VISIT_NOT_OPEN, f"visit is {visit.status}")
+        visit = self.open_visit_of(batch, request.hospital, data.get("mdtrt_id"))
         if visit.med_type not in INPATIENT_MED_TYPES:
             raise Answer(Why.INVALID_FIELD, "2402 discharges a stay (2401); an outpatient visit is settled directly")
         end = convention.parse_day(data.get("endtime"))
@@ -209,10 +203,8 @@ class Transactions:
 
     def cancel_discharge(self, batch: Batch, request: Request) -> dict:
         """2405: the discharge taken back (the stay goes on); not once the stay is settled."""
-        visit = self.own_visit(batch, request.hospital, data_of(request.payload).get("mdtrt_id"))
-        if visit.status != "OPEN":
-            raise Answer(Why.VISIT_ALREADY_SETTLED if visit.status == "SETTLED" else Why.VISIT_NOT_OPEN,
-                         f"visit is {visit.status}")
+        visit = self.open_visit_of(batch, request.hospital, data_of(request.payload).get("mdtrt_id"),
+                                   settled=Why.VISIT_ALREADY_SETTLED)
         batch.set_visit_end(visit, None)
         return {}
 
@@ -224,9 +216,7 @@ class Transactions:
         if len(ids) != 1 or None in ids:
             raise Answer(Why.INVALID_FIELD, "feedetail: every line names the same mdtrt_id (a string)")
         checked = convention.fee_lines(lines, self.limits)
-        visit = self.own_visit(batch, request.hospital, ids.pop())
-        if visit.status != "OPEN":
-            raise Answer(Why.VISIT_NOT_OPEN, f"visit is {visit.status}")
+        visit = self.open_visit_of(batch, request.hospital, ids.pop())
         catalogue = self.reference.current()[1].get(request.hospital.pool)
         result = []
         for n, f in enumerate(checked):
@@ -245,9 +235,7 @@ class Transactions:
 
     def cancel_fees(self, batch: Batch, request: Request) -> dict:
         data = data_of(request.payload)
-        visit = self.own_visit(batch, request.hospital, data.get("mdtrt_id"))
-        if visit.status != "OPEN":
-            raise Answer(Why.VISIT_NOT_OPEN, f"visit is {visit.status}")
+        visit = self.open_visit_of(batch, request.hospital, data.get("mdtrt_id"))
         sn = str(data.get("feedetl_sn", "0000"))
         chosen = list(visit.fees) if sn == "0000" else [sn]  # "0000": the convention's "all lines"
         deleted = sum(batch.delete_fee(visit.mdtrt_id, s) for s in chosen)
@@ -358,6 +346,19 @@ class Transactions:
             request.now.astimezone(SHANGHAI), request.hospital.pool, str(data.get("mdtrt_cert_type") or ""),
             visit.med_type)
 
+    def open_visit_of(self, batch: Batch, hospital: Hospital, mdtrt_id: Any, settled: Why = Why.VISIT_NOT_OPEN) -> Visit:
+        """The hospital's visit (`own_visit`), still open; a settled one answers `settled`."""
+        visit = self.own_visit(batch, hospital, mdtrt_id)
+        if visit.status != "OPEN":
+            raise Answer(settled if visit.status == "SETTLED" else Why.VISIT_NOT_OPEN, f"visit is {visit.status}")
+        return visit
+
+    def person_number(self, value: Any) -> str:
+        """A psn_no (or the id a hospital looks a person up by) as the hub takes it."""
+        if not isinstance(value, str) or not 1 <= len(value) <= self.limits.max_code_length:
+            raise Answer(Why.INVALID_FIELD, "psn_no: the person's number or id")
+        return value
+
     def own_visit(self, batch: Batch, hospital: Hospital, mdtrt_id: Any) -> Visit:
         """The visit, if it exists and belongs to the asking hospital; else the answer why not."""
         if not isinstance(mdtrt_id, str):
@@ -372,10 +373,7 @@ class Transactions:
     def _priceable(self, batch: Batch, request: Request) -> tuple[Visit, Claim, Person, PersonYear]:
         """An open visit of the hospital's, its claim, the person and the person-year to price against."""
         data = data_of(request.payload)
-        visit = self.own_visit(batch, request.hospital, data.get("mdtrt_id"))
-        if visit.status != "OPEN":
-            raise Answer(Why.VISIT_ALREADY_SETTLED if visit.status == "SETTLED" else Why.VISIT_NOT_OPEN,
-                         f"visit is {visit.status}")
+        visit = self.open_visit_of(batch, request.hospital, data.get("mdtrt_id"), settled=Why.VISIT_ALREADY_SETTLED)
         claim = self.claim(request.hospital, visit, data)
         person = self.person(batch.registrations, visit.person_ref, claim.service_date)
         return visit, claim, person, (visit.person_ref, claim.service_date.year)
