@@ -111,8 +111,9 @@ def settle_preview(
         answer({"infcode": -1, "err_code": result.code, "err_msg": result.message}, 1)
     from datetime import datetime
 
-    context = convention.SettlementContext("preview", convention.mask_person_id(str(document["psn"].get("psn_no", ""))),
-                                           person.insurance_type, None, "preview", datetime.now(),
+    shown = {"psn_no": convention.mask_person_id(str(document["psn"].get("psn_no", ""))), "certno": "",
+             "psn_name": "", "brdy": "", "psn_cert_type": "", "gend": "", "age": ""}
+    context = convention.SettlementContext("preview", shown, person.insurance_type, None, "preview", datetime.now(),
                                            claim.treatment_pool)
     answer({"infcode": 0, "output": convention.settlement_output(result, claim, context)}, 0)
 
@@ -550,7 +551,7 @@ def day(
                f"{sum(summary['refused'].values()):,} refused {summary['refused'] or ''}")
     typer.echo(f"  retries            {summary['retries_answered_identically']:,} re-sent requests answered identically")
     typer.echo(f"  settle latency     p50 {lat['p50']} ms, p95 {lat['p95']} ms, p99 {lat['p99']} ms "
-               f"({summary['bills_per_s']} bills/s end to end, 3 calls per bill)")
+               f"({summary['bills_per_s']} bills/s end to end, 4 calls per bill: 1101, open, upload, settle)")
     typer.echo(f"  money              gross {fen_to_yuan(summary['gross_fen'])} yuan owed between funds, "
                f"{fen_to_yuan(summary['moved_after_netting_fen'])} yuan moved after netting")
     eff = summary["netting_efficiency"]

@@ -39,6 +39,10 @@ SETLINFO_AMOUNTS = ["medfee_sumamt", "fulamt_ownpay_amt", "overlmt_selfpay", "pr
                     "acct_mulaid_pay"]
 FUND_FIELDS = ["fund_pay_type", "fund_pay_type_name", "inscp_scp_amt", "crt_payb_lmt_amt", "fund_payamt",
                "setl_proc_info"]
+BASEINFO_FIELDS = ["psn_no", "psn_cert_type", "certno", "psn_name", "gend", "naty", "brdy", "age"]
+INSUINFO_FIELDS = ["balc", "insutype", "psn_type", "psn_insu_stas", "psn_insu_date", "paus_insu_date", "cvlserv_flag",
+                   "insuplc_admdvs", "emp_name"]
+IDETINFO_FIELDS = ["psn_idet_type", "psn_type_lv", "memo", "begntime", "endtime"]
 FEE_RESULT_FIELDS = ["feedetl_sn", "det_item_fee_sumamt", "cnt", "pric", "pric_uplmt_amt", "selfpay_prop",
                      "fulamt_ownpay_amt", "overlmt_amt", "preselfpay_amt", "inscp_scp_amt", "chrgitm_lv",
                      "med_chrgitm_type", "bas_medn_flag", "lmt_used_flag"]
@@ -162,6 +166,24 @@ class HisClient:
         except (KeyError, ArithmeticError, ValueError):
             self.expect(False, "setlinfo amounts readable")
         return info
+
+    def check_person(self, a: Answer) -> dict:
+        """1101: baseinfo, insuinfo[] and idetinfo[], every field the convention gives them."""
+        base, insu, idet = a.output.get("baseinfo") or {}, a.output.get("insuinfo"), a.output.get("idetinfo")
+        for key in BASEINFO_FIELDS:
+            self.expect(key in base, f"baseinfo.{key} present")
+        self.expect(base.get("gend") in ("1", "2", "9", ""), "baseinfo.gend 1/2")
+        self.expect(bool(re.match(r"^\d{4}-\d{2}-\d{2}$", str(base.get("brdy")))), "baseinfo.brdy yyyy-MM-dd")
+        if self.expect(isinstance(insu, list) and len(insu) >= 1, "insuinfo is a list"):
+            for key in INSUINFO_FIELDS:
+                self.expect(key in insu[0], f"insuinfo.0.{key} present")
+            self.check_yuan(insu[0], ["balc"], "insuinfo.0")
+        if self.expect(isinstance(idet, list), "idetinfo is a list"):
+            for n, entry in enumerate(idet):
+                for key in IDETINFO_FIELDS:
+                    self.expect(key in entry, f"idetinfo.{n}.{key} present")
+                self.expect(bool(DATETIME.match(str(entry.get("begntime")))), f"idetinfo.{n}.begntime yyyy-MM-dd HH:mm:ss")
+        return base
 
     def check_fee_results(self, a: Answer, sent: int) -> list[dict]:
         result = a.output.get("result")

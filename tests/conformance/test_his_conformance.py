@@ -5,12 +5,15 @@ names (tests/conformance/his_client.py). Real Kafka, Redis and PostgreSQL (the i
 
 from __future__ import annotations
 
+import time
 from datetime import date
 from decimal import Decimal
 
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from hub import vouchers
+from hub.privacy import person_ref
 from hub.settlement.adapters import database as db
 from hub.settlement.entrypoints.http import create_app
 from tests.integration.test_settlement_service import (  # noqa: F401  (fixtures)
@@ -20,6 +23,9 @@ from tests.integration.test_settlement_service import (  # noqa: F401  (fixtures
     reference_loaded,
     stack,
 )
+
+from tests.fixtures.people import new_certno
+from tests.integration.settlement_helpers import PERSON_KEY
 
 from .his_client import HisClient, fen
 
@@ -36,16 +42,19 @@ def his(stack, hospital=GZ_A) -> HisClient:
     return HisClient(post, code, "广州市第一人民医院", pool, paasid=code, paas_token=f"dev-{code}")
 
 
-def referred(stack, producer) -> str:
-    """A 冠县 resident (whose policy covers general outpatient care off-site) referred to 广州."""
+def referred(stack, producer) -> tuple[str, str]:
+    """A 冠县 resident (whose policy covers general outpatient care off-site) referred to 广州,
+    registered by the bureau with a resident id number and name: (psn_no, certno)."""
+    certno = new_certno()
     psn, _ = enrolled_person(stack, producer, home_pool="371525", filings=[{
         "filing_id": "F1", "filing_type": "REFERRAL", "target_pool": "440100", "valid_from": date(2026, 1, 1),
-        "valid_to": None, "revoked": False}])
-    return psn
+        "valid_to": None, "revoked": False}], certno=certno, psn_name="李四",
+        identities=[{"population": "SUBSISTENCE_ALLOWANCE", "begins": date(2026, 1, 1), "ends": date(2026, 12, 31)}])
+    return psn, certno
 
 
 def test_an_outpatient_bill_and_a_stay_as_a_his_drives_them(stack, producer):
-    psn = referred(stack, producer)
+    registered_psn, certno = referred(stack, producer)
     client = his(stack)
     client.insuplc_admdvs = "371525"
 
@@ -53,15 +62,24 @@ def test_an_outpatient_bill_and_a_stay_as_a_his_drives_them(stack, producer):
     client.sign_no = (signed.output.get("signinoutb") or {}).get("sign_no", "")
     client.expect(len(client.sign_no) >= 16, "9001 answers signinoutb.sign_no")
 
-    person = client.call("1101", {"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": psn, "psn_cert_type": "01",
-                                           "certno": psn, "psn_name": "", "begntime": "2026-03-10 08:00:00"}})
-    client.expect(person.ok and isinstance(person.output.get("insuinfo"), list), "1101 answers baseinfo and insuinfo[]")
+    # The HIS knows the patient by the resident id card; 1101 gives it the person's insurance number.
+    person = client.call("1101", {"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": certno, "card_sn": "",
+                                           "begntime": "2026-03-10 08:00:00", "psn_cert_type": "01",
+                                           "certno": certno, "psn_name": "李四"}})
+    client.expect(person.ok, f"1101 finds the person by resident id ({person.body.get('err_msg')})")
+    base = client.check_person(person)
+    psn = base.get("psn_no", "")
+    client.expect(psn == registered_psn and psn != certno, "baseinfo.psn_no is the insurance number, not the id")
+    client.expect((base.get("certno"), base.get("psn_name"), base.get("age") not in ("", None)) == (certno, "李四", True),
+                  "baseinfo names the person in clear to the hospital that asked")
+    client.expect([i.get("psn_idet_type") for i in person.output.get("idetinfo", [])] == ["SUBSISTENCE_ALLOWANCE"],
+                  "idetinfo lists the special population with its period")
     insutype = person.output["insuinfo"][0]["insutype"]
     client.expect(insutype in ("310", "390"), "insuinfo.insutype")
 
     # --- an outpatient visit: 2201 register, 2204 fees, 2206 pre-settle, 2207 settle, 2208 reverse
     reg = client.call("2201", {"data": {"psn_no": psn, "insutype": insutype, "begntime": "2026-03-10 09:00:00",
-                                        "mdtrt_cert_type": "02", "mdtrt_cert_no": psn, "ipt_otp_no": "MZ0001",
+                                        "mdtrt_cert_type": "02", "mdtrt_cert_no": certno, "ipt_otp_no": "MZ0001",
                                         "atddr_no": "D001", "dr_name": "王医生", "dept_code": "01",
                                         "dept_name": "内科", "caty": "A03", "med_type": "11"}})
     client.expect(reg.ok, f"2201 registers ({reg.body.get('err_msg')})")
@@ -88,7 +106,7 @@ def test_an_outpatient_bill_and_a_stay_as_a_his_drives_them(stack, producer):
     up = client.call("2204", {"feedetail": lines})
     client.expect(up.ok, f"2204 uploads ({up.body.get('err_msg')})")
     client.check_fee_results(up, sent=2)
-    settle_input = {"data": {"psn_no": psn, "mdtrt_cert_type": "02", "mdtrt_cert_no": psn, "med_type": "11",
+    settle_input = {"data": {"psn_no": psn, "mdtrt_cert_type": "02", "mdtrt_cert_no": certno, "med_type": "11",
                              "medfee_sumamt": Decimal("75.50"), "psn_setlway": "01", "mdtrt_id": mdtrt_id,
                              "chrg_bchno": "B1", "insutype": insutype, "acct_used_flag": "0"}}
     pre = client.call("2206", settle_input)
@@ -98,6 +116,8 @@ def test_an_outpatient_bill_and_a_stay_as_a_his_drives_them(stack, producer):
     client.expect(setl.ok, f"2207 settles ({setl.body.get('err_msg')})")
     info = client.check_setlement(setl, settled=True)
     client.expect(info.get("psn_no") == psn, "setlinfo.psn_no is the person's number as the HIS knows it")
+    client.expect((info.get("certno"), info.get("psn_name"), info.get("gend") in ("1", "2")) == (certno, "李四", True),
+                  "setlinfo names the person as registered")
     client.expect(info.get("medfee_sumamt") == "75.50", "the bill's total as sent in JSON numbers, exactly")
     stored = client.call("5203", {"data": {"psn_no": psn, "setl_id": info.get("setl_id"), "mdtrt_id": mdtrt_id}})
     client.expect(stored.ok and (stored.output.get("setlinfo") or {}).get("setl_id") == info.get("setl_id"),
@@ -112,10 +132,16 @@ def test_an_outpatient_bill_and_a_stay_as_a_his_drives_them(stack, producer):
     for key in ("medfee_sumamt", "fund_pay_sumamt", "psn_part_amt", "hifp_pay"):
         client.expect(fen(info.get(key, "0")) + fen(undone.get(key, "0")) == 0, f"the reversal nets {key} to zero")
 
-    # --- a stay: 2401 admit, 2301 fees, 2303 pre-settle, 2304 settle whose answer is lost, 2601 undo
+    # --- a stay, the patient showing the e-voucher (its token, from the home region's voucher service):
+    # 1101, 2401 admit, 2301 fees, 2303 pre-settle, 2304 settle whose answer is lost, 2601 undo
+    token, _ = vouchers.issue(stack.settings.voucher_key, "371525", person_ref(PERSON_KEY, psn), time.time())
+    by_voucher = client.call("1101", {"data": {"mdtrt_cert_type": "01", "mdtrt_cert_no": token,
+                                               "begntime": "2026-03-11 08:00:00", "psn_cert_type": "", "certno": ""}})
+    client.expect(by_voucher.ok and (by_voucher.output.get("baseinfo") or {}).get("psn_no") == psn,
+                  f"1101 by e-voucher finds the same person ({by_voucher.body.get('err_msg')})")
     adm = client.call("2401", {"mdtrtinfo": {"psn_no": psn, "insutype": insutype, "coner_name": "", "tel": "",
-                                             "begntime": "2026-03-11 08:00:00", "mdtrt_cert_type": "02",
-                                             "mdtrt_cert_no": psn, "med_type": "21", "ipt_no": "ZY0001",
+                                             "begntime": "2026-03-11 08:00:00", "mdtrt_cert_type": "01",
+                                             "mdtrt_cert_no": token, "med_type": "21", "ipt_no": "ZY0001",
                                              "atddr_no": "D002", "chfpdr_name": "李医生", "adm_diag_dscr": "肺炎",
                                              "adm_dept_codg": "02", "adm_dept_name": "呼吸科", "adm_bed": "12",
                                              "dscg_maindiag_code": "J18.900", "dscg_maindiag_name": "肺炎"},
@@ -135,7 +161,7 @@ def test_an_outpatient_bill_and_a_stay_as_a_his_drives_them(stack, producer):
                                "diseinfo": [{"mdtrt_id": stay, "psn_no": psn, "diag_type": "1", "maindiag_flag": "1",
                                              "diag_srt_no": "1", "diag_code": "J18.900", "diag_name": "肺炎"}]})
     client.expect(out.ok, f"2402 discharges ({out.body.get('err_msg')})")
-    stay_input = {"data": {"psn_no": psn, "mdtrt_cert_type": "02", "mdtrt_cert_no": psn, "medfee_sumamt": Decimal("3000.00"),
+    stay_input = {"data": {"psn_no": psn, "mdtrt_cert_type": "01", "mdtrt_cert_no": token, "medfee_sumamt": Decimal("3000.00"),
                            "psn_setlway": "01", "mdtrt_id": stay, "insutype": insutype, "acct_used_flag": "0",
                            "mid_setl_flag": "0", "invono": "", "fulamt_ownpay_amt": Decimal("0.00"),
                            "overlmt_selfpay": Decimal("0.00"), "preselfpay_amt": Decimal("0.00"),

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import date, datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 from kafka import KafkaConsumer, TopicPartition
 
 from hub.messaging import AvroCodec, EventProducer, ensure_topics
 from hub.messaging.topics import REGISTRATION_EVENTS, SETTLEMENT_EVENTS
-from hub.settlement.service_layer.identity import person_ref
+from tests.fixtures.people import registration_record
 
 REPO = Path(__file__).resolve().parents[2]
 PERSON_KEY = b"integration-test-person-key"
@@ -23,17 +23,11 @@ def new_psn_no() -> str:
 
 
 def register(producer: EventProducer, psn_no: str, home_pool: str = "360400", filings: list[dict] | None = None,
-             insurance: str = "RESIDENT", version: int = 1, topic: str = REGISTRATION_EVENTS.name) -> str:
-    ref = person_ref(PERSON_KEY, psn_no)
-    producer.publish(topic, ref, "RegistrationChanged", {
-        "event_id": uuid.uuid4(), "event_time": datetime.now(timezone.utc), "producer": "tests", "schema_version": 1,
-        "person_ref": ref, "person_id_masked": psn_no[:4] + "*" * (len(psn_no) - 8) + psn_no[-4:],
-        "home_pool": home_pool, "registration_version": version, "change_kind": "ENROLLED",
-        "enrolment": {"insurance_type": insurance, "enrolled_from": date(2015, 1, 1), "enrolled_to": None,
-                      "benefits_from": date(2015, 1, 1), "special_populations": []},
-        "filings": filings or [],
-    })
-    return ref
+             insurance: str = "RESIDENT", version: int = 1, topic: str = REGISTRATION_EVENTS.name, **details) -> str:
+    """Publish a person's registration as the registration service would (tests.fixtures.people)."""
+    record = registration_record(PERSON_KEY, psn_no, home_pool, insurance, filings, version, **details)
+    producer.publish(topic, record["person_ref"], "RegistrationChanged", record)
+    return record["person_ref"]
 
 
 def wait_for(check, what: str, limit_s: float = TIME_LIMIT_S):

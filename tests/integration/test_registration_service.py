@@ -228,3 +228,42 @@ def test_the_bureau_cli_files_changes_revokes_and_answers_status(reg):
     assert rc == 0 and revoked["revoked"]
     rc, error = hub("revoke-filing", filing["filing_id"], "--pool", OTHER)
     assert rc == 1 and error["error"]["code"] == "person_of_another_pool"
+
+
+def test_a_person_is_registered_with_resident_id_and_name_sealed_and_gets_e_vouchers(reg):
+    from hub import vouchers
+    from hub.privacy import credential_ref, unseal
+
+    psn = new_psn_no()
+    certno, name = "11010519491231002X", "张三"
+    text = bulk_rows([{"psn_no": psn, "insutype": "390", "enrolled_from": "2020-01-01", "certno": certno,
+                       "psn_name": name, "special_populations": "EXTREME_POVERTY:2026-01-01:"}])
+    report = bureau(reg).post("/v1/enrolments/import", content=text.encode(), headers={"content-type": "text/csv"}).json()
+    assert (report["rows_changed"], report["rows_bad"]) == (1, 0), report
+    again = bureau(reg).post("/v1/enrolments/import", content=text.encode(), headers={"content-type": "text/csv"}).json()
+    assert again["rows_unchanged"] == 1  # sealed afresh each time, yet the same details: unchanged
+    other = bulk_rows([{"psn_no": new_psn_no(), "insutype": "390", "enrolled_from": "2020-01-01", "certno": certno}])
+    refused = bureau(reg).post("/v1/enrolments/import", content=other.encode(), headers={"content-type": "text/csv"}).json()
+    assert [b["code"] for b in refused["bad_rows"]] == ["duplicate_credential"]  # one resident id, one person
+
+    ref = person_ref(PERSON_KEY, psn)
+    with reg.engine.connect() as conn:
+        dump = " ".join(str(tuple(r)) for t in (db.persons, db.credentials, db.outbox)
+                        for r in conn.execute(sa.select(t)))
+        assert psn not in dump and certno not in dump and name not in dump  # nothing in clear at rest
+        held = conn.execute(sa.select(db.credentials.c.person_ref)
+                            .where(db.credentials.c.credential_ref == credential_ref(PERSON_KEY, "02", certno))).scalar()
+        payload = conn.execute(sa.select(db.outbox.c.payload).where(db.outbox.c.message_key == ref)
+                               .order_by(db.outbox.c.id.desc())).scalars().first()
+    assert held == ref
+    event = reg.codec.decode(payload).value
+    assert unseal(PERSON_KEY, event["person_sealed"])["certno"] == certno
+    assert event["credential_refs"] == [credential_ref(PERSON_KEY, "02", certno)]
+    assert event["enrolment"]["identities"][0]["population"] == "EXTREME_POVERTY"
+
+    issued = bureau(reg).post("/v1/vouchers", json={"psn_no": psn})
+    assert issued.status_code == 200, issued.text
+    voucher = vouchers.verify(reg.settings.voucher_key, issued.json()["ec_token"], time.time())
+    assert (voucher.person_ref, voucher.home_pool) == (ref, POOL)
+    assert bureau(reg, OTHER).post("/v1/vouchers", json={"psn_no": psn}).status_code == 403  # not its person
+    assert bureau(reg).post("/v1/vouchers", json={"psn_no": "nobody"}).status_code == 404

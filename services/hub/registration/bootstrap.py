@@ -25,6 +25,7 @@ class Settings:
     kafka_bootstrap: str = field(default_factory=lambda: shared_settings.kafka_bootstrap())
     database: str = field(default_factory=lambda: _env("HUB_REGISTRATION_DATABASE", "hub_registration"))
     person_key: bytes = field(default_factory=lambda: _env("HUB_PERSON_KEY", "local-development-person-key").encode())
+    voucher_key: bytes = field(default_factory=lambda: _env("HUB_VOUCHER_KEY", "local-development-voucher-key").encode())
     bureaus_file: Path = field(default_factory=lambda: Path(_env("HUB_BUREAUS_FILE", str(REPO_ROOT / "reference" / "bureaus.yaml"))))
 
     @property
@@ -65,7 +66,7 @@ def bootstrap(settings: Settings | None = None) -> Registration:
     engine = sa.create_engine(settings.database_url, pool_size=8, max_overflow=8, pool_pre_ping=True)
     db.create_schema(engine)
     codec = AvroCodec(SchemaRegistry())
-    return Registration(settings, engine, codec, RegistrationService(engine, codec, settings.person_key),
+    return Registration(settings, engine, codec, RegistrationService(engine, codec, settings.person_key, settings.voucher_key),
                         load_bureaus(settings.bureaus_file))
 
 

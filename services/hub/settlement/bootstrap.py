@@ -32,6 +32,8 @@ class Settings:
     kafka_bootstrap: str = field(default_factory=lambda: shared_settings.kafka_bootstrap())
     database: str = field(default_factory=lambda: _env("HUB_SETTLEMENT_DATABASE", "hub_settlement"))
     person_key: bytes = field(default_factory=lambda: _env("HUB_PERSON_KEY", "local-development-person-key").encode())
+    # verifies the e-vouchers the home regions' voucher service (registration) issues
+    voucher_key: bytes = field(default_factory=lambda: _env("HUB_VOUCHER_KEY", "local-development-voucher-key").encode())
     hospitals_file: Path = field(default_factory=lambda: Path(_env("HUB_HOSPITALS_FILE", str(REPO_ROOT / "reference" / "hospitals.yaml"))))
     db_pool_size: int = int(os.environ.get("HUB_SETTLEMENT_DB_POOL", "16"))
     # Group commit (service_layer/group_commit.py): group threads per HTTP worker, each with its
@@ -69,7 +71,8 @@ def bootstrap(settings: Settings | None = None, create_schema: bool = True) -> S
     codec = AvroCodec(SchemaRegistry())
     hospitals = HospitalRegistry.from_yaml(settings.hospitals_file)
     repository = PostgresRepository(engine.url.set(drivername="postgresql").render_as_string(hide_password=False))
-    service = SettlementService(repository, read_model, codec, settings.person_key, limits=settings.limits)
+    service = SettlementService(repository, read_model, codec, settings.person_key, limits=settings.limits,
+                                voucher_key=settings.voucher_key)
     return Settlement(settings, engine, read_model, codec, hospitals, service)
 
 

@@ -30,7 +30,7 @@ import uuid
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Callable
 from zoneinfo import ZoneInfo
@@ -40,6 +40,7 @@ import sqlalchemy as sa
 import yaml
 
 from hub import money
+from hub.privacy import resident_id_check_char
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -271,6 +272,7 @@ def run_day(opts: DayOptions, echo: Callable[[str], None] = print, progress=None
     clearing_out = run_dir / "clearing"
     env = {**os.environ, "HUB_KAFKA_BOOTSTRAP": kafka, "HUB_POSTGRES_URL": postgres, "HUB_REDIS_URL": redis_url,
            "HUB_PERSON_KEY": f"day-{run_id}-{secrets.token_hex(8)}",
+           "HUB_VOUCHER_KEY": f"day-voucher-{run_id}-{secrets.token_hex(8)}",
            "HUB_REGISTRATION_DATABASE": databases["registration"], "HUB_SETTLEMENT_DATABASE": databases["settlement"],
            "HUB_CLEARING_DATABASE": databases["clearing"], "HUB_CLEARING_GROUP": group,
            "HUB_CLEARING_OUT": str(clearing_out), "HUB_HOSPITALS_FILE": str(run_dir / "hospitals.yaml"),
@@ -331,14 +333,15 @@ def _enrol(opts, rnd, run_id, pools, bureaus, reg_url, echo) -> list[dict]:
     per_pool = max(40, math.ceil(opts.settlements * 0.6 / len(pools)))
     persons = []
     for (code, _name), bureau in zip(pools, bureaus):
-        rows = ["psn_no,insutype,enrolled_from,enrolled_to,benefits_from,special_populations"]
+        rows = ["psn_no,insutype,enrolled_from,enrolled_to,benefits_from,special_populations,certno,psn_name"]
         for i in range(per_pool):
             psn = f"{code}{run_id[-8:]}{i:06d}"
             insutype = "310" if code == "360400" and rnd.random() < 0.3 else "390"
-            pops = "POVERTY_REGISTERED" if rnd.random() < 0.05 else ""
+            pops = "POVERTY_REGISTERED:2026-01-01:" if rnd.random() < 0.05 else ""
             years = rnd.randint(0, 12)
-            rows.append(f"{psn},{insutype},{2026 - years}-01-01,,,{pops}")
-            persons.append({"psn_no": psn, "pool": code, "filing": _weighted(rnd, FILING_MIX)})
+            certno = _resident_id(rnd, code)
+            rows.append(f"{psn},{insutype},{2026 - years}-01-01,,,{pops},{certno},{_person_name(rnd)}")
+            persons.append({"psn_no": psn, "certno": certno, "pool": code, "filing": _weighted(rnd, FILING_MIX)})
         rows.append(f"{code}BAD0001,999,2020-01-01,,,")  # refused: unknown insutype
         rows.append(f"{code}BAD0002,390,2020-02-30,,,")  # refused: no such date
         headers = {"Authorization": f"Bearer {bureau['token']}", "content-type": "text/csv"}
@@ -360,6 +363,21 @@ def _enrol(opts, rnd, run_id, pools, bureaus, reg_url, echo) -> list[dict]:
             filed += r.status_code == 201
     echo(f"  {filed} off-site filings recorded")
     return persons
+
+
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
+GIVEN = "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超兰霞平刚桂"
+
+
+def _person_name(rnd) -> str:
+    return rnd.choice(SURNAMES) + "".join(rnd.choice(GIVEN) for _ in range(rnd.randint(1, 2)))
+
+
+def _resident_id(rnd, pool: str) -> str:
+    """A resident id number of the pool's region whose check character holds (GB 11643)."""
+    born = date(1940, 1, 1) + timedelta(days=rnd.randrange(365 * 80))
+    first17 = f"{pool}{born:%Y%m%d}{rnd.randrange(1000):03d}"
+    return first17 + resident_id_check_char(first17)
 
 
 def _wait_registered(settle_url, hospitals, persons, echo, limit_s: float = 300) -> None:
@@ -437,9 +455,18 @@ def _settle_day(opts, rnd, ref, hospitals, persons, pool_codes, settle_url, echo
             r = http.post(CONVENTION_PATH, json=envelope, headers=gateway_headers(hospital["code"], hospital["token"]))
             return r.status_code, r.json(), (time.perf_counter() - t0) * 1000, envelope
 
+        # The patient shows the resident id card: 1101 gives the HIS the person's insurance number.
+        cert = {"mdtrt_cert_type": "02", "mdtrt_cert_no": person["certno"]}
+        status, body, _, _ = call("1101", {"data": {**cert, "psn_cert_type": "01", "certno": person["certno"]}})
+        if body.get("infcode") != 0:
+            with ledger.lock:
+                ledger.refused[body.get("err_code", str(status))] += 1
+            return
+        psn_no = body["output"]["baseinfo"]["psn_no"]
         inpatient = med_type == "21"  # 2401 admits a stay; emergencies (13) are outpatient visits (2201)
         status, body, _, _ = call("2401" if inpatient else "2201", {"mdtrtinfo": {
-            "psn_no": person["psn_no"], "med_type": med_type, "begntime": datetime.now(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")}})
+            "psn_no": psn_no, **cert, "med_type": med_type,
+            "begntime": datetime.now(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")}})
         if body.get("infcode") != 0:
             with ledger.lock:
                 ledger.refused[body.get("err_code", str(status))] += 1

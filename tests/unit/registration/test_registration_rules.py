@@ -25,6 +25,15 @@ ROWS = [
     ("benefits before enrolment", {"benefits_from": "2019-06-01"}, "dates_out_of_order"),
     ("unknown population", {"special_populations": "VIP"}, "unknown_special_population"),
     ("short row", {"insutype": None}, "wrong_column_count"),
+    ("a resident id and name", {"certno": "11010519491231002x", "psn_name": "张三"}, None),
+    ("a resident id whose check fails", {"certno": "110105194912310021"}, "invalid_certno"),
+    ("a resident id of no date", {"certno": "110105194902300020"}, "invalid_certno"),
+    ("a name with a newline", {"psn_name": "张\n三"}, "invalid_name"),
+    ("a card number with a space", {"card_no": "A 1"}, "invalid_card_no"),
+    ("a dated population", {"special_populations": "EXTREME_POVERTY:2026-01-01:2026-12-31"}, None),
+    ("a population of two colons", {"special_populations": "EXTREME_POVERTY:2026-01-01"}, "invalid_special_population"),
+    ("a population that ends first", {"special_populations": "EXTREME_POVERTY:2026-02-01:2026-01-01"},
+     "dates_out_of_order"),
 ]
 
 
@@ -41,6 +50,14 @@ def test_enrolment_rows(name, change, code):
 def test_special_populations_are_normalised():
     result = parse_enrolment({**GOOD, "special_populations": "subsistence_allowance; POVERTY_REGISTERED;"})
     assert result.special_populations == ("POVERTY_REGISTERED", "SUBSISTENCE_ALLOWANCE")
+
+
+def test_the_resident_id_gives_birth_date_and_sex_and_is_sealed_with_the_number():
+    result = parse_enrolment({**GOOD, "certno": "11010519491231002x", "psn_name": "张三", "card_no": "a123",
+                              "special_populations": "EXTREME_POVERTY:2026-01-01:"})
+    assert result.details() == {"psn_no": GOOD["psn_no"], "certno": "11010519491231002X", "psn_name": "张三",
+                                "card_no": "A123", "brdy": "1949-12-31", "gend": "2", "psn_cert_type": "01"}
+    assert [(i.population, i.begins, i.ends) for i in result.identities] == [("EXTREME_POVERTY", date(2026, 1, 1), None)]
 
 
 FILINGS = [

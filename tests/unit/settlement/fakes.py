@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import uuid
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date
 from typing import Iterator, Sequence
 
 from hub.messaging import AvroCodec
+from tests.fixtures.people import registration_record
 from hub.reference.catalogue import Catalogue
 from hub.reference.policy import Policy
 from hub.settlement.adapters.repository import (
@@ -31,7 +31,6 @@ from hub.settlement.adapters.repository import (
     Visit,
 )
 from hub.settlement.domain.model import Accumulators
-from hub.settlement.service_layer.identity import person_ref
 
 
 @dataclass
@@ -128,19 +127,19 @@ class FakeReadModel:
         self.codec = codec
         self.is_ready = True
         self.registrations: dict[str, bytes] = {}
+        self.credentials: dict[str, str] = {}  # credential_ref -> person_ref
         self._policies, self._catalogues = list(policies), list(catalogues)
 
     def enrol(self, person_key: bytes, psn_no: str, home_pool: str, insurance: str = "RESIDENT",
-              filings: list[dict] | None = None) -> str:
-        ref = person_ref(person_key, psn_no)
-        self.registrations[ref] = self.codec.encode("RegistrationChanged", {
-            "event_id": uuid.uuid4(), "event_time": datetime.now(timezone.utc), "producer": "tests",
-            "schema_version": 1, "person_ref": ref, "person_id_masked": psn_no[:4] + "****",
-            "home_pool": home_pool, "registration_version": 1, "change_kind": "ENROLLED",
-            "enrolment": {"insurance_type": insurance, "enrolled_from": date(2015, 1, 1), "enrolled_to": None,
-                          "benefits_from": date(2015, 1, 1), "special_populations": []},
-            "filings": filings or []})
-        return ref
+              filings: list[dict] | None = None, **details) -> str:
+        """A registration as the registration service publishes it (tests.fixtures.people)."""
+        record = registration_record(person_key, psn_no, home_pool, insurance, filings, **details)
+        self.registrations[record["person_ref"]] = self.codec.encode("RegistrationChanged", record)
+        self.credentials.update(dict.fromkeys(record["credential_refs"], record["person_ref"]))
+        return record["person_ref"]
+
+    def person_of_credential(self, credential: str) -> str | None:
+        return self.credentials.get(credential)
 
     def ready(self) -> bool:
         return self.is_ready

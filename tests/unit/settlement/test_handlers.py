@@ -4,10 +4,11 @@ reason it can refuse with, and that a refusal writes nothing but its remembered 
 from __future__ import annotations
 
 import copy
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 import pytest
 
+from hub import vouchers
 from hub.messaging import AvroCodec, SchemaRegistry
 from hub.reference.policy import Level
 from hub.settlement.domain.model import Accumulators
@@ -29,6 +30,9 @@ GZ = Hospital("H44010000001", "广州 test hospital", "440100", Level("3"), "x")
 OTHER = Hospital("H44010000002", "another 广州 hospital", "440100", Level("3"), "y")
 NOWHERE = Hospital("H99990000001", "a hospital in a pool with no catalogue", "999902", Level("2"), "z")
 PSN, STRANGER, UNPOLICIED = "360400199001011234", "360400199001019999", "999999199001011234"
+# A person whose bureau sent the resident id number and name: psn_no and certno are different numbers.
+IDENTIFIED, CERTNO, NAME = "36040000000000000777", "11010519491231002X", "张三"
+VOUCHER_KEY = b"unit-test-voucher-key"
 
 
 class Hub:
@@ -39,8 +43,11 @@ class Hub:
         self.read_model = FakeReadModel(codec, sample_policies(), [CATALOGUE])
         self.read_model.enrol(KEY, PSN, "360400")
         self.read_model.enrol(KEY, UNPOLICIED, "999999")
+        self.identified_ref = self.read_model.enrol(KEY, IDENTIFIED, "360400", certno=CERTNO, psn_name=NAME,
+                                                    identities=[{"population": "POVERTY_REGISTERED",
+                                                                 "begins": date(2026, 1, 1), "ends": None}])
         self.service = SettlementService(self.repo, self.read_model, codec, KEY, clock=lambda: NOW,
-                                         limits=Limits(max_lines=3))
+                                         limits=Limits(max_lines=3), voucher_key=VOUCHER_KEY)
         self.n = 0
 
     def call(self, infno: str, payload, hospital: Hospital = GZ, msgid: str | None = None, **envelope):
@@ -193,6 +200,15 @@ def _refusal_cases():
         ("2601 of an upload", lambda h: ("2601", {"data": {"omsgid": "X-1", "oinfno": "2301"}}, GZ, {}),
          Why.NOT_UNDOABLE),
         ("the retry of a settlement undone", undone_settlement, Why.TRANSACTION_UNDONE),
+        ("1101 by a resident id nobody holds", lambda h: ("1101", {"data": {"mdtrt_cert_type": "02",
+                                                                            "mdtrt_cert_no": "110105194912310021"}},
+                                                         GZ, {}), Why.PERSON_NOT_FOUND),
+        ("a forged e-voucher", lambda h: ("2401", {"mdtrtinfo": {
+            "psn_no": IDENTIFIED, "begntime": "2026-03-10 08:00:00", "mdtrt_cert_type": "01",
+            "mdtrt_cert_no": vouchers.issue(b"another key", "360400", h.identified_ref, NOW.timestamp())[0]}}, GZ, {}),
+         Why.CREDENTIAL_INVALID),
+        ("settle naming another person", lambda h: ("2304", {"data": {"mdtrt_id": h.bill(), "psn_no": IDENTIFIED}},
+                                                    GZ, {}), Why.CREDENTIAL_MISMATCH),
         ("a person not enrolled", lambda h: ("2401", {"mdtrtinfo": {"psn_no": STRANGER, "begntime": "2026-03-10"}},
                                              GZ, {}), RefusalCode.PERSON_NOT_ENROLLED),
         ("settle without fee lines", lambda h: ("2304", {"data": {"mdtrt_id": h.open()}}, GZ, {}),
@@ -416,7 +432,7 @@ def test_outpatient_diagnoses_are_checked_and_answered(hub):
 def test_a_hospital_queries_its_settlements_and_a_persons_accumulators(hub):
     info = hub.settle(hub.bill(("A", "1", "1000.00")))
     queried = hub.ok("5203", {"data": {"setl_id": info["setl_id"], "psn_no": PSN}})
-    assert queried["setlinfo"] == {**info, "psn_no": PSN, "certno": PSN} and queried["hub_status"] == "SETTLED"
+    assert queried["setlinfo"] == {**info, "psn_no": PSN} and queried["hub_status"] == "SETTLED"
     assert hub.call("5203", {"data": {"setl_id": info["setl_id"]}}, hospital=OTHER).reason is Why.SETTLEMENT_OF_ANOTHER_HOSPITAL
     assert hub.call("5203", {"data": {"setl_id": "S-none"}}).reason is Why.SETTLEMENT_NOT_FOUND
     cum = {row["cum_type_code"]: row["cum"] for row in hub.ok("5206", {"data": {"psn_no": PSN, "cum_ym": "202603"}})["cuminfo"]}
@@ -449,7 +465,36 @@ def test_the_asking_hospital_sees_the_psn_no_it_sent_and_the_hub_keeps_it_masked
     assert again.body["output"]["result"]["psn_no"] == PSN  # the replay, revealed again
     hub.upload(mdtrt_id, ("A", "1", "10.00"))
     with_id = hub.ok("2303", {"data": {"mdtrt_id": mdtrt_id, "psn_no": PSN}})["setlinfo"]
-    assert (with_id["psn_no"], with_id["certno"]) == (PSN, PSN)
+    assert (with_id["psn_no"], with_id["certno"]) == (PSN, "")  # the bureau sent no resident id (a v1 registration)
     without = hub.ok("2303", {"data": {"mdtrt_id": mdtrt_id}})["setlinfo"]
-    assert without["psn_no"] == masked  # a request that did not carry it sees it masked
+    assert without["psn_no"] == masked  # a request that did not carry it, of a person with nothing sealed: masked
     assert hub.ok("1101", {"data": {"psn_no": PSN}})["baseinfo"]["psn_no"] == PSN
+
+
+def test_a_person_is_one_person_by_psn_no_resident_id_or_e_voucher_and_named_in_clear_only_to_the_hospital(hub):
+    token, _ = vouchers.issue(VOUCHER_KEY, "360400", hub.identified_ref, NOW.timestamp())
+    answers = [hub.ok("1101", {"data": data}) for data in (
+        {"psn_no": IDENTIFIED}, {"mdtrt_cert_type": "02", "mdtrt_cert_no": CERTNO},
+        {"mdtrt_cert_type": "02", "mdtrt_cert_no": CERTNO.lower()}, {"psn_cert_type": "01", "certno": CERTNO},
+        {"mdtrt_cert_type": "01", "mdtrt_cert_no": token})]
+    for answer in answers:
+        assert {k: answer["baseinfo"][k] for k in ("psn_no", "certno", "psn_name", "gend", "brdy", "age")} == {
+            "psn_no": IDENTIFIED, "certno": CERTNO, "psn_name": NAME, "gend": "2", "brdy": "1949-12-31", "age": "76"}
+        assert answer["idetinfo"] == [{"psn_idet_type": "POVERTY_REGISTERED", "psn_type_lv": "", "memo": "",
+                                       "begntime": "2026-01-01 00:00:00", "endtime": ""}]
+    expired = vouchers.issue(VOUCHER_KEY, "360400", hub.identified_ref, NOW.timestamp() - 3600)[0]
+    assert hub.call("1101", {"data": {"mdtrt_cert_type": "01", "mdtrt_cert_no": expired}}).reason is Why.CREDENTIAL_INVALID
+
+    mdtrt_id = hub.ok("2401", {"mdtrtinfo": {"psn_no": IDENTIFIED, "med_type": "21", "begntime": "2026-03-10 08:00:00",
+                                             "mdtrt_cert_type": "01", "mdtrt_cert_no": token}})["result"]["mdtrt_id"]
+    hub.upload(mdtrt_id, ("A", "1", "100.00"))
+    settle = {"data": {"mdtrt_id": mdtrt_id, "psn_no": IDENTIFIED, "mdtrt_cert_type": "02", "mdtrt_cert_no": CERTNO}}
+    wrong_id = {"data": {**settle["data"], "mdtrt_cert_no": "110105194912310021"}}
+    assert hub.call("2303", wrong_id).reason is Why.CREDENTIAL_MISMATCH
+    info = hub.ok("2304", settle)["setlinfo"]
+    assert (info["psn_no"], info["certno"], info["psn_name"], info["brdy"]) == (IDENTIFIED, CERTNO, NAME, "1949-12-31")
+    stored = next(iter(hub.repo.tables.settlements.values())).output
+    assert IDENTIFIED not in str(stored) and CERTNO not in str(stored) and NAME not in str(stored)
+    assert stored["setlinfo"]["certno"] == "1101**********002X" and stored["setlinfo"]["brdy"] == ""
+    queried = hub.ok("5203", {"data": {"setl_id": info["setl_id"]}})["setlinfo"]  # the stored answer, opened again
+    assert (queried["psn_no"], queried["certno"]) == (IDENTIFIED, CERTNO) and "_sealed" not in str(queried)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from hub import settings
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from hub.messaging.outbox import define_outbox
 
@@ -21,6 +21,11 @@ persons = sa.Table(
     sa.Column("enrolled_to", sa.Date),
     sa.Column("benefits_from", sa.Date, nullable=False),
     sa.Column("special_populations", ARRAY(sa.Text), nullable=False),
+    # [{population, begins, ends}] (ISO dates or null): special_populations with their periods
+    sa.Column("identities", JSONB, nullable=False, server_default=sa.text("'[]'::jsonb")),
+    # psn_no, certno, psn_name, card_no ... sealed (hub.privacy.seal): ciphertext only
+    sa.Column("sealed", sa.LargeBinary, nullable=False, server_default=sa.text("''::bytea")),
+    sa.Column("credential_refs", ARRAY(sa.Text), nullable=False, server_default=sa.text("'{}'::text[]")),
     sa.Column("registration_version", sa.BigInteger, nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
 )
@@ -36,6 +41,13 @@ filings = sa.Table(
     sa.Column("revoked", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+)
+
+# Which person each credential (resident id, social-security card) belongs to: one person each.
+credentials = sa.Table(
+    "credentials", metadata,
+    sa.Column("credential_ref", sa.Text, primary_key=True),
+    sa.Column("person_ref", sa.Text, sa.ForeignKey("persons.person_ref"), nullable=False, index=True),
 )
 
 imports = sa.Table(
@@ -54,5 +66,17 @@ outbox = define_outbox(metadata)
 OUTBOX_RELAY_LOCK = 4242101
 
 
+ADDED_COLUMNS = {"persons": ("identities", "sealed", "credential_refs")}  # since the first schema
+
+
 def create_schema(engine: sa.Engine) -> None:
+    """The tables; a database made before a column was added gets it added in place."""
     settings.create_schema(engine, metadata, 4242100)
+    with engine.begin() as conn:
+        conn.execute(sa.text("select pg_advisory_xact_lock(4242100)"))
+        for table, names in ADDED_COLUMNS.items():
+            for name in names:
+                column = metadata.tables[table].c[name]
+                ddl = column.type.compile(dialect=engine.dialect)
+                default = column.server_default.arg.text
+                conn.execute(sa.text(f"alter table {table} add column if not exists {name} {ddl} not null default {default}"))

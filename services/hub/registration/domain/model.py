@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from enum import Enum
 
+from hub.privacy import resident_id_facts
 from hub.rejections import Reason, Refusal
 
 TEMPORARY_DEFAULT_DAYS = 183  # "commonly at least 6 months" (DESIGN.md 2.2), when the bureau gives no end
@@ -16,7 +17,10 @@ MAX_PSN_NO_LEN = 64
 INSUTYPE_WORDS = {"390": "RESIDENT", "310": "EMPLOYEE", "RESIDENT": "RESIDENT", "EMPLOYEE": "EMPLOYEE",
                   "居民": "RESIDENT", "职工": "EMPLOYEE"}
 SPECIAL_POPULATIONS = ("POVERTY_REGISTERED", "EXTREME_POVERTY", "SUBSISTENCE_ALLOWANCE")
-CSV_COLUMNS = ("psn_no", "insutype", "enrolled_from", "enrolled_to", "benefits_from", "special_populations")
+CSV_COLUMNS = ("psn_no", "insutype", "enrolled_from", "enrolled_to", "benefits_from", "special_populations",
+               "certno", "psn_name", "card_no")  # the last three optional (a file may leave the columns out)
+MAX_NAME_LEN = 50
+MAX_CARD_NO_LEN = 32
 
 
 class FilingType(str, Enum):
@@ -38,6 +42,12 @@ class Rejection(Reason):
     INVALID_DATE = ("invalid_date", "a date is not yyyy-mm-dd")
     DATES_OUT_OF_ORDER = ("dates_out_of_order", "an end date is before its start date")
     UNKNOWN_SPECIAL_POPULATION = ("unknown_special_population", "special_populations lists an unknown population")
+    INVALID_SPECIAL_POPULATION = ("invalid_special_population",
+                                  "a special population is NAME or NAME:begin:end (yyyy-mm-dd, either may be empty)")
+    INVALID_CERTNO = ("invalid_certno", "certno is not an 18-character resident id number whose check character holds")
+    INVALID_NAME = ("invalid_name", "psn_name is longer than 50 characters or holds control characters")
+    INVALID_CARD_NO = ("invalid_card_no", "card_no is not 1 to 32 letters and digits")
+    DUPLICATE_CREDENTIAL = ("duplicate_credential", "the certno or card_no belongs to another person")
     DUPLICATE_PERSON = ("duplicate_person", "the same person appears twice in the file")
     WRONG_COLUMN_COUNT = ("wrong_column_count", "the row does not have the file's columns")
     INVALID_CSV = ("invalid_csv", "the file is not CSV the import can read")
@@ -53,13 +63,38 @@ Refused = Refusal  # a registration request refused: Refused(Rejection.X, detail
 
 
 @dataclass(frozen=True)
+class Identity:
+    """A special population the person belongs to (the convention's `idetinfo`), from `begins`
+    to `ends` inclusive; None: since the enrolment began / until it ends."""
+
+    population: str
+    begins: date | None = None
+    ends: date | None = None
+
+
+@dataclass(frozen=True)
 class Enrolment:
     psn_no: str
     insurance_type: str
     enrolled_from: date
     enrolled_to: date | None
     benefits_from: date
-    special_populations: tuple[str, ...]
+    identities: tuple[Identity, ...] = ()
+    certno: str = ""  # resident id number (居民身份证号), checked; "" when the bureau gave none
+    psn_name: str = ""
+    card_no: str = ""  # social-security card number (社会保障卡号)
+
+    @property
+    def special_populations(self) -> tuple[str, ...]:
+        return tuple(sorted({i.population for i in self.identities}))
+
+    def details(self) -> dict[str, str]:
+        """What is sealed (hub.privacy.seal): given back in clear only to a treating hospital."""
+        out = {"psn_no": self.psn_no, "certno": self.certno, "psn_name": self.psn_name, "card_no": self.card_no}
+        facts = resident_id_facts(self.certno) if self.certno else None
+        if facts:
+            out.update(brdy=facts[0].isoformat(), gend=facts[1], psn_cert_type="01")
+        return out
 
 
 @dataclass(frozen=True)
@@ -101,11 +136,41 @@ def parse_enrolment(row: dict[str, str | None]) -> Enrolment | Refused:
     benefits = benefits or start
     if (end is not None and end < start) or benefits < start:
         return Refused(Rejection.DATES_OUT_OF_ORDER)
-    pops = tuple(sorted({p.strip().upper() for p in (row.get("special_populations") or "").split(";") if p.strip()}))
-    unknown = [p for p in pops if p not in SPECIAL_POPULATIONS]
-    if unknown:
-        return Refused(Rejection.UNKNOWN_SPECIAL_POPULATION, ", ".join(unknown))
-    return Enrolment(psn_no, insurance, start, end, benefits, pops)
+    identities = parse_identities(row.get("special_populations") or "")
+    if isinstance(identities, Refused):
+        return identities
+    certno = (row.get("certno") or "").strip().upper()
+    if certno and resident_id_facts(certno) is None:
+        return Refused(Rejection.INVALID_CERTNO)
+    name = (row.get("psn_name") or "").strip()
+    if len(name) > MAX_NAME_LEN or any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return Refused(Rejection.INVALID_NAME)
+    card = (row.get("card_no") or "").strip().upper()
+    if card and not (len(card) <= MAX_CARD_NO_LEN and card.isascii() and card.isalnum()):
+        return Refused(Rejection.INVALID_CARD_NO)
+    return Enrolment(psn_no, insurance, start, end, benefits, identities, certno, name, card)
+
+
+def parse_identities(text: str) -> tuple[Identity, ...] | Refused:
+    """`special_populations`: entries separated by ';', each NAME or NAME:begin:end."""
+    out: dict[str, Identity] = {}
+    for entry in (e.strip() for e in text.split(";")):
+        if not entry:
+            continue
+        parts = entry.split(":")
+        if len(parts) not in (1, 3):
+            return Refused(Rejection.INVALID_SPECIAL_POPULATION, repr(entry))
+        name = parts[0].strip().upper()
+        if name not in SPECIAL_POPULATIONS:
+            return Refused(Rejection.UNKNOWN_SPECIAL_POPULATION, name)
+        begins = _day(parts[1], allow_empty=True) if len(parts) == 3 else None
+        ends = _day(parts[2], allow_empty=True) if len(parts) == 3 else None
+        if isinstance(begins, Refused) or isinstance(ends, Refused):
+            return Refused(Rejection.INVALID_SPECIAL_POPULATION, repr(entry))
+        if begins and ends and ends < begins:
+            return Refused(Rejection.DATES_OUT_OF_ORDER, repr(entry))
+        out[name] = Identity(name, begins, ends)
+    return tuple(out[k] for k in sorted(out))
 
 
 def new_filing(filing_id: str, home_pool: str, filing_type: str, target_pool: str, valid_from: date,

@@ -5,6 +5,9 @@
     PATCH /v1/filings/{filing_id}          {target_pool?, valid_from?, valid_to?, clear_valid_to?}
     POST  /v1/filings/{filing_id}/revoke
     POST  /v1/status                       {psn_no, region, date}: status for care in a region on a day
+    POST  /v1/vouchers                     {psn_no}: an e-voucher token (mdtrt_cert_type 01) for the
+                                           person to show at an out-of-region hospital (the home
+                                           region's voucher service, as the hub models it)
 
 Person ids travel only in request bodies, never in paths, so access logs never hold them.
 """
@@ -12,7 +15,7 @@ Person ids travel only in request bodies, never in paths, so access logs never h
 from __future__ import annotations
 
 import hashlib
-from datetime import date
+from datetime import date, datetime, timezone
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -43,6 +46,11 @@ class FilingChange(BaseModel):
     valid_from: date | None = None
     valid_to: date | None = None
     clear_valid_to: bool = False
+
+
+class VoucherRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    psn_no: str = Field(min_length=1, max_length=64)
 
 
 class StatusQuery(BaseModel):
@@ -121,6 +129,11 @@ def create_app(reg: Registration, loops=None) -> FastAPI:
     @app.post("/v1/status", openapi_extra=_json_body(StatusQuery))
     async def status(request: Request):
         return await run(request, StatusQuery, lambda b, q: reg.service.status(b.pool, q.psn_no, q.region, q.date))
+
+    @app.post("/v1/vouchers", openapi_extra=_json_body(VoucherRequest))
+    async def voucher(request: Request):
+        return await run(request, VoucherRequest,
+                         lambda b, v: reg.service.issue_voucher(b.pool, v.psn_no, datetime.now(timezone.utc)))
 
     add_health_routes(app, database_ready(reg.engine), loops)
 

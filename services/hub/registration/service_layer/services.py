@@ -21,6 +21,7 @@ from hub.registration.adapters import database as db
 from hub.registration.domain.model import (
     CSV_COLUMNS,
     Enrolment,
+    Identity,
     FilingSpec,
     FilingType,
     Refused,
@@ -30,7 +31,8 @@ from hub.registration.domain.model import (
     parse_enrolment,
     revoke_filing,
 )
-from hub.privacy import mask_person_id, person_ref
+from hub import vouchers
+from hub.privacy import credential_ref, mask_person_id, person_ref, seal, unseal
 
 PRODUCER = "registration"
 IMPORT_CHUNK_ROWS = 1000
@@ -71,23 +73,33 @@ class ImportReport:
 
 
 class RegistrationService:
-    def __init__(self, engine: sa.Engine, codec: AvroCodec, person_key: bytes):
+    def __init__(self, engine: sa.Engine, codec: AvroCodec, person_key: bytes, voucher_key: bytes = b""):
         self.engine = engine
         self.codec = codec
         self.person_key = person_key
+        self.voucher_key = voucher_key
+
+    def credentials_of(self, e: Enrolment) -> list[str]:
+        """The keys of the credentials a hospital may identify the person by (02, 03)."""
+        return [credential_ref(self.person_key, kind, number)
+                for kind, number in (("02", e.certno), ("03", e.card_no)) if number]
 
     # ------------------------------------------------------------------ events
 
     def _event(self, person: dict, filing_rows: list, change_kind: str, now: datetime) -> dict:
         return {
-            "event_id": uuid.uuid4(), "event_time": now, "producer": PRODUCER, "schema_version": 1,
+            "event_id": uuid.uuid4(), "event_time": now, "producer": PRODUCER, "schema_version": 2,
             "person_ref": person["person_ref"], "person_id_masked": person["person_id_masked"],
             "home_pool": person["home_pool"], "registration_version": person["registration_version"],
             "change_kind": change_kind,
+            "person_sealed": bytes(person["sealed"]) if person.get("sealed") else None,
+            "credential_refs": list(person.get("credential_refs") or ()),
             "enrolment": {
                 "insurance_type": person["insurance_type"], "enrolled_from": person["enrolled_from"],
                 "enrolled_to": person["enrolled_to"], "benefits_from": person["benefits_from"],
                 "special_populations": list(person["special_populations"]),
+                "identities": [{"population": i["population"], "begins": _date(i.get("begins")),
+                                "ends": _date(i.get("ends"))} for i in person.get("identities") or ()],
             },
             "filings": [{"filing_id": f.filing_id, "filing_type": f.filing_type, "target_pool": f.target_pool,
                          "valid_from": f.valid_from, "valid_to": f.valid_to, "revoked": f.revoked}
@@ -126,6 +138,7 @@ class RegistrationService:
             report.bad_rows.append(BadRow(1, "missing_columns", f"the header lacks {', '.join(missing)}", ""))
             return report
         good: dict[str, tuple[int, Enrolment]] = {}
+        holder: dict[str, str] = {}  # credential_ref -> person_ref, within the file
         for line, row in enumerate(reader, start=2):
             report.rows_total += 1
             if report.rows_total > MAX_IMPORT_ROWS:
@@ -141,6 +154,12 @@ class RegistrationService:
                 report.bad_rows.append(BadRow(line, Rejection.DUPLICATE_PERSON.code,
                                               f"{Rejection.DUPLICATE_PERSON.message} (also line {first_line}); neither applied", masked))
                 continue
+            clash = [c for c in self.credentials_of(parsed) if holder.get(c, ref) != ref]
+            if clash:
+                report.bad_rows.append(BadRow(line, Rejection.DUPLICATE_CREDENTIAL.code,
+                                              f"{Rejection.DUPLICATE_CREDENTIAL.message} (earlier in the file)", masked))
+                continue
+            holder.update(dict.fromkeys(self.credentials_of(parsed), ref))
             good[ref] = (line, parsed)
         items = list(good.items())
         for start in range(0, len(items), IMPORT_CHUNK_ROWS):
@@ -161,20 +180,31 @@ class RegistrationService:
             refs = [ref for ref, _ in chunk]
             existing = {r.person_ref: r for r in conn.execute(
                 sa.select(db.persons).where(db.persons.c.person_ref.in_(refs)).with_for_update())}
+            wanted = {c for _, (_, e) in chunk for c in self.credentials_of(e)}
+            held = dict(conn.execute(sa.select(db.credentials.c.credential_ref, db.credentials.c.person_ref)
+                                     .where(db.credentials.c.credential_ref.in_(wanted))).all()) if wanted else {}
             inserts, updates, events_for = [], [], []
             for ref, (line, e) in chunk:
-                values = dict(insurance_type=e.insurance_type, enrolled_from=e.enrolled_from, enrolled_to=e.enrolled_to,
-                              benefits_from=e.benefits_from, special_populations=list(e.special_populations))
                 old = existing.get(ref)
                 if old is not None and old.home_pool != home_pool:
                     report.bad_rows.append(BadRow(line, Rejection.PERSON_OF_ANOTHER_POOL.code,
                                                   Rejection.PERSON_OF_ANOTHER_POOL.message, mask_person_id(e.psn_no)))
                     continue
-                if old is not None and all(getattr(old, k) == v for k, v in values.items()):
+                credentials = self.credentials_of(e)
+                if any(held.get(c, ref) != ref for c in credentials):
+                    report.bad_rows.append(BadRow(line, Rejection.DUPLICATE_CREDENTIAL.code,
+                                                  Rejection.DUPLICATE_CREDENTIAL.message, mask_person_id(e.psn_no)))
+                    continue
+                values = dict(insurance_type=e.insurance_type, enrolled_from=e.enrolled_from, enrolled_to=e.enrolled_to,
+                              benefits_from=e.benefits_from, special_populations=list(e.special_populations),
+                              identities=[_identity_json(i) for i in e.identities], credential_refs=credentials)
+                if old is not None and all(getattr(old, k) == v for k, v in values.items()) \
+                        and unseal(self.person_key, old.sealed) == e.details():
                     report.rows_unchanged += 1
                     continue
                 person = dict(person_ref=ref, person_id_masked=mask_person_id(e.psn_no), home_pool=home_pool,
-                              registration_version=1 if old is None else old.registration_version + 1, **values)
+                              registration_version=1 if old is None else old.registration_version + 1,
+                              sealed=seal(self.person_key, e.details()), **values)
                 if old is None:
                     inserts.append(person)
                     events_for.append((person, "ENROLLED"))
@@ -189,10 +219,18 @@ class RegistrationService:
                 conn.execute(
                     db.persons.update().where(db.persons.c.person_ref == sa.bindparam("ref"))
                     .values({k: sa.bindparam(k) for k in ("insurance_type", "enrolled_from", "enrolled_to",
-                                                          "benefits_from", "special_populations", "registration_version")}),
+                                                          "benefits_from", "special_populations", "identities",
+                                                          "sealed", "credential_refs", "registration_version")}),
                     [{**{k: v for k, v in u.items() if k not in ("person_ref", "person_id_masked", "home_pool")},
                       "ref": u["person_ref"]} for u in updates],
                 )
+            changed = [p["person_ref"] for p in inserts + updates]
+            if changed:  # each changed person's credentials, as the file now gives them
+                conn.execute(db.credentials.delete().where(db.credentials.c.person_ref.in_(changed)))
+                rows = [{"credential_ref": c, "person_ref": p["person_ref"]}
+                        for p in inserts + updates for c in p["credential_refs"]]
+                if rows:
+                    conn.execute(db.credentials.insert(), rows)
             filings_of: dict[str, list] = {}
             if updates:
                 for f in conn.execute(sa.select(db.filings).where(db.filings.c.person_ref.in_([u["person_ref"] for u in updates]))):
@@ -272,6 +310,25 @@ class RegistrationService:
             self._store_filing(conn, row, revoked, "FILING_REVOKED")
         return revoked
 
+    # ------------------------------------------------------------------ e-vouchers
+
+    def issue_voucher(self, home_pool: str, psn_no: str, now: datetime) -> dict:
+        """The home region's voucher service: a short-lived e-voucher token (mdtrt_cert_type 01)
+        for one of its pool's enrolled persons, to show at an out-of-region hospital."""
+        ref = person_ref(self.person_key, psn_no)
+        with self.engine.connect() as conn:
+            person = conn.execute(sa.select(db.persons.c.home_pool, db.persons.c.enrolled_to)
+                                  .where(db.persons.c.person_ref == ref)).first()
+        if person is None:
+            raise RegistrationError(404, Refused(Rejection.PERSON_NOT_ENROLLED))
+        if person.home_pool != home_pool:
+            raise RegistrationError(403, Refused(Rejection.PERSON_OF_ANOTHER_POOL))
+        if person.enrolled_to is not None and person.enrolled_to < now.date():
+            raise RegistrationError(409, Refused(Rejection.PERSON_NOT_ENROLLED, "the enrolment has ended"))
+        token, expires = vouchers.issue(self.voucher_key, home_pool, ref, now.timestamp())
+        return {"ec_token": token, "mdtrt_cert_type": "01",
+                "expires_at": datetime.fromtimestamp(expires, timezone.utc).isoformat()}
+
     # ------------------------------------------------------------------ status
 
     def status(self, home_pool: str, psn_no: str, region: str, day: date) -> dict:
@@ -298,6 +355,15 @@ class RegistrationService:
             "filings_expired": [f.filing_id for f in expired],
             "off_site_status": "IN_POOL" if region == person.home_pool else ("FILED" if valid else "UNREGISTERED"),
         }
+
+
+def _identity_json(i: Identity) -> dict:
+    return {"population": i.population, "begins": i.begins.isoformat() if i.begins else None,
+            "ends": i.ends.isoformat() if i.ends else None}
+
+
+def _date(value) -> date | None:
+    return date.fromisoformat(value) if isinstance(value, str) else value
 
 
 def _targets(target_pool: str, region: str) -> bool:

@@ -31,6 +31,10 @@ def reg_key(person_ref: str) -> str:
     return f"rm:reg:{person_ref}"
 
 
+def cred_key(credential_ref: str) -> str:
+    return f"rm:cred:{credential_ref}"
+
+
 def cat_key(pool: str, version: str) -> str:
     return f"rm:cat:{pool}:{version}"
 
@@ -65,6 +69,11 @@ class ReadModel:
             return {}
         return {ref: raw for ref, raw in zip(person_refs, self.redis.mget([reg_key(r) for r in person_refs]))
                 if raw is not None}
+
+    def person_of_credential(self, credential_ref: str) -> str | None:
+        """The person_ref a credential (hub.privacy.credential_ref) belongs to, if any."""
+        raw = self.redis.get(cred_key(credential_ref))
+        return raw.decode() if raw else None
 
     def reference_stamp(self) -> int:
         return int(self.redis.get(REFSTAMP) or 0)
@@ -111,6 +120,10 @@ class ReadModel:
             if record_name.endswith("RegistrationChanged"):
                 # Keyed by person on a partition of its own: later is newer.
                 pipe.set(reg_key(value["person_ref"]), raw)
+                for credential in value.get("credential_refs") or ():
+                    # A credential dropped from a registration keeps pointing here until a rebuild;
+                    # the person it names is checked against the registration (`credential_refs`).
+                    pipe.set(cred_key(credential), value["person_ref"])
             elif record_name.endswith("ReferencePolicy"):
                 key = f"{value['pool_code']}:{value['insurance_type']}:{value['policy_version']}"
                 pipe.hset(POLICIES, key, value["document_json"])

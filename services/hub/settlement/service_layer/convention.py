@@ -335,7 +335,7 @@ class SettlementContext:
     """What the answer to a (pre-)settlement says besides the engine's figures."""
 
     mdtrt_id: str
-    psn_no: str  # as the hub may show it to the hospital (masked)
+    person: dict[str, str]  # psn_no, certno, psn_name, brdy (masked), psn_cert_type, gend, age: as stored
     insurance_type: InsuranceType
     setl_id: str | None  # None for a pre-settlement
     medins_setl_id: str  # the request's msgid: the hospital's own id of the settlement
@@ -352,8 +352,10 @@ def settlement_output(s: Settlement, claim: Claim, ctx: SettlementContext) -> di
     y = fen_to_yuan
     employee = ctx.insurance_type is InsuranceType.EMPLOYEE
     setlinfo = {
-        "mdtrt_id": ctx.mdtrt_id, "setl_id": ctx.setl_id or "", "psn_no": ctx.psn_no, "psn_name": "",
-        "psn_cert_type": "", "certno": ctx.psn_no, "gend": "", "naty": "", "brdy": None, "age": None,
+        "mdtrt_id": ctx.mdtrt_id, "setl_id": ctx.setl_id or "", "psn_no": ctx.person["psn_no"],
+        "psn_name": ctx.person["psn_name"], "psn_cert_type": ctx.person["psn_cert_type"],
+        "certno": ctx.person["certno"], "gend": ctx.person["gend"], "naty": "", "brdy": ctx.person["brdy"],
+        "age": ctx.person["age"],
         "insutype": INSUTYPE_CODES[ctx.insurance_type], "psn_type": "", "cvlserv_flag": "0",
         "setl_time": ctx.setl_time.strftime("%Y-%m-%d %H:%M:%S"), "mdtrt_cert_type": ctx.mdtrt_cert_type,
         "med_type": ctx.med_type or MED_TYPE_CODES[claim.visit_type],

@@ -6,7 +6,7 @@ import itertools
 import os
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 from zoneinfo import ZoneInfo
 
 from hub.rejections import Reason
@@ -118,14 +118,19 @@ def data_of(payload: dict, key: str = "data") -> dict:
 
 _ID_FIELDS = ("psn_no", "certno")  # where an answer names the person
 _ID_INPUTS = ("psn_no", "certno", "mdtrt_cert_no")
+SEALED = "_sealed"  # a stored answer's sealed person details (service_layer.people): opened, never sent
 
 
-def reveal(reply: Reply, payload: dict) -> Reply:
-    """The answer as the asking hospital sees it: where it names the person by the masked id
-    of a number the request itself carried, that number in clear (a HIS echoes `psn_no` back
-    in its next calls). What the hub stores and logs stays masked: only this copy is revealed."""
+def reveal(reply: Reply, payload: dict, opener: Callable[[str], dict[str, str]] | None = None) -> Reply:
+    """The answer as the asking hospital sees it. What the hub stores names the person masked;
+    this copy names them in clear: from the sealed details the answer carries (opened by
+    `opener`, and the sealed copy dropped), or where the answer shows the masked id of a number
+    the request itself carried, that number (a HIS echoes `psn_no` back in its next calls)."""
     if reply.reason is not None or not isinstance(reply.body.get("output"), dict):
         return reply
+    output = dict(reply.body["output"])
+    sealed = output.pop(SEALED, None)
+    clear = opener(sealed) if sealed and opener is not None else {}
     sent = {}
     for node in (payload.get("data"), payload.get("mdtrtinfo"), payload):
         if isinstance(node, dict):
@@ -133,15 +138,14 @@ def reveal(reply: Reply, payload: dict) -> Reply:
                 value = node.get(key)
                 if isinstance(value, str) and value:
                     sent[mask_person_id(value)] = value
-    if not sent:
+    if not sent and not clear and sealed is None:
         return reply
-    output = {k: _revealed(v, sent) for k, v in reply.body["output"].items()}
+    output = {k: _revealed(v, sent, clear) for k, v in output.items()}
     return Reply(None, {**reply.body, "output": output})
 
 
-def _revealed(node: Any, sent: dict[str, str]) -> Any:
-    if not isinstance(node, dict):
+def _revealed(node: Any, sent: dict[str, str], clear: dict[str, str]) -> Any:
+    if not isinstance(node, dict) or "psn_no" not in node:
         return node
-    if not any(node.get(k) in sent for k in _ID_FIELDS):
-        return node
+    node = {**node, **{k: clear[k] for k in ("psn_no", "certno", "psn_name", "brdy") if k in node and clear.get(k)}}
     return {**node, **{k: sent[node[k]] for k in _ID_FIELDS if node.get(k) in sent}}

@@ -47,7 +47,8 @@ from hub.settlement.service_layer.envelope import (
     refused,
     reveal,
 )
-from hub.settlement.service_layer.identity import Hospital, mask_person_id, person_ref
+from hub.settlement.service_layer.identity import Hospital, person_ref
+from hub.settlement.service_layer.people import CredentialError, credential, credential_person, opened, shown
 from hub.settlement.service_layer.pricing import ReferenceCache
 from hub.settlement.service_layer.reasons import Why, reason_of
 from hub.settlement.service_layer.transactions import Touches, Transactions
@@ -66,15 +67,16 @@ def canonical_sha256(infno: str, payload: Any) -> str:
 class SettlementService:
     def __init__(self, repository: Repository, read_model: ReadModel, codec: AvroCodec, person_key: bytes,
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
-                 limits: convention.Limits = convention.DEFAULT_LIMITS):
+                 limits: convention.Limits = convention.DEFAULT_LIMITS, voucher_key: bytes = b""):
         self.repository = repository
+        self.voucher_key = voucher_key
         self.limits = limits
         self.read_model = read_model
         self.reference = ReferenceCache(read_model)
         self.codec = codec
         self.person_key = person_key
         self.clock = clock
-        self.transactions = Transactions(codec, self.reference, person_key, self._ready_now, limits)
+        self.transactions = Transactions(codec, self.reference, person_key, self._ready_now, limits, voucher_key)
         self._ready_until = 0.0
 
     # ------------------------------------------------------------------ the envelope
@@ -176,7 +178,11 @@ class SettlementService:
         stored = self.repository.answers([requests[i].key for i in replayed])
         for i in replayed:
             replies[i] = self._replay(stored.get(requests[i].key), digests[i], requests[i])
-        return [reveal(reply, request.payload) for reply, request in zip(replies, requests)]  # type: ignore[arg-type]
+        return [reveal(reply, request.payload, self._open) for reply, request in zip(replies, requests)]  # type: ignore[arg-type]
+
+    def _open(self, sealed: str) -> dict[str, str]:
+        """The sealed person details an answer of the asking hospital's carries, opened."""
+        return opened(self.person_key, sealed)
 
     def _decide(self, batch: Batch, request: Request) -> Reply:
         """One request of a group, its answer remembered with its msgid (unless the hub was not
@@ -228,7 +234,7 @@ class SettlementService:
                 if request.infno in SIGN:
                     return done(_sign(request), request.now)
                 if request.infno in QUERY:
-                    return reveal(done(self._query(request), request.now), request.payload)
+                    return reveal(done(self._query(request), request.now), request.payload, self._open)
                 if request.infno in LOOKUP:
                     if not self._ready():
                         raise not_ready()
@@ -236,27 +242,49 @@ class SettlementService:
                 return done(self._reconcile(request), request.now)
             except convention.ConventionError as exc:
                 raise Answer(reason_of(exc.code), exc.message) from None
+            except CredentialError as exc:
+                raise Answer(exc.reason, exc.message) from None
         except Answer as exc:
             return refusal(exc, request.now)
 
+    def _identify(self, request: Request, data: dict) -> tuple[str, str]:
+        """1101: the person a request names — by the credential it shows (01 e-voucher, 02 resident
+        id number, 03 social-security card), else by `psn_no`, else by `certno` — as (person_ref,
+        the psn_no sent or "")."""
+        cred = credential(data)
+        if cred is None and data.get("certno") and not data.get("psn_no"):
+            cred = credential({"mdtrt_cert_type": "02", "mdtrt_cert_no": data["certno"]})
+        if cred is not None:
+            return credential_person(self.person_key, self.voucher_key, cred, request.now.timestamp(),
+                                     self.read_model.person_of_credential), ""
+        psn_no = self.transactions.person_number(data.get("psn_no"))
+        return person_ref(self.person_key, psn_no), psn_no
+
     def _lookup(self, request: Request) -> dict:
+        """1101: the person's identity, insurance and special populations, as the platform answers
+        them — in clear, to the hospital that asked (and to nobody else: nothing is stored)."""
         hospital, data = request.hospital, data_of(request.payload)
         day = request.now.astimezone(SHANGHAI).date()
-        psn_no = self.transactions.person_number(data.get("psn_no") or data.get("certno") or data.get("mdtrt_cert_no"))
-        ref, masked = person_ref(self.person_key, psn_no), mask_person_id(psn_no)
+        ref, psn_no = self._identify(request, data)
         raw = self.read_model.registration_bytes(ref)
+        value = self.transactions.registration({ref: raw} if raw else {}, ref)
         person = self.transactions.person({ref: raw} if raw else {}, ref, day)
+        holder = shown(value, self.person_key, day, psn_no)
         filing = decide_filing(person, Claim(convention.VisitType.INPATIENT, hospital.level, hospital.pool, day, day, ()))
+        enrolment = value["enrolment"]
         return {
-            "baseinfo": {"psn_no": masked, "certno": masked},
+            "baseinfo": {**holder.clear(), "naty": "", "exp_content": ""},
             "insuinfo": [{
-                "insutype": convention.INSUTYPE_CODES[person.insurance_type],
-                "insuplc_admdvs": person.home_pool,
-                "psn_insu_stas": "1" if person.enrolled_to is None or person.enrolled_to >= day else "0",
-                "psn_insu_date": person.enrolled_from.isoformat(),
+                "balc": "0.00", "insutype": convention.INSUTYPE_CODES[person.insurance_type],
+                "psn_type": "", "psn_insu_stas": "1" if person.enrolled_to is None or person.enrolled_to >= day else "0",
+                "psn_insu_date": person.enrolled_from.isoformat(), "paus_insu_date": _iso(person.enrolled_to),
+                "cvlserv_flag": "0", "insuplc_admdvs": person.home_pool, "emp_name": "",
                 "benefits_from": person.benefits_from.isoformat(),
             }],
-            "idetinfo": [{"psn_idet_type": p.value} for p in sorted(person.special_populations, key=lambda p: p.value)],
+            "idetinfo": [{"psn_idet_type": i["population"], "psn_type_lv": "", "memo": "",
+                          "begntime": _stamp(i.get("begins") or person.enrolled_from),
+                          "endtime": _stamp(i.get("ends") or person.enrolled_to, end=True)}
+                         for i in idetinfo(enrolment)],
             "filing": {"status": filing.status.value if filing.status else "IN_POOL", "filing_id": filing.filing_id,
                        "mdtrtarea_admvs": hospital.pool},
         }
@@ -311,6 +339,22 @@ class SettlementService:
         return {"stmtinfo": {"stmt_rslt": "0" if not differences else "1",
                              "stmt_rslt_dscr": "match" if not differences else f"{len(differences)} differing settlements",
                              "hub": hub_totals}, "differences": differences}
+
+
+def idetinfo(enrolment: dict) -> list[dict]:
+    """The special populations with their periods (a v1 registration's: the whole enrolment)."""
+    if enrolment.get("identities"):
+        return sorted(enrolment["identities"], key=lambda i: i["population"])
+    return [{"population": p} for p in sorted(enrolment.get("special_populations") or ())]
+
+
+def _iso(day) -> str:
+    return day.isoformat() if day else ""
+
+
+def _stamp(day, end: bool = False) -> str:
+    """A date as the convention's yyyy-MM-dd HH:mm:ss (the last second of an end day)."""
+    return f"{day.isoformat()} {'23:59:59' if end else '00:00:00'}" if day else ""
 
 
 def _sign(request: Request) -> dict:

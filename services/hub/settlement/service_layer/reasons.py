@@ -29,6 +29,10 @@ class Why(Reason):
     AMOUNT_TOO_LARGE = ("amount_too_large", "An amount is above the hub's limits")
     AMOUNT_MISMATCH = ("amount_mismatch", "A total does not add up")
     TOO_MANY_LINES = ("too_many_lines", "Too many fee lines")
+    # the person
+    PERSON_NOT_FOUND = ("person_not_found", "No insured person holds this credential")
+    CREDENTIAL_INVALID = ("credential_invalid", "The e-voucher token is malformed, forged or expired")
+    CREDENTIAL_MISMATCH = ("credential_mismatch", "The credential or psn_no names another person than the visit's")
     # the hub's records
     VISIT_NOT_FOUND = ("visit_not_found", "No such visit")
     VISIT_OF_ANOTHER_HOSPITAL = ("visit_of_another_hospital", "The visit belongs to another hospital")

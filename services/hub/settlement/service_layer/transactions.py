@@ -34,6 +34,7 @@ from hub.settlement.service_layer.envelope import (
     OPEN_VISIT,
     PRE_SETTLE,
     REVERSE,
+    SEALED,
     SETTLE,
     SHANGHAI,
     UNDO,
@@ -47,7 +48,8 @@ from hub.settlement.service_layer.envelope import (
 )
 from hub.settlement.service_layer.events import settlement_completed_event, settlement_reversed_event
 from hub.settlement.service_layer.identity import Hospital, mask_person_id, person_ref
-from hub.settlement.service_layer.people import person_from_registration
+from hub.settlement.service_layer.people import (CredentialError, PersonShown, check_credential, credential,
+                                                 person_from_registration, shown)
 from hub.settlement.service_layer.pricing import ReferenceCache, price_claim
 from hub.settlement.service_layer.reasons import Why, reason_of
 
@@ -69,10 +71,13 @@ class Touches:
 
 class Transactions:
     def __init__(self, codec: AvroCodec, reference: ReferenceCache, person_key: bytes,
-                 read_model_ready: Callable[[], bool], limits: convention.Limits = convention.DEFAULT_LIMITS):
+                 read_model_ready: Callable[[], bool], limits: convention.Limits = convention.DEFAULT_LIMITS,
+                 voucher_key: bytes = b""):
         self.codec = codec
         self.reference = reference
         self.person_key = person_key
+        self.voucher_key = voucher_key
+        self._decoded: dict[bytes, dict[str, Any]] = {}  # registration bytes -> decoded (bounded)
         self.read_model_ready = read_model_ready
         self.limits = limits
         by_kind = ((SETTLE, self.settle), (PRE_SETTLE, self.preview), (UPLOAD_FEES, self.upload_fees),
@@ -149,6 +154,8 @@ class Transactions:
             return self._by_infno[request.infno](batch, request)
         except convention.ConventionError as exc:
             raise Answer(reason_of(exc.code), exc.message) from None
+        except CredentialError as exc:
+            raise Answer(exc.reason, exc.message) from None
 
     def open_visit(self, batch: Batch, request: Request) -> dict:
         hospital, infno = request.hospital, request.infno
@@ -164,6 +171,9 @@ class Transactions:
         psn_no = self.person_number(data.get("psn_no"))
         ref, masked = person_ref(self.person_key, psn_no), mask_person_id(psn_no)
         person = self.person(batch.registrations, ref, begn)
+        # The credential shown at registration must name this person (an e-voucher: and be current).
+        check_credential(self.person_key, self.voucher_key, credential(data), self.registration(batch.registrations, ref),
+                         request.now.timestamp(), check_expiry=True)
         insutype = str(data.get("insutype") or convention.INSUTYPE_CODES[person.insurance_type])
         mdtrt_id = f"M{hospital.code}{uuid.uuid4().hex[:16].upper()}"
         batch.add_visit(Visit(mdtrt_id, hospital.code, ref, masked, med_type, insutype, begn, "OPEN",
@@ -243,16 +253,18 @@ class Transactions:
 
     def preview(self, batch: Batch, request: Request) -> dict:
         """Pre-settlement (2206/2303): the settlement as it would be now; nothing changes."""
-        visit, claim, person, key = self._priceable(batch, request)
+        visit, claim, person, key, holder = self._priceable(batch, request)
         result = self.price(claim, person, batch.accumulators(key))
-        return convention.settlement_output(result, claim, self.context(request, visit, person, None))
+        return _sealed(convention.settlement_output(result, claim, self.context(request, visit, person, holder, None)),
+                       holder)
 
     def settle(self, batch: Batch, request: Request) -> dict:
-        visit, claim, person, key = self._priceable(batch, request)
+        visit, claim, person, key, holder = self._priceable(batch, request)
         result = self.price(claim, person, batch.accumulators(key))
         hospital, now, msgid = request.hospital, request.now, request.msgid
         setl_id = f"S{hospital.code}{uuid.uuid4().hex[:16].upper()}"
-        output = convention.settlement_output(result, claim, self.context(request, visit, person, setl_id))
+        output = _sealed(convention.settlement_output(result, claim, self.context(request, visit, person, holder, setl_id)),
+                         holder)
         business_date = now.astimezone(SHANGHAI).date()
         delta = result.accumulators_delta
         batch.set_accumulators(key, batch.accumulators(key).plus(delta))
@@ -262,7 +274,7 @@ class Transactions:
             person.home_pool, hospital.pool, key[1], business_date, now, result.medfee_sumamt, result.hifp_pay,
             result.hifmi_pay, result.maf_pay, result.psn_part_amt,
             {f: getattr(delta, f) for f in ACCUMULATOR_FIELDS},
-            {"setlinfo": output["setlinfo"], "setldetail": output["setldetail"]}))
+            {k: output[k] for k in ("setlinfo", "setldetail", SEALED) if k in output}))
         event = settlement_completed_event(result, claim, person, hospital, visit, setl_id, msgid, business_date, now)
         batch.emit(person.home_pool, self.codec.encode("SettlementCompleted", event, check=False))
         return output
@@ -339,10 +351,12 @@ class Transactions:
 
     # ------------------------------------------------------------------ shared steps
 
-    def context(self, request: Request, visit: Visit, person: Person, setl_id: str | None) -> convention.SettlementContext:
+    def context(self, request: Request, visit: Visit, person: Person, holder: PersonShown,
+                setl_id: str | None) -> convention.SettlementContext:
         data = data_of(request.payload)
         return convention.SettlementContext(
-            visit.mdtrt_id, visit.person_id_masked, person.insurance_type, setl_id, request.msgid,
+            visit.mdtrt_id, {**holder.masked(), "psn_no": visit.person_id_masked}, person.insurance_type, setl_id,
+            request.msgid,
             request.now.astimezone(SHANGHAI), request.hospital.pool, str(data.get("mdtrt_cert_type") or ""),
             visit.med_type)
 
@@ -370,13 +384,22 @@ class Transactions:
             raise Answer(Why.VISIT_OF_ANOTHER_HOSPITAL, "this visit belongs to another hospital")
         return visit
 
-    def _priceable(self, batch: Batch, request: Request) -> tuple[Visit, Claim, Person, PersonYear]:
-        """An open visit of the hospital's, its claim, the person and the person-year to price against."""
+    def _priceable(self, batch: Batch, request: Request) -> tuple[Visit, Claim, Person, PersonYear, PersonShown]:
+        """An open visit of the hospital's, its claim, the person, the person-year to price
+        against, and the person as the answer names them. A psn_no or credential the request
+        sends must name the visit's person (an e-voucher's expiry counts at registration only)."""
         data = data_of(request.payload)
         visit = self.open_visit_of(batch, request.hospital, data.get("mdtrt_id"), settled=Why.VISIT_ALREADY_SETTLED)
+        psn_no = data.get("psn_no")
+        if psn_no not in (None, "") and (not isinstance(psn_no, str) or person_ref(self.person_key, psn_no) != visit.person_ref):
+            raise Answer(Why.CREDENTIAL_MISMATCH, "psn_no is not the person of this visit")
         claim = self.claim(request.hospital, visit, data)
         person = self.person(batch.registrations, visit.person_ref, claim.service_date)
-        return visit, claim, person, (visit.person_ref, claim.service_date.year)
+        value = self.registration(batch.registrations, visit.person_ref)
+        check_credential(self.person_key, self.voucher_key, credential(data), value, request.now.timestamp(),
+                         check_expiry=False)
+        holder = shown(value, self.person_key, claim.service_date)
+        return visit, claim, person, (visit.person_ref, claim.service_date.year), holder
 
     def claim(self, hospital: Hospital, visit: Visit, data: dict) -> Claim:
         """The visit's claim: its fee lines (in feedetl_sn order), checked once more as a bill."""
@@ -404,13 +427,25 @@ class Transactions:
     def person(self, registrations: Mapping[str, bytes], ref: str, day: date) -> Person:
         """The enrolled person from the read model's bytes — or why not: not enrolled, or the read
         model is rebuilding (then nothing is decided, and nothing remembered)."""
-        raw = registrations.get(ref)
-        person = person_from_registration(self.codec.decode(raw).value, day) if raw else None
+        value = self.registration(registrations, ref)
+        person = person_from_registration(value, day) if value else None
         if person is None:
             if not self.read_model_ready():
                 raise not_ready()
             raise Answer(RefusalCode.PERSON_NOT_ENROLLED, "the hub has no enrolment for this person")
         return person
+
+    def registration(self, registrations: Mapping[str, bytes], ref: str) -> dict[str, Any] | None:
+        """The person's registration as the read model holds it, decoded (once per group)."""
+        raw = registrations.get(ref)
+        if raw is None:
+            return None
+        decoded = self._decoded.get(raw)
+        if decoded is None:
+            if len(self._decoded) > 4096:
+                self._decoded.clear()
+            decoded = self._decoded[raw] = self.codec.decode(raw).value
+        return decoded
 
     def price(self, claim: Claim, person: Person, accumulators: Accumulators):
         policies, catalogues = self.reference.current()
@@ -434,8 +469,18 @@ def reversal_output(row: StoredSettlement, reversal_id: str, now) -> dict:
     setlinfo.update(setl_id=reversal_id, setl_time=now.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S"))
     setldetail = [{**d, **{k: negated(d[k]) for k in ("inscp_scp_amt", "crt_payb_lmt_amt", "fund_payamt")}}
                   for d in row.output.get("setldetail", [])]
-    return {"setlinfo": setlinfo, "setldetail": setldetail,
-            "hub_reversal": {"setl_id": row.setl_id, "reversal_id": reversal_id, "status": "REVERSED"}}
+    out = {"setlinfo": setlinfo, "setldetail": setldetail,
+           "hub_reversal": {"setl_id": row.setl_id, "reversal_id": reversal_id, "status": "REVERSED"}}
+    if row.output.get(SEALED):
+        out[SEALED] = row.output[SEALED]
+    return out
+
+
+def _sealed(output: dict, holder: PersonShown) -> dict:
+    """The answer with the person's sealed details beside it (for `reveal`, and for a replay)."""
+    if holder.sealed:
+        output[SEALED] = holder.sealed
+    return output
 
 
 def _text(value: Any) -> str | None:
