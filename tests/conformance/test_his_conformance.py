@@ -5,8 +5,12 @@ names (tests/conformance/his_client.py). Real Kafka, Redis and PostgreSQL (the i
 
 from __future__ import annotations
 
+import base64
+import io
 import time
-from datetime import date
+import zipfile
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 from decimal import Decimal
 
 import sqlalchemy as sa
@@ -27,14 +31,28 @@ from tests.integration.test_settlement_service import (  # noqa: F401  (fixtures
 from tests.fixtures.people import new_certno
 from tests.integration.settlement_helpers import PERSON_KEY
 
-from .his_client import HisClient, fen
+from .his_client import DATETIME, HisClient, fen
+
+
+def _zip(name: str, text: str) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(name, text)
+    return out.getvalue()
+
+
+def _unzipped(content: bytes) -> str:
+    with zipfile.ZipFile(io.BytesIO(content)) as archive:
+        return archive.read(archive.namelist()[0]).decode("utf-8")
 
 
 def his(stack, hospital=GZ_A) -> HisClient:
     http = TestClient(create_app(stack))
 
-    def post(path: str, body: bytes, headers: dict) -> tuple[int, dict]:
+    def post(path: str, body: bytes, headers: dict) -> tuple[int, dict | bytes]:
         response = http.post(path, content=body, headers=headers)
+        if not response.headers.get("content-type", "").startswith("application/json"):
+            return response.status_code, response.content  # 9102: a file
         return response.status_code, response.json()
 
     code, pool = hospital
@@ -176,14 +194,41 @@ def test_an_outpatient_bill_and_a_stay_as_a_his_drives_them(stack, producer):
     client.expect(not again.ok, "the lost settlement sent again settles nothing after 2601")
     anew = client.call("2304", stay_input)
     client.expect(anew.ok, f"a new 2304 settles the stay ({anew.body.get('err_msg')})")
-    client.check_setlement(anew, settled=True)
+    anew_info = client.check_setlement(anew, settled=True)
 
     # --- a refusal as the platform answers it
     wrong = client.call("2207", {"data": {"psn_no": psn, "mdtrt_id": "M-NO-SUCH-VISIT", "medfee_sumamt": Decimal("1")}})
     client.expect(not wrong.ok and str(wrong.body.get("infcode")) == "-1", "a refusal is infcode -1 with HTTP 200")
     client.expect(wrong.body.get("output") in (None, {}), "a refusal carries no output")
 
-    # --- reconciliation of the day's totals
+    # --- the settlement's fee lines (5204), a catalogue as a file (1301, 9102)
+    fees = client.call("5204", {"data": {"psn_no": psn, "setl_id": anew_info.get("setl_id"), "mdtrt_id": stay}})
+    client.expect(fees.ok and isinstance(fees.body.get("output"), list) and len(fees.body["output"]) == 1
+                  and fees.body["output"][0].get("setl_id") == anew_info.get("setl_id"), "5204 lists the fee lines")
+    listed = client.call("1301", {"data": {"ver": ""}})
+    client.expect(listed.ok and int(listed.output.get("data_cn", 0)) > 0, "1301 answers the drug catalogue's file number")
+    drugs = client.download(listed.output.get("file_qury_no", ""), "plc")
+    client.expect(isinstance(drugs, bytes) and JIA_DRUG in _unzipped(drugs), "9102 downloads the catalogue, a zip")
+
+    # --- reconciliation: the day's totals (3201), and the detail as a file (9101, 3202, 9102)
+    detail = "\n".join([f"{anew_info.get('setl_id')}\t{stay}\t{psn}\t3000.00\t{anew_info.get('fund_pay_sumamt')}\t0.00\t0",
+                        f"{info.get('setl_id')}\t{mdtrt_id}\t{psn}\t75.50\t{info.get('fund_pay_sumamt')}\t0.00\t1"])
+    uploaded = client.call("9101", {"fsUploadIn": {"in": base64.b64encode(_zip("detail.txt", detail)).decode(),
+                                                   "filename": "detail.zip", "fixmedins_code": client.fixmedins_code}})
+    client.expect(uploaded.ok and bool(uploaded.output.get("file_qury_no")), "9101 answers file_qury_no")
+    today = datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d")
+    checked = client.call("3202", {"data": {"setl_optins": "440100", "file_qury_no": uploaded.output.get("file_qury_no"),
+                                            "stmt_begndate": today, "stmt_enddate": today,
+                                            "medfee_sumamt": Decimal("3000.00"), "fund_pay_sumamt": Decimal("0"),
+                                            "cash_payamt": Decimal("0"), "fixmedins_setl_cnt": 1, "clr_type": "21"}})
+    fileinfo = checked.output.get("fileinfo") or {}
+    client.expect(checked.ok and bool(fileinfo.get("file_qury_no")) and DATETIME.match(str(fileinfo.get("dld_endtime"))),
+                  f"3202 answers fileinfo ({checked.body.get('err_msg')})")
+    client.expect((checked.output.get("stmtinfo") or {}).get("stmt_rslt") == "0",
+                  "3202: the hospital's detail file matches what the hub holds")
+    result = client.download(fileinfo.get("file_qury_no", ""), fileinfo.get("filename", ""))
+    client.expect(isinstance(result, bytes) and _unzipped(result).startswith("setl_id"), "9102 downloads the 3202 result")
+
     stmt = client.call("3201", {"data": {"insutype": insutype, "clr_type": "11", "setl_optins": "440100",
                                          "stmt_begndate": "2026-01-01", "stmt_enddate": "2026-01-31",
                                          "medfee_sumamt": Decimal("0.00"), "fund_pay_sumamt": Decimal("0.00"),

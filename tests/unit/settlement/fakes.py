@@ -26,6 +26,7 @@ from hub.settlement.adapters.repository import (
     Repository,
     StandingSettlement,
     StoredAnswer,
+    StoredFile,
     StoredSettlement,
     Transaction,
     Visit,
@@ -93,6 +94,7 @@ class FakeTransaction(Transaction):
 class FakeRepository(Repository):
     def __init__(self):
         self.tables = Tables()
+        self.files: dict[str, StoredFile] = {}
         self.fail_next: Exception | None = None  # the next transaction raises this when it ends
 
     @contextlib.contextmanager
@@ -115,6 +117,17 @@ class FakeRepository(Repository):
 
     def settlement(self, setl_id: str) -> StoredSettlement | None:
         return self.tables.settlements.get(setl_id)
+
+    def visit(self, mdtrt_id: str) -> Visit | None:
+        return copy.deepcopy(self.tables.visits.get(mdtrt_id))
+
+    def put_file(self, file: StoredFile) -> None:
+        if file.file_qury_no in self.files:
+            raise KeyError(file.file_qury_no)
+        self.files[file.file_qury_no] = file
+
+    def file(self, file_qury_no: str) -> StoredFile | None:
+        return self.files.get(file_qury_no)
 
     def year_accumulators(self, person_ref: str, year: int) -> Accumulators:
         return self.tables.accumulators.get((person_ref, year), Accumulators(year))

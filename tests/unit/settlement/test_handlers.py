@@ -207,6 +207,8 @@ def _refusal_cases():
             "psn_no": IDENTIFIED, "begntime": "2026-03-10 08:00:00", "mdtrt_cert_type": "01",
             "mdtrt_cert_no": vouchers.issue(b"another key", "360400", h.identified_ref, NOW.timestamp())[0]}}, GZ, {}),
          Why.CREDENTIAL_INVALID),
+        ("download a file nobody uploaded", lambda h: ("9102", {"fsDownloadIn": {"file_qury_no": "F-NONE"}}, GZ, {}),
+         Why.FILE_NOT_FOUND),
         ("settle naming another person", lambda h: ("2304", {"data": {"mdtrt_id": h.bill(), "psn_no": IDENTIFIED}},
                                                     GZ, {}), Why.CREDENTIAL_MISMATCH),
         ("a person not enrolled", lambda h: ("2401", {"mdtrtinfo": {"psn_no": STRANGER, "begntime": "2026-03-10"}},
@@ -498,3 +500,55 @@ def test_a_person_is_one_person_by_psn_no_resident_id_or_e_voucher_and_named_in_
     assert stored["setlinfo"]["certno"] == "1101**********002X" and stored["setlinfo"]["brdy"] == ""
     queried = hub.ok("5203", {"data": {"setl_id": info["setl_id"]}})["setlinfo"]  # the stored answer, opened again
     assert (queried["psn_no"], queried["certno"]) == (IDENTIFIED, CERTNO) and "_sealed" not in str(queried)
+
+
+def test_5204_lists_a_settlements_fee_lines_with_their_split_to_its_hospital_only(hub):
+    mdtrt_id = hub.bill(("A", "2", "100.00"), ("C", "1", "50.00"))
+    info = hub.settle(mdtrt_id)
+    lines = hub.ok("5204", {"data": {"setl_id": info["setl_id"], "psn_no": PSN}})
+    assert [(l["feedetl_sn"], l["med_list_codg"], l["det_item_fee_sumamt"], l["setl_id"]) for l in lines] == [
+        ("1", "A", "200.00", info["setl_id"]), ("2", "C", "50.00", info["setl_id"])]
+    for line in lines:  # each line's split adds up to the line
+        parts = ("fulamt_ownpay_amt", "overlmt_amt", "preselfpay_amt", "inscp_scp_amt")
+        assert sum(yuan_to_fen(line[k]) for k in parts) == yuan_to_fen(line["det_item_fee_sumamt"])
+    assert hub.ok("5204", {"data": {"mdtrt_id": mdtrt_id}}) == [{**l, "setl_id": ""} for l in lines]
+    assert hub.call("5204", {"data": {"setl_id": info["setl_id"]}}, OTHER).reason is Why.SETTLEMENT_OF_ANOTHER_HOSPITAL
+    assert hub.call("5204", {"data": {"mdtrt_id": mdtrt_id}}, OTHER).reason is Why.VISIT_OF_ANOTHER_HOSPITAL
+    assert hub.call("5204", {"data": {}}).reason is Why.INVALID_FIELD
+
+
+def test_files_a_3202_detail_file_through_9101_and_its_result_and_a_catalogue_through_9102(hub):
+    import base64
+    import io
+    import zipfile
+
+    from hub.settlement.service_layer import files
+
+    info = hub.settle(hub.bill(("A", "2", "100.00")))
+    detail = "\t".join(files.DETAIL_COLUMNS) + "\n" + "\n".join([
+        f"{info['setl_id']}\tM1\t{PSN}\t{info['medfee_sumamt']}\t{info['fund_pay_sumamt']}\t0.00\t0",
+        "S-NOT-AT-HUB\tM2\tX\t10.00\t5.00\t0.00\t0",
+        "S-REFUNDED\tM3\tX\t10.00\t5.00\t0.00\t1"]) + "\n"
+    as_java = list(files.zipped("detail.txt", detail))  # a byte array as a list of values ...
+    as_java = [b - 256 if b > 127 else b for b in as_java]  # ... signed, as Java's bytes are
+    uploaded = hub.ok("9101", {"fsUploadIn": {"in": as_java, "filename": "detail.zip", "fixmedins_code": GZ.code}})
+    assert uploaded["filename"] == "detail.zip" and uploaded["file_qury_no"].startswith("F")
+    stmt = hub.ok("3202", {"data": {"file_qury_no": uploaded["file_qury_no"], "stmt_begndate": "2026-03-12",
+                                    "stmt_enddate": "2026-03-12", "setl_optins": "440100"}})
+    assert stmt["differences"] == [{"setl_id": "S-NOT-AT-HUB", "reason": "not_standing_at_hub"}]
+    result = hub.service.answer(Request(GZ, "9102", "DL-1", {"fsDownloadIn": {
+        "file_qury_no": stmt["fileinfo"]["file_qury_no"], "filename": "x"}}, NOW))
+    with zipfile.ZipFile(io.BytesIO(result.file[1])) as archive:
+        assert "S-NOT-AT-HUB\t1\tnot_standing_at_hub" in archive.read(archive.namelist()[0]).decode()
+    other = hub.service.answer(Request(OTHER, "9102", "DL-2", {"fsDownloadIn": {"file_qury_no": uploaded["file_qury_no"]}}, NOW))
+    assert other.reason is Why.FILE_NOT_FOUND and other.file is None  # another hospital's file: none
+
+    listed = hub.ok("1301", {"data": {"ver": ""}})
+    drugs = hub.service.answer(Request(GZ, "9102", "DL-3", {"fsDownloadIn": {"file_qury_no": listed["file_qury_no"],
+                                                                             "filename": "plc"}}, NOW))
+    with zipfile.ZipFile(io.BytesIO(drugs.file[1])) as archive:
+        rows = archive.read(archive.namelist()[0]).decode().splitlines()
+    assert rows[0].split("\t")[0] == "med_list_codg" and len(rows) - 1 == int(listed["data_cn"]) > 0
+    assert hub.ok("1301", {"data": {"ver": listed["ver"]}})["data_cn"] == "0"  # nothing newer than what it holds
+    bad = hub.call("9101", {"fsUploadIn": {"in": base64.b64encode(b"x").decode() + "!", "filename": "a.txt"}})
+    assert bad.reason is Why.INVALID_FIELD

@@ -95,6 +95,17 @@ accumulators = sa.Table(
     *(sa.Column(name, sa.BigInteger, nullable=False, server_default="0") for name in ACCUMULATOR_FIELDS),
 )
 
+# Files a hospital uploaded (9101) or the hub made for it (a 3202 result): downloadable by
+# file_qury_no (9102), by that hospital only.
+files = sa.Table(
+    "files", metadata,
+    sa.Column("file_qury_no", sa.Text, primary_key=True),
+    sa.Column("hospital_code", sa.Text, nullable=False),
+    sa.Column("filename", sa.Text, nullable=False),
+    sa.Column("content", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 outbox = define_outbox(metadata)
 OUTBOX_RELAY_LOCK = 4242002
 

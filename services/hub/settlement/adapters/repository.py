@@ -48,6 +48,15 @@ class FeeRow:
     amount_fen: int
 
 
+@dataclass(frozen=True)
+class StoredFile:
+    file_qury_no: str
+    hospital_code: str
+    filename: str
+    content: bytes
+    created_at: datetime
+
+
 @dataclass
 class Visit:
     mdtrt_id: str
@@ -174,6 +183,18 @@ class Repository(ABC):
     @abstractmethod
     def settlement(self, setl_id: str) -> StoredSettlement | None:
         """One settlement as stored (nothing locked)."""
+
+    @abstractmethod
+    def put_file(self, file: StoredFile) -> None:
+        """Keep a file (9101's upload, a 3202 result)."""
+
+    @abstractmethod
+    def file(self, file_qury_no: str) -> StoredFile | None:
+        """A kept file by its query number."""
+
+    @abstractmethod
+    def visit(self, mdtrt_id: str) -> Visit | None:
+        """A visit with its fee lines, as committed (no lock)."""
 
     @abstractmethod
     def year_accumulators(self, person_ref: str, year: int) -> Accumulators:
@@ -396,6 +417,32 @@ class PostgresRepository(Repository):
     def settlement(self, setl_id: str) -> StoredSettlement | None:
         row = self._read(f"select {_SETTLEMENT_COLUMNS} from settlements where setl_id = %s", (setl_id,))
         return StoredSettlement(*row[0]) if row else None
+
+    def put_file(self, file: StoredFile) -> None:
+        try:
+            with self._connection().transaction():
+                self._connection().execute(
+                    "insert into files (file_qury_no, hospital_code, filename, content, created_at)"
+                    " values (%s, %s, %s, %s, %s)",
+                    (file.file_qury_no, file.hospital_code, file.filename, file.content, file.created_at))
+        except BaseException:
+            self._drop_connection()
+            raise
+
+    def file(self, file_qury_no: str) -> StoredFile | None:
+        rows = self._read("select file_qury_no, hospital_code, filename, content, created_at from files"
+                          " where file_qury_no = %s", (file_qury_no,))
+        return StoredFile(*rows[0][:3], bytes(rows[0][3]), rows[0][4]) if rows else None
+
+    def visit(self, mdtrt_id: str) -> Visit | None:
+        rows = self._read(f"select {_VISIT_COLUMNS} from visits where mdtrt_id = %s", (mdtrt_id,))
+        if not rows:
+            return None
+        visit = Visit(*rows[0])
+        for r in self._read("select mdtrt_id, feedetl_sn, med_list_codg, cnt, pric_fen, amount_fen from fee_details"
+                            " where mdtrt_id = %s order by feedetl_sn", (mdtrt_id,)):
+            visit.fees[r.feedetl_sn] = FeeRow(*r)
+        return visit
 
     def year_accumulators(self, person_ref: str, year: int) -> Accumulators:
         rows = self._read(f"select {_FIELDS} from accumulators where person_ref = %s and policy_year = %s",

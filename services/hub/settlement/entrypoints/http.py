@@ -22,6 +22,7 @@ import gc
 import logging
 import time
 from datetime import datetime, timezone
+from urllib.parse import quote
 
 import orjson
 from fastapi import FastAPI
@@ -40,7 +41,7 @@ from hub.settlement.service_layer.reasons import Why
 
 log = logging.getLogger(__name__)
 CONVENTION_PATH = "/fsi/api/rsfComIntfaceService/commInterface"
-MAX_BODY_BYTES = 2 * 1024 * 1024
+MAX_BODY_BYTES = 8 * 1024 * 1024  # a 9101 upload carries its file (at most 4 MiB) as base64
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 
 # The transport's own answers: the one place HTTP statuses other than 200 are chosen.
@@ -73,9 +74,15 @@ class ConventionApp:
         reply, infno = await self._answer(scope, receive)
         if reply is None:  # the client went away
             return
-        status, body = status_of(reply), orjson.dumps(reply.body)
+        status = status_of(reply)
+        if reply.file is not None:  # 9102: the file itself, as the platform answers a download
+            name, body = reply.file
+            headers = [(b"content-type", b"application/octet-stream"),
+                       (b"content-disposition", f"attachment; filename*=UTF-8''{quote(name)}".encode())]
+        else:
+            body, headers = orjson.dumps(reply.body), list(_JSON_HEADERS)
         await send({"type": "http.response.start", "status": status,
-                    "headers": [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]})
+                    "headers": [*headers, (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
         REQUEST_SECONDS.labels("settlement", infno, str(status)).observe(time.perf_counter() - t0)
 

@@ -30,11 +30,13 @@ UNDOABLE = SETTLE | OPEN_VISIT
 LOOKUP = frozenset({"1101"})
 RECONCILE = frozenset({"3201", "3202"})
 SIGN = frozenset({"9001", "9002"})  # sign in and out: a sign_no for the envelopes that follow
-QUERY = frozenset({"5203", "5206"})  # a settlement as stored; a person's accumulators
+FILES = frozenset({"9101", "9102"})  # upload a file, download one (service_layer/files.py)
+CATALOGUE_FILES = frozenset({"1301", "1302", "1303", "1304", "1305", "1306", "1307"})  # catalogues as files
+QUERY = frozenset({"5203", "5204", "5206"})  # a settlement as stored; its fee lines; a person's accumulators
 MUTATING = (OPEN_VISIT | CANCEL_VISIT | DIAGNOSES | DISCHARGE | CANCEL_DISCHARGE | UPLOAD_FEES | CANCEL_FEES | SETTLE
             | REVERSE | UNDO)
 GROUPED = MUTATING | PRE_SETTLE  # decided in group transactions (`SettlementService.run_group`)
-KNOWN = GROUPED | LOOKUP | RECONCILE | SIGN | QUERY
+KNOWN = GROUPED | LOOKUP | RECONCILE | SIGN | QUERY | FILES | CATALOGUE_FILES
 
 
 class Answer(Exception):
@@ -71,6 +73,7 @@ class Reply:
 
     reason: Reason | None
     body: dict[str, Any]
+    file: tuple[str, bytes] | None = None  # 9102: the file's name and bytes, answered as they are
 
 
 HUB_REGION = "000000"  # the hub answers as the national platform: region code of the receiving side
@@ -88,7 +91,7 @@ def _envelope(now: datetime) -> dict[str, Any]:
             "respond_time": millis, "err_msg": "", "warn_msg": "", "cainfo": "", "signtype": ""}
 
 
-def done(output: dict, now: datetime) -> Reply:
+def done(output: dict | list, now: datetime) -> Reply:
     body = _envelope(now)
     body["output"] = output
     return Reply(None, body)

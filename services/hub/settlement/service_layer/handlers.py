@@ -24,11 +24,13 @@ from hub.messaging import AvroCodec
 from hub.settlement.adapters.read_model import ReadModel
 from hub.settlement.adapters.repository import NewClaim, Repository, StoredAnswer
 from hub.settlement.domain.engine import decide_filing
-from hub.settlement.domain.model import ACCUMULATOR_FIELDS, Claim
+from hub.settlement.domain.model import ACCUMULATOR_FIELDS, Claim, FeeLine
 from hub.settlement.domain.money import AmountError, yuan_to_fen
-from hub.settlement.service_layer import convention
+from hub.settlement.service_layer import convention, files
 from hub.settlement.service_layer.batch import Batch
 from hub.settlement.service_layer.envelope import (
+    CATALOGUE_FILES,
+    FILES,
     GROUPED,
     KNOWN,
     LOOKUP,
@@ -227,8 +229,8 @@ class SettlementService:
     # ------------------------------------------------------------------ reads outside groups
 
     def answer(self, request: Request) -> Reply:
-        """Sign-in and out (9001/9002), person lookup (1101), queries (5203/5206) and reconciliation
-        (3201/3202): they read, and take no group's time."""
+        """Sign-in and out (9001/9002), person lookup (1101), queries (5203/5204/5206), files
+        (9101/9102, 1301-1307) and reconciliation (3201/3202): they take no group's time."""
         try:
             try:
                 if request.infno in SIGN:
@@ -239,13 +241,63 @@ class SettlementService:
                     if not self._ready():
                         raise not_ready()
                     return reveal(done(self._lookup(request), request.now), request.payload)
+                if request.infno == "9102":
+                    return self._download(request)
+                if request.infno in FILES:
+                    return done(self._upload(request), request.now)
+                if request.infno in CATALOGUE_FILES:
+                    return done(self._catalogue_file(request), request.now)
                 return done(self._reconcile(request), request.now)
             except convention.ConventionError as exc:
                 raise Answer(reason_of(exc.code), exc.message) from None
-            except CredentialError as exc:
+            except (CredentialError, files.FileError) as exc:
                 raise Answer(exc.reason, exc.message) from None
         except Answer as exc:
             return refusal(exc, request.now)
+
+    # ------------------------------------------------------------------ files (9101, 9102, 1301-1307)
+
+    def _upload(self, request: Request) -> dict:
+        """9101: keep the hospital's file; answer the number it is downloaded and referred to by."""
+        filename, content = files.upload_content(data_of(request.payload, "fsUploadIn"))
+        stored = files.StoredFile(f"F{uuid.uuid4().hex[:24].upper()}", request.hospital.code, filename, content,
+                                  request.now)
+        self.repository.put_file(stored)
+        return {"file_qury_no": stored.file_qury_no, "filename": filename,
+                "dld_endtime": files.download_end(request.now.astimezone(SHANGHAI))}
+
+    def _download(self, request: Request) -> Reply:
+        """9102: a file the hospital uploaded or the hub made for it, as its bytes; a catalogue
+        file (1301-1307) is made anew from the treatment pool's catalogue."""
+        node = data_of(request.payload, "fsDownloadIn")
+        number = node.get("file_qury_no")
+        if not isinstance(number, str) or not 1 <= len(number) <= 64:
+            raise Answer(Why.INVALID_FIELD, "fsDownloadIn.file_qury_no: the number 9101, 3202 or 1301-1307 answered")
+        catalogue = files.parse_catalogue_query_no(number)
+        if catalogue is not None:
+            infno, pool, version, since = catalogue
+            current = self.reference.current()[1].get(pool)
+            if pool != request.hospital.pool or current is None or current.catalogue_version != version:
+                raise Answer(Why.FILE_NOT_FOUND, "no such catalogue file (ask 1301-1307 again for the current one)")
+            text, _ = files.catalogue_text(current, files.CATALOGUE_DOWNLOADS[infno], since)
+            return Reply(None, done({}, request.now).body, (f"{number}.zip", files.zipped(f"{number}.txt", text)))
+        stored = self.repository.file(number)
+        if stored is None or stored.hospital_code != request.hospital.code:  # another's: as if there were none
+            raise Answer(Why.FILE_NOT_FOUND, f"no file {number} of this hospital's")
+        return Reply(None, done({}, request.now).body, (stored.filename, stored.content))
+
+    def _catalogue_file(self, request: Request) -> dict:
+        """1301-1307: the number of the treatment pool's catalogue as a file, rows newer than `ver`."""
+        data = data_of(request.payload)
+        since = data.get("ver") or ""
+        if not isinstance(since, str) or len(since) > 32 or not convention.is_code(since or "0"):
+            raise Answer(Why.INVALID_FIELD, "ver: the catalogue version the hospital holds (\"\" or absent: none)")
+        current = self.reference.current()[1].get(request.hospital.pool)
+        version = current.catalogue_version if current is not None else "none"
+        _, count = files.catalogue_text(current, files.CATALOGUE_DOWNLOADS[request.infno], since)
+        number = files.catalogue_query_no(request.infno, request.hospital.pool, version, since)
+        return {"file_qury_no": number, "filename": "plc", "dld_end_time": files.download_end(
+            request.now.astimezone(SHANGHAI)), "data_cn": str(count), "ver": version}
 
     def _identify(self, request: Request, data: dict) -> tuple[str, str]:
         """1101: the person a request names — by the credential it shows (01 e-voucher, 02 resident
@@ -289,10 +341,13 @@ class SettlementService:
                        "mdtrtarea_admvs": hospital.pool},
         }
 
-    def _query(self, request: Request) -> dict:
+    def _query(self, request: Request) -> dict | list:
         """5203: one of the hospital's settlements as it was answered (and whether it stands);
-        5206: the person's accumulators in the year of `cum_ym` (yyyyMM), one `cuminfo` row each."""
+        5204: its fee lines (or an open visit's); 5206: the person's accumulators in the year of
+        `cum_ym` (yyyyMM), one `cuminfo` row each."""
         data = data_of(request.payload)
+        if request.infno == "5204":
+            return self._fee_details(request, data)
         if request.infno == "5203":
             setl_id = data.get("setl_id")
             stored = self.repository.settlement(setl_id) if isinstance(setl_id, str) else None
@@ -309,6 +364,35 @@ class SettlementService:
         return {"cuminfo": [{"year": cum_ym[:4], "cum_type_code": name,
                              "cum": str(value) if name == "admissions" else convention.fen_to_yuan(value)}
                             for name, value in ((f, getattr(acc, f)) for f in ACCUMULATOR_FIELDS)]}
+
+    def _fee_details(self, request: Request, data: dict) -> list[dict]:
+        """5204: the fee lines of a settlement (`setl_id`) or a visit (`mdtrt_id`) of the asking
+        hospital's, each with its split as the treatment pool's catalogue classifies it (as the
+        upload answered; the settlement's own figures are 5203's)."""
+        setl_id, mdtrt_id = data.get("setl_id"), data.get("mdtrt_id")
+        if isinstance(setl_id, str) and setl_id:
+            stored = self.repository.settlement(setl_id)
+            if stored is None:
+                raise Answer(Why.SETTLEMENT_NOT_FOUND, f"no settlement {setl_id}")
+            if stored.hospital_code != request.hospital.code:
+                raise Answer(Why.SETTLEMENT_OF_ANOTHER_HOSPITAL, "a hospital queries only its own settlements")
+            mdtrt_id = stored.mdtrt_id
+        elif not isinstance(mdtrt_id, str) or not mdtrt_id:
+            raise Answer(Why.INVALID_FIELD, "setl_id or mdtrt_id: the settlement or visit whose fee lines to list")
+        visit = self.repository.visit(mdtrt_id)
+        if visit is None:
+            raise Answer(Why.VISIT_NOT_FOUND, f"no visit {mdtrt_id}")
+        if visit.hospital_code != request.hospital.code:
+            raise Answer(Why.VISIT_OF_ANOTHER_HOSPITAL, "a hospital queries only its own visits")
+        catalogue = self.reference.current()[1].get(request.hospital.pool)
+        rows = []
+        for n, (sn, f) in enumerate(sorted(visit.fees.items()), 1):
+            item = catalogue.get(f.med_list_codg) if catalogue is not None else None
+            rows.append({**self.transactions.split(catalogue, FeeLine(n, f.med_list_codg, f.cnt, f.pric_fen,
+                                                                      f.amount_fen), sn),
+                         "mdtrt_id": visit.mdtrt_id, "setl_id": setl_id or "", "med_type": visit.med_type,
+                         "hilist_code": f.med_list_codg if item else "", "hilist_name": item.item_name if item else ""})
+        return rows
 
     def _reconcile(self, request: Request) -> dict:
         """3201 totals / 3202 detail: what the hub holds for this hospital, settlements standing
@@ -328,7 +412,7 @@ class SettlementService:
             return {"stmtinfo": {"stmt_rslt": "0" if not differing else "1",
                                  "stmt_rslt_dscr": "match" if not differing else "mismatch: " + ", ".join(differing),
                                  "hub": hub_totals, "hospital": theirs}}
-        theirs_detail = _their_details(data)
+        theirs_detail = self._their_detail_file(request, data) if data.get("file_qury_no") else _their_details(data)
         differences = sorted(
             [{"setl_id": k, "reason": "missing_at_hospital"} for k in hub.keys() - theirs_detail.keys()]
             + [{"setl_id": k, "reason": "not_standing_at_hub"} for k in theirs_detail.keys() - hub.keys()]
@@ -336,9 +420,23 @@ class SettlementService:
                 "hub_fund_pay_sumamt": y(hub[k][1])}
                for k in hub.keys() & theirs_detail.keys() if hub[k] != theirs_detail[k]],
             key=lambda d: d["setl_id"])
-        return {"stmtinfo": {"stmt_rslt": "0" if not differences else "1",
+        result = files.StoredFile(f"F{uuid.uuid4().hex[:24].upper()}", request.hospital.code,
+                                  f"3202_{begin:%Y%m%d}_{end:%Y%m%d}.zip", files.zipped(
+                                      "3202_result.txt", files.result_text(differences)), request.now)
+        self.repository.put_file(result)
+        return {"fileinfo": {"file_qury_no": result.file_qury_no, "filename": result.filename,
+                             "dld_endtime": files.download_end(request.now.astimezone(SHANGHAI))},
+                "stmtinfo": {"stmt_rslt": "0" if not differences else "1",
                              "stmt_rslt_dscr": "match" if not differences else f"{len(differences)} differing settlements",
                              "hub": hub_totals}, "differences": differences}
+
+    def _their_detail_file(self, request: Request, data: dict) -> dict[str, tuple[int, int]]:
+        """3202's detail file, uploaded by the hospital with 9101 (file_qury_no)."""
+        number = data["file_qury_no"]
+        stored = self.repository.file(number) if isinstance(number, str) else None
+        if stored is None or stored.hospital_code != request.hospital.code:
+            raise Answer(Why.FILE_NOT_FOUND, f"no file {number} of this hospital's: upload it with 9101 first")
+        return files.detail_rows(files.text_of(stored.content))
 
 
 def idetinfo(enrolment: dict) -> list[dict]:

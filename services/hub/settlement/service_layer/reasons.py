@@ -41,6 +41,7 @@ class Why(Reason):
     SETTLEMENT_NOT_FOUND = ("settlement_not_found", "No such settlement")
     SETTLEMENT_OF_ANOTHER_HOSPITAL = ("settlement_of_another_hospital", "A hospital reverses only its own settlements")
     SETTLEMENT_ALREADY_REVERSED = ("settlement_already_reversed", "The settlement is already reversed")
+    FILE_NOT_FOUND = ("file_not_found", "No such file of this hospital's")
     TRANSACTION_UNDONE = ("transaction_undone", "The transaction was undone by a 2601 (冲正)")
     NOT_UNDOABLE = ("not_undoable", "2601 undoes a settlement (2207/2304) or the opening of a visit (2201/2401)")
     # the hub itself
