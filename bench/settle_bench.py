@@ -151,7 +151,7 @@ def main() -> None:
             time.sleep(0.3)
         engine = sa.create_engine(sa.make_url(env_base["HUB_POSTGRES_URL"]).set(database=database))
         visits = [f"MBENCH{run}{i:07d}" for i in range(len(persons))]
-        lines = [("X00001E78900", 12050), ("S0240201", 5800), ("X00088E6B300", 3500), ("S0254500", 24000)]
+        lines = [("XJ01CAA001A001010101001", 12050), ("110001000020000", 5800), ("XJ01DDA004A006060101004", 3500), ("210013000010000", 24000)]
         with engine.begin() as conn:
             conn.execute(sa.text(
                 "insert into visits (mdtrt_id, hospital_code, person_ref, person_id_masked, med_type, insutype, begntime, status)"

@@ -2,7 +2,11 @@
 
 Not real catalogue data: a realistic shape (thousands of drugs, services and materials with
 甲/乙/丙 classes, 乙 self-pay-first shares, price caps) built from common generic drug and
-service names, varied per pool the way provincial catalogues differ. Run from the repo root:
+service names, varied per pool the way provincial catalogues differ. Codes have the national
+shape a HIS maps its items to: a Western drug X + ATC level 4 + generic, dosage form, spec and
+maker (23 characters, like XJ01CAA040A001010102699), a service item 15 digits, a consumable C +
+19 digits. `former_code` is the item's code in version 2024.1 (still accepted). Run from the
+repo root:
 
     python3 reference/make_sample_catalogues.py
 """
@@ -14,7 +18,7 @@ import random
 from pathlib import Path
 
 POOLS = ("371525", "230800", "360400", "510900", "440100", "611000", "999901")
-VERSION = "2024.1"
+VERSION = "2024.2"
 HERE = Path(__file__).parent / "catalogues"
 
 DRUGS = [
@@ -29,6 +33,16 @@ DRUGS = [
     "阿普唑仑", "吗啡", "曲马多", "利多卡因", "丙泊酚", "咪达唑仑", "万古霉素", "美罗培南", "亚胺培南", "哌拉西林他唑巴坦",
     "氟康唑", "伏立康唑", "阿昔洛韦", "奥司他韦", "恩替卡韦", "替诺福韦", "紫杉醇", "顺铂", "卡铂", "奥沙利铂",
 ]
+# ATC level 4 of each drug above, in order (the Western drug code's second part).
+ATC = ("J01CA J01DD J01DC J01DD J01MA J01FA J01FA P01AB B01AC B01AC C10AA C10AA C10AA A10BA A10BB A10BF A10AB A10AE "
+       "C08CA C08CA C09CA C09CA C09CA C07AB C07AB C09AA C09AA C03CA C03DA C03AA A02BC A02BC A02BC A02BC A03FA A07BC "
+       "M01AE N02BE M01AB M01AH H02AB H02AB H02AB R06AX R06AE R03AC R03BA R03DC R05CB R05CB B01AB B01AB B01AA B01AF "
+       "C01DA C01DA C01AA C01BD B05BA B05XA B05XA B05XA A11GA A11DA B03BA B03BB B03AA A12AA A11CC A11CC H03AA H03BB "
+       "N03AG N03AF N03AX N05AH N05AX N06AB N06AB N05CD N05BA N02AA N02AX N01BB N01AX N05CD J01XA J01DH J01DH J01CR "
+       "J02AC J02AC J05AB J05AH J05AF J05AF L01CD L01XA L01XA L01XA").split()
+# The section of the national service-item code (综合, 诊断, 治疗, 手术 ...) by the service's place above.
+SERVICE_SECTIONS = ["11", "12", "11", "12", "12", "25", "25", "25", "25", "25", "22", "21", "21", "21", "21",
+                    "22", "31", "31", "31", "33", "33", "33", "33", "33", "32", "32", "33", "33", "12", "34"]
 FORMS = [("片", "0.25g*24片"), ("胶囊", "0.5g*12粒"), ("注射液", "2ml:10mg"), ("缓释片", "30mg*7片"),
          ("颗粒", "10g*10袋"), ("注射用粉针", "1g"), ("分散片", "0.1g*20片"), ("口服溶液", "100ml")]
 SERVICES = [
@@ -49,15 +63,17 @@ def rows_for(pool: str) -> list[dict[str, str]]:
     yi_share = local.choice(["5", "10", "10", "15", "20"])
     rows = []
     n = 0
-    for name in DRUGS:
-        for form, spec in FORMS:
+    assert len(ATC) == len(DRUGS) and len(SERVICE_SECTIONS) == len(SERVICES)
+    for generic, name in enumerate(DRUGS, 1):
+        for form_no, (form, spec) in enumerate(FORMS, 1):
             for maker in range(3):
                 n += 1
                 cls = base.choices(["甲", "乙", "丙"], weights=[40, 45, 15])[0]
                 if cls == "乙" and local.random() < 0.06:
                     cls = local.choice(["甲", "丙"])  # provinces differ on a few items
                 rows.append({
-                    "item_code": f"X{n:05d}{form.encode('utf-8').hex()[:4].upper()}{maker:02d}",
+                    "item_code": f"X{ATC[generic - 1]}A{generic:03d}A{form_no:03d}{form_no:02d}01{1000 + 7 * maker + generic:05d}",
+                    "former_code": f"X{n:05d}{form.encode('utf-8').hex()[:4].upper()}{maker:02d}",
                     "item_name": f"{name}{form} {spec} (厂家{maker + 1})",
                     "item_kind": "DRUG",
                     "item_class": cls,
@@ -66,13 +82,14 @@ def rows_for(pool: str) -> list[dict[str, str]]:
                     "over_cap_rule": "SELF_PAY",
                     "essential_drug": "1" if cls == "甲" and base.random() < 0.5 else "0",
                 })
-    for name, low, high in SERVICES:
+    for place, (name, low, high) in enumerate(SERVICES):
         for variant in range(12):
             n += 1
             cap = base.randint(low * 100, high * 100) * (100 + local.randint(-10, 10)) // 100
             cls = base.choices(["甲", "乙", "丙"], weights=[55, 40, 5])[0]
             rows.append({
-                "item_code": f"S{n:05d}{variant:02d}",
+                "item_code": f"{SERVICE_SECTIONS[place]}{place + 1:04d}{variant + 1:05d}0000",
+                "former_code": f"S{n:05d}{variant:02d}",
                 "item_name": f"{name}" + (f" (项目{variant + 1})" if variant else ""),
                 "item_kind": "SERVICE",
                 "item_class": cls,
@@ -81,12 +98,13 @@ def rows_for(pool: str) -> list[dict[str, str]]:
                 "over_cap_rule": "SELF_PAY",
                 "essential_drug": "0",
             })
-    for name, low, high in MATERIALS:
+    for place, (name, low, high) in enumerate(MATERIALS, 1):
         for variant in range(20):
             n += 1
             cap = base.randint(low * 100, high * 100)
             rows.append({
-                "item_code": f"C{n:05d}{variant:02d}",
+                "item_code": f"C{place:02d}{variant // 10 + 1:02d}{n:06d}{variant + 1:04d}00001",
+                "former_code": f"C{n:05d}{variant:02d}",
                 "item_name": f"{name} (型号{variant + 1})",
                 "item_kind": "MATERIAL",
                 "item_class": "乙",

@@ -117,7 +117,7 @@ def test_an_outpatient_bill_and_a_stay_as_a_his_drives_them(stack, producer):
               "medins_list_codg": "HIS-001", "det_item_fee_sumamt": Decimal("30.00"), "cnt": Decimal("2"),
               "pric": Decimal("15.00"), "fee_ocur_time": "2026-03-10 09:10:00", "bilg_dept_codg": "01",
               "bilg_dr_codg": "D001", "hosp_appr_flag": "1"},
-             {"feedetl_sn": "2", "mdtrt_id": mdtrt_id, "psn_no": psn, "chrg_bchno": "B1", "med_list_codg": "S0240201",
+             {"feedetl_sn": "2", "mdtrt_id": mdtrt_id, "psn_no": psn, "chrg_bchno": "B1", "med_list_codg": "110001000020000",
               "medins_list_codg": "HIS-002", "det_item_fee_sumamt": Decimal("45.5"), "cnt": Decimal("1"),
               "pric": Decimal("45.5"), "fee_ocur_time": "2026-03-10 09:12:00", "bilg_dept_codg": "01",
               "bilg_dr_codg": "D001", "hosp_appr_flag": "1"}]

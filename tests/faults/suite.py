@@ -419,7 +419,7 @@ class Suite:
             return
         mdtrt = _visit_id(body)
         status, body = self.load._call(http, hospital, person, 9_999_998, "2204", {"feedetail": [
-            {"feedetl_sn": "1", "mdtrt_id": mdtrt, "med_list_codg": "X00001E78900", "cnt": "1000000",
+            {"feedetl_sn": "1", "mdtrt_id": mdtrt, "med_list_codg": "XJ01CAA001A001010101001", "cnt": "1000000",
              "pric": "9999999999.99"}]})
         if (status, body.get("infcode"), body.get("err_code")) != (200, -1, "amount_too_large"):
             self.mismatches.append(f"poison bill answered {status} {body.get('err_code')}, not amount_too_large")

@@ -93,7 +93,7 @@ def open_and_upload(http, env, psn_no: str, fees: list[tuple[str, str, str]], be
     return mdtrt_id
 
 
-JIA_DRUG = "X00001E78900"  # 甲 in 440100's sample catalogue
+JIA_DRUG = "XJ01CAA001A001010101001"  # 甲 in 440100's sample catalogue
 
 
 def wait_registered(hub, psn_no: str):
@@ -236,7 +236,7 @@ def _figures(body: dict) -> dict:
 def test_flushing_redis_never_changes_a_result(stack, producer):
     psn, _ = enrolled_person(stack, producer, home_pool="371525")
     http, env = client(stack, GZ_A)
-    mdtrt = open_and_upload(http, env, psn, [(JIA_DRUG, "3", "1234.56"), ("S0240201", "4", "70.00")])
+    mdtrt = open_and_upload(http, env, psn, [(JIA_DRUG, "3", "1234.56"), ("110001000020000", "4", "70.00")])
     preview = call(http, env("2303", {"data": {"mdtrt_id": mdtrt}}))
     assert preview[0] == 200
 

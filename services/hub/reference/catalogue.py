@@ -4,6 +4,9 @@ One CSV per pool and version, `reference/catalogues/<pool>-<version>.csv` (UTF-8
 
     item_code,item_name,item_kind,item_class,self_pay_first_pct,price_cap_yuan,over_cap_rule,essential_drug
 
+and, optionally, `former_code`: the item's code in an earlier version, still accepted for it
+(a HIS that mapped its items to the old code keeps working; answers name the current code).
+
 `item_class` is 甲/乙/丙 (or JIA/YI/BING); `self_pay_first_pct` the 乙 self-pay-first share;
 `price_cap_yuan` empty for no cap; `over_cap_rule` SELF_PAY (the over-cap part is the
 patient's) or HOSPITAL_ABSORBS (the hospital may not charge it: it is cut from the bill's
@@ -13,7 +16,7 @@ eligible amount and from the patient's share alike); `essential_drug` 1 for 基�
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
@@ -45,6 +48,7 @@ class CatalogueItem:
     price_cap_fen: int | None = None
     over_cap_rule: OverCapRule = OverCapRule.SELF_PAY
     essential_drug: bool = False
+    former_code: str = ""  # its code in an earlier catalogue version, still accepted
 
 
 @dataclass(frozen=True)
@@ -52,9 +56,17 @@ class Catalogue:
     pool_code: str
     catalogue_version: str
     items: dict[str, CatalogueItem]
+    former: dict[str, str] = field(default_factory=dict)  # former code -> current code
+
+    def __post_init__(self) -> None:
+        if not self.former:
+            self.former.update({i.former_code: code for code, i in self.items.items() if i.former_code})
 
     def get(self, code: str) -> CatalogueItem | None:
-        return self.items.get(code)
+        item = self.items.get(code)
+        if item is None and code in self.former:
+            return self.items.get(self.former[code])
+        return item
 
 
 class CatalogueFileError(ValueError):
@@ -92,6 +104,7 @@ def parse_item(row: dict[str, str]) -> CatalogueItem:
         price_cap_fen=_yuan_to_fen(cap) if cap else None,
         over_cap_rule=OverCapRule(rule),
         essential_drug=essential == "1",
+        former_code=(row.get("former_code") or "").strip(),
     )
 
 
@@ -101,6 +114,7 @@ def load_catalogue_file(path: Path) -> Catalogue:
     if len(pool_code) != 6 or not pool_code.isdigit() or "-" not in stem:
         raise CatalogueFileError(str(path), ["(file): name it <6-digit pool>-<version>.csv"])
     items: dict[str, CatalogueItem] = {}
+    formers: set[str] = set()
     errors: list[str] = []
     with path.open(encoding="utf-8-sig", newline="") as handle:
         reader = csv.DictReader(handle)
@@ -115,6 +129,9 @@ def load_catalogue_file(path: Path) -> Catalogue:
                 continue
             if item.item_code in items:
                 errors.append(f"line {line_no}: item_code {item.item_code} appears twice")
+            if item.former_code and (item.former_code in formers or item.former_code in items):
+                errors.append(f"line {line_no}: former_code {item.former_code} names another item too")
+            formers.add(item.former_code)
             items[item.item_code] = item
     if errors:
         raise CatalogueFileError(str(path), errors)

@@ -126,7 +126,7 @@ def prepare_reference(run_dir: Path, pools: list[tuple[str, str]]) -> Path:
     shutil.copytree(REPO_ROOT / "reference" / "policies", ref / "policies", dirs_exist_ok=True)
     shutil.copytree(REPO_ROOT / "reference" / "catalogues", ref / "catalogues", dirs_exist_ok=True)
     template = yaml.safe_load((REPO_ROOT / "reference" / "policies" / "611000-RESIDENT-2023.1.yaml").read_text("utf-8"))
-    template_catalogue = (REPO_ROOT / "reference" / "catalogues" / "611000-2024.1.csv").read_bytes()
+    template_catalogue = (REPO_ROOT / "reference" / "catalogues" / "611000-2024.2.csv").read_bytes()
     for code, name in pools:
         if code in SAMPLE_POOLS:
             continue
@@ -135,7 +135,7 @@ def prepare_reference(run_dir: Path, pools: list[tuple[str, str]]) -> Path:
                    readings=["Simulation only; not this pool's policy."])
         (ref / "policies" / f"{code}-RESIDENT-SIM.1.yaml").write_text(
             yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
-        (ref / "catalogues" / f"{code}-2024.1.csv").write_bytes(template_catalogue)
+        (ref / "catalogues" / f"{code}-2024.2.csv").write_bytes(template_catalogue)
     return ref
 
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from hub.settlement.service_layer.convention import (DEFAULT_LIMITS, ConventionError, Limits, check_text, claim_from,
                                                    fee_lines)
 
-LINE = {"feedetl_sn": "1", "med_list_codg": "X00001E78900", "cnt": "2", "pric": "12.50"}
+LINE = {"feedetl_sn": "1", "med_list_codg": "XJ01CAA001A001010101001", "cnt": "2", "pric": "12.50"}
 
 
 @pytest.mark.parametrize("line, code", [
@@ -18,7 +18,7 @@ LINE = {"feedetl_sn": "1", "med_list_codg": "X00001E78900", "cnt": "2", "pric": 
     ({**LINE, "cnt": 2.0}, "invalid_field"),
     ({**LINE, "pric": ["12.50"]}, "invalid_field"),                 # a list
     ({k: v for k, v in LINE.items() if k != "med_list_codg"}, "invalid_field"),
-    ("X00001E78900", "invalid_field"),                              # a line that is a string
+    ("XJ01CAA001A001010101001", "invalid_field"),                              # a line that is a string
     ({**LINE, "med_list_codg": "X0\x00001"}, "invalid_field"),     # NUL in a code
     ({**LINE, "med_list_codg": "X0 01"}, "invalid_field"),         # a space in a code
     ({**LINE, "pric": "-12.50"}, "invalid_amount"),                 # negative price

@@ -43,16 +43,17 @@ def policy_key(p: Policy) -> str:
 
 def item_record(cat: Catalogue, item: CatalogueItem, now: datetime) -> dict:
     content = "|".join([item.item_name, item.item_kind, item.item_class.value, str(item.self_pay_first_bp),
-                        str(item.price_cap_fen), item.over_cap_rule.value, str(item.essential_drug)])
+                        str(item.price_cap_fen), item.over_cap_rule.value, str(item.essential_drug)]
+                       + ([item.former_code] if item.former_code else []))  # v1 items keep their event ids
     key = f"{cat.pool_code}:{cat.catalogue_version}:{item.item_code}"
     return {
         "event_id": uuid.uuid5(NAMESPACE, f"{key}|{content}"), "event_time": now, "producer": PRODUCER,
-        "schema_version": 1, "pool_code": cat.pool_code, "catalogue_version": cat.catalogue_version,
+        "schema_version": 2, "pool_code": cat.pool_code, "catalogue_version": cat.catalogue_version,
         "item_code": item.item_code, "item_name": item.item_name,
         "item_kind": item.item_kind if item.item_kind in ("DRUG", "SERVICE", "MATERIAL") else "OTHER",
         "item_class": item.item_class.value, "self_pay_first_share_bp": item.self_pay_first_bp,
         "price_cap_fen": item.price_cap_fen, "over_cap_rule": item.over_cap_rule.value,
-        "essential_drug": item.essential_drug, "withdrawn": False,
+        "essential_drug": item.essential_drug, "former_code": item.former_code, "withdrawn": False,
     }
 
 

@@ -42,13 +42,17 @@ def cat_key(pool: str, version: str) -> str:
 def pack_item(value: dict[str, Any]) -> str:
     cap = "" if value["price_cap_fen"] is None else str(value["price_cap_fen"])
     return "\x1f".join([value["item_class"], str(value["self_pay_first_share_bp"]), cap, value["over_cap_rule"],
-                        "1" if value.get("essential_drug") else "0", value["item_kind"], value["item_name"]])
+                        "1" if value.get("essential_drug") else "0", value["item_kind"], value.get("former_code") or "",
+                        value["item_name"]])
 
 
 def unpack_item(code: str, packed: str) -> CatalogueItem:
-    cls, bp, cap, rule, essential, kind, name = packed.split("\x1f", 6)
+    fields = packed.split("\x1f", 7)
+    if len(fields) == 7:  # packed before former codes (a read model of an older build)
+        fields.insert(6, "")
+    cls, bp, cap, rule, essential, kind, former, name = fields
     return CatalogueItem(code, name, kind, ItemClass(cls), int(bp), int(cap) if cap else None,
-                         OverCapRule(rule), essential == "1")
+                         OverCapRule(rule), essential == "1", former)
 
 
 class ReadModel:
