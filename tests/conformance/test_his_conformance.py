@@ -179,6 +179,12 @@ def test_an_outpatient_bill_and_a_stay_as_a_his_drives_them(stack, producer):
                                "diseinfo": [{"mdtrt_id": stay, "psn_no": psn, "diag_type": "1", "maindiag_flag": "1",
                                              "diag_srt_no": "1", "diag_code": "J18.900", "diag_name": "肺炎"}]})
     client.expect(out.ok, f"2402 discharges ({out.body.get('err_msg')})")
+    back_in = client.call("2405", {"data": {"mdtrt_id": stay, "psn_no": psn}})
+    client.expect(back_in.ok, f"2405 takes the discharge back ({back_in.body.get('err_msg')})")
+    out = client.call("2402", {"dscginfo": {"mdtrt_id": stay, "psn_no": psn, "insutype": insutype,
+                                            "endtime": "2026-03-14 10:00:00", "dise_codg": "J18.900",
+                                            "dise_name": "肺炎", "dscg_way": "1"}})
+    client.expect(out.ok, f"2402 discharges again ({out.body.get('err_msg')})")
     stay_input = {"data": {"psn_no": psn, "mdtrt_cert_type": "01", "mdtrt_cert_no": token, "medfee_sumamt": Decimal("3000.00"),
                            "psn_setlway": "01", "mdtrt_id": stay, "insutype": insutype, "acct_used_flag": "0",
                            "mid_setl_flag": "0", "invono": "", "fulamt_ownpay_amt": Decimal("0.00"),
@@ -210,6 +216,16 @@ def test_an_outpatient_bill_and_a_stay_as_a_his_drives_them(stack, producer):
     drugs = client.download(listed.output.get("file_qury_no", ""), "plc")
     client.expect(isinstance(drugs, bytes) and JIA_DRUG in _unzipped(drugs), "9102 downloads the catalogue, a zip")
 
+    # --- a visit opened by mistake: fee lines taken back (2205), the visit cancelled (2202)
+    wrong = client.call("2201", {"data": {"psn_no": psn, "insutype": insutype, "begntime": "2026-03-12 09:00:00",
+                                          "mdtrt_cert_type": "02", "mdtrt_cert_no": certno, "med_type": "11"}})
+    wrong_id = (wrong.output.get("data") or {}).get("mdtrt_id", "")
+    client.call("2204", {"feedetail": [dict(lines[0], mdtrt_id=wrong_id)]})
+    taken = client.call("2205", {"data": {"mdtrt_id": wrong_id, "chrg_bchno": "0000", "psn_no": psn}})
+    client.expect(taken.ok, f"2205 takes the fee lines back ({taken.body.get('err_msg')})")
+    cancelled = client.call("2202", {"data": {"psn_no": psn, "mdtrt_id": wrong_id, "ipt_otp_no": "MZ0002"}})
+    client.expect(cancelled.ok, f"2202 cancels the visit ({cancelled.body.get('err_msg')})")
+
     # --- reconciliation: the day's totals (3201), and the detail as a file (9101, 3202, 9102)
     detail = "\n".join([f"{anew_info.get('setl_id')}\t{stay}\t{psn}\t3000.00\t{anew_info.get('fund_pay_sumamt')}\t0.00\t0",
                         f"{info.get('setl_id')}\t{mdtrt_id}\t{psn}\t75.50\t{info.get('fund_pay_sumamt')}\t0.00\t1"])
@@ -234,6 +250,9 @@ def test_an_outpatient_bill_and_a_stay_as_a_his_drives_them(stack, producer):
                                          "medfee_sumamt": Decimal("0.00"), "fund_pay_sumamt": Decimal("0.00"),
                                          "acct_pay": Decimal("0.00"), "fixmedins_setl_cnt": 0}})
     client.expect(stmt.ok and "stmt_rslt" in (stmt.output.get("stmtinfo") or {}), "3201 answers stmtinfo.stmt_rslt")
+
+    signed_out = client.call("9002", {"data": {"sign_no": client.sign_no, "opter_no": "0001"}})
+    client.expect(signed_out.ok, "9002 signs out")
 
     assert not client.failures, f"{len(client.failures)} of {client.checks} checks failed:\n" + "\n".join(client.failures)
     with stack.engine.connect() as conn:
