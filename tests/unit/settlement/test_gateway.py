@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from decimal import Decimal
 
@@ -19,7 +20,7 @@ class Nonces:
     def __init__(self):
         self.seen: set[tuple[str, str]] = set()
 
-    def first_use(self, paasid: str, nonce: str, ttl_s: int) -> bool:
+    async def first_use(self, paasid: str, nonce: str, ttl_s: int) -> bool:
         if (paasid, nonce) in self.seen:
             return False
         self.seen.add((paasid, nonce))
@@ -32,6 +33,10 @@ def gateway() -> Gateway:
     return Gateway(registry, Nonces(), max_skew_s=300, clock=lambda: NOW)
 
 
+def authenticate(gateway: Gateway, headers):
+    return asyncio.run(gateway.authenticate(headers))
+
+
 def signed(timestamp: int = NOW, nonce: str = "18c3a-1f2e", token: str = "paas-secret", paasid: str = "paas-gz"):
     return [(b"x-tif-paasid", paasid.encode()), (b"x-tif-timestamp", str(timestamp).encode()),
             (b"x-tif-nonce", nonce.encode()), (b"x-tif-signature", signature(str(timestamp), token, nonce).encode())]
@@ -42,9 +47,9 @@ def test_the_signature_is_sha256_of_timestamp_token_nonce_timestamp():
 
 
 def test_a_signed_request_is_the_hospital_once(gateway):
-    assert gateway.authenticate(signed()) is GZ
-    assert "used before" in gateway.authenticate(signed())  # the same nonce again: a replay
-    assert gateway.authenticate(signed(nonce="another")) is GZ
+    assert authenticate(gateway, signed()) is GZ
+    assert "used before" in authenticate(gateway, signed())  # the same nonce again: a replay
+    assert authenticate(gateway, signed(nonce="another")) is GZ
 
 
 @pytest.mark.parametrize("headers,why", [
@@ -58,12 +63,12 @@ def test_a_signed_request_is_the_hospital_once(gateway):
     ([(b"authorization", b"Bearer wrong")], "Bearer token"),
 ])
 def test_what_the_gateway_refuses(gateway, headers, why):
-    refused = gateway.authenticate(headers)
+    refused = authenticate(gateway, headers)
     assert isinstance(refused, str) and why in refused
 
 
 def test_a_bearer_token_still_works(gateway):
-    assert gateway.authenticate([(b"authorization", b"Bearer bearer-token")]) is GZ
+    assert authenticate(gateway, [(b"authorization", b"Bearer bearer-token")]) is GZ
 
 
 def test_secrets_come_from_references_not_from_the_file(monkeypatch, tmp_path):
@@ -94,7 +99,7 @@ def test_a_lost_nonce_store_is_the_transports_503_not_a_crash():
     from hub.settlement.entrypoints.http import ConventionApp
 
     class Lost:
-        def first_use(self, *_):
+        async def first_use(self, *_):
             raise redis.exceptions.ConnectionError("Redis is gone")
 
     gateway = Gateway(HospitalRegistry([GZ], {"paas-gz": (GZ, "paas-secret")}), Lost(), clock=lambda: NOW)

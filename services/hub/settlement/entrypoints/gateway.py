@@ -9,7 +9,8 @@ The gateway (as public HIS code signs for the national platform):
     x-tif-signature  sha256_hex(timestamp + paas token + nonce + timestamp)
 
 A timestamp more than `max_skew_s` from the hub's clock is refused, and so is a nonce seen
-before within twice that window (a captured request cannot be replayed). `Authorization:
+before within twice that window (a captured request cannot be replayed): that check is awaited
+(adapters/nonces.py), never run on the event loop's own time. `Authorization:
 Bearer <token>` stays accepted (the hub's own clients and tools).
 """
 
@@ -20,12 +21,15 @@ import hmac
 import json
 import time
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable, Protocol
 
 import orjson
 
-from hub.settlement.adapters.nonces import RedisNonces
 from hub.settlement.service_layer.identity import Hospital, HospitalRegistry
+
+
+class Nonces(Protocol):
+    def first_use(self, paasid: str, nonce: str, ttl_s: int) -> Awaitable[bool]: ...
 
 _HEADERS = (b"x-tif-paasid", b"x-tif-timestamp", b"x-tif-nonce", b"x-tif-signature")
 
@@ -35,21 +39,27 @@ def signature(timestamp: str, paas_token: str, nonce: str) -> str:
 
 
 class Gateway:
-    def __init__(self, hospitals: HospitalRegistry, nonces: RedisNonces, max_skew_s: int = 300,
+    def __init__(self, hospitals: HospitalRegistry, nonces: Nonces, max_skew_s: int = 300,
                  clock: Callable[[], float] = time.time):
         self.hospitals = hospitals
         self.nonces = nonces
         self.max_skew_s = max_skew_s
         self.clock = clock
 
-    def authenticate(self, headers: list[tuple[bytes, bytes]]) -> Hospital | str:
+    async def authenticate(self, headers: list[tuple[bytes, bytes]]) -> Hospital | str:
         """The calling hospital, or why it is not recognised (a message for the caller)."""
         found: dict[bytes, bytes] = {}
         for name, value in headers:
             if name == b"authorization" or name in _HEADERS:  # ASGI header names are lower-case
                 found[name] = value
         if b"x-tif-signature" in found:
-            return self._signed(found)
+            checked = self._signed(found)
+            if isinstance(checked, str):
+                return checked
+            hospital, paasid, nonce = checked
+            if not await self.nonces.first_use(paasid, nonce, 2 * self.max_skew_s):
+                return "x-tif-nonce was used before: a signed request is accepted once"
+            return hospital
         auth = found.get(b"authorization", b"")
         if auth[:7].lower() == b"bearer ":
             hospital = self.hospitals.authenticate(auth[7:].decode("latin-1"))
@@ -59,7 +69,8 @@ class Gateway:
         return ("sign the request with the gateway headers x-tif-paasid, x-tif-timestamp, x-tif-nonce and "
                 "x-tif-signature (or send 'Authorization: Bearer <token>')")
 
-    def _signed(self, found: dict[bytes, bytes]) -> Hospital | str:
+    def _signed(self, found: dict[bytes, bytes]) -> tuple[Hospital, str, str] | str:
+        """(hospital, paasid, nonce) of a correctly signed, current request; or why not."""
         try:
             paasid, timestamp, nonce, sent = (found[h].decode("ascii") for h in _HEADERS)
         except (KeyError, UnicodeDecodeError):
@@ -74,9 +85,7 @@ class Gateway:
             return "x-tif-nonce: 1 to 64 characters"
         if not hmac.compare_digest(sent.lower(), signature(timestamp, token, nonce)):
             return "x-tif-signature does not match sha256(timestamp + paas token + nonce + timestamp)"
-        if not self.nonces.first_use(paasid, nonce, 2 * self.max_skew_s):
-            return "x-tif-nonce was used before: a signed request is accepted once"
-        return hospital
+        return hospital, paasid, nonce
 
 
 def parse_body(raw: bytes) -> Any:

@@ -105,7 +105,7 @@ class ConventionApp:
         if not isinstance(raw, bytes):
             return raw, "other"
         try:
-            hospital = self.gateway.authenticate(scope["headers"])
+            hospital = await self.gateway.authenticate(scope["headers"])
         except Exception as exc:  # the nonce store (Redis) lost: the request was not looked at
             if not is_transient(exc):
                 raise
@@ -170,7 +170,7 @@ def create_app(hub: Settlement, loops=None) -> ConventionApp:
     add_health_routes(app, lambda: None if hub.read_model.ready() else "the read model is rebuilding", loops)
     if hub.hospitals.sample_secrets:
         log.warning("some hospitals use the sample gateway secrets (paas_token_ref 'sample:'): for local runs only")
-    gateway = Gateway(hub.hospitals, RedisNonces(hub.read_model.redis))
+    gateway = Gateway(hub.hospitals, RedisNonces(hub.settings.redis_url))
     return ConventionApp(hub, app, group_commit, gateway)
 
 

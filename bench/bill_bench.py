@@ -1,0 +1,174 @@
+"""Whole bills at a fixed arrival rate (open loop): how many a second the hub carries with p99 under
+50 ms per call.
+
+    python3 bench/bill_bench.py --rates 400,700,1000,1200 --seconds 60
+    python3 bench/bill_bench.py --quick        # a smoke run: a few seconds at a low rate
+
+Each bill is what a hospital's system sends, in the national envelope, signed with the gateway's
+x-tif-* headers: 2401 admit, 2301 upload five fee lines, 2303 pre-settle (half the bills), 2304
+settle, the same 2304 again for 2 % (a lost answer retried with its msgid), 2305 reverse for 1 %.
+The load generator is `bench/billgen` (Go, standard library, built here with `go build`): bills
+start on schedule whatever the server does, and a bill's first call counts its latency from when
+it was due, so a saturated server shows as latency, not as a lower arrival rate.
+
+Set up as `settle_bench.py` does: a scratch database, persons through registration.events (九江
+residents filed to 广州), `hub settlement serve --workers N`. In the same run, GET /health/live
+with wrk at 16 connections is the baseline. After each rate the database is checked against what
+the generator was told: every settlement answered is stored once, every reversal answered is a
+reversed settlement. Reported per rate: bills/s done, per call and per bill p50/p95/p99/p99.9,
+answers by reason, CPU ms per bill by part of the system (the generator's own included: it runs
+on the same 2 cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from common import PATH, REPO, cpu_ms_per, cpu_seconds, run_wrk, scratch, settle_service
+
+HOSPITALS = ("H44010000001", "H44010000002")  # 广州's sample hospitals: paasid = code, paas token dev-<code>
+GOAL_P99_MS = 50.0
+
+
+def build_generator() -> Path:
+    """bench/billgen built once per source version (Go's standard library only: no download)."""
+    source = REPO / "bench" / "billgen"
+    digest = hashlib.sha256((source / "main.go").read_bytes()).hexdigest()[:12]
+    binary = Path(f"/tmp/billgen-{digest}")
+    if not binary.exists():
+        subprocess.run(["go", "build", "-o", str(binary), "."], cwd=source, check=True,
+                       env={**os.environ, "CGO_ENABLED": "0"})
+    return binary
+
+
+def committed(engine: sa.Engine) -> tuple[int, int]:
+    with engine.connect() as conn:
+        return conn.execute(sa.text("select count(*), count(*) filter (where status = 'REVERSED') from settlements")).one()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rates", default="400,700,1000,1200", help="bills a second to start, one run each, rising")
+    ap.add_argument("--seconds", type=int, default=60, help="how long bills keep starting at each rate")
+    ap.add_argument("--persons", type=int, default=20000)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--port", type=int, default=8611)
+    ap.add_argument("--warmup", type=int, default=5, help="seconds of bills at the first rate before measuring")
+    ap.add_argument("--quick", action="store_true", help="a smoke run: 100 bills/s for 5 s")
+    ap.add_argument("--record", action="store_true", help="append the rows to bench/RESULTS.md")
+    ap.add_argument("--profile", metavar="DIR", help="py-spy every hub process during the first rate; "
+                    "collapsed stacks (flamegraph input) in DIR")
+    args = ap.parse_args()
+    if args.quick:
+        args.rates, args.seconds, args.persons, args.warmup = "100", 5, 500, 1
+    rates = [float(r) for r in args.rates.split(",")]
+    generator = build_generator()
+    credentials = ",".join(f"{h}:{h}:dev-{h}" for h in HOSPITALS)
+    runs = []
+    with scratch(args.persons, filed_to="440100") as (env, database, persons), settle_service(
+            env, database, args.port, args.workers, 32, persons[-1], HOSPITALS[0]) as base:
+        person_file = Path(f"/tmp/bench-persons-{database}.txt")
+        person_file.write_text("\n".join(persons) + "\n")
+        baseline = run_wrk(base + "/health/live", 16, min(10, args.seconds), None, dict(os.environ))
+        engine = sa.create_engine(sa.make_url(env["HUB_POSTGRES_URL"]).set(database=database))
+        answered = [0, 0]
+
+        def bills(rate: float, seconds: int) -> dict:
+            out = subprocess.run([str(generator), "-url", base + PATH, "-rate", str(rate), "-seconds",
+                                  str(seconds), "-persons", str(person_file), "-hospitals", credentials],
+                                 capture_output=True, text=True, timeout=seconds * 4 + 300)
+            if out.returncode != 0:
+                raise SystemExit(f"billgen failed: {out.stderr[-2000:]}")
+            report = json.loads(out.stdout)
+            answered[0] += report["settlements_answered"]
+            answered[1] += report["reversals_answered"]
+            return report
+
+        if args.warmup:  # connections opened, caches filled, statements prepared: not measured
+            bills(rates[0], args.warmup)
+        for n, rate in enumerate(rates):
+            spies = _spy(Path(args.profile), args.seconds) if args.profile and n == 0 else []
+            before = cpu_seconds()
+            report = bills(rate, args.seconds)
+            after = cpu_seconds()
+            for spy in spies:
+                spy.wait(timeout=120)
+            stored, reversed_ = committed(engine)
+            report["stored_as_answered"] = (stored, reversed_) == tuple(answered)
+            report["cpu_ms_per_bill"] = cpu_ms_per(before, after, report["bills_done"])
+            # the generator has exited by now: its CPU is its own count
+            report["cpu_ms_per_bill"]["load generator"] = round(1000 * report["generator_cpu_s"]
+                                                                / max(1, report["bills_done"]), 3)
+            report["cpu_ms_per_bill"]["total"] = round(report["cpu_ms_per_bill"]["total"]
+                                                       + report["cpu_ms_per_bill"]["load generator"], 3)
+            report["worst_call_p99_ms"] = max(v["p99_ms"] for k, v in report["calls"].items() if k != "bill")
+            runs.append(report)
+            print(f"{rate:,.0f}/s: {report['bills_per_s']:,.1f} bills/s done, worst call p99 "
+                  f"{report['worst_call_p99_ms']} ms, failed {report['bills_failed']}, not started "
+                  f"{report['bills_not_started']}, stored as answered: {report['stored_as_answered']}", file=sys.stderr)
+        engine.dispose()
+        person_file.unlink()
+    held = [r for r in runs if r["worst_call_p99_ms"] <= GOAL_P99_MS and not r["bills_failed"]
+            and not r["bills_not_started"] and r["stored_as_answered"]]
+    summary = {"command": " ".join(["python3", "bench/bill_bench.py", *sys.argv[1:]]),
+               "commit": _commit(), "cores": os.cpu_count(), "workers": args.workers,
+               "baseline_health": baseline, "runs": runs,
+               "highest_rate_held": max((r["target_bills_per_s"] for r in held), default=None)}
+    print(json.dumps(summary, indent=2, ensure_ascii=False))
+    if args.record:
+        _record(summary)
+
+
+def _spy(out: Path, seconds: int) -> list[subprocess.Popen]:
+    """py-spy record on every process of the settle service (the HTTP workers and the parent with
+    the relay and the read model), sampling `seconds` of the run: collapsed stacks per process."""
+    out.mkdir(parents=True, exist_ok=True)
+    pids = subprocess.run(["pgrep", "-f", "settlement serve|multiprocessing"], capture_output=True,
+                          text=True).stdout.split()
+    return [subprocess.Popen(["py-spy", "record", "--pid", pid, "--duration", str(max(5, seconds - 5)), "--rate", "200",
+                              "--format", "raw", "--nonblocking", "--gil", "--output", str(out / f"{pid}.txt")],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for pid in pids]
+
+
+def _commit() -> str:
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+
+
+def _record(summary: dict) -> None:
+    """Rows in bench/RESULTS.md's whole-bill table (old rows stay as history)."""
+    path = REPO / "bench" / "RESULTS.md"
+    text = path.read_text(encoding="utf-8")
+    marker = "<!-- bill_bench rows -->"
+    if marker not in text:
+        text += ("\n## Whole bills, open loop — `bench/bill_bench.py`\n\n"
+                 "| date | commit | command | target bills/s | done bills/s | 2401 p99 | 2301 p99 | 2303 p99 | 2304 p99 "
+                 "| bill p50 / p99 / p99.9 | failed / not started | stored = answered | CPU ms a bill (generator) "
+                 "| baseline req/s |\n"
+                 "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n" + marker + "\n")
+    rows = []
+    day = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    for r in summary["runs"]:
+        calls = r["calls"]
+        p99 = {k.split()[0]: calls[k]["p99_ms"] for k in calls if k != "bill"}
+        bill = calls.get("bill", {})
+        cpu = r["cpu_ms_per_bill"]
+        rows.append(f"| {day} | {summary['commit']} | `{summary['command']}` | {r['target_bills_per_s']:,.0f} "
+                    f"| {r['bills_per_s']:,.1f} | {p99.get('2401', '—')} | {p99.get('2301', '—')} | {p99.get('2303', '—')} "
+                    f"| {p99.get('2304', '—')} | {bill.get('p50_ms', '—')} / {bill.get('p99_ms', '—')} / "
+                    f"{bill.get('p99_9_ms', '—')} | {r['bills_failed']} / {r['bills_not_started']} "
+                    f"| {'yes' if r['stored_as_answered'] else 'NO'} | {cpu['total']} ({cpu.get('load generator', 0)}) "
+                    f"| {summary['baseline_health'].get('per_s', 0):,.0f} |")
+    path.write_text(text.replace(marker, "\n".join(rows) + "\n" + marker), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+module billgen
+
+go 1.22

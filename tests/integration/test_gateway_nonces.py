@@ -1,0 +1,20 @@
+"""The gateway's nonce store against the real Redis: awaited, batched per turn of the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from hub.settlement.adapters.nonces import RedisNonces
+
+
+def test_concurrent_first_uses_are_each_accepted_once_and_a_replay_is_refused(servers):
+    nonces = RedisNonces(servers.redis_url, prefix=f"test:{uuid.uuid4().hex}:")
+
+    async def check():
+        first = await asyncio.gather(*(nonces.first_use("p", f"n{i % 50}", 60) for i in range(100)))
+        again = await nonces.first_use("p", "n1", 60)
+        return first, again
+
+    first, again = asyncio.run(check())
+    assert sum(first) == 50 and again is False  # each of the 50 nonces accepted once, whatever the order
