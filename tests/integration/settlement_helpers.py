@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 from kafka import KafkaConsumer, TopicPartition
@@ -24,7 +24,12 @@ def new_psn_no() -> str:
 
 def register(producer: EventProducer, psn_no: str, home_pool: str = "360400", filings: list[dict] | None = None,
              insurance: str = "RESIDENT", version: int = 1, topic: str = REGISTRATION_EVENTS.name, **details) -> str:
-    """Publish a person's registration as the registration service would (tests.fixtures.people)."""
+    """Publish a person's registration as the registration service would (tests.fixtures.people).
+    Without `filings`, a 九江 person is filed (REFERRAL) to 广州, where the tests' hospitals are:
+    九江 settles off-site at the counter only after filing. Others have no filing."""
+    if filings is None and home_pool == "360400":
+        filings = [{"filing_id": f"F-{psn_no}", "filing_type": "REFERRAL", "target_pool": "440100",
+                    "valid_from": date(2026, 1, 1), "valid_to": None, "revoked": False}]
     record = registration_record(PERSON_KEY, psn_no, home_pool, insurance, filings, version, **details)
     producer.publish(topic, record["person_ref"], "RegistrationChanged", record)
     return record["person_ref"]

@@ -26,7 +26,7 @@ def test_the_sample_reference_data_publishes_and_republishing_changes_nothing(se
     assert again.items_unchanged == 7 * 2920
     on_topic = published(servers.kafka_bootstrap, codec, REFERENCE_POLICIES.name, lambda v: v["policy_version"])
     assert {"371525:RESIDENT:371525-RESIDENT-2018.1", "510900:RESIDENT:510900-RESIDENT-2019.1",
-            "510900:RESIDENT:510900-RESIDENT-2020.1"} <= set(on_topic)
+            "510900:RESIDENT:510900-RESIDENT-2020.2"} <= set(on_topic)
 
 
 def test_a_changed_published_version_is_refused_and_a_bad_file_publishes_nothing(servers, tmp_path):

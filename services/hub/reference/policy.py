@@ -145,6 +145,10 @@ class OffSite(Strict):
 class SpecialPopulationRule(Strict):
     deductible_multiplier_pct: BasisPoints | None = None
     ratio_plus_points: PointsBp = 0
+    # The patient's share of the in-scope amount held within this percentage (遂宁 建档立卡: 10%);
+    # what it takes beyond the funds is paid as medical assistance.
+    max_compliant_oop_pct: BasisPoints | None = None
+    oop_limit_in_home_pool_only: bool = True  # 县域内: only for care in the person's own pool
 
 
 class Inpatient(Strict):

@@ -15,6 +15,7 @@ from hub.settlement.domain.model import Accumulators, Claim, Person, Settlement
 from hub.settlement.domain.model import FilingType as F
 from hub.settlement.domain.model import VisitType as V
 from hub.settlement.domain.money import yuan_to_fen
+from hub.settlement.domain.refusals import Refusal, RefusalCode
 
 from .builders import CATALOGUE, HOME, acc, claim, person, policy
 
@@ -32,20 +33,20 @@ class Case:
 CASES = [
     Case(
         "九江 resident, referral filing, tertiary: outside-city deductible 600 and 50%",
-        "360400-RESIDENT-2024.1", person(HOME["九江"], F.REFERRAL), claim(("A", "10000.00")),
+        "360400-RESIDENT-2024.2", person(HOME["九江"], F.REFERRAL), claim(("A", "10000.00")),
         # 10000 - 600 = 9400; 9400 x 50% = 4700 fund; patient 10000 - 4700 = 5300
         expect={"act_pay_dedc": "600.00", "hifp_pay": "4700.00", "hifmi_pay": "0.00", "psn_part_amt": "5300.00"},
     ),
     Case(
-        "九江 resident, no filing, level 2: lines of every class, 800 and 40%",
-        "360400-RESIDENT-2024.1", person(HOME["九江"]),
+        "九江 resident, referral, level 2: lines of every class, 600 and 50% (one figure for every level)",
+        "360400-RESIDENT-2024.2", person(HOME["九江"], F.REFERRAL),
         claim(("A", "5000.00"), ("B", "2000.00"), ("C", "300.00"), ("S", "150.00", "2"), level="2"),
         # total 5000 + 2000 + 300 + 300 = 7600; 丙 300 self-paid; S capped at 2 x 100 = 200 -> 100 over;
         # 乙 first 10% of 2000 = 200; in scope 5000 + 1800 + 200 = 7000
-        # 7000 - 800 = 6200; 6200 x 40% = 2480 fund; patient 7600 - 2480 = 5120
+        # 7000 - 600 = 6400; 6400 x 50% = 3200 fund; patient 7600 - 3200 = 4400
         expect={"medfee_sumamt": "7600.00", "fulamt_ownpay_amt": "300.00", "overlmt_amt": "100.00",
-         "preselfpay_amt": "200.00", "inscp_scp_amt": "7000.00", "act_pay_dedc": "800.00",
-         "hifp_pay": "2480.00", "psn_part_amt": "5120.00"},
+         "preselfpay_amt": "200.00", "inscp_scp_amt": "7000.00", "act_pay_dedc": "600.00",
+         "hifp_pay": "3200.00", "psn_part_amt": "4400.00"},
     ),
     Case(
         "冠县 resident, long-term filing, township, 2nd admission, essential drugs at 90%",
@@ -87,7 +88,7 @@ CASES = [
     ),
     Case(
         "广州 resident, no filing, basic cap runs out: 70% beyond the cap, 50% above 18000",
-        "440100-RESIDENT-2024.1", person(HOME["广州"], years=3),
+        "440100-RESIDENT-2024.2", person(HOME["广州"], years=3),
         claim(("A", "100000.00"), pool="441900"), acc=acc(inpatient_fund_paid=110000),
         # treated in 东莞 (441900); deductible 900; ratio 60 - 20 = 40%: 99100 x 40% = 39640, cap leaves 10000
         # the fund covered 99100 x 10000 / 39640 = 25000 of the eligible amount: 74100 is beyond the cap
@@ -98,7 +99,7 @@ CASES = [
     ),
     Case(
         "广州 resident, serious-illness cap with +30000 after 3 continuous years",
-        "440100-RESIDENT-2024.1", person(HOME["广州"], years=3), claim(("A", "10000.00"), pool="441900"),
+        "440100-RESIDENT-2024.2", person(HOME["广州"], years=3), claim(("A", "10000.00"), pool="441900"),
         acc=acc(admissions=1, inpatient_fund_paid=120000, serious_compliant_oop=300000, serious_paid=149000),
         # fund cap used up: fund 0; 2nd admission but no halving in this policy: deductible 900
         # ordinary OOP 900 (the other 9100 is beyond the cap: 9100 x 70% = 6370); threshold long passed: 900 x 50% = 450
@@ -145,32 +146,44 @@ CASES = [
     ),
     Case(
         "遂宁 2020: the same bill, threshold 11350 at 60%",
-        "510900-RESIDENT-2020.1", person(HOME["遂宁"], F.LONG_TERM_RESIDENT), claim(("A", "30000.00"), day=date(2020, 6, 1)),
+        "510900-RESIDENT-2020.2", person(HOME["遂宁"], F.LONG_TERM_RESIDENT), claim(("A", "30000.00"), day=date(2020, 6, 1)),
         # compliant 12540; (12540 - 11350) x 60% = 714; patient 12540 - 714 = 11826
         expect={"hifp_pay": "17460.00", "hifmi_pay": "714.00", "psn_part_amt": "11826.00"},
     ),
     Case(
-        "遂宁 2020, poverty-registered: threshold 5675",
-        "510900-RESIDENT-2020.1", person(HOME["遂宁"], F.LONG_TERM_RESIDENT, pops=(SpecialPopulation.POVERTY_REGISTERED,)),
+        "遂宁 2020, poverty-registered, off-site: threshold 5675, 60 + 5 = 65%, no top-up (not 县域内)",
+        "510900-RESIDENT-2020.2", person(HOME["遂宁"], F.LONG_TERM_RESIDENT, pops=(SpecialPopulation.POVERTY_REGISTERED,)),
         claim(("A", "30000.00"), day=date(2020, 6, 1)),
-        # (12540 - 5675) x 60% = 4119; patient 12540 - 4119 = 8421
-        expect={"hifmi_pay": "4119.00", "psn_part_amt": "8421.00"},
+        # "支付比例提高5个百分点": (12540 - 5675) x 65% = 6865 x 0.65 = 4462.25; patient 12540 - 4462.25 = 8077.75
+        expect={"hifmi_pay": "4462.25", "maf_pay": "0.00", "psn_part_amt": "8077.75"},
     ),
     Case(
-        "九江 employee, no filing: tertiary 60% off-site",
-        "360400-EMPLOYEE-2024.1", person(HOME["九江"], insurance=InsuranceType.EMPLOYEE), claim(("A", "10000.00")),
-        # 10000 - 600 = 9400 x 60% = 5640
-        expect={"hifp_pay": "5640.00", "psn_part_amt": "4360.00"},
+        "遂宁 2020, poverty-registered, in the home pool: the patient's in-scope share held within 10%",
+        "510900-RESIDENT-2020.2", person(HOME["遂宁"], pops=(SpecialPopulation.POVERTY_REGISTERED,)),
+        claim(("A", "30000.00"), day=date(2020, 6, 1), pool="510900"),
+        # in pool: 30000 - 900 = 29100 x 60% = 17460; serious (12540 - 5675) x 65% = 4462.25;
+        # the patient would pay 30000 - 17460 - 4462.25 = 8077.75 of 30000 in scope; 10% is 3000:
+        # assistance (医保倾斜支付) 8077.75 - 3000 = 5077.75; patient 3000
+        expect={"hifp_pay": "17460.00", "hifmi_pay": "4462.25", "maf_pay": "5077.75", "psn_part_amt": "3000.00"},
+    ),
+    Case(
+        "遂宁 2020, poverty-registered: no serious-illness cap (全面取消建档立卡贫困人口大病保险封顶线)",
+        "510900-RESIDENT-2020.2", person(HOME["遂宁"], F.LONG_TERM_RESIDENT, pops=(SpecialPopulation.POVERTY_REGISTERED,)),
+        claim(("A", "1000000.00"), day=date(2020, 6, 1)), acc=acc(serious_paid=500000, inpatient_fund_paid=120000),
+        # the basic cap is spent: no basic fund; compliant 1000000 - 0 = 1000000 (deductible included);
+        # (1000000 - 5675) x 65% = 646311.25, whatever was paid before (no cap); patient 353688.75
+        expect={"hifp_pay": "0.00", "hifmi_pay": "646311.25", "psn_part_amt": "353688.75"},
     ),
     Case(
         "九江 employee, referral: tertiary 75% off-site",
-        "360400-EMPLOYEE-2024.1", person(HOME["九江"], F.REFERRAL, insurance=InsuranceType.EMPLOYEE), claim(("A", "10000.00")),
+        "360400-EMPLOYEE-2024.2", person(HOME["九江"], F.REFERRAL, insurance=InsuranceType.EMPLOYEE), claim(("A", "10000.00")),
         # 9400 x 75% = 7050
         expect={"hifp_pay": "7050.00", "psn_part_amt": "2950.00"},
     ),
     Case(
-        "九江 employee, no filing, level 2: the in-city 90% (the source reduces only tertiary)",
-        "360400-EMPLOYEE-2024.1", person(HOME["九江"], insurance=InsuranceType.EMPLOYEE), claim(("A", "10000.00"), level="2"),
+        "九江 employee, referral, level 2: the in-city 90% (the source reduces only tertiary)",
+        "360400-EMPLOYEE-2024.2", person(HOME["九江"], F.REFERRAL, insurance=InsuranceType.EMPLOYEE),
+        claim(("A", "10000.00"), level="2"),
         # 10000 - 400 = 9600 x 90% = 8640
         expect={"hifp_pay": "8640.00", "psn_part_amt": "1360.00"},
     ),
@@ -222,6 +235,30 @@ def test_hand_computed_settlement(case: Case):
     assert got == case.expect
     assert result.hifp_pay + result.hifmi_pay + result.maf_pay + result.psn_part_amt == result.medfee_sumamt
     assert result.policy_version == case.policy_version
+
+
+@pytest.mark.parametrize("version,insurance", [("360400-RESIDENT-2024.2", InsuranceType.RESIDENT),
+                                               ("360400-EMPLOYEE-2024.2", InsuranceType.EMPLOYEE)])
+def test_九江_settles_off_site_at_the_counter_only_after_filing(version, insurance):
+    """"经参保地医保经办机构办理信息备案手续后,可在异地定点医疗机构直接结算住院医疗费用"."""
+    unfiled = settle(claim(("A", "10000.00")), person(HOME["九江"], insurance=insurance), policy(version), CATALOGUE,
+                     Accumulators(year=2026))
+    assert isinstance(unfiled, Refusal) and unfiled.reason is RefusalCode.FILING_REQUIRED
+    expired = settle(claim(("A", "10000.00")), person(HOME["九江"], F.REFERRAL, insurance=insurance,
+                                                       filing_to=date(2026, 1, 31)), policy(version), CATALOGUE,
+                     Accumulators(year=2026))
+    assert isinstance(expired, Refusal) and expired.reason is RefusalCode.FILING_EXPIRED
+
+
+@pytest.mark.parametrize("years,cap", [(1, "120000.00"), (2, "150000.00"), (4, "150000.00"), (5, "180000.00"),
+                                       (9, "180000.00")])
+def test_广州_serious_illness_cap_by_continuous_years(years, cap):
+    """"连续参保缴费两年以上、不满5年的,最高支付限额另行增加3万元,即15万元;连续参保缴费满5年的,
+    最高支付限额另行增加6万元,即18万元": a bill far above every cap pays the cap."""
+    result = settle(claim(("A", "3000000.00"), pool="440100"),
+                    person(HOME["广州"], years=years), policy("440100-RESIDENT-2024.2"), CATALOGUE,
+                    Accumulators(year=2026))
+    assert _figure(result, "hifmi_pay") == cap
 
 
 def test_every_pool_in_the_design_table_has_a_case():

@@ -33,6 +33,8 @@ PSN, STRANGER, UNPOLICIED = "360400199001011234", "360400199001019999", "9999991
 # A person whose bureau sent the resident id number and name: psn_no and certno are different numbers.
 IDENTIFIED, CERTNO, NAME = "36040000000000000777", "11010519491231002X", "张三"
 VOUCHER_KEY = b"unit-test-voucher-key"
+FILED_TO_GZ = [{"filing_id": "F-GZ", "filing_type": "REFERRAL", "target_pool": "440100", "valid_from": date(2026, 1, 1),
+                "valid_to": None, "revoked": False}]
 
 
 class Hub:
@@ -41,9 +43,11 @@ class Hub:
         self.codec = codec
         self.repo = FakeRepository()
         self.read_model = FakeReadModel(codec, sample_policies(), [CATALOGUE])
-        self.read_model.enrol(KEY, PSN, "360400")
+        # 九江 settles off-site at the counter only after filing: the persons are filed to 广州.
+        self.read_model.enrol(KEY, PSN, "360400", filings=FILED_TO_GZ)
         self.read_model.enrol(KEY, UNPOLICIED, "999999")
-        self.identified_ref = self.read_model.enrol(KEY, IDENTIFIED, "360400", certno=CERTNO, psn_name=NAME,
+        self.identified_ref = self.read_model.enrol(KEY, IDENTIFIED, "360400", filings=FILED_TO_GZ,
+                                                    certno=CERTNO, psn_name=NAME,
                                                     identities=[{"population": "POVERTY_REGISTERED",
                                                                  "begins": date(2026, 1, 1), "ends": None}])
         self.service = SettlementService(self.repo, self.read_model, codec, KEY, clock=lambda: NOW,

@@ -17,7 +17,7 @@ from hub.settlement.domain.refusals import Refusal
 from .builders import CATALOGUE, HOME, claim, person, policy, sample_policies
 
 ACC = Accumulators(year=2026)
-JIUJIANG = "360400-RESIDENT-2024.1"
+JIUJIANG = "360400-RESIDENT-2024.2"
 
 
 def strict_filing_policy():
@@ -65,7 +65,7 @@ def test_select_policy_by_pool_type_and_date():
     policies = list(sample_policies())
     who = person(HOME["遂宁"])
     assert select_policy(policies, who, date(2019, 7, 1)).policy_version == "510900-RESIDENT-2019.1"
-    assert select_policy(policies, who, date(2026, 7, 1)).policy_version == "510900-RESIDENT-2020.1"
+    assert select_policy(policies, who, date(2026, 7, 1)).policy_version == "510900-RESIDENT-2020.2"
     assert select_policy(policies, person("123456"), date(2026, 1, 1)).code == "unknown_home_region"
     employee = person(HOME["遂宁"], insurance=InsuranceType.EMPLOYEE)
     assert select_policy(policies, employee, date(2026, 1, 1)).code == "unknown_home_region"

@@ -322,6 +322,15 @@ def settle(claim: Claim, person: Person, policy: Policy, catalogue: Catalogue, a
             maf = max(0, min(maf, ma.annual_cap - acc.assistance_paid))
         delta = _with(delta, assistance_paid=maf)
 
+    # A special population's out-of-pocket limit on the in-scope amount (READINGS.md 29).
+    limits = [r.max_compliant_oop_pct for r in pop_rules if r.max_compliant_oop_pct is not None
+              and (not r.oop_limit_in_home_pool_only or claim.treatment_pool == person.home_pool)]
+    if limits:
+        top_up = max(0, scope - hifp - hifmi - maf - apply_bp(scope, min(limits)))
+        if top_up:
+            maf += top_up
+            delta = _with(delta, assistance_paid=top_up)
+
     # Step 6: the patient pays the rest.
     psn = medfee - hifp - hifmi - maf
     if claim.visit_type.is_stay or (outpatient is not None and outpatient.counts_toward_inpatient_cap):
