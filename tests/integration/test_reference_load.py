@@ -25,7 +25,7 @@ def test_the_sample_reference_data_publishes_and_republishing_changes_nothing(se
     assert again.policies_unchanged == len(list((REPO / "reference" / "policies").glob("*.yaml")))
     assert again.items_unchanged == 7 * 2920
     on_topic = published(servers.kafka_bootstrap, codec, REFERENCE_POLICIES.name, lambda v: v["policy_version"])
-    assert {"371525:RESIDENT:371525-RESIDENT-2018.1", "510900:RESIDENT:510900-RESIDENT-2019.1",
+    assert {"371525:RESIDENT:371525-RESIDENT-2018.2", "510900:RESIDENT:510900-RESIDENT-2019.2",
             "510900:RESIDENT:510900-RESIDENT-2020.2"} <= set(on_topic)
 
 
@@ -36,7 +36,7 @@ def test_a_changed_published_version_is_refused_and_a_bad_file_publishes_nothing
     ref = tmp_path / "reference"
     (ref / "policies").mkdir(parents=True)
     (ref / "catalogues").mkdir()
-    doc = yaml.safe_load((REPO / "reference" / "policies" / "611000-RESIDENT-2023.1.yaml").read_text(encoding="utf-8"))
+    doc = yaml.safe_load((REPO / "reference" / "policies" / "611000-RESIDENT-2023.2.yaml").read_text(encoding="utf-8"))
 
     def write(version: str, cap: int) -> Path:
         path = ref / "policies" / f"{pool}-RESIDENT-{version}.yaml"

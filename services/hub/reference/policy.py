@@ -225,6 +225,8 @@ class SeriousIllness(Strict):
     cap_increments: list[CapIncrement] = Field(default_factory=list)
     above_basic_cap_ratio: BasisPoints | None = None
     includes_self_pay_first: bool = False
+    # False: for care outside the home pool it is claimed at home (零星报销), not settled at the counter
+    off_site_at_counter: bool = True
     applies_to: list[str] = Field(default_factory=lambda: ["INPATIENT", "EMERGENCY", "CHRONIC_OUTPATIENT"])
     special_populations: dict[SpecialPopulation, SeriousIllnessOverride] = Field(default_factory=dict)
 
@@ -246,6 +248,24 @@ class MedicalAssistance(Strict):
     eligible: list[SpecialPopulation]
 
 
+class Source(Strict):
+    """Where some of a policy's figures come from: a sentence quoted from a document in
+    ../shared/sources (`file`, `quote`), or, for a figure in none of them, where else (`origin`,
+    e.g. a placeholder). `figures` are paths in the policy (`inpatient.ratio_by_level`,
+    `serious_illness.segments.0.ratio`); a path covers everything beneath it."""
+
+    figures: list[str] = Field(min_length=1)
+    file: str | None = None
+    quote: str | None = None
+    origin: str | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "Source":
+        if (self.file is None) != (self.quote is None) or (self.file is None and self.origin is None):
+            raise ValueError("a source is a file with a quote from it, or an origin")
+        return self
+
+
 class Policy(Strict):
     pool_code: str = Field(pattern=r"^[0-9]{6}$")
     pool_name: str
@@ -254,7 +274,8 @@ class Policy(Strict):
     effective_from: date
     effective_to: date | None = None
     waiting_period_days: int = Field(default=0, ge=0)
-    sources: list[str] = Field(min_length=1)
+    # Versions published before sources were structured carry one-line strings.
+    sources: list[Source | str] = Field(min_length=1)
     readings: list[str] = Field(default_factory=list)
     inpatient: Inpatient
     general_outpatient: Outpatient | None = None

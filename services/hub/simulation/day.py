@@ -125,13 +125,13 @@ def prepare_reference(run_dir: Path, pools: list[tuple[str, str]]) -> Path:
     ref = run_dir / "reference"
     shutil.copytree(REPO_ROOT / "reference" / "policies", ref / "policies", dirs_exist_ok=True)
     shutil.copytree(REPO_ROOT / "reference" / "catalogues", ref / "catalogues", dirs_exist_ok=True)
-    template = yaml.safe_load((REPO_ROOT / "reference" / "policies" / "611000-RESIDENT-2023.1.yaml").read_text("utf-8"))
+    template = yaml.safe_load((REPO_ROOT / "reference" / "policies" / "611000-RESIDENT-2023.2.yaml").read_text("utf-8"))
     template_catalogue = (REPO_ROOT / "reference" / "catalogues" / "611000-2024.2.csv").read_bytes()
     for code, name in pools:
         if code in SAMPLE_POOLS:
             continue
         doc = dict(template, pool_code=code, pool_name=f"{name} (simulated)", policy_version=f"{code}-RESIDENT-SIM.1",
-                   sources=["SIMULATED: the figures of 611000-RESIDENT-2023.1 (商洛) for a pool the samples do not cover"],
+                   sources=["SIMULATED: the figures of 611000-RESIDENT-2023.2 (商洛) for a pool the samples do not cover"],
                    readings=["Simulation only; not this pool's policy."])
         (ref / "policies" / f"{code}-RESIDENT-SIM.1.yaml").write_text(
             yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")

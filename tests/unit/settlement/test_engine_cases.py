@@ -33,13 +33,13 @@ class Case:
 CASES = [
     Case(
         "九江 resident, referral filing, tertiary: outside-city deductible 600 and 50%",
-        "360400-RESIDENT-2024.2", person(HOME["九江"], F.REFERRAL), claim(("A", "10000.00")),
+        "360400-RESIDENT-2020.1", person(HOME["九江"], F.REFERRAL), claim(("A", "10000.00")),
         # 10000 - 600 = 9400; 9400 x 50% = 4700 fund; patient 10000 - 4700 = 5300
         expect={"act_pay_dedc": "600.00", "hifp_pay": "4700.00", "hifmi_pay": "0.00", "psn_part_amt": "5300.00"},
     ),
     Case(
         "九江 resident, referral, level 2: lines of every class, 600 and 50% (one figure for every level)",
-        "360400-RESIDENT-2024.2", person(HOME["九江"], F.REFERRAL),
+        "360400-RESIDENT-2020.1", person(HOME["九江"], F.REFERRAL),
         claim(("A", "5000.00"), ("B", "2000.00"), ("C", "300.00"), ("S", "150.00", "2"), level="2"),
         # total 5000 + 2000 + 300 + 300 = 7600; 丙 300 self-paid; S capped at 2 x 100 = 200 -> 100 over;
         # 乙 first 10% of 2000 = 200; in scope 5000 + 1800 + 200 = 7000
@@ -50,7 +50,7 @@ CASES = [
     ),
     Case(
         "冠县 resident, long-term filing, township, 2nd admission, essential drugs at 90%",
-        "371525-RESIDENT-2018.1", person(HOME["冠县"], F.LONG_TERM_RESIDENT),
+        "371525-RESIDENT-2018.2", person(HOME["冠县"], F.LONG_TERM_RESIDENT),
         claim(("A", "1000.00"), ("E", "1000.00"), level="1"), acc=acc(admissions=1),
         # deductible 200 x 1/2 = 100, met from the non-essential 1000 first: (1000 - 100) x 80% = 720;
         # essential 1000 x 90% = 900; fund 1620; compliant OOP 380 < 12000: no serious illness
@@ -58,7 +58,7 @@ CASES = [
     ),
     Case(
         "冠县 resident, referral, tertiary, 3rd admission, basic cap runs out, serious illness by cumulative segments",
-        "371525-RESIDENT-2018.1", person(HOME["冠县"], F.REFERRAL), claim(("A", "150000.00")),
+        "371525-RESIDENT-2018.2", person(HOME["冠县"], F.REFERRAL), claim(("A", "150000.00")),
         acc=acc(admissions=2, inpatient_fund_paid=100000),
         # 3rd admission: no deductible; ratio 60 - 10 = 50%: 150000 x 50% = 75000, cap leaves 120000 - 100000 = 20000
         # compliant OOP 150000 - 20000 = 130000: (100000 - 12000) x 50% = 44000 + (130000 - 100000) x 60% = 18000
@@ -68,38 +68,46 @@ CASES = [
     ),
     Case(
         "冠县 accident injury without third party: 50% above the deductible",
-        "371525-RESIDENT-2018.1", person(HOME["冠县"], F.LONG_TERM_RESIDENT), claim(("A", "20000.00"), level="2", accident=True),
+        "371525-RESIDENT-2018.2", person(HOME["冠县"], F.LONG_TERM_RESIDENT), claim(("A", "20000.00"), level="2", accident=True),
         # 20000 - 500 = 19500 x 50% = 9750; compliant 10250 < 12000
         expect={"act_pay_dedc": "500.00", "hifp_pay": "9750.00", "hifmi_pay": "0.00", "psn_part_amt": "10250.00"},
     ),
     Case(
         "冠县 general outpatient: 50% within the 120 annual fund cap",
-        "371525-RESIDENT-2018.1", person(HOME["冠县"], F.LONG_TERM_RESIDENT),
+        "371525-RESIDENT-2018.2", person(HOME["冠县"], F.LONG_TERM_RESIDENT),
         claim(("A", "300.00"), level="1", visit=V.GENERAL_OUTPATIENT), acc=acc(general_outpatient_fund_paid=50),
         # 300 x 50% = 150, cap leaves 120 - 50 = 70; patient 230
         expect={"hifp_pay": "70.00", "psn_part_amt": "230.00"},
     ),
     Case(
         "冠县 chronic outpatient: 65%",
-        "371525-RESIDENT-2018.1", person(HOME["冠县"], F.LONG_TERM_RESIDENT),
+        "371525-RESIDENT-2018.2", person(HOME["冠县"], F.LONG_TERM_RESIDENT),
         claim(("A", "3152.17"), level="2", visit=V.CHRONIC_OUTPATIENT),
         # 3152.17 x 65% = 2048.9105 -> 2048.91; patient 1103.26
         expect={"hifp_pay": "2048.91", "psn_part_amt": "1103.26"},
     ),
     Case(
-        "广州 resident, no filing, basic cap runs out: 70% beyond the cap, 50% above 18000",
-        "440100-RESIDENT-2024.2", person(HOME["广州"], years=3),
+        "广州 resident in 广州, basic cap runs out: 70% beyond the cap, 50% above 18000",
+        "440100-RESIDENT-2015.1", person(HOME["广州"], years=3),
+        claim(("A", "100000.00"), pool="440100"), acc=acc(inpatient_fund_paid=110000),
+        # deductible 900; 99100 x 60% = 59460, the cap leaves 10000
+        # the fund covered 99100 x 10000 / 59460 = 16666.666.. -> 16666.67 of the eligible amount:
+        # 99100 - 16666.67 = 82433.33 is beyond the cap
+        # ordinary compliant OOP 900 + (16666.67 - 10000) = 7566.67 < 18000: 0; beyond the cap
+        # 82433.33 x 70% = 57703.331 -> 57703.33; patient 100000 - 10000 - 57703.33 = 32296.67
+        expect={"act_pay_dedc": "900.00", "hifp_pay": "10000.00", "compliant_oop_above_basic_cap": "82433.33",
+         "hifmi_pay": "57703.33", "psn_part_amt": "32296.67"},
+    ),
+    Case(
+        "广州 resident treated in 东莞: serious illness is claimed at home (零星报销), none at the counter",
+        "440100-RESIDENT-2015.1", person(HOME["广州"], years=3),
         claim(("A", "100000.00"), pool="441900"), acc=acc(inpatient_fund_paid=110000),
-        # treated in 东莞 (441900); deductible 900; ratio 60 - 20 = 40%: 99100 x 40% = 39640, cap leaves 10000
-        # the fund covered 99100 x 10000 / 39640 = 25000 of the eligible amount: 74100 is beyond the cap
-        # ordinary compliant OOP 900 + (25000 - 10000) = 15900 < 18000: 0; beyond the cap 74100 x 70% = 51870
-        # patient 100000 - 10000 - 51870 = 38130
-        expect={"act_pay_dedc": "900.00", "hifp_pay": "10000.00", "compliant_oop_above_basic_cap": "74100.00",
-         "hifmi_pay": "51870.00", "psn_part_amt": "38130.00"},
+        # deductible 900; ratio 60 - 20 = 40%: 99100 x 40% = 39640, the cap leaves 10000; hifmi 0; patient 90000
+        expect={"hifp_pay": "10000.00", "hifmi_pay": "0.00", "psn_part_amt": "90000.00"},
     ),
     Case(
         "广州 resident, serious-illness cap with +30000 after 3 continuous years",
-        "440100-RESIDENT-2024.2", person(HOME["广州"], years=3), claim(("A", "10000.00"), pool="441900"),
+        "440100-RESIDENT-2015.1", person(HOME["广州"], years=3), claim(("A", "10000.00"), pool="440100"),
         acc=acc(admissions=1, inpatient_fund_paid=120000, serious_compliant_oop=300000, serious_paid=149000),
         # fund cap used up: fund 0; 2nd admission but no halving in this policy: deductible 900
         # ordinary OOP 900 (the other 9100 is beyond the cap: 9100 x 70% = 6370); threshold long passed: 900 x 50% = 450
@@ -108,7 +116,7 @@ CASES = [
     ),
     Case(
         "商洛 resident, filed temporary trip, provincial tertiary: deductible 500, 70 - 15 points",
-        "611000-RESIDENT-2023.1", person(HOME["商洛"], F.TEMPORARY_TRIP), claim(("A", "50000.00"), level="3P"),
+        "611000-RESIDENT-2023.2", person(HOME["商洛"], F.TEMPORARY_TRIP), claim(("A", "50000.00"), level="3P"),
         # 50000 - 500 = 49500 x 55% = 27225; compliant 22775; serious illness (22775 - 10000) x 60% = 7665
         # patient 50000 - 27225 - 7665 = 15110
         expect={"act_pay_dedc": "500.00", "pool_ratio_bp": "0.55", "hifp_pay": "27225.00", "hifmi_pay": "7665.00",
@@ -116,7 +124,7 @@ CASES = [
     ),
     Case(
         "商洛 resident, referral, level 1: 80 - 10 points, segments cross 30000",
-        "611000-RESIDENT-2023.1", person(HOME["商洛"], F.REFERRAL), claim(("A", "120000.00"), level="1"),
+        "611000-RESIDENT-2023.2", person(HOME["商洛"], F.REFERRAL), claim(("A", "120000.00"), level="1"),
         # 120000 - 100 = 119900 x 70% = 83930; compliant 36070
         # (30000 - 10000) x 60% = 12000 + (36070 - 30000) x 70% = 4249; serious illness 16249
         # patient 120000 - 83930 - 16249 = 19821
@@ -124,7 +132,7 @@ CASES = [
     ),
     Case(
         "佳木斯 2022, poverty-registered, emergency without a filing: threshold 6000, segments above it",
-        "230800-RESIDENT-2022.1", person(HOME["佳木斯"], pops=(SpecialPopulation.POVERTY_REGISTERED,)),
+        "230800-RESIDENT-2022.2", person(HOME["佳木斯"], pops=(SpecialPopulation.POVERTY_REGISTERED,)),
         claim(("A", "100000.00"), level="2", visit=V.EMERGENCY, day=date(2026, 5, 1)),
         # emergency is treated as filed: 70 - 10 = 60%; 100000 - 500 = 99500 x 60% = 59700; compliant 40300
         # above 6000: 34300 -> 20000 x 65% = 13000 + 14300 x 70% = 10010; serious illness 23010
@@ -133,14 +141,14 @@ CASES = [
     ),
     Case(
         "佳木斯 2021, ordinary resident: 60% above 12000",
-        "230800-RESIDENT-2021.1", person(HOME["佳木斯"], F.LONG_TERM_RESIDENT),
+        "230800-RESIDENT-2021.2", person(HOME["佳木斯"], F.LONG_TERM_RESIDENT),
         claim(("A", "60000.00"), level="3", day=date(2021, 6, 1)),
         # 60000 - 900 = 59100 x 60% = 35460; compliant 24540; (24540 - 12000) x 60% = 7524
         expect={"hifp_pay": "35460.00", "hifmi_pay": "7524.00", "psn_part_amt": "17016.00"},
     ),
     Case(
         "遂宁 2019: serious-illness threshold 13500 not reached",
-        "510900-RESIDENT-2019.1", person(HOME["遂宁"], F.LONG_TERM_RESIDENT), claim(("A", "30000.00"), day=date(2019, 6, 1)),
+        "510900-RESIDENT-2019.2", person(HOME["遂宁"], F.LONG_TERM_RESIDENT), claim(("A", "30000.00"), day=date(2019, 6, 1)),
         # 30000 - 900 = 29100 x 60% = 17460; compliant 12540 < 13500
         expect={"hifp_pay": "17460.00", "hifmi_pay": "0.00", "psn_part_amt": "12540.00"},
     ),
@@ -176,40 +184,40 @@ CASES = [
     ),
     Case(
         "九江 employee, referral: tertiary 75% off-site",
-        "360400-EMPLOYEE-2024.2", person(HOME["九江"], F.REFERRAL, insurance=InsuranceType.EMPLOYEE), claim(("A", "10000.00")),
+        "360400-EMPLOYEE-2020.1", person(HOME["九江"], F.REFERRAL, insurance=InsuranceType.EMPLOYEE), claim(("A", "10000.00")),
         # 9400 x 75% = 7050
         expect={"hifp_pay": "7050.00", "psn_part_amt": "2950.00"},
     ),
     Case(
         "九江 employee, referral, level 2: the in-city 90% (the source reduces only tertiary)",
-        "360400-EMPLOYEE-2024.2", person(HOME["九江"], F.REFERRAL, insurance=InsuranceType.EMPLOYEE),
+        "360400-EMPLOYEE-2020.1", person(HOME["九江"], F.REFERRAL, insurance=InsuranceType.EMPLOYEE),
         claim(("A", "10000.00"), level="2"),
         # 10000 - 400 = 9600 x 90% = 8640
         expect={"hifp_pay": "8640.00", "psn_part_amt": "1360.00"},
     ),
     Case(
         "2021 district, general outpatient: 55%, cap 150",
-        "999901-RESIDENT-2021.1", person(HOME["district"], F.LONG_TERM_RESIDENT),
+        "999901-RESIDENT-2021.2", person(HOME["district"], F.LONG_TERM_RESIDENT),
         claim(("A", "200.00"), level="1", visit=V.GENERAL_OUTPATIENT), acc=acc(general_outpatient_fund_paid=100),
         # 200 x 55% = 110, cap leaves 50
         expect={"hifp_pay": "50.00", "psn_part_amt": "150.00"},
     ),
     Case(
         "2021 district, provincial tertiary with a long-term filing: deductible 1000, 70%",
-        "999901-RESIDENT-2021.1", person(HOME["district"], F.RETIREE_RESETTLED), claim(("A", "20325.67"), level="3P"),
+        "999901-RESIDENT-2021.2", person(HOME["district"], F.RETIREE_RESETTLED), claim(("A", "20325.67"), level="3P"),
         # 20325.67 - 1000 = 19325.67 x 70% = 13527.969 -> 13527.97; patient 6797.70
         expect={"act_pay_dedc": "1000.00", "hifp_pay": "13527.97", "psn_part_amt": "6797.70"},
     ),
     Case(
         "rounding: 3 x 33.33 at 80%, half-up to the fen",
-        "371525-RESIDENT-2018.1", person(HOME["冠县"], F.LONG_TERM_RESIDENT), claim(("A", "33.33", "3"), level="1"),
+        "371525-RESIDENT-2018.2", person(HOME["冠县"], F.LONG_TERM_RESIDENT), claim(("A", "33.33", "3"), level="1"),
         acc=acc(admissions=2),
         # 99.99 x 80% = 79.992 -> 79.99; patient 20.00
         expect={"hifp_pay": "79.99", "psn_part_amt": "20.00"},
     ),
     Case(
         "乙 self-pay-first rounds half-up per line; a capped material's excess is absorbed by the hospital",
-        "371525-RESIDENT-2018.1", person(HOME["冠县"], F.LONG_TERM_RESIDENT),
+        "371525-RESIDENT-2018.2", person(HOME["冠县"], F.LONG_TERM_RESIDENT),
         claim(("B", "123.45"), ("M", "1500.00"), level="1"), acc=acc(admissions=2),
         # B: 123.45 x 10% = 12.345 -> 12.35 first, 111.10 in scope
         # M: capped at 1000, 500 absorbed (not billed); 1000 x 20% = 200 first, 800 in scope
@@ -237,8 +245,8 @@ def test_hand_computed_settlement(case: Case):
     assert result.policy_version == case.policy_version
 
 
-@pytest.mark.parametrize("version,insurance", [("360400-RESIDENT-2024.2", InsuranceType.RESIDENT),
-                                               ("360400-EMPLOYEE-2024.2", InsuranceType.EMPLOYEE)])
+@pytest.mark.parametrize("version,insurance", [("360400-RESIDENT-2020.1", InsuranceType.RESIDENT),
+                                               ("360400-EMPLOYEE-2020.1", InsuranceType.EMPLOYEE)])
 def test_九江_settles_off_site_at_the_counter_only_after_filing(version, insurance):
     """"经参保地医保经办机构办理信息备案手续后,可在异地定点医疗机构直接结算住院医疗费用"."""
     unfiled = settle(claim(("A", "10000.00")), person(HOME["九江"], insurance=insurance), policy(version), CATALOGUE,
@@ -255,8 +263,8 @@ def test_九江_settles_off_site_at_the_counter_only_after_filing(version, insur
 def test_广州_serious_illness_cap_by_continuous_years(years, cap):
     """"连续参保缴费两年以上、不满5年的,最高支付限额另行增加3万元,即15万元;连续参保缴费满5年的,
     最高支付限额另行增加6万元,即18万元": a bill far above every cap pays the cap."""
-    result = settle(claim(("A", "3000000.00"), pool="440100"),
-                    person(HOME["广州"], years=years), policy("440100-RESIDENT-2024.2"), CATALOGUE,
+    result = settle(claim(("A", "3000000.00"), pool="440100"),  # in 广州: settled at the counter
+                    person(HOME["广州"], years=years), policy("440100-RESIDENT-2015.1"), CATALOGUE,
                     Accumulators(year=2026))
     assert _figure(result, "hifmi_pay") == cap
 

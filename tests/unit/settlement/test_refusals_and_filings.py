@@ -17,7 +17,7 @@ from hub.settlement.domain.refusals import Refusal
 from .builders import CATALOGUE, HOME, claim, person, policy, sample_policies
 
 ACC = Accumulators(year=2026)
-JIUJIANG = "360400-RESIDENT-2024.2"
+JIUJIANG = "360400-RESIDENT-2020.1"
 
 
 def strict_filing_policy():
@@ -43,7 +43,7 @@ REFUSALS = [
      person(HOME["九江"], F.REFERRAL, filing_to=date(2026, 2, 28)), claim(("A", "1")), "filing_expired"),
     ("general outpatient in a pool without outpatient rules", policy(JIUJIANG), person(HOME["九江"], F.REFERRAL),
      claim(("A", "1"), visit=V.GENERAL_OUTPATIENT), "visit_type_not_covered_off_site"),
-    ("policy not in force on the service date", policy("510900-RESIDENT-2019.1"), person(HOME["遂宁"]),
+    ("policy not in force on the service date", policy("510900-RESIDENT-2019.2"), person(HOME["遂宁"]),
      claim(("A", "1")), "policy_not_in_force"),
 ]
 
@@ -64,7 +64,7 @@ def test_precedence_enrolment_before_filing():
 def test_select_policy_by_pool_type_and_date():
     policies = list(sample_policies())
     who = person(HOME["遂宁"])
-    assert select_policy(policies, who, date(2019, 7, 1)).policy_version == "510900-RESIDENT-2019.1"
+    assert select_policy(policies, who, date(2019, 7, 1)).policy_version == "510900-RESIDENT-2019.2"
     assert select_policy(policies, who, date(2026, 7, 1)).policy_version == "510900-RESIDENT-2020.2"
     assert select_policy(policies, person("123456"), date(2026, 1, 1)).code == "unknown_home_region"
     employee = person(HOME["遂宁"], insurance=InsuranceType.EMPLOYEE)
@@ -128,7 +128,7 @@ def test_every_sample_policy_survives_its_published_form():
 BAD_POLICIES = [
     # (change to a good document, error paths expected)
     ({"pool_code": "36040"}, ["pool_code"]),
-    ({"effective_to": "2023-01-01"}, ["(file)"]),
+    ({"effective_to": "2019-01-01"}, ["(file)"]),  # before effective_from
     ({"sources": []}, ["sources"]),
     ({"inpatient": {"deductible_by_level": {"1": 100.5, "2": 1, "3": 1}, "ratio_by_level": {"1": 90, "2": 80, "3": 60}}},
      ["inpatient.deductible_by_level.1"]),
