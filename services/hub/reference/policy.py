@@ -225,7 +225,10 @@ class SeriousIllness(Strict):
     cap_increments: list[CapIncrement] = Field(default_factory=list)
     above_basic_cap_ratio: BasisPoints | None = None
     includes_self_pay_first: bool = False
-    # False: for care outside the home pool it is claimed at home (零星报销), not settled at the counter
+    # Settled at the hospital's counter with the basic fund? False: claimed afterwards at the
+    # commercial insurer (冠县); off_site_at_counter False: for care outside the home pool it is
+    # claimed at home (零星报销, 广州). Either way the counter pays none and accumulates none.
+    at_counter: bool = True
     off_site_at_counter: bool = True
     applies_to: list[str] = Field(default_factory=lambda: ["INPATIENT", "EMERGENCY", "CHRONIC_OUTPATIENT"])
     special_populations: dict[SpecialPopulation, SeriousIllnessOverride] = Field(default_factory=dict)

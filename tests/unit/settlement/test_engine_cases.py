@@ -57,14 +57,14 @@ CASES = [
         expect={"act_pay_dedc": "100.00", "hifp_pay": "1620.00", "hifmi_pay": "0.00", "psn_part_amt": "380.00"},
     ),
     Case(
-        "冠县 resident, referral, tertiary, 3rd admission, basic cap runs out, serious illness by cumulative segments",
+        "冠县 resident, referral, tertiary, 3rd admission, basic cap runs out; serious illness claimed at the insurer",
         "371525-RESIDENT-2018.2", person(HOME["冠县"], F.REFERRAL), claim(("A", "150000.00")),
         acc=acc(admissions=2, inpatient_fund_paid=100000),
         # 3rd admission: no deductible; ratio 60 - 10 = 50%: 150000 x 50% = 75000, cap leaves 120000 - 100000 = 20000
-        # compliant OOP 150000 - 20000 = 130000: (100000 - 12000) x 50% = 44000 + (130000 - 100000) x 60% = 18000
-        # serious illness 62000; patient 150000 - 20000 - 62000 = 68000
+        # compliant OOP 150000 - 20000 = 130000; serious illness is claimed afterwards at the insurer
+        # (地点:中国人民财产保险股份有限公司冠县支公司), none at the counter: patient 150000 - 20000 = 130000
         expect={"act_pay_dedc": "0.00", "fund_before_cap": "75000.00", "hifp_pay": "20000.00",
-         "compliant_oop": "130000.00", "hifmi_pay": "62000.00", "psn_part_amt": "68000.00"},
+         "compliant_oop": "130000.00", "hifmi_pay": "0.00", "psn_part_amt": "130000.00"},
     ),
     Case(
         "冠县 accident injury without third party: 50% above the deductible",
@@ -279,4 +279,8 @@ def test_accumulators_move_by_what_was_paid():
     result = settle(c.claim, c.person, policy(c.policy_version), CATALOGUE, c.acc)
     d = result.accumulators_delta
     assert (d.admissions, d.inpatient_fund_paid, d.serious_paid, d.serious_compliant_oop) == (
-        1, yuan_to_fen("20000"), yuan_to_fen("62000"), yuan_to_fen("130000"))
+        1, yuan_to_fen("20000"), 0, 0)  # 冠县's serious illness is the insurer's, claimed afterwards
+    shangluo = next(c for c in CASES if c.name.startswith("商洛 resident, filed temporary trip"))
+    d = settle(shangluo.claim, shangluo.person, policy(shangluo.policy_version), CATALOGUE, shangluo.acc).accumulators_delta
+    assert (d.inpatient_fund_paid, d.serious_paid, d.serious_compliant_oop) == (
+        yuan_to_fen("27225"), yuan_to_fen("7665"), yuan_to_fen("22775"))

@@ -292,7 +292,7 @@ def settle(claim: Claim, person: Person, policy: Policy, catalogue: Catalogue, a
 
     # Step 5: serious-illness insurance on the year's cumulative compliant out-of-pocket.
     hifmi = 0
-    if si is not None and claim.visit_type.value in si.applies_to and (
+    if si is not None and claim.visit_type.value in si.applies_to and si.at_counter and (
             si.off_site_at_counter or claim.treatment_pool == person.home_pool):
         threshold, segments, no_cap = si.threshold, si.segments, False
         for p in pops_with_override(si, person):
