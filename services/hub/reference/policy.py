@@ -230,7 +230,7 @@ class SeriousIllness(Strict):
     # claimed at home (零星报销, 广州). Either way the counter pays none and accumulates none.
     at_counter: bool = True
     off_site_at_counter: bool = True
-    applies_to: list[str] = Field(default_factory=lambda: ["INPATIENT", "EMERGENCY", "CHRONIC_OUTPATIENT"])
+    applies_to: list[str] = Field(default_factory=lambda: ["INPATIENT", "CHRONIC_OUTPATIENT"])
     special_populations: dict[SpecialPopulation, SeriousIllnessOverride] = Field(default_factory=dict)
 
     @model_validator(mode="after")

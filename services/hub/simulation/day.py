@@ -397,12 +397,13 @@ def _wait_registered(settle_url, hospitals, persons, echo, limit_s: float = 300)
 
 
 def covered_visit_types(ref: Path, pool: str) -> set[str]:
-    """The med_type codes the pool's policies settle: stays always; outpatients where ruled."""
-    covered = {"21", "13"}
+    """The med_type codes the pool's policies settle: stays always; outpatient visits, emergencies
+    (13) among them, where the policy has outpatient rules."""
+    covered = {"21"}
     for path in (ref / "policies").glob(f"{pool}-*.yaml"):
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
         if doc.get("general_outpatient"):
-            covered.add("11")
+            covered |= {"11", "13"}
         if doc.get("chronic_outpatient"):
             covered.add("14")
     return covered
@@ -422,7 +423,7 @@ def _settle_day(opts, rnd, ref, hospitals, persons, pool_codes, settle_url, echo
         # Patients come for what their home region covers off-site; the mix is renormalised to it.
         mix = [(t, w) for t, w in VISIT_MIX if t in covered[person["pool"]]]
         med_type = _weighted(rnd, [(t, w / sum(w for _, w in mix)) for t, w in mix])
-        mean = {"21": INPATIENT_MEAN_YUAN[hospital["level"]], "13": INPATIENT_MEAN_YUAN[hospital["level"]] / 2,
+        mean = {"21": INPATIENT_MEAN_YUAN[hospital["level"]], "13": GENERAL_MEAN_YUAN * 3,
                 "14": CHRONIC_MEAN_YUAN, "11": GENERAL_MEAN_YUAN}[med_type]
         total_fen = int(rnd.lognormvariate(math.log(mean * 100), 0.6))
         items = rnd.sample(catalogues[treat], rnd.randint(2, 12))

@@ -131,10 +131,10 @@ CASES = [
         expect={"hifp_pay": "83930.00", "hifmi_pay": "16249.00", "psn_part_amt": "19821.00"},
     ),
     Case(
-        "佳木斯 2022, poverty-registered, emergency without a filing: threshold 6000, segments above it",
-        "230800-RESIDENT-2022.2", person(HOME["佳木斯"], pops=(SpecialPopulation.POVERTY_REGISTERED,)),
-        claim(("A", "100000.00"), level="2", visit=V.EMERGENCY, day=date(2026, 5, 1)),
-        # emergency is treated as filed: 70 - 10 = 60%; 100000 - 500 = 99500 x 60% = 59700; compliant 40300
+        "佳木斯 2022, poverty-registered, admitted after an emergency (急诊抢救 filing): threshold 6000, segments above it",
+        "230800-RESIDENT-2022.2", person(HOME["佳木斯"], F.EMERGENCY, pops=(SpecialPopulation.POVERTY_REGISTERED,)),
+        claim(("A", "100000.00"), level="2", day=date(2026, 5, 1)),
+        # emergency filing: 70 - 10 = 60%; 100000 - 500 = 99500 x 60% = 59700; compliant 40300
         # above 6000: 34300 -> 20000 x 65% = 13000 + 14300 x 70% = 10010; serious illness 23010
         # patient 100000 - 59700 - 23010 = 17290
         expect={"hifp_pay": "59700.00", "hifmi_pay": "23010.00", "psn_part_amt": "17290.00"},
@@ -203,6 +203,14 @@ CASES = [
         expect={"hifp_pay": "50.00", "psn_part_amt": "150.00"},
     ),
     Case(
+        "2021 district, an emergency visit (med_type 13): an outpatient visit, within the outpatient cap",
+        "999901-RESIDENT-2021.2", person(HOME["district"]),
+        claim(("A", "400.00"), level="3", visit=V.EMERGENCY), acc=acc(general_outpatient_fund_paid=40, admissions=1),
+        # not a stay: no inpatient deductible; an emergency is treated as filed: 55 - 10 = 45%;
+        # 400 x 45% = 180, the outpatient cap 150 - 40 leaves 110; patient 290
+        expect={"act_pay_dedc": "0.00", "hifp_pay": "110.00", "psn_part_amt": "290.00"},
+    ),
+    Case(
         "2021 district, provincial tertiary with a long-term filing: deductible 1000, 70%",
         "999901-RESIDENT-2021.2", person(HOME["district"], F.RETIREE_RESETTLED), claim(("A", "20325.67"), level="3P"),
         # 20325.67 - 1000 = 19325.67 x 70% = 13527.969 -> 13527.97; patient 6797.70
@@ -256,6 +264,18 @@ def test_九江_settles_off_site_at_the_counter_only_after_filing(version, insur
                                                        filing_to=date(2026, 1, 31)), policy(version), CATALOGUE,
                      Accumulators(year=2026))
     assert isinstance(expired, Refusal) and expired.reason is RefusalCode.FILING_EXPIRED
+
+
+def test_an_emergency_visit_is_no_admission_and_needs_outpatient_rules():
+    """Emergency (med_type 13) is an outpatient visit: it counts no admission, adds to the general
+    outpatient accumulators, and a policy without outpatient rules does not settle it off-site."""
+    district = settle(claim(("A", "400.00"), visit=V.EMERGENCY), person(HOME["district"]),
+                      policy("999901-RESIDENT-2021.2"), CATALOGUE, Accumulators(year=2026))
+    d = district.accumulators_delta
+    assert (d.admissions, d.general_outpatient_fund_paid, d.inpatient_fund_paid) == (0, yuan_to_fen("150"), 0)
+    jiujiang = settle(claim(("A", "400.00"), visit=V.EMERGENCY), person(HOME["九江"], F.REFERRAL),
+                      policy("360400-RESIDENT-2020.1"), CATALOGUE, Accumulators(year=2026))
+    assert isinstance(jiujiang, Refusal) and jiujiang.reason is RefusalCode.VISIT_TYPE_NOT_COVERED_OFF_SITE
 
 
 @pytest.mark.parametrize("years,cap", [(1, "120000.00"), (2, "150000.00"), (4, "150000.00"), (5, "180000.00"),

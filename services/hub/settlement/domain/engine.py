@@ -131,7 +131,7 @@ def _check_claim(claim: Claim) -> Refusal | None:
 
 
 def _outpatient_rules(policy: Policy, visit_type: VisitType) -> Outpatient | None:
-    if visit_type is VisitType.GENERAL_OUTPATIENT:
+    if visit_type.is_general_outpatient:  # an emergency visit too (READINGS.md 15)
         return policy.general_outpatient
     if visit_type is VisitType.CHRONIC_OUTPATIENT:
         return policy.chronic_outpatient
@@ -245,7 +245,7 @@ def settle(claim: Claim, person: Person, policy: Policy, catalogue: Catalogue, a
         deductible_due = _product_bp(base, *factors)
         delta = _with(delta, admissions=1)
     else:
-        met = acc.general_outpatient_deductible_met if claim.visit_type is VisitType.GENERAL_OUTPATIENT else acc.chronic_deductible_met
+        met = acc.general_outpatient_deductible_met if claim.visit_type.is_general_outpatient else acc.chronic_deductible_met
         deductible_due = max(0, outpatient.annual_deductible - met)
     dedc = min(eligible, deductible_due)
 
@@ -275,7 +275,7 @@ def settle(claim: Claim, person: Person, policy: Policy, catalogue: Catalogue, a
         if policy.accident_injury.annual_cap is not None:
             remaining.append(policy.accident_injury.annual_cap - acc.accident_fund_paid)
     if outpatient is not None and outpatient.annual_cap is not None:
-        paid = acc.general_outpatient_fund_paid if claim.visit_type is VisitType.GENERAL_OUTPATIENT else acc.chronic_fund_paid
+        paid = acc.general_outpatient_fund_paid if claim.visit_type.is_general_outpatient else acc.chronic_fund_paid
         remaining.append(outpatient.annual_cap - paid)
     cap_remaining = max(0, min(remaining)) if remaining else None
     hifp = fund_before_cap if cap_remaining is None else min(fund_before_cap, cap_remaining)
@@ -338,7 +338,7 @@ def settle(claim: Claim, person: Person, policy: Policy, catalogue: Catalogue, a
         delta = _with(delta, inpatient_fund_paid=hifp)
     if claim.visit_type.is_stay and claim.accident_injury and policy.accident_injury is not None:
         delta = _with(delta, accident_fund_paid=hifp)
-    if claim.visit_type is VisitType.GENERAL_OUTPATIENT:
+    if claim.visit_type.is_general_outpatient:
         delta = _with(delta, general_outpatient_fund_paid=hifp, general_outpatient_deductible_met=dedc)
     elif claim.visit_type is VisitType.CHRONIC_OUTPATIENT:
         delta = _with(delta, chronic_fund_paid=hifp, chronic_deductible_met=dedc)

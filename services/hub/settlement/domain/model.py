@@ -18,8 +18,13 @@ class VisitType(str, Enum):
 
     @property
     def is_stay(self) -> bool:
-        """Settled under the inpatient rules (deductible by level, basic annual cap)."""
-        return self in (VisitType.INPATIENT, VisitType.EMERGENCY)
+        """Settled under the inpatient rules (deductible by level, basic annual cap). An emergency
+        visit (med_type 13, 急诊) is an outpatient visit: general outpatient rules, no admission."""
+        return self is VisitType.INPATIENT
+
+    @property
+    def is_general_outpatient(self) -> bool:
+        return self in (VisitType.GENERAL_OUTPATIENT, VisitType.EMERGENCY)
 
 
 class FilingType(str, Enum):
