@@ -293,8 +293,8 @@ def test_a_service_killed_between_commit_and_publish_loses_no_event(stack, produ
         relay.send_signal(signal.SIGTERM)
         relay.wait(timeout=30)
     events = settlement_events(servers.kafka_bootstrap, stack.codec, setl_id, expect=1)
-    # 九江 resident without a filing: (1800 - 800) x 40 % = 400 yuan
-    assert len(events) == 1 and events[0]["hifp_pay_fen"] == 400_00
+    # 九江 resident filed to 广州 (referral): (1800 - 600) x 50 % = 600 yuan
+    assert len(events) == 1 and events[0]["hifp_pay_fen"] == 600_00
 
 
 def test_hospital_reconciliation_totals_and_detail(stack, producer):

@@ -132,10 +132,7 @@ class ClearingService:
                              .on_conflict_do_nothing())
                 conn.execute(sa.select(db.days.c.clearing_date).where(db.days.c.clearing_date.in_(late_days))
                              .with_for_update(read=True))
-            new_ids = set(conn.execute(
-                pg_insert(db.applied_events).values([applied_row(e, day, late) for e, day, late in placed.values()])
-                .on_conflict_do_nothing().returning(db.applied_events.c.event_id)
-            ).scalars())
+            new_ids = db.insert_applied(conn, [applied_row(e, day, late) for e, day, late in placed.values()])
             totals: dict[tuple, list[int]] = {}
             for e, day, _ in placed.values():
                 if e.event_id not in new_ids:
@@ -146,17 +143,7 @@ class ClearingService:
                 t[2] += e.sign * e.maf_pay_fen
                 t[3] += 1
             if totals:
-                stmt = pg_insert(db.bilateral).values([
-                    {"clearing_date": k[0], "home_pool": k[1], "treatment_pool": k[2], "hifp_pay_fen": t[0],
-                     "hifmi_pay_fen": t[1], "maf_pay_fen": t[2], "settlement_count": t[3]}
-                    for k, t in sorted(totals.items())])
-                b = db.bilateral.c
-                conn.execute(stmt.on_conflict_do_update(
-                    index_elements=[b.clearing_date, b.home_pool, b.treatment_pool],
-                    set_={"hifp_pay_fen": b.hifp_pay_fen + stmt.excluded.hifp_pay_fen,
-                          "hifmi_pay_fen": b.hifmi_pay_fen + stmt.excluded.hifmi_pay_fen,
-                          "maf_pay_fen": b.maf_pay_fen + stmt.excluded.maf_pay_fen,
-                          "settlement_count": b.settlement_count + stmt.excluded.settlement_count}))
+                db.add_bilateral(conn, [(*k, *t) for k, t in sorted(totals.items())])
             marks: dict[tuple[str, int], tuple[int, datetime]] = {}
             for e in events:
                 old = marks.get((e.topic, e.partition), (0, e.event_time))

@@ -1,0 +1,136 @@
+"""How fast clearing applies settlement events, as a share of how fast Kafka can be read.
+
+    python3 bench/clearing_bench.py --events 100000
+    python3 bench/clearing_bench.py --quick          # 5,000 events: a smoke run
+
+Writes `--events` SettlementCompleted events (the project's own codec and sample record, 300
+pools, business dates on one day) to a fresh topic of 6 partitions, then in the same run:
+(1) a bare kafka-python consumer reads the topic end to end (no decoding): the baseline;
+(2) the clearing consumer (the kernel's ConsumerLoop with ClearingService.apply, a fresh
+database and group, no day closing) applies it until every event is in `applied_events`.
+Reported: events/s of both, their ratio, and the clearing day's totals checked against the
+events written (every event applied once).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import threading
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import sqlalchemy as sa
+from kafka import KafkaConsumer, TopicPartition
+from kafka.admin import KafkaAdminClient, NewTopic
+
+from common import REPO, cpu_seconds, cpu_ms_per
+
+sys.path.insert(0, str(REPO))
+from hub import local_services  # noqa: E402
+from hub.clearing.adapters import database as db  # noqa: E402
+from hub.clearing.bootstrap import Clearing, Settings  # noqa: E402
+from hub.clearing.entrypoints.consumer import ClearingConsumer  # noqa: E402
+from hub.clearing.service_layer.services import ClearingService  # noqa: E402
+from hub.messaging import AvroCodec, EventProducer  # noqa: E402
+from tests.fixtures.avro.samples import SAMPLES  # noqa: E402
+
+
+def write_events(bootstrap: str, topic: str, count: int, codec: AvroCodec) -> int:
+    """The events, with their hifp amounts summed (what clearing must arrive at)."""
+    rnd = random.Random(7)
+    pools = [f"{n:06d}" for n in range(100100, 100100 + 300)]
+    base = SAMPLES["cn.hub.settlement.SettlementCompleted"]
+    total = 0
+    with EventProducer(bootstrap, codec, linger_ms=20) as producer:
+        for n in range(count):
+            home, treat = rnd.sample(pools, 2)
+            hifp = rnd.randint(100, 1_000_000)
+            total += hifp
+            event = {**base, "event_id": uuid.uuid4(), "settlement_id": f"S-BENCH-{n}", "home_pool": home,
+                     "treatment_pool": treat, "hifp_pay_fen": hifp, "hifmi_pay_fen": 0, "maf_pay_fen": 0,
+                     "psn_part_amt_fen": base["medfee_sumamt_fen"] - hifp}
+            producer.send(topic, home, "SettlementCompleted", event)
+        producer.flush()
+    return total
+
+
+def bare_read(bootstrap: str, topic: str, count: int) -> float:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                             max_poll_records=2000, fetch_max_bytes=64 * 1024 * 1024)
+    tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+    consumer.assign(tps)
+    consumer.seek_to_beginning(*tps)
+    seen, t0 = 0, time.perf_counter()
+    while seen < count:
+        for records in consumer.poll(timeout_ms=500).values():
+            seen += len(records)
+    elapsed = time.perf_counter() - t0
+    consumer.close()
+    return count / elapsed
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--events", type=int, default=100_000)
+    ap.add_argument("--quick", action="store_true", help="5,000 events")
+    args = ap.parse_args()
+    count = 5000 if args.quick else args.events
+    local = local_services.LocalSettings()
+    local_services.up(local, report=lambda _l: None)
+    env = local.environment()
+    bootstrap = env["HUB_KAFKA_BOOTSTRAP"]
+    run = uuid.uuid4().hex[:8]
+    topic, database = f"bench.clearing.{run}", f"bench_clearing_{run}"
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin.create_topics([NewTopic(topic, num_partitions=6, replication_factor=1)])
+    pg = sa.create_engine(env["HUB_POSTGRES_URL"], isolation_level="AUTOCOMMIT")
+    with pg.connect() as conn:
+        conn.execute(sa.text(f'create database "{database}"'))
+    codec = AvroCodec()
+    try:
+        expected = write_events(bootstrap, topic, count, codec)
+        baseline = bare_read(bootstrap, topic, count)
+        settings = Settings(postgres_url=env["HUB_POSTGRES_URL"], kafka_bootstrap=bootstrap, database=database,
+                            group_id=f"bench-{run}", topic=topic, out_dir=Path(f"/tmp/{database}"))
+        engine = sa.create_engine(settings.database_url, pool_size=4)
+        db.create_schema(engine)
+        clearing = Clearing(settings, engine, codec, ClearingService(engine, codec, settings.out_dir, timedelta(0)), {})
+        stop = threading.Event()
+        consumer = ClearingConsumer(clearing, stop, auto_close=False)
+        thread = threading.Thread(target=consumer.run, daemon=True)
+        before, own, t0 = cpu_seconds(), time.process_time(), time.perf_counter()
+        thread.start()
+        applied = 0
+        while applied < count:
+            time.sleep(0.2)
+            with engine.connect() as conn:
+                applied = conn.execute(sa.text("select count(*) from applied_events")).scalar_one()
+        elapsed = time.perf_counter() - t0
+        after, own = cpu_seconds(), time.process_time() - own
+        stop.set()
+        thread.join(timeout=60)
+        with engine.connect() as conn:
+            hifp = conn.execute(sa.text("select coalesce(sum(hifp_pay_fen), 0) from bilateral")).scalar_one()
+        engine.dispose()
+    finally:
+        admin.delete_topics([topic])
+        admin.close()
+        with pg.connect() as conn:
+            conn.execute(sa.text(f'drop database if exists "{database}" with (force)'))
+    report = {"command": " ".join(["python3", "bench/clearing_bench.py", *sys.argv[1:]]), "events": count,
+              "bare_consumer_events_per_s": round(baseline, 1), "clearing_events_per_s": round(count / elapsed, 1),
+              "ratio": round(count / elapsed / baseline, 3), "totals_as_written": hifp == expected,
+              "cpu_ms_per_1000_events": {**cpu_ms_per(before, after, count // 1000),
+                                         "clearing consumer (this process)": round(1000 * own / (count / 1000), 1)},
+              "cores": os.cpu_count()}
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
