@@ -103,7 +103,7 @@ def scratch(persons: int, filed_to: str | None = None) -> Iterator[tuple[dict, s
         for psn in psn_nos:
             ref = person_ref(KEY, psn)
             producer.send(REGISTRATION_EVENTS.name, ref, "RegistrationChanged", {
-                "event_id": uuid.uuid4(), "event_time": now, "producer": "bench", "schema_version": 2,
+                "event_id": uuid.uuid4(), "event_time": now, "producer": "bench", "schema_version": 3,
                 "person_ref": ref, "person_id_masked": mask_person_id(psn), "home_pool": "360400",
                 "registration_version": 1, "change_kind": "ENROLLED",
                 "enrolment": {"insurance_type": "RESIDENT", "enrolled_from": date(2015, 1, 1), "enrolled_to": None,

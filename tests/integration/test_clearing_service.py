@@ -179,6 +179,9 @@ def test_bureaus_see_only_their_own_files_and_a_closed_day_rerenders_byte_identi
     own = http.get("/v1/clearing/2026-03-14/440100.csv", headers=gz)
     assert own.status_code == 200 and own.content == written["clearing_2026-03-14_440100.csv"]
     assert own.content.startswith("\ufeff".encode()) and "清算文件".encode() in own.content
+    # served as written at the close; where this replica holds no file, rendered again, byte-identical
+    next(p for p in first.files if p.name == "clearing_2026-03-14_440100.csv").unlink()
+    assert http.get("/v1/clearing/2026-03-14/440100.csv", headers=gz).content == own.content
     other = http.get("/v1/clearing/2026-03-14/360400.csv", headers=gz)
     assert (other.status_code, other.json()["error"]["code"]) == (403, "file_of_another_pool")
     assert http.get("/v1/clearing/2026-03-14/440100.csv").status_code == 401

@@ -95,6 +95,7 @@ class SpecialPopulation(str, Enum):
     POVERTY_REGISTERED = "POVERTY_REGISTERED"  # 建档立卡
     EXTREME_POVERTY = "EXTREME_POVERTY"  # 特困
     SUBSISTENCE_ALLOWANCE = "SUBSISTENCE_ALLOWANCE"  # 低保
+    STUDENT_CHILD = "STUDENT_CHILD"  # 学生儿童: enrolled as a student or child (the bureau says so)
 
 
 class SegmentBasis(str, Enum):
@@ -192,6 +193,14 @@ class Outpatient(Strict):
     )
 
 
+class AccidentOutpatient(Outpatient):
+    """Outpatient and emergency care after an accident, for the populations named (冠县: students
+    and children — 学生、儿童因意外伤害发生的门诊急诊医疗费用): its own annual deductible (met
+    cumulatively over the year), ratio and annual cap, instead of the general outpatient rules."""
+
+    populations: list[SpecialPopulation] = Field(min_length=1)
+
+
 class AccidentInjury(Strict):
     """Accident injury without a liable third party: its own ratio above the deductible and
     its own annual cap, instead of the ordinary ratio."""
@@ -284,6 +293,7 @@ class Policy(Strict):
     general_outpatient: Outpatient | None = None
     chronic_outpatient: Outpatient | None = None
     accident_injury: AccidentInjury | None = None
+    accident_outpatient: AccidentOutpatient | None = None
     off_site: OffSite = Field(default_factory=OffSite)
     special_populations: dict[SpecialPopulation, SpecialPopulationRule] = Field(default_factory=dict)
     serious_illness: SeriousIllness | None = None
@@ -299,7 +309,11 @@ class Policy(Strict):
         return self.effective_from <= day and (self.effective_to is None or day <= self.effective_to)
 
     def canonical_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+        """The policy as published: what its file says, without the fields left at their
+        defaults, so a later build that adds an optional field does not change the digest of
+        every published version (the loader would refuse them all as changed)."""
+        return json.dumps(self.model_dump(mode="json", exclude_defaults=True), ensure_ascii=False, sort_keys=True,
+                          separators=(",", ":"))
 
     def sha256(self) -> str:
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()

@@ -203,6 +203,28 @@ CASES = [
         expect={"hifp_pay": "50.00", "psn_part_amt": "150.00"},
     ),
     Case(
+        "冠县 student, accident outpatient: above 100 a year, 90%, at most 1000",
+        "371525-RESIDENT-2018.2", person(HOME["冠县"], F.LONG_TERM_RESIDENT, pops=(SpecialPopulation.STUDENT_CHILD,)),
+        claim(("A", "350.00"), level="1", visit=V.GENERAL_OUTPATIENT, accident=True),
+        # "累计超过100元以上的部分 ... 支付90%": (350 - 100) x 90% = 225 (the general outpatient 50% / 120 not used)
+        expect={"act_pay_dedc": "100.00", "hifp_pay": "225.00", "psn_part_amt": "125.00"},
+    ),
+    Case(
+        "冠县 student, accident outpatient later in the year: deductible met, the 1000 cap runs out",
+        "371525-RESIDENT-2018.2", person(HOME["冠县"], F.LONG_TERM_RESIDENT, pops=(SpecialPopulation.STUDENT_CHILD,)),
+        claim(("A", "300.00"), level="1", visit=V.EMERGENCY, accident=True),
+        acc=acc(accident_outpatient_deductible_met=100, accident_outpatient_fund_paid=900),
+        # no deductible left; 300 x 90% = 270, the cap leaves 1000 - 900 = 100; patient 200
+        expect={"act_pay_dedc": "0.00", "hifp_pay": "100.00", "psn_part_amt": "200.00"},
+    ),
+    Case(
+        "冠县 adult, accident outpatient: the general outpatient rules (50%, 120 a year)",
+        "371525-RESIDENT-2018.2", person(HOME["冠县"], F.LONG_TERM_RESIDENT),
+        claim(("A", "350.00"), level="1", visit=V.GENERAL_OUTPATIENT, accident=True),
+        # not a student or child: 350 x 50% = 175, the general outpatient cap 120; patient 230
+        expect={"hifp_pay": "120.00", "psn_part_amt": "230.00"},
+    ),
+    Case(
         "2021 district, an emergency visit (med_type 13): an outpatient visit, within the outpatient cap",
         "999901-RESIDENT-2021.2", person(HOME["district"]),
         claim(("A", "400.00"), level="3", visit=V.EMERGENCY), acc=acc(general_outpatient_fund_paid=40, admissions=1),

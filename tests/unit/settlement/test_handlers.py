@@ -556,3 +556,18 @@ def test_files_a_3202_detail_file_through_9101_and_its_result_and_a_catalogue_th
     assert hub.ok("1301", {"data": {"ver": listed["ver"]}})["data_cn"] == "0"  # nothing newer than what it holds
     bad = hub.call("9101", {"fsUploadIn": {"in": base64.b64encode(b"x").decode() + "!", "filename": "a.txt"}})
     assert bad.reason is Why.INVALID_FIELD
+
+
+@pytest.mark.parametrize("third_party,fund", [("0", "200.00"), ("1", "120.00")])
+def test_an_outpatient_accident_flag_from_the_convention_picks_the_accident_outpatient_rules(hub, third_party, fund):
+    """trum_flag 1 (外伤) without a liable third party (rel_ttp_flag 0): a 冠县 student's accident
+    outpatient rules, (350 - 100) x (90 - 10 referral points) = 200; with a third party, the general
+    outpatient rules: 350 x (50 - 10)% = 140, capped at 120."""
+    student = "371525200801011234"
+    hub.read_model.enrol(KEY, student, "371525", filings=FILED_TO_GZ, identities=[{"population": "STUDENT_CHILD",
+                                                                                 "begins": None, "ends": None}])
+    mdtrt_id = hub.ok("2201", {"data": {"psn_no": student, "med_type": "11", "begntime": "2026-03-10 09:00:00",
+                                        "trum_flag": "1", "rel_ttp_flag": third_party}})["data"]["mdtrt_id"]
+    hub.ok("2204", {"feedetail": [{"mdtrt_id": mdtrt_id, "med_list_codg": "A", "cnt": "1", "pric": "350.00"}]})
+    info = hub.ok("2207", {"data": {"mdtrt_id": mdtrt_id}})["setlinfo"]
+    assert info["hifp_pay"] == fund

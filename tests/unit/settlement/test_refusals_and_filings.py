@@ -125,6 +125,18 @@ def test_every_sample_policy_survives_its_published_form():
         assert again.sha256() == p.sha256()
 
 
+def test_a_field_left_at_its_default_does_not_change_a_published_policys_digest():
+    """A later build adding an optional field (or a file spelling out a default) must not make
+    every published version look changed to the loader."""
+    import json
+
+    from hub.reference.policy import parse_policy
+
+    p = policy(JIUJIANG)
+    spelled = {**json.loads(p.canonical_json()), "accident_outpatient": None, "waiting_period_days": 0}
+    assert parse_policy(spelled).sha256() == p.sha256()
+
+
 BAD_POLICIES = [
     # (change to a good document, error paths expected)
     ({"pool_code": "36040"}, ["pool_code"]),

@@ -9,6 +9,7 @@ closed goes to the next open day, flagged late.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
@@ -53,6 +54,7 @@ class EventRefused(ValueError):
     """An event clearing will not count (a fault of the data: the consumer quarantines it)."""
 
 
+log = logging.getLogger(__name__)
 AMOUNT_FIELDS = ("medfee_sumamt_fen", "hifp_pay_fen", "hifmi_pay_fen", "maf_pay_fen")
 
 
@@ -202,6 +204,10 @@ class ClearingService:
             result = net(self._obligations(conn, day))  # raises ZeroSumViolated: nothing is written
             cycle_id = f"{day.isoformat()}.1"
             header = files.DayHeader(day, cycle_id, now, self.pool_names)
+            unnamed = sorted(p.pool for p in result.positions if not self.pool_names.get(p.pool))
+            if unnamed:  # the files still say the code; a reader should not meet a blank name unwarned
+                log.warning("clearing day %s: no reference name for pools %s (add their policy files to the "
+                            "reference directory)", day, ", ".join(unnamed))
             day_files: dict[str, bytes] = {}
             for position in result.positions:
                 rendered = files.render_pool_files(header, position, self._lines(conn, day, position.pool))
@@ -336,14 +342,18 @@ class ClearingService:
         return files.write_files(self.out_dir / day.isoformat(), self.render_day(day))
 
     def pool_file(self, day: date, pool: str, suffix: str) -> bytes | None:
+        """One of a pool's files of a closed day: as written at the close when this replica wrote
+        it (no netting, no rendering), else rendered again from the day's records."""
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(db.days).where(db.days.c.clearing_date == day)).first()
-            if row is None or row.status != "CLOSED":
+            statement = conn.execute(sa.select(db.statements.c.cycle_id).where(
+                db.statements.c.clearing_date == day, db.statements.c.pool_code == pool)).first()
+            if statement is None:  # the day is not closed, or the pool had nothing that day
                 return None
-            result = net(self._obligations(conn, day))
-            position = result.by_pool.get(pool)
-            if position is None:
-                return None
+            written = self.out_dir / day.isoformat() / f"{files.file_stem(day, pool)}.{suffix}"
+            if written.is_file():
+                return written.read_bytes()
+            row = conn.execute(sa.select(db.days).where(db.days.c.clearing_date == day)).one()
+            position = net(self._obligations(conn, day)).by_pool.get(pool)
             header = files.DayHeader(day, row.cycle_id, row.closed_at, self.pool_names)
             rendered = files.render_pool_files(header, position, self._lines(conn, day, pool))
         return rendered.get(f"{files.file_stem(day, pool)}.{suffix}")

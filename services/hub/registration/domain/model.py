@@ -16,7 +16,7 @@ TEMPORARY_DEFAULT_DAYS = 183  # "commonly at least 6 months" (DESIGN.md 2.2), wh
 MAX_PSN_NO_LEN = 64
 INSUTYPE_WORDS = {"390": "RESIDENT", "310": "EMPLOYEE", "RESIDENT": "RESIDENT", "EMPLOYEE": "EMPLOYEE",
                   "居民": "RESIDENT", "职工": "EMPLOYEE"}
-SPECIAL_POPULATIONS = ("POVERTY_REGISTERED", "EXTREME_POVERTY", "SUBSISTENCE_ALLOWANCE")
+SPECIAL_POPULATIONS = ("POVERTY_REGISTERED", "EXTREME_POVERTY", "SUBSISTENCE_ALLOWANCE", "STUDENT_CHILD")
 CSV_COLUMNS = ("psn_no", "insutype", "enrolled_from", "enrolled_to", "benefits_from", "special_populations",
                "certno", "psn_name", "card_no")  # the last three optional (a file may leave the columns out)
 MAX_NAME_LEN = 50

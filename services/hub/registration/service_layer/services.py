@@ -88,7 +88,7 @@ class RegistrationService:
 
     def _event(self, person: dict, filing_rows: list, change_kind: str, now: datetime) -> dict:
         return {
-            "event_id": uuid.uuid4(), "event_time": now, "producer": PRODUCER, "schema_version": 2,
+            "event_id": uuid.uuid4(), "event_time": now, "producer": PRODUCER, "schema_version": 3,
             "person_ref": person["person_ref"], "person_id_masked": person["person_id_masked"],
             "home_pool": person["home_pool"], "registration_version": person["registration_version"],
             "change_kind": change_kind,

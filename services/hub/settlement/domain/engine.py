@@ -130,7 +130,16 @@ def _check_claim(claim: Claim) -> Refusal | None:
     return None
 
 
-def _outpatient_rules(policy: Policy, visit_type: VisitType) -> Outpatient | None:
+def _accident_outpatient(policy: Policy, claim: Claim, person: Person) -> bool:
+    """Whether the accident outpatient rules settle this visit (READINGS.md 30)."""
+    rules = policy.accident_outpatient
+    return (rules is not None and claim.accident_injury and claim.visit_type.is_general_outpatient
+            and bool(person.special_populations & set(rules.populations)))
+
+
+def _outpatient_rules(policy: Policy, visit_type: VisitType, accident: bool = False) -> Outpatient | None:
+    if accident:
+        return policy.accident_outpatient
     if visit_type.is_general_outpatient:  # an emergency visit too (READINGS.md 15)
         return policy.general_outpatient
     if visit_type is VisitType.CHRONIC_OUTPATIENT:
@@ -196,7 +205,8 @@ def settle(claim: Claim, person: Person, policy: Policy, catalogue: Catalogue, a
         if filing.expired_filing_id:
             return Refusal(RefusalCode.FILING_EXPIRED, f"filing {filing.expired_filing_id}")
         return Refusal(RefusalCode.FILING_REQUIRED, f"no filing for {claim.treatment_pool}")
-    outpatient = _outpatient_rules(policy, claim.visit_type)
+    accident_outpatient = _accident_outpatient(policy, claim, person)
+    outpatient = _outpatient_rules(policy, claim.visit_type, accident_outpatient)
     if not claim.visit_type.is_stay:
         if outpatient is None:
             return Refusal(RefusalCode.VISIT_TYPE_NOT_COVERED_OFF_SITE, f"{policy.pool_code} has no {claim.visit_type.value} rules")
@@ -245,7 +255,9 @@ def settle(claim: Claim, person: Person, policy: Policy, catalogue: Catalogue, a
         deductible_due = _product_bp(base, *factors)
         delta = _with(delta, admissions=1)
     else:
-        met = acc.general_outpatient_deductible_met if claim.visit_type.is_general_outpatient else acc.chronic_deductible_met
+        met = (acc.accident_outpatient_deductible_met if accident_outpatient
+               else acc.general_outpatient_deductible_met if claim.visit_type.is_general_outpatient
+               else acc.chronic_deductible_met)
         deductible_due = max(0, outpatient.annual_deductible - met)
     dedc = min(eligible, deductible_due)
 
@@ -275,7 +287,9 @@ def settle(claim: Claim, person: Person, policy: Policy, catalogue: Catalogue, a
         if policy.accident_injury.annual_cap is not None:
             remaining.append(policy.accident_injury.annual_cap - acc.accident_fund_paid)
     if outpatient is not None and outpatient.annual_cap is not None:
-        paid = acc.general_outpatient_fund_paid if claim.visit_type.is_general_outpatient else acc.chronic_fund_paid
+        paid = (acc.accident_outpatient_fund_paid if accident_outpatient
+                else acc.general_outpatient_fund_paid if claim.visit_type.is_general_outpatient
+                else acc.chronic_fund_paid)
         remaining.append(outpatient.annual_cap - paid)
     cap_remaining = max(0, min(remaining)) if remaining else None
     hifp = fund_before_cap if cap_remaining is None else min(fund_before_cap, cap_remaining)
@@ -338,7 +352,9 @@ def settle(claim: Claim, person: Person, policy: Policy, catalogue: Catalogue, a
         delta = _with(delta, inpatient_fund_paid=hifp)
     if claim.visit_type.is_stay and claim.accident_injury and policy.accident_injury is not None:
         delta = _with(delta, accident_fund_paid=hifp)
-    if claim.visit_type.is_general_outpatient:
+    if accident_outpatient:
+        delta = _with(delta, accident_outpatient_fund_paid=hifp, accident_outpatient_deductible_met=dedc)
+    elif claim.visit_type.is_general_outpatient:
         delta = _with(delta, general_outpatient_fund_paid=hifp, general_outpatient_deductible_met=dedc)
     elif claim.visit_type is VisitType.CHRONIC_OUTPATIENT:
         delta = _with(delta, chronic_fund_paid=hifp, chronic_deductible_met=dedc)

@@ -113,6 +113,8 @@ class Accumulators:
     serious_compliant_oop: int = 0
     serious_paid: int = 0
     assistance_paid: int = 0
+    accident_outpatient_fund_paid: int = 0
+    accident_outpatient_deductible_met: int = 0
 
     def plus(self, delta: "Accumulators", sign: int = 1) -> "Accumulators":
         """These accumulators after a settlement's delta (sign -1: after its reversal)."""

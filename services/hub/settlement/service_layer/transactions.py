@@ -177,8 +177,7 @@ class Transactions:
         insutype = str(data.get("insutype") or convention.INSUTYPE_CODES[person.insurance_type])
         mdtrt_id = f"M{hospital.code}{uuid.uuid4().hex[:16].upper()}"
         batch.add_visit(Visit(mdtrt_id, hospital.code, ref, masked, med_type, insutype, begn, "OPEN",
-                              accident_injury=med_type in convention.ACCIDENT_MED_TYPES
-                              or data.get("accident_injury") in (True, "1", 1, "true")))
+                              accident_injury=_accident(med_type, data)))
         answer = {"mdtrt_id": mdtrt_id, "psn_no": masked, "ipt_otp_no": str(data.get("ipt_otp_no") or "")}
         if infno == "2201":  # 挂号 answers in `data`, 入院办理 in `result`, as the convention has them
             return {"data": {**answer, "exp_content": ""}}
@@ -481,6 +480,14 @@ def _sealed(output: dict, holder: PersonShown) -> dict:
     if holder.sealed:
         output[SEALED] = holder.sealed
     return output
+
+
+def _accident(med_type: str, data: dict) -> bool:
+    """An accident without a liable third party: med_type 22 (外伤住院), or the convention's
+    trum_flag 1 (外伤) without rel_ttp_flag 1 (涉及第三方), or the hub's own accident_injury."""
+    if med_type in convention.ACCIDENT_MED_TYPES or data.get("accident_injury") in (True, "1", 1, "true"):
+        return True
+    return str(data.get("trum_flag", "")) == "1" and str(data.get("rel_ttp_flag", "")) != "1"
 
 
 def _text(value: Any) -> str | None:
