@@ -18,6 +18,9 @@ import argparse
 import json
 import os
 import random
+import resource
+import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -79,6 +82,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--events", type=int, default=100_000)
     ap.add_argument("--quick", action="store_true", help="5,000 events")
+    ap.add_argument("--close", action="store_true", help="then close the day and write every file: time and memory")
     args = ap.parse_args()
     count = 5000 if args.quick else args.events
     local = local_services.LocalSettings()
@@ -117,6 +121,21 @@ def main() -> None:
         thread.join(timeout=60)
         with engine.connect() as conn:
             hifp = conn.execute(sa.text("select coalesce(sum(hifp_pay_fen), 0) from bilateral")).scalar_one()
+        close = None
+        if args.close:  # `hub clearing close` in a process of its own: its peak memory is the close's
+            day = SAMPLES["cn.hub.settlement.SettlementCompleted"]["business_date"]
+            close_env = {**os.environ, **env, "HUB_CLEARING_DATABASE": database, "HUB_CLEARING_OUT": str(settings.out_dir)}
+            t1 = time.perf_counter()
+            done = subprocess.run([sys.executable, "-m", "hub.cli", "clearing", "close", "--date", day.isoformat()],
+                                  env=close_env, capture_output=True, text=True, timeout=3600)
+            written = list((settings.out_dir / day.isoformat()).glob("*"))
+            with engine.connect() as conn:
+                nets = conn.execute(sa.text("select coalesce(sum(net_position_fen), 0), count(*) from statements")).one()
+            close = {"seconds": round(time.perf_counter() - t1, 2), "exit": done.returncode, "files": len(written),
+                     "bytes": sum(p.stat().st_size for p in written),
+                     "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
+                     "pools": nets[1], "net_positions_sum_to_zero": nets[0] == 0}
+            shutil.rmtree(settings.out_dir, ignore_errors=True)
         engine.dispose()
     finally:
         admin.delete_topics([topic])
@@ -128,7 +147,7 @@ def main() -> None:
               "ratio": round(count / elapsed / baseline, 3), "totals_as_written": hifp == expected,
               "cpu_ms_per_1000_events": {**cpu_ms_per(before, after, count // 1000),
                                          "clearing consumer (this process)": round(1000 * own / (count / 1000), 1)},
-              "cores": os.cpu_count()}
+              "close_day": close, "cores": os.cpu_count()}
     print(json.dumps(report, indent=2))
 
 

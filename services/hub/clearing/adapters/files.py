@@ -11,13 +11,14 @@ import csv
 import hashlib
 import html
 import io
-import json
 from dataclasses import dataclass
 from datetime import date, datetime
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Sequence
 from zoneinfo import ZoneInfo
+
+import orjson
 
 from hub.clearing.domain.netting import PoolPosition
 from hub.money import fen_to_yuan as yuan
@@ -84,7 +85,9 @@ def render_pool_files(header: DayHeader, position: PoolPosition, rows: Sequence[
         "settlement_lines": lines,
         "totals": totals,
     }
-    json_bytes = (json.dumps(document, ensure_ascii=False, indent=2, sort_keys=False) + "\n").encode("utf-8")
+    # orjson writes the same bytes as json.dumps(indent=2, ensure_ascii=False) for these documents
+    # (strings, integers, booleans, nulls), several times faster.
+    json_bytes = orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n"
 
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\r\n")
@@ -172,6 +175,20 @@ td,th{{border:1px solid #ccc;padding:4px 8px}} td.n{{text-align:right;font-varia
 </body></html>
 """
     return page.encode("utf-8")
+
+
+def move_files(staging: Path, directory: Path) -> list[Path]:
+    """Every file of `staging` into `directory` (each replaced in one step, so readers never see a
+    half-written file), then `staging` removed: the files of a close become visible only after
+    its transaction committed."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for path in sorted(staging.iterdir()):
+        target = directory / path.name
+        path.replace(target)
+        paths.append(target)
+    staging.rmdir()
+    return paths
 
 
 def write_files(directory: Path, files: dict[str, bytes]) -> list[Path]:

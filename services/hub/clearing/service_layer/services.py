@@ -10,6 +10,7 @@ closed goes to the next open day, flagged late.
 from __future__ import annotations
 
 import logging
+import shutil
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
@@ -193,42 +194,51 @@ class ClearingService:
         Closing a closed day is a no-op that answers what the first close produced. Raises
         DayBlocked while a quarantined event may belong to the day."""
         now = self.clock()
-        with self.engine.begin() as conn:
-            conn.execute(pg_insert(db.days).values(clearing_date=day, status="OPEN").on_conflict_do_nothing())
-            row = conn.execute(sa.select(db.days).where(db.days.c.clearing_date == day).with_for_update()).one()
-            if row.status == "CLOSED":
-                return CloseResult(day, row.cycle_id, True, None, self.write_day_files(day))
-            blocking = self._blocking(conn, day)
-            if blocking:
-                raise DayBlocked(day, blocking)
-            result = net(self._obligations(conn, day))  # raises ZeroSumViolated: nothing is written
-            cycle_id = f"{day.isoformat()}.1"
-            header = files.DayHeader(day, cycle_id, now, self.pool_names)
-            unnamed = sorted(p.pool for p in result.positions if not self.pool_names.get(p.pool))
-            if unnamed:  # the files still say the code; a reader should not meet a blank name unwarned
-                log.warning("clearing day %s: no reference name for pools %s (add their policy files to the "
-                            "reference directory)", day, ", ".join(unnamed))
-            day_files: dict[str, bytes] = {}
-            for position in result.positions:
-                rendered = files.render_pool_files(header, position, self._lines(conn, day, position.pool))
-                day_files.update(rendered)
-                sha = files.manifest_sha256(rendered)
-                conn.execute(db.statements.insert().values(
-                    clearing_date=day, pool_code=position.pool, cycle_id=cycle_id,
-                    receivable_fen=position.receivable_fen, payable_fen=position.payable_fen,
-                    net_position_fen=position.net_fen, settlement_count=position.settlement_count, manifest_sha256=sha))
-                conn.execute(db.outbox.insert().values(
-                    topic=CLEARING_STATEMENTS.name, message_key=position.pool,
-                    payload=self.codec.encode("ClearingStatement", self._statement_event(day, cycle_id, now, position, sha))))
-            conn.execute(db.days.update().where(db.days.c.clearing_date == day).values(
-                status="CLOSED", cycle_id=cycle_id, closed_at=now, gross_fen=result.gross_fen,
-                net_abs_fen=result.net_abs_fen, efficiency=f"{result.efficiency.numerator}/{result.efficiency.denominator}"))
-            day_files[f"summary_{day.isoformat()}.html"] = files.render_summary(
-                header, result.positions, result.gross_fen, result.net_abs_fen, result.efficiency,
-                {p.pool: False for p in result.positions})  # no statement is confirmed yet
+        staging = self.out_dir / f".{day.isoformat()}.closing-{uuid.uuid4().hex[:8]}"
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(pg_insert(db.days).values(clearing_date=day, status="OPEN").on_conflict_do_nothing())
+                row = conn.execute(sa.select(db.days).where(db.days.c.clearing_date == day).with_for_update()).one()
+                if row.status == "CLOSED":
+                    return CloseResult(day, row.cycle_id, True, None, self.write_day_files(day))
+                blocking = self._blocking(conn, day)
+                if blocking:
+                    raise DayBlocked(day, blocking)
+                result = net(self._obligations(conn, day))  # raises ZeroSumViolated: nothing is written
+                cycle_id = f"{day.isoformat()}.1"
+                header = files.DayHeader(day, cycle_id, now, self.pool_names)
+                unnamed = sorted(p.pool for p in result.positions if not self.pool_names.get(p.pool))
+                if unnamed:  # the files still say the code; a reader should not meet a blank name unwarned
+                    log.warning("clearing day %s: no reference name for pools %s (add their policy files to the "
+                                "reference directory)", day, ", ".join(unnamed))
+                # Each pool's files are rendered once, digested and written to a staging directory at
+                # once (memory: one pool's lines at a time); they are moved into place after the commit.
+                for position in result.positions:
+                    rendered = files.render_pool_files(header, position, self._lines(conn, day, position.pool))
+                    sha = files.manifest_sha256(rendered)
+                    files.write_files(staging, rendered)
+                    conn.execute(db.statements.insert().values(
+                        clearing_date=day, pool_code=position.pool, cycle_id=cycle_id,
+                        receivable_fen=position.receivable_fen, payable_fen=position.payable_fen,
+                        net_position_fen=position.net_fen, settlement_count=position.settlement_count,
+                        manifest_sha256=sha))
+                    conn.execute(db.outbox.insert().values(
+                        topic=CLEARING_STATEMENTS.name, message_key=position.pool,
+                        payload=self.codec.encode("ClearingStatement",
+                                                  self._statement_event(day, cycle_id, now, position, sha))))
+                conn.execute(db.days.update().where(db.days.c.clearing_date == day).values(
+                    status="CLOSED", cycle_id=cycle_id, closed_at=now, gross_fen=result.gross_fen,
+                    net_abs_fen=result.net_abs_fen,
+                    efficiency=f"{result.efficiency.numerator}/{result.efficiency.denominator}"))
+                files.write_files(staging, {f"summary_{day.isoformat()}.html": files.render_summary(
+                    header, result.positions, result.gross_fen, result.net_abs_fen, result.efficiency,
+                    {p.pool: False for p in result.positions})})  # no statement is confirmed yet
+        except BaseException:  # nothing of a close that did not commit
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
         CLEARING_DAYS_CLOSED.inc()
         # The bytes rendered (and digested) inside the transaction are the ones written: no second netting.
-        return CloseResult(day, cycle_id, False, result, files.write_files(self.out_dir / day.isoformat(), day_files))
+        return CloseResult(day, cycle_id, False, result, files.move_files(staging, self.out_dir / day.isoformat()))
 
     # ------------------------------------------------------------------ quarantine
 
