@@ -26,6 +26,7 @@ from typing import Any, Iterator, Sequence
 
 import orjson
 import psycopg
+from psycopg import RawCursor
 from psycopg.rows import namedtuple_row
 from psycopg.types.json import Jsonb, set_json_dumps
 
@@ -217,6 +218,17 @@ def _values(rows: Sequence[tuple], row_sql: str) -> tuple[str, list]:
     return ", ".join([f"({row_sql})"] * len(rows)), [value for row in rows for value in row]
 
 
+def _raw_values(rows: Sequence[tuple], row_sql: str) -> tuple[str, list]:
+    """`_values` with PostgreSQL's own placeholders ($1, $2 ...), for a RawCursor: psycopg then
+    sends the statement as it is. With %s it converts every statement, and a multi-row one is too
+    long for its cache of conversions: that was 7-10 % of the group thread (py-spy, whole bills)."""
+    parts = row_sql.split("%s")
+    width = len(parts) - 1
+    sql = ", ".join("(" + "".join(f"{part}${n * width + k + 1}" if k < width else part
+                                  for k, part in enumerate(parts)) + ")" for n in range(len(rows)))
+    return sql, [value for row in rows for value in row]
+
+
 def _orjson_dumps(obj: Any) -> str:
     return orjson.dumps(obj).decode()
 
@@ -300,39 +312,39 @@ class PostgresTransaction(Transaction):
         self._write_requests(c)
 
     def _write_visits(self, c: Changes) -> None:
-        execute = self.conn.execute
+        execute = RawCursor(self.conn).execute
         if c.new_visits:
-            values, params = _values([(v.mdtrt_id, v.hospital_code, v.person_ref, v.person_id_masked, v.med_type,
+            values, params = _raw_values([(v.mdtrt_id, v.hospital_code, v.person_ref, v.person_id_masked, v.med_type,
                                        v.insutype, v.begntime, v.status, v.endtime, v.accident_injury)
                                       for v in c.new_visits], "%s, %s, %s, %s, %s, %s, %s::date, %s, %s::date, %s")
             execute(f"insert into visits ({_VISIT_COLUMNS}) values {values}", params)
         if c.deleted_fees:
-            values, params = _values(c.deleted_fees, "%s::text, %s::text")
+            values, params = _raw_values(c.deleted_fees, "%s::text, %s::text")
             execute(f"delete from fee_details f using (values {values}) as d(mdtrt_id, feedetl_sn)"
                     " where f.mdtrt_id = d.mdtrt_id and f.feedetl_sn = d.feedetl_sn", params)
         if c.upserted_fees:
-            values, params = _values([(f.mdtrt_id, f.feedetl_sn, f.med_list_codg, f.cnt, f.pric_fen, f.amount_fen)
+            values, params = _raw_values([(f.mdtrt_id, f.feedetl_sn, f.med_list_codg, f.cnt, f.pric_fen, f.amount_fen)
                                       for f in c.upserted_fees], "%s, %s, %s, %s, %s, %s")
             execute(f"insert into fee_details (mdtrt_id, feedetl_sn, med_list_codg, cnt, pric_fen, amount_fen)"
                     f" values {values} on conflict (mdtrt_id, feedetl_sn) do update set"
                     " med_list_codg = excluded.med_list_codg, cnt = excluded.cnt, pric_fen = excluded.pric_fen,"
                     " amount_fen = excluded.amount_fen", params)
         if c.changed_visits:
-            values, params = _values([(v.mdtrt_id, v.status, v.endtime) for v in c.changed_visits],
+            values, params = _raw_values([(v.mdtrt_id, v.status, v.endtime) for v in c.changed_visits],
                                      "%s::text, %s::text, %s::date")
             execute(f"update visits v set status = d.status, endtime = d.endtime from (values {values})"
                     " as d(mdtrt_id, status, endtime) where v.mdtrt_id = d.mdtrt_id", params)
 
     def _write_settlements(self, c: Changes) -> None:
-        execute = self.conn.execute
+        execute = RawCursor(self.conn).execute
         if c.reversed_settlements:  # before the inserts: a visit reversed and settled anew in one group
-            values, params = _values([(s.setl_id, s.reversed_at, s.reversal_msgid) for s in c.reversed_settlements],
+            values, params = _raw_values([(s.setl_id, s.reversed_at, s.reversal_msgid) for s in c.reversed_settlements],
                                      "%s::text, %s::timestamptz, %s::text")
             execute(f"update settlements s set status = 'REVERSED', reversed_at = d.reversed_at,"
                     f" reversal_msgid = d.reversal_msgid from (values {values}) as d(setl_id, reversed_at, reversal_msgid)"
                     " where s.setl_id = d.setl_id", params)
         if c.new_settlements:
-            values, params = _values([(s.setl_id, s.mdtrt_id, s.msgid, s.hospital_code, s.person_ref,
+            values, params = _raw_values([(s.setl_id, s.mdtrt_id, s.msgid, s.hospital_code, s.person_ref,
                                        s.person_id_masked, s.home_pool, s.treatment_pool, s.policy_year,
                                        s.business_date, s.settled_at, s.medfee_sumamt_fen, s.hifp_pay_fen,
                                        s.hifmi_pay_fen, s.maf_pay_fen, s.psn_part_amt_fen,
@@ -340,32 +352,32 @@ class PostgresTransaction(Transaction):
                                        s.reversal_msgid) for s in c.new_settlements], ", ".join(["%s"] * 21))
             execute(f"insert into settlements ({_SETTLEMENT_COLUMNS}) values {values}", params)
         if c.accumulators:
-            values, params = _values([(ref, a.year, *(getattr(a, f) for f in ACCUMULATOR_FIELDS))
+            values, params = _raw_values([(ref, a.year, *(getattr(a, f) for f in ACCUMULATOR_FIELDS))
                                       for ref, a in c.accumulators],
                                      "%s::text, %s::int" + ", %s::bigint" * len(ACCUMULATOR_FIELDS))
             execute("update accumulators a set " + ", ".join(f"{f} = d.{f}" for f in ACCUMULATOR_FIELDS)
                     + f" from (values {values}) as d(person_ref, policy_year, {_FIELDS})"
                     " where a.person_ref = d.person_ref and a.policy_year = d.policy_year", params)
         if c.outbox:  # ids follow the order of decision
-            values, params = _values([(SETTLEMENT_EVENTS.name, key, payload) for key, payload in c.outbox],
+            values, params = _raw_values([(SETTLEMENT_EVENTS.name, key, payload) for key, payload in c.outbox],
                                      "%s, %s, %s")
             execute(f"insert into outbox (topic, message_key, payload) values {values}", params)
 
     def _write_requests(self, c: Changes) -> None:
-        execute = self.conn.execute
+        execute = RawCursor(self.conn).execute
         if c.answers:
-            values, params = _values([(*key, ANSWERED, Jsonb(body)) for key, body in c.answers],
+            values, params = _raw_values([(*key, ANSWERED, Jsonb(body)) for key, body in c.answers],
                                      "%s::text, %s::text, %s::int, %s::jsonb")
             execute("update requests r set status_code = d.status_code, response = d.response"
                     f" from (values {values}) as d(hospital_code, msgid, status_code, response)"
                     " where r.hospital_code = d.hospital_code and r.msgid = d.msgid", params)
         if c.tombstones:
-            values, params = _values([(*key, infno, UNDONE_BEFORE_ARRIVAL, ANSWERED, Jsonb(body))
+            values, params = _raw_values([(*key, infno, UNDONE_BEFORE_ARRIVAL, ANSWERED, Jsonb(body))
                                       for key, infno, body in c.tombstones], "%s, %s, %s, %s, %s, %s")
             execute("insert into requests (hospital_code, msgid, infno, request_sha256, status_code, response)"
                     f" values {values} on conflict do nothing", params)
         if c.forgotten:
-            values, params = _values(c.forgotten, "%s::text, %s::text")
+            values, params = _raw_values(c.forgotten, "%s::text, %s::text")
             execute(f"delete from requests r using (values {values}) as d(hospital_code, msgid)"
                     " where r.hospital_code = d.hospital_code and r.msgid = d.msgid", params)
 
