@@ -212,25 +212,7 @@ class RegistrationService:
                     person["person_id_masked"] = old.person_id_masked
                     updates.append(person)
                     events_for.append((person, "ENROLMENT_ENDED" if e.enrolled_to else "ENROLMENT_CHANGED"))
-            # Set-wise writes: one statement per kind for the whole chunk.
-            if inserts:
-                conn.execute(db.persons.insert(), inserts)
-            if updates:
-                conn.execute(
-                    db.persons.update().where(db.persons.c.person_ref == sa.bindparam("ref"))
-                    .values({k: sa.bindparam(k) for k in ("insurance_type", "enrolled_from", "enrolled_to",
-                                                          "benefits_from", "special_populations", "identities",
-                                                          "sealed", "credential_refs", "registration_version")}),
-                    [{**{k: v for k, v in u.items() if k not in ("person_ref", "person_id_masked", "home_pool")},
-                      "ref": u["person_ref"]} for u in updates],
-                )
-            changed = [p["person_ref"] for p in inserts + updates]
-            if changed:  # each changed person's credentials, as the file now gives them
-                conn.execute(db.credentials.delete().where(db.credentials.c.person_ref.in_(changed)))
-                rows = [{"credential_ref": c, "person_ref": p["person_ref"]}
-                        for p in inserts + updates for c in p["credential_refs"]]
-                if rows:
-                    conn.execute(db.credentials.insert(), rows)
+            _store_persons(conn, inserts, updates)
             filings_of: dict[str, list] = {}
             if updates:
                 for f in conn.execute(sa.select(db.filings).where(db.filings.c.person_ref.in_([u["person_ref"] for u in updates]))):
@@ -355,6 +337,28 @@ class RegistrationService:
             "filings_expired": [f.filing_id for f in expired],
             "off_site_status": "IN_POOL" if region == person.home_pool else ("FILED" if valid else "UNREGISTERED"),
         }
+
+
+_UPDATED = ("insurance_type", "enrolled_from", "enrolled_to", "benefits_from", "special_populations", "identities",
+            "sealed", "credential_refs", "registration_version")
+
+
+def _store_persons(conn: sa.Connection, inserts: list[dict], updates: list[dict]) -> None:
+    """A chunk's new and changed persons, set-wise (one statement per kind), and each changed
+    person's credentials as the file now gives them."""
+    if inserts:
+        conn.execute(db.persons.insert(), inserts)
+    if updates:
+        conn.execute(db.persons.update().where(db.persons.c.person_ref == sa.bindparam("ref"))
+                     .values({k: sa.bindparam(k) for k in _UPDATED}),
+                     [{**{k: u[k] for k in _UPDATED}, "ref": u["person_ref"]} for u in updates])
+    changed = [p["person_ref"] for p in inserts + updates]
+    if changed:
+        conn.execute(db.credentials.delete().where(db.credentials.c.person_ref.in_(changed)))
+        rows = [{"credential_ref": c, "person_ref": p["person_ref"]} for p in inserts + updates
+                for c in p["credential_refs"]]
+        if rows:
+            conn.execute(db.credentials.insert(), rows)
 
 
 def _identity_json(i: Identity) -> dict:
