@@ -39,8 +39,18 @@ def database_url(postgres_url: str, database: str) -> str:
     return sa.make_url(postgres_url).set(database=database).render_as_string(hide_password=False)
 
 
-def create_schema(engine: sa.Engine, metadata: sa.MetaData, lock_key: int) -> None:
-    """Create the service's tables; processes starting at once serialise on an advisory lock."""
+def create_schema(engine: sa.Engine, metadata: sa.MetaData, lock_key: int,
+                  added: dict[str, tuple[str, ...]] | None = None) -> None:
+    """Create the service's tables; processes starting at once serialise on an advisory lock.
+    `added` names the columns (by table) added after a table's first schema: a database made
+    before them gets them in place, as the metadata declares them (each has a server default)."""
     with engine.begin() as conn:
         conn.execute(sa.text("select pg_advisory_xact_lock(:k)"), {"k": lock_key})
         metadata.create_all(conn)
+        for table, names in (added or {}).items():
+            for name in names:
+                column = metadata.tables[table].c[name]
+                default = column.server_default.arg
+                default = default.text if hasattr(default, "text") else default
+                conn.execute(sa.text(f"alter table {table} add column if not exists {name}"
+                                     f" {column.type.compile(dialect=engine.dialect)} not null default {default}"))

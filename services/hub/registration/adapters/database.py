@@ -71,12 +71,4 @@ ADDED_COLUMNS = {"persons": ("identities", "sealed", "credential_refs")}  # sinc
 
 def create_schema(engine: sa.Engine) -> None:
     """The tables; a database made before a column was added gets it added in place."""
-    settings.create_schema(engine, metadata, 4242100)
-    with engine.begin() as conn:
-        conn.execute(sa.text("select pg_advisory_xact_lock(4242100)"))
-        for table, names in ADDED_COLUMNS.items():
-            for name in names:
-                column = metadata.tables[table].c[name]
-                ddl = column.type.compile(dialect=engine.dialect)
-                default = column.server_default.arg.text
-                conn.execute(sa.text(f"alter table {table} add column if not exists {name} {ddl} not null default {default}"))
+    settings.create_schema(engine, metadata, 4242100, ADDED_COLUMNS)

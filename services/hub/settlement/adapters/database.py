@@ -114,13 +114,9 @@ def create_engine(url: str, pool_size: int = 10) -> sa.Engine:
     return sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
 
 
-ADDED_ACCUMULATORS = ("accident_outpatient_fund_paid", "accident_outpatient_deductible_met")  # since the first schema
+ADDED_COLUMNS = {"accumulators": ("accident_outpatient_fund_paid", "accident_outpatient_deductible_met")}
 
 
 def create_schema(engine: sa.Engine) -> None:
     """The tables; a database made before an accumulator was added gets its column in place."""
-    settings.create_schema(engine, metadata, 4242001)
-    with engine.begin() as conn:
-        conn.execute(sa.text("select pg_advisory_xact_lock(4242001)"))
-        for name in ADDED_ACCUMULATORS:
-            conn.execute(sa.text(f"alter table accumulators add column if not exists {name} bigint not null default 0"))
+    settings.create_schema(engine, metadata, 4242001, ADDED_COLUMNS)
