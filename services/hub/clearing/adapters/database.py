@@ -7,6 +7,8 @@ day and pool pair, so netting reads pools x pools rows, never the day's events.
 
 from __future__ import annotations
 
+from typing import Iterable, Sequence
+
 import sqlalchemy as sa
 
 from hub import settings
@@ -40,21 +42,28 @@ sa.Index("applied_by_day_treatment", applied_events.c.clearing_date, applied_eve
 APPLIED_COLUMNS = tuple(c.name for c in applied_events.columns)
 
 
+def _copy_insert(conn: sa.Connection, table: str, columns: Sequence[str], rows: Iterable[tuple], tail: str) -> list:
+    """Rows into `table` by COPY into a temporary twin of it, then one INSERT ... SELECT ending in
+    `tail` (its ON CONFLICT / RETURNING), inside the caller's transaction; the returned rows.
+    SQLAlchemy multi-row INSERTs of 500 rows and 8,000 parameters, compiled and parsed anew for
+    every batch, were ~75 % of the consumer's time."""
+    names = ", ".join(columns)
+    with conn.connection.driver_connection.cursor() as cur:  # psycopg
+        cur.execute(f"create temp table if not exists {table}_in (like {table}) on commit delete rows")
+        with cur.copy(f"copy {table}_in ({names}) from stdin") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cur.execute(f"insert into {table} ({names}) select {names} from {table}_in {tail}")
+        return cur.fetchall() if cur.description else []
+
+
 def insert_applied(conn: sa.Connection, rows: list[dict]) -> set[str]:
     """Insert a batch's rows into applied_events, skipping event ids already there; the ids that
-    were new. COPY into a temporary table, then one INSERT ... SELECT: a multi-row INSERT built
-    by SQLAlchemy for 500 rows and 8,000 parameters was ~75 % of the consumer's time (compiled
-    and parsed anew for every batch)."""
-    raw = conn.connection.driver_connection  # psycopg, inside the caller's transaction
-    with raw.cursor() as cur:
-        cur.execute("create temp table if not exists applied_in (like applied_events) on commit delete rows")
-        with cur.copy(f"copy applied_in ({', '.join(APPLIED_COLUMNS)}) from stdin") as copy:
-            for row in rows:
-                copy.write_row(tuple(row[c] for c in APPLIED_COLUMNS))
-        columns = ", ".join(APPLIED_COLUMNS)
-        cur.execute(f"insert into applied_events ({columns}) select {columns} from applied_in"
-                    " on conflict do nothing returning event_id")
-        return {r[0] for r in cur.fetchall()}
+    were new."""
+    returned = _copy_insert(conn, "applied_events", APPLIED_COLUMNS,
+                            (tuple(row[c] for c in APPLIED_COLUMNS) for row in rows),
+                            "on conflict do nothing returning event_id")
+    return {r[0] for r in returned}
 
 
 bilateral = sa.Table(
@@ -73,21 +82,13 @@ BILATERAL_COLUMNS = ("clearing_date", "home_pool", "treatment_pool", "hifp_pay_f
 
 
 def add_bilateral(conn: sa.Connection, rows: list[tuple]) -> None:
-    """Add a batch's totals (one row per day and pool pair, BILATERAL_COLUMNS) to the running
-    totals, as insert_applied does: COPY, then one INSERT ... ON CONFLICT DO UPDATE."""
-    raw = conn.connection.driver_connection
-    with raw.cursor() as cur:
-        cur.execute("create temp table if not exists bilateral_in (like bilateral) on commit delete rows")
-        with cur.copy(f"copy bilateral_in ({', '.join(BILATERAL_COLUMNS)}) from stdin") as copy:
-            for row in rows:
-                copy.write_row(row)
-        columns = ", ".join(BILATERAL_COLUMNS)
-        cur.execute(f"insert into bilateral ({columns}) select {columns} from bilateral_in"
-                    " on conflict (clearing_date, home_pool, treatment_pool) do update set"
-                    " hifp_pay_fen = bilateral.hifp_pay_fen + excluded.hifp_pay_fen,"
-                    " hifmi_pay_fen = bilateral.hifmi_pay_fen + excluded.hifmi_pay_fen,"
-                    " maf_pay_fen = bilateral.maf_pay_fen + excluded.maf_pay_fen,"
-                    " settlement_count = bilateral.settlement_count + excluded.settlement_count")
+    """Add a batch's totals (one row per day and pool pair, BILATERAL_COLUMNS) to the running totals."""
+    _copy_insert(conn, "bilateral", BILATERAL_COLUMNS, rows,
+                 "on conflict (clearing_date, home_pool, treatment_pool) do update set"
+                 " hifp_pay_fen = bilateral.hifp_pay_fen + excluded.hifp_pay_fen,"
+                 " hifmi_pay_fen = bilateral.hifmi_pay_fen + excluded.hifmi_pay_fen,"
+                 " maf_pay_fen = bilateral.maf_pay_fen + excluded.maf_pay_fen,"
+                 " settlement_count = bilateral.settlement_count + excluded.settlement_count")
 
 
 days = sa.Table(
