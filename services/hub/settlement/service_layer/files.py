@@ -125,25 +125,26 @@ def result_text(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def catalogue_text(catalogue: Catalogue | None, kind: str | None, since_version: str) -> tuple[str, int]:
-    """A 1301-1307 catalogue file's text and its row count: the pool's items of `kind`, unless
-    the hospital already holds this version (`ver` given and equal)."""
-    lines = ["\t".join(CATALOGUE_COLUMNS)]
+def catalogue_codes(catalogue: Catalogue | None, kind: str | None, since_version: str) -> list[str]:
+    """The codes a 1301-1307 file lists: the pool's items of `kind`, in code order, unless the
+    hospital already holds this version (`ver` given and equal)."""
     if catalogue is None or kind is None or since_version == catalogue.catalogue_version:
-        return lines[0] + "\n", 0
-    count = 0
-    for code in sorted(catalogue.items):
+        return []
+    return sorted(code for code, item in catalogue.items.items() if item.item_kind == kind)
+
+
+def catalogue_text(catalogue: Catalogue | None, codes: list[str]) -> str:
+    """A 1301-1307 catalogue file's text: a header, then the items `catalogue_codes` chose."""
+    lines = ["\t".join(CATALOGUE_COLUMNS)]
+    for code in codes:
         item = catalogue.items[code]
-        if item.item_kind != kind:
-            continue
         cap = "" if item.price_cap_fen is None else f"{item.price_cap_fen // 100}.{item.price_cap_fen % 100:02d}"
         share = f"{item.self_pay_first_bp / 10000:.4f}" if item.item_class is ItemClass.YI else (
             "1.0000" if item.item_class is ItemClass.BING else "0.0000")
         lines.append("\t".join((code, item.item_name, item.item_kind, CHRGITM_LV[item.item_class], share, cap,
                                 item.over_cap_rule.value, "1" if item.essential_drug else "0",
                                 catalogue.catalogue_version)))
-        count += 1
-    return "\n".join(lines) + "\n", count
+    return "\n".join(lines) + "\n"
 
 
 def catalogue_query_no(infno: str, pool: str, version: str, since: str) -> str:

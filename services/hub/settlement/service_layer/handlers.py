@@ -259,7 +259,11 @@ class SettlementService:
 
     def _upload(self, request: Request) -> dict:
         """9101: keep the hospital's file; answer the number it is downloaded and referred to by."""
-        filename, content = files.upload_content(data_of(request.payload, "fsUploadIn"))
+        return self._keep(request, *files.upload_content(data_of(request.payload, "fsUploadIn")))
+
+    def _keep(self, request: Request, filename: str, content: bytes) -> dict:
+        """Keep a file of the asking hospital's (uploaded, or a 3202 result); what names it (the
+        convention's file_qury_no, filename and dld_endtime)."""
         stored = files.StoredFile(f"F{uuid.uuid4().hex[:24].upper()}", request.hospital.code, filename, content,
                                   request.now)
         self.repository.put_file(stored)
@@ -279,7 +283,7 @@ class SettlementService:
             current = self.reference.current()[1].get(pool)
             if pool != request.hospital.pool or current is None or current.catalogue_version != version:
                 raise Answer(Why.FILE_NOT_FOUND, "no such catalogue file (ask 1301-1307 again for the current one)")
-            text, _ = files.catalogue_text(current, files.CATALOGUE_DOWNLOADS[infno], since)
+            text = files.catalogue_text(current, files.catalogue_codes(current, files.CATALOGUE_DOWNLOADS[infno], since))
             return Reply(None, done({}, request.now).body, (f"{number}.zip", files.zipped(f"{number}.txt", text)))
         stored = self.repository.file(number)
         if stored is None or stored.hospital_code != request.hospital.code:  # another's: as if there were none
@@ -294,7 +298,7 @@ class SettlementService:
             raise Answer(Why.INVALID_FIELD, "ver: the catalogue version the hospital holds (\"\" or absent: none)")
         current = self.reference.current()[1].get(request.hospital.pool)
         version = current.catalogue_version if current is not None else "none"
-        _, count = files.catalogue_text(current, files.CATALOGUE_DOWNLOADS[request.infno], since)
+        count = len(files.catalogue_codes(current, files.CATALOGUE_DOWNLOADS[request.infno], since))  # not rendered
         number = files.catalogue_query_no(request.infno, request.hospital.pool, version, since)
         return {"file_qury_no": number, "filename": "plc", "dld_end_time": files.download_end(
             request.now.astimezone(SHANGHAI)), "data_cn": str(count), "ver": version}
@@ -420,12 +424,9 @@ class SettlementService:
                 "hub_fund_pay_sumamt": y(hub[k][1])}
                for k in hub.keys() & theirs_detail.keys() if hub[k] != theirs_detail[k]],
             key=lambda d: d["setl_id"])
-        result = files.StoredFile(f"F{uuid.uuid4().hex[:24].upper()}", request.hospital.code,
-                                  f"3202_{begin:%Y%m%d}_{end:%Y%m%d}.zip", files.zipped(
-                                      "3202_result.txt", files.result_text(differences)), request.now)
-        self.repository.put_file(result)
-        return {"fileinfo": {"file_qury_no": result.file_qury_no, "filename": result.filename,
-                             "dld_endtime": files.download_end(request.now.astimezone(SHANGHAI))},
+        result = self._keep(request, f"3202_{begin:%Y%m%d}_{end:%Y%m%d}.zip",
+                            files.zipped("3202_result.txt", files.result_text(differences)))
+        return {"fileinfo": result,
                 "stmtinfo": {"stmt_rslt": "0" if not differences else "1",
                              "stmt_rslt_dscr": "match" if not differences else f"{len(differences)} differing settlements",
                              "hub": hub_totals}, "differences": differences}
