@@ -51,6 +51,9 @@ def create_schema(engine: sa.Engine, metadata: sa.MetaData, lock_key: int,
             for name in names:
                 column = metadata.tables[table].c[name]
                 default = column.server_default.arg
-                default = default.text if hasattr(default, "text") else default
+                if isinstance(default, str):  # a plain value: a literal ('' for text, '0' cast to bigint)
+                    default = "'" + default.replace("'", "''") + "'"
+                else:  # an SQL expression
+                    default = default.text if hasattr(default, "text") else str(default.compile(dialect=engine.dialect))
                 conn.execute(sa.text(f"alter table {table} add column if not exists {name}"
                                      f" {column.type.compile(dialect=engine.dialect)} not null default {default}"))

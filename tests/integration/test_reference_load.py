@@ -25,7 +25,7 @@ def test_the_sample_reference_data_publishes_and_republishing_changes_nothing(se
     assert again.policies_unchanged == len(list((REPO / "reference" / "policies").glob("*.yaml")))
     assert again.items_unchanged == 7 * 2920
     on_topic = published(servers.kafka_bootstrap, codec, REFERENCE_POLICIES.name, lambda v: v["policy_version"])
-    assert {"371525:RESIDENT:371525-RESIDENT-2018.2", "510900:RESIDENT:510900-RESIDENT-2019.2",
+    assert {"371525:RESIDENT:371525-RESIDENT-2018.3", "510900:RESIDENT:510900-RESIDENT-2019.2",
             "510900:RESIDENT:510900-RESIDENT-2020.2"} <= set(on_topic)
 
 

@@ -396,3 +396,61 @@ def test_a_lost_database_answers_503_in_the_envelope_and_a_retry_settles_once(st
     assert status == 200 and call(http, request) == (200, body)
     with stack.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(db.settlements)).scalar_one() == 1
+
+
+def test_a_chronic_visits_2203_diagnosis_and_medical_type_reach_the_rules(stack, producer):
+    """2201 opens an outpatient visit; 2203 names it a chronic-disease visit (med_type 14) with
+    the 病种 dialysis: 冠县 pays it within the inpatient cap, not the other diseases' 10,000
+    (READINGS.md 33) — read back from PostgreSQL at settlement."""
+    psn, _ = enrolled_person(stack, producer, home_pool="371525", filings=[{
+        "filing_id": "F-LT", "filing_type": "LONG_TERM_RESIDENT", "target_pool": "440100",
+        "valid_from": date(2026, 1, 1), "valid_to": None, "revoked": False}])  # no off-site reduction
+    http, env = client(stack, GZ_A)
+
+    def chronic_bill(diagnosis: str) -> dict:
+        status, body = call(http, env("2201", {"data": {"psn_no": psn, "begntime": "2026-03-10 09:00:00"}}))
+        assert status == 200, body
+        mdtrt = body["output"]["data"]["mdtrt_id"]
+        status, body = call(http, env("2203", {
+            "mdtrtinfo": {"mdtrt_id": mdtrt, "psn_no": psn, "med_type": "14", "begntime": "2026-03-10 09:00:00",
+                          "dise_codg": diagnosis, "dise_name": "门诊慢特病"},
+            "diseinfo": [{"diag_type": "1", "diag_srt_no": "1", "diag_code": diagnosis, "diag_name": "诊断"}]}))
+        assert status == 200 and body["infcode"] == 0, body
+        status, body = call(http, env("2204", {"feedetail": [
+            {"feedetl_sn": "1", "mdtrt_id": mdtrt, "med_list_codg": JIA_DRUG, "cnt": "1", "pric": "20000.00"}]}))
+        assert status == 200 and body["infcode"] == 0, body
+        status, body = call(http, env("2207", {"data": {"mdtrt_id": mdtrt, "psn_no": psn, "med_type": "14",
+                                                        "medfee_sumamt": "20000.00"}}))
+        assert status == 200 and body["infcode"] == 0, body
+        with stack.engine.connect() as conn:
+            row = conn.execute(sa.text("select med_type, diagnoses from visits where mdtrt_id = :m"), {"m": mdtrt}).one()
+        assert (row.med_type, row.diagnoses) == ("14", diagnosis)
+        return body["output"]["setlinfo"]
+
+    # 冠心病 first: 20000 x 65% = 13000, held to the other diseases' 10000
+    assert chronic_bill("I25.103")["hifp_pay"] == "10000.00"
+    # dialysis next: 13000, bounded by the inpatient cap only (the 10000 is used up, and not its)
+    assert chronic_bill("N18.500")["hifp_pay"] == "13000.00"
+
+
+def test_a_database_made_before_a_column_was_added_gets_it_in_place(scratch_database):
+    """Columns added after a table's first schema (ADDED_COLUMNS) are added to an existing
+    database, with their defaults, and existing rows keep working."""
+    engine = sa.create_engine(scratch_database)
+    try:
+        db.create_schema(engine)
+        with engine.begin() as conn:
+            conn.execute(sa.text("alter table visits drop column diagnoses"))
+            conn.execute(sa.text("alter table accumulators drop column accident_outpatient_fund_paid"))
+            conn.execute(sa.text("insert into visits (mdtrt_id, hospital_code, person_ref, person_id_masked, med_type,"
+                                 " insutype, begntime, status) values ('M1', 'H', 'p', 'm', '11', '390', '2026-03-10',"
+                                 " 'OPEN')"))
+        db.create_schema(engine)
+        db.create_schema(engine)  # and again: nothing to add
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("select diagnoses from visits where mdtrt_id = 'M1'")).scalar_one() == ""
+            columns = {r[0] for r in conn.execute(sa.text(
+                "select column_name from information_schema.columns where table_name = 'accumulators'"))}
+        assert "accident_outpatient_fund_paid" in columns
+    finally:
+        engine.dispose()

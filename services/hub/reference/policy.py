@@ -91,6 +91,20 @@ class FilingStatus(str, Enum):
     UNREGISTERED = "UNREGISTERED"  # no valid filing for this region
 
 
+class HospitalKind(str, Enum):
+    """What the hospitals file says a hospital is, where a rule names a kind (九江: 县级中医院)."""
+
+    GENERAL = "GENERAL"
+    TCM = "TCM"  # 中医院
+
+
+def diagnosed(codes: tuple[str, ...], prefixes: list[str]) -> bool:
+    """Whether any diagnosis code starts with one of the prefixes (ICD-10: "C" every malignant
+    neoplasm, "N18" chronic kidney disease); dots and case are ignored ("c34.900" matches "C34")."""
+    wanted = [p.replace(".", "").upper() for p in prefixes]
+    return any(c.replace(".", "").upper().startswith(w) for c in codes for w in wanted)
+
+
 class SpecialPopulation(str, Enum):
     POVERTY_REGISTERED = "POVERTY_REGISTERED"  # 建档立卡
     EXTREME_POVERTY = "EXTREME_POVERTY"  # 特困
@@ -149,7 +163,10 @@ class SpecialPopulationRule(Strict):
     # The patient's share of the in-scope amount held within this percentage (遂宁 建档立卡: 10%);
     # what it takes beyond the funds is paid as medical assistance.
     max_compliant_oop_pct: BasisPoints | None = None
-    oop_limit_in_home_pool_only: bool = True  # 县域内: only for care in the person's own pool
+    # The funds together pay at least this share of the whole bill (江西 county 2018: 建档立卡
+    # 贫困户就医实际补偿不低于90%); the shortfall is paid as medical assistance.
+    min_actual_reimbursement_pct: BasisPoints | None = None
+    oop_limit_in_home_pool_only: bool = True  # 县域内: both limits only for care in the person's own pool
 
 
 class Inpatient(Strict):
@@ -179,9 +196,30 @@ class Inpatient(Strict):
         return _by_level(self.ratio_by_level, level)
 
 
+class OutpatientTier(Strict):
+    """Part of outpatient care paid at a ratio of its own (九江's pooling: 乡(村)级 65%, 县级中医院
+    中医药治疗 40%, 高血压、糖尿病 at county level 50%). A visit takes the first tier it matches —
+    the hospital's level, its kind (any when empty), a diagnosis among `diseases` (ICD-10 code
+    prefixes; any when empty); then only its lines whose item code starts with one of `items`
+    (all when empty) are paid at the tier's ratio, its other in-scope lines at nothing."""
+
+    levels: list[Level] = Field(default_factory=lambda: list(Level))
+    hospital_kinds: list[HospitalKind] = Field(default_factory=list)
+    diseases: list[str] = Field(default_factory=list)
+    items: list[str] = Field(default_factory=list)
+    ratio: BasisPoints
+
+    def matches(self, level: Level, kind: HospitalKind, diagnoses: tuple[str, ...]) -> bool:
+        return (level in self.levels and (not self.hospital_kinds or kind in self.hospital_kinds)
+                and (not self.diseases or diagnosed(diagnoses, self.diseases)))
+
+    def covers(self, item_code: str) -> bool:
+        return not self.items or item_code.startswith(tuple(self.items))
+
+
 class Outpatient(Strict):
     """General (普通门诊) or chronic-disease (门诊慢特病) outpatient: an annual deductible,
-    one ratio, an annual fund cap of its own."""
+    one ratio (or tiers of ratios), an annual fund cap of its own."""
 
     annual_deductible: Fen = 0
     ratio: BasisPoints
@@ -191,6 +229,27 @@ class Outpatient(Strict):
         default_factory=lambda: list(FilingStatus),
         description="Filing statuses under which this visit type is settled off-site at all.",
     )
+    # Tiers: a visit matching one is paid at its ratio; a visit matching none at `ratio`.
+    tiers: list[OutpatientTier] = Field(default_factory=list)
+    # 定额支付: for an item (its code, or its former code), the fund pays a fixed amount a unit by
+    # hospital level, at most the line's in-scope amount (九江: 互联网复诊 1110200002, 13/9 yuan).
+    fixed_payments: dict[str, dict[Level, Fen]] = Field(default_factory=dict)
+    # Chronic diseases (ICD-10 code prefixes) whose outpatient payments count toward the inpatient
+    # annual cap instead of this visit type's own (冠县: 与当年住院报销费用合并计算,共计12万元封顶).
+    shared_inpatient_cap_diseases: list[str] = Field(default_factory=list)
+
+    def tier_for(self, level: Level, kind: HospitalKind, diagnoses: tuple[str, ...]) -> OutpatientTier | None:
+        return next((t for t in self.tiers if t.matches(level, kind, diagnoses)), None)
+
+    def fixed_payment(self, codes: tuple[str, ...], level: Level) -> int | None:
+        for code in codes:
+            if code and code in self.fixed_payments:
+                return _by_level(self.fixed_payments[code], level)
+        return None
+
+    def shares_inpatient_cap(self, diagnoses: tuple[str, ...]) -> bool:
+        return self.counts_toward_inpatient_cap or (
+            bool(self.shared_inpatient_cap_diseases) and diagnosed(diagnoses, self.shared_inpatient_cap_diseases))
 
 
 class AccidentOutpatient(Outpatient):

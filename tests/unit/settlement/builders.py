@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from hub.reference.catalogue import Catalogue, CatalogueItem, ItemClass, OverCapRule
-from hub.reference.policy import InsuranceType, Level, Policy, SpecialPopulation, load_policies
+from hub.reference.policy import HospitalKind, InsuranceType, Level, Policy, SpecialPopulation, load_policies
 from hub.settlement.domain.model import Accumulators, Claim, FeeLine, Filing, FilingType, Person, VisitType
 from hub.settlement.domain.money import times_quantity, yuan_to_fen
 
@@ -51,8 +51,9 @@ def lines(*items: tuple[str, str] | tuple[str, str, str]) -> tuple[FeeLine, ...]
 
 
 def claim(*items, level: str = "3", visit: VisitType = VisitType.INPATIENT, day: date = date(2026, 3, 10),
-          accident: bool = False, pool: str = TREATMENT_POOL) -> Claim:
-    return Claim(visit, Level(level), pool, day, day, lines(*items), accident)
+          accident: bool = False, pool: str = TREATMENT_POOL, diagnoses: tuple[str, ...] = (),
+          kind: HospitalKind = HospitalKind.GENERAL) -> Claim:
+    return Claim(visit, Level(level), pool, day, day, lines(*items), accident, diagnoses, kind)
 
 
 def person(home: str, filing: FilingType | None = None, *, insurance: InsuranceType = InsuranceType.RESIDENT,

@@ -33,13 +33,13 @@ class Case:
 CASES = [
     Case(
         "九江 resident, referral filing, tertiary: outside-city deductible 600 and 50%",
-        "360400-RESIDENT-2020.1", person(HOME["九江"], F.REFERRAL), claim(("A", "10000.00")),
+        "360400-RESIDENT-2020.2", person(HOME["九江"], F.REFERRAL), claim(("A", "10000.00")),
         # 10000 - 600 = 9400; 9400 x 50% = 4700 fund; patient 10000 - 4700 = 5300
         expect={"act_pay_dedc": "600.00", "hifp_pay": "4700.00", "hifmi_pay": "0.00", "psn_part_amt": "5300.00"},
     ),
     Case(
         "九江 resident, referral, level 2: lines of every class, 600 and 50% (one figure for every level)",
-        "360400-RESIDENT-2020.1", person(HOME["九江"], F.REFERRAL),
+        "360400-RESIDENT-2020.2", person(HOME["九江"], F.REFERRAL),
         claim(("A", "5000.00"), ("B", "2000.00"), ("C", "300.00"), ("S", "150.00", "2"), level="2"),
         # total 5000 + 2000 + 300 + 300 = 7600; 丙 300 self-paid; S capped at 2 x 100 = 200 -> 100 over;
         # 乙 first 10% of 2000 = 200; in scope 5000 + 1800 + 200 = 7000
@@ -50,7 +50,7 @@ CASES = [
     ),
     Case(
         "冠县 resident, long-term filing, township, 2nd admission, essential drugs at 90%",
-        "371525-RESIDENT-2018.2", person(HOME["冠县"], F.LONG_TERM_RESIDENT),
+        "371525-RESIDENT-2018.3", person(HOME["冠县"], F.LONG_TERM_RESIDENT),
         claim(("A", "1000.00"), ("E", "1000.00"), level="1"), acc=acc(admissions=1),
         # deductible 200 x 1/2 = 100, met from the non-essential 1000 first: (1000 - 100) x 80% = 720;
         # essential 1000 x 90% = 900; fund 1620; compliant OOP 380 < 12000: no serious illness
@@ -58,7 +58,7 @@ CASES = [
     ),
     Case(
         "冠县 resident, referral, tertiary, 3rd admission, basic cap runs out; serious illness claimed at the insurer",
-        "371525-RESIDENT-2018.2", person(HOME["冠县"], F.REFERRAL), claim(("A", "150000.00")),
+        "371525-RESIDENT-2018.3", person(HOME["冠县"], F.REFERRAL), claim(("A", "150000.00")),
         acc=acc(admissions=2, inpatient_fund_paid=100000),
         # 3rd admission: no deductible; ratio 60 - 10 = 50%: 150000 x 50% = 75000, cap leaves 120000 - 100000 = 20000
         # compliant OOP 150000 - 20000 = 130000; serious illness is claimed afterwards at the insurer
@@ -68,20 +68,20 @@ CASES = [
     ),
     Case(
         "冠县 accident injury without third party: 50% above the deductible",
-        "371525-RESIDENT-2018.2", person(HOME["冠县"], F.LONG_TERM_RESIDENT), claim(("A", "20000.00"), level="2", accident=True),
+        "371525-RESIDENT-2018.3", person(HOME["冠县"], F.LONG_TERM_RESIDENT), claim(("A", "20000.00"), level="2", accident=True),
         # 20000 - 500 = 19500 x 50% = 9750; compliant 10250 < 12000
         expect={"act_pay_dedc": "500.00", "hifp_pay": "9750.00", "hifmi_pay": "0.00", "psn_part_amt": "10250.00"},
     ),
     Case(
         "冠县 general outpatient: 50% within the 120 annual fund cap",
-        "371525-RESIDENT-2018.2", person(HOME["冠县"], F.LONG_TERM_RESIDENT),
+        "371525-RESIDENT-2018.3", person(HOME["冠县"], F.LONG_TERM_RESIDENT),
         claim(("A", "300.00"), level="1", visit=V.GENERAL_OUTPATIENT), acc=acc(general_outpatient_fund_paid=50),
         # 300 x 50% = 150, cap leaves 120 - 50 = 70; patient 230
         expect={"hifp_pay": "70.00", "psn_part_amt": "230.00"},
     ),
     Case(
         "冠县 chronic outpatient: 65%",
-        "371525-RESIDENT-2018.2", person(HOME["冠县"], F.LONG_TERM_RESIDENT),
+        "371525-RESIDENT-2018.3", person(HOME["冠县"], F.LONG_TERM_RESIDENT),
         claim(("A", "3152.17"), level="2", visit=V.CHRONIC_OUTPATIENT),
         # 3152.17 x 65% = 2048.9105 -> 2048.91; patient 1103.26
         expect={"hifp_pay": "2048.91", "psn_part_amt": "1103.26"},
@@ -132,7 +132,7 @@ CASES = [
     ),
     Case(
         "佳木斯 2022, poverty-registered, admitted after an emergency (急诊抢救 filing): threshold 6000, segments above it",
-        "230800-RESIDENT-2022.2", person(HOME["佳木斯"], F.EMERGENCY, pops=(SpecialPopulation.POVERTY_REGISTERED,)),
+        "230800-RESIDENT-2022.3", person(HOME["佳木斯"], F.EMERGENCY, pops=(SpecialPopulation.POVERTY_REGISTERED,)),
         claim(("A", "100000.00"), level="2", day=date(2026, 5, 1)),
         # emergency filing: 70 - 10 = 60%; 100000 - 500 = 99500 x 60% = 59700; compliant 40300
         # above 6000: 34300 -> 20000 x 65% = 13000 + 14300 x 70% = 10010; serious illness 23010
@@ -141,7 +141,7 @@ CASES = [
     ),
     Case(
         "佳木斯 2021, ordinary resident: 60% above 12000",
-        "230800-RESIDENT-2021.2", person(HOME["佳木斯"], F.LONG_TERM_RESIDENT),
+        "230800-RESIDENT-2021.3", person(HOME["佳木斯"], F.LONG_TERM_RESIDENT),
         claim(("A", "60000.00"), level="3", day=date(2021, 6, 1)),
         # 60000 - 900 = 59100 x 60% = 35460; compliant 24540; (24540 - 12000) x 60% = 7524
         expect={"hifp_pay": "35460.00", "hifmi_pay": "7524.00", "psn_part_amt": "17016.00"},
@@ -204,14 +204,14 @@ CASES = [
     ),
     Case(
         "冠县 student, accident outpatient: above 100 a year, 90%, at most 1000",
-        "371525-RESIDENT-2018.2", person(HOME["冠县"], F.LONG_TERM_RESIDENT, pops=(SpecialPopulation.STUDENT_CHILD,)),
+        "371525-RESIDENT-2018.3", person(HOME["冠县"], F.LONG_TERM_RESIDENT, pops=(SpecialPopulation.STUDENT_CHILD,)),
         claim(("A", "350.00"), level="1", visit=V.GENERAL_OUTPATIENT, accident=True),
         # "累计超过100元以上的部分 ... 支付90%": (350 - 100) x 90% = 225 (the general outpatient 50% / 120 not used)
         expect={"act_pay_dedc": "100.00", "hifp_pay": "225.00", "psn_part_amt": "125.00"},
     ),
     Case(
         "冠县 student, accident outpatient later in the year: deductible met, the 1000 cap runs out",
-        "371525-RESIDENT-2018.2", person(HOME["冠县"], F.LONG_TERM_RESIDENT, pops=(SpecialPopulation.STUDENT_CHILD,)),
+        "371525-RESIDENT-2018.3", person(HOME["冠县"], F.LONG_TERM_RESIDENT, pops=(SpecialPopulation.STUDENT_CHILD,)),
         claim(("A", "300.00"), level="1", visit=V.EMERGENCY, accident=True),
         acc=acc(accident_outpatient_deductible_met=100, accident_outpatient_fund_paid=900),
         # no deductible left; 300 x 90% = 270, the cap leaves 1000 - 900 = 100; patient 200
@@ -219,7 +219,7 @@ CASES = [
     ),
     Case(
         "冠县 adult, accident outpatient: the general outpatient rules (50%, 120 a year)",
-        "371525-RESIDENT-2018.2", person(HOME["冠县"], F.LONG_TERM_RESIDENT),
+        "371525-RESIDENT-2018.3", person(HOME["冠县"], F.LONG_TERM_RESIDENT),
         claim(("A", "350.00"), level="1", visit=V.GENERAL_OUTPATIENT, accident=True),
         # not a student or child: 350 x 50% = 175, the general outpatient cap 120; patient 230
         expect={"hifp_pay": "120.00", "psn_part_amt": "230.00"},
@@ -240,14 +240,14 @@ CASES = [
     ),
     Case(
         "rounding: 3 x 33.33 at 80%, half-up to the fen",
-        "371525-RESIDENT-2018.2", person(HOME["冠县"], F.LONG_TERM_RESIDENT), claim(("A", "33.33", "3"), level="1"),
+        "371525-RESIDENT-2018.3", person(HOME["冠县"], F.LONG_TERM_RESIDENT), claim(("A", "33.33", "3"), level="1"),
         acc=acc(admissions=2),
         # 99.99 x 80% = 79.992 -> 79.99; patient 20.00
         expect={"hifp_pay": "79.99", "psn_part_amt": "20.00"},
     ),
     Case(
         "乙 self-pay-first rounds half-up per line; a capped material's excess is absorbed by the hospital",
-        "371525-RESIDENT-2018.2", person(HOME["冠县"], F.LONG_TERM_RESIDENT),
+        "371525-RESIDENT-2018.3", person(HOME["冠县"], F.LONG_TERM_RESIDENT),
         claim(("B", "123.45"), ("M", "1500.00"), level="1"), acc=acc(admissions=2),
         # B: 123.45 x 10% = 12.345 -> 12.35 first, 111.10 in scope
         # M: capped at 1000, 500 absorbed (not billed); 1000 x 20% = 200 first, 800 in scope
@@ -275,7 +275,7 @@ def test_hand_computed_settlement(case: Case):
     assert result.policy_version == case.policy_version
 
 
-@pytest.mark.parametrize("version,insurance", [("360400-RESIDENT-2020.1", InsuranceType.RESIDENT),
+@pytest.mark.parametrize("version,insurance", [("360400-RESIDENT-2020.2", InsuranceType.RESIDENT),
                                                ("360400-EMPLOYEE-2020.1", InsuranceType.EMPLOYEE)])
 def test_九江_settles_off_site_at_the_counter_only_after_filing(version, insurance):
     """"经参保地医保经办机构办理信息备案手续后,可在异地定点医疗机构直接结算住院医疗费用"."""
@@ -296,7 +296,7 @@ def test_an_emergency_visit_is_no_admission_and_needs_outpatient_rules():
     d = district.accumulators_delta
     assert (d.admissions, d.general_outpatient_fund_paid, d.inpatient_fund_paid) == (0, yuan_to_fen("150"), 0)
     jiujiang = settle(claim(("A", "400.00"), visit=V.EMERGENCY), person(HOME["九江"], F.REFERRAL),
-                      policy("360400-RESIDENT-2020.1"), CATALOGUE, Accumulators(year=2026))
+                      policy("360400-RESIDENT-2020.2"), CATALOGUE, Accumulators(year=2026))
     assert isinstance(jiujiang, Refusal) and jiujiang.reason is RefusalCode.VISIT_TYPE_NOT_COVERED_OFF_SITE
 
 

@@ -433,6 +433,13 @@ def test_outpatient_diagnoses_are_checked_and_answered(hub):
                     "diseinfo": [{"diag_type": "1", "diag_srt_no": "1", "diag_code": "J06.900", "diag_name": "上感"}]})
     assert hub.call("2203", {"mdtrtinfo": {"mdtrt_id": mdtrt_id}}).reason is Why.INVALID_INPUT  # no diagnoses
     assert hub.call("2203", {"mdtrtinfo": {"mdtrt_id": mdtrt_id}, "diseinfo": [{"diag_name": "x"}]}).reason is Why.INVALID_FIELD
+    assert hub.repo.tables.visits[mdtrt_id].diagnoses == "J06.900"
+    # 14 names a chronic-disease visit, with its 病种; a stay's medical type is refused and changes nothing
+    hub.ok("2203", {"mdtrtinfo": {"mdtrt_id": mdtrt_id, "med_type": "14", "dise_codg": "N18.500"},
+                    "diseinfo": [{"diag_code": "N18.500"}, {"diag_code": "I10.x00"}]})
+    assert (hub.repo.tables.visits[mdtrt_id].med_type, hub.repo.tables.visits[mdtrt_id].diagnoses) == ("14", "N18.500 I10.x00")
+    refused = hub.call("2203", {"mdtrtinfo": {"mdtrt_id": mdtrt_id, "med_type": "21"}, "diseinfo": [{"diag_code": "X"}]})
+    assert refused.reason is Why.INVALID_FIELD and hub.repo.tables.visits[mdtrt_id].med_type == "14"
 
 
 def test_a_hospital_queries_its_settlements_and_a_persons_accumulators(hub):

@@ -17,7 +17,7 @@ from hub.settlement.domain.refusals import Refusal
 from .builders import CATALOGUE, HOME, claim, person, policy, sample_policies
 
 ACC = Accumulators(year=2026)
-JIUJIANG = "360400-RESIDENT-2020.1"
+JIUJIANG = "360400-RESIDENT-2020.2"
 
 
 def strict_filing_policy():

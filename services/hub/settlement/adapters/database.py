@@ -28,6 +28,8 @@ visits = sa.Table(
     sa.Column("begntime", sa.Date, nullable=False),
     sa.Column("endtime", sa.Date),
     sa.Column("accident_injury", sa.Boolean, nullable=False, server_default=sa.false()),
+    # The visit's diagnosis codes, space-separated, as the hospital sent them (2203, 2401, 2402).
+    sa.Column("diagnoses", sa.Text, nullable=False, server_default=""),
     sa.Column("status", sa.Text, nullable=False),  # OPEN, CANCELLED, SETTLED
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
 )
@@ -114,7 +116,8 @@ def create_engine(url: str, pool_size: int = 10) -> sa.Engine:
     return sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
 
 
-ADDED_COLUMNS = {"accumulators": ("accident_outpatient_fund_paid", "accident_outpatient_deductible_met")}
+ADDED_COLUMNS = {"accumulators": ("accident_outpatient_fund_paid", "accident_outpatient_deductible_met"),
+                 "visits": ("diagnoses",)}
 
 
 def create_schema(engine: sa.Engine) -> None:

@@ -70,6 +70,7 @@ class Visit:
     status: str  # OPEN, CANCELLED, SETTLED
     endtime: date | None = None
     accident_injury: bool = False
+    diagnoses: str = ""  # diagnosis codes, space-separated
     fees: dict[str, FeeRow] = field(default_factory=dict)  # by feedetl_sn
 
 
@@ -136,7 +137,7 @@ class Changes:
     """What a group decided, as final states (the order of the requests is already applied)."""
 
     new_visits: list[Visit] = field(default_factory=list)
-    changed_visits: list[Visit] = field(default_factory=list)  # status and endtime
+    changed_visits: list[Visit] = field(default_factory=list)  # status, endtime, med_type, diagnoses
     upserted_fees: list[FeeRow] = field(default_factory=list)
     deleted_fees: list[tuple[str, str]] = field(default_factory=list)  # (mdtrt_id, feedetl_sn)
     new_settlements: list[StoredSettlement] = field(default_factory=list)
@@ -205,7 +206,7 @@ class Repository(ABC):
 # ---------------------------------------------------------------------------- PostgreSQL
 
 _VISIT_COLUMNS = ("mdtrt_id, hospital_code, person_ref, person_id_masked, med_type, insutype, begntime, status,"
-                  " endtime, accident_injury")
+                  " endtime, accident_injury, diagnoses")
 _SETTLEMENT_COLUMNS = ("setl_id, mdtrt_id, msgid, hospital_code, person_ref, person_id_masked, home_pool,"
                        " treatment_pool, policy_year, business_date, settled_at, medfee_sumamt_fen, hifp_pay_fen,"
                        " hifmi_pay_fen, maf_pay_fen, psn_part_amt_fen, accumulators_delta, output, status,"
@@ -315,8 +316,8 @@ class PostgresTransaction(Transaction):
         execute = RawCursor(self.conn).execute
         if c.new_visits:
             values, params = _raw_values([(v.mdtrt_id, v.hospital_code, v.person_ref, v.person_id_masked, v.med_type,
-                                       v.insutype, v.begntime, v.status, v.endtime, v.accident_injury)
-                                      for v in c.new_visits], "%s, %s, %s, %s, %s, %s, %s::date, %s, %s::date, %s")
+                                       v.insutype, v.begntime, v.status, v.endtime, v.accident_injury, v.diagnoses)
+                                      for v in c.new_visits], "%s, %s, %s, %s, %s, %s, %s::date, %s, %s::date, %s, %s")
             execute(f"insert into visits ({_VISIT_COLUMNS}) values {values}", params)
         if c.deleted_fees:
             values, params = _raw_values(c.deleted_fees, "%s::text, %s::text")
@@ -330,10 +331,11 @@ class PostgresTransaction(Transaction):
                     " med_list_codg = excluded.med_list_codg, cnt = excluded.cnt, pric_fen = excluded.pric_fen,"
                     " amount_fen = excluded.amount_fen", params)
         if c.changed_visits:
-            values, params = _raw_values([(v.mdtrt_id, v.status, v.endtime) for v in c.changed_visits],
-                                     "%s::text, %s::text, %s::date")
-            execute(f"update visits v set status = d.status, endtime = d.endtime from (values {values})"
-                    " as d(mdtrt_id, status, endtime) where v.mdtrt_id = d.mdtrt_id", params)
+            values, params = _raw_values([(v.mdtrt_id, v.status, v.endtime, v.med_type, v.diagnoses)
+                                          for v in c.changed_visits], "%s::text, %s::text, %s::date, %s::text, %s::text")
+            execute(f"update visits v set status = d.status, endtime = d.endtime, med_type = d.med_type,"
+                    f" diagnoses = d.diagnoses from (values {values}) as d(mdtrt_id, status, endtime, med_type, diagnoses)"
+                    " where v.mdtrt_id = d.mdtrt_id", params)
 
     def _write_settlements(self, c: Changes) -> None:
         execute = RawCursor(self.conn).execute

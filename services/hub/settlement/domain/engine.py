@@ -18,6 +18,7 @@ from hub.reference.policy import (
     Level,
     OffSiteRule,
     Outpatient,
+    OutpatientTier,
     Policy,
     SegmentBasis,
     SeriousIllness,
@@ -225,8 +226,17 @@ def settle(claim: Claim, person: Person, policy: Policy, catalogue: Catalogue, a
     absorbed = sum(l.hospital_absorbed_amt for l in lines)
     pre = sum(l.preselfpay_amt for l in lines)
     scope = sum(l.inscp_scp_amt for l in lines)
-    scope_essential = sum(l.inscp_scp_amt for l in lines if l.essential_drug)
-    scope_other = scope - scope_essential
+    level = claim.hospital_level
+
+    # Outpatient tiers and fixed payments (READINGS.md 32): which in-scope lines the ratio pays.
+    tier, fixed, aside = None, 0, set()
+    if outpatient is not None:
+        tier = outpatient.tier_for(level, claim.hospital_kind, claim.diagnoses)
+        fixed, aside = _fixed_and_aside(claim, lines, catalogue, outpatient, tier)
+    rated = [l for l in lines if l.line_no not in aside]
+    scope_essential = sum(l.inscp_scp_amt for l in rated if l.essential_drug)
+    scope_other = sum(l.inscp_scp_amt for l in rated) - scope_essential
+    set_aside = scope - scope_essential - scope_other
 
     # Step 2a: an off-site self-pay-first share comes off the eligible amount before the deductible.
     first_other = apply_bp(scope_other, rule.self_pay_first_pct)
@@ -234,8 +244,6 @@ def settle(claim: Claim, person: Person, policy: Policy, catalogue: Catalogue, a
     offsite_first = first_other + first_essential
     eligible_other, eligible_essential = scope_other - first_other, scope_essential - first_essential
     eligible = eligible_other + eligible_essential
-
-    level = claim.hospital_level
     delta = Accumulators(year=acc.year)
     pop_deductible_pcts = [r.deductible_multiplier_pct for r in pop_rules if r.deductible_multiplier_pct is not None]
     pop_points = max((r.ratio_plus_points for r in pop_rules), default=0)
@@ -268,7 +276,7 @@ def settle(claim: Claim, person: Person, policy: Policy, catalogue: Catalogue, a
         if claim.accident_injury and policy.accident_injury is not None:
             ratio = ratio_essential = policy.accident_injury.ratio
     else:
-        ratio = ratio_essential = outpatient.ratio
+        ratio = ratio_essential = tier.ratio if tier is not None else outpatient.ratio
     ratio = _adjust_ratio(ratio, level, rule, pop_points)
     ratio_essential = _adjust_ratio(ratio_essential, level, rule, pop_points)
 
@@ -276,17 +284,20 @@ def settle(claim: Claim, person: Person, policy: Policy, catalogue: Catalogue, a
     after_other = max(0, eligible_other - dedc)
     after_essential = eligible_essential - max(0, dedc - eligible_other)
     payable = after_other + after_essential
-    fund_before_cap = div_half_up(after_other * ratio + after_essential * ratio_essential, BP)
+    fund_before_cap = div_half_up(after_other * ratio + after_essential * ratio_essential, BP) + fixed
 
-    # Step 4: the annual cap of the fund that pays this visit type.
+    # Step 4: the annual cap of the fund that pays this visit type. A chronic disease that shares
+    # the inpatient cap is bounded by it instead of its visit type's own (READINGS.md 33).
+    shares_inpatient = outpatient is not None and outpatient.shares_inpatient_cap(claim.diagnoses)
+    own_cap = outpatient is not None and (outpatient.counts_toward_inpatient_cap or not shares_inpatient)
     remaining: list[int] = []
-    if claim.visit_type.is_stay or (outpatient is not None and outpatient.counts_toward_inpatient_cap):
+    if claim.visit_type.is_stay or shares_inpatient:
         if policy.inpatient.annual_cap is not None:
             remaining.append(policy.inpatient.annual_cap - acc.inpatient_fund_paid)
     if claim.visit_type.is_stay and claim.accident_injury and policy.accident_injury is not None:
         if policy.accident_injury.annual_cap is not None:
             remaining.append(policy.accident_injury.annual_cap - acc.accident_fund_paid)
-    if outpatient is not None and outpatient.annual_cap is not None:
+    if own_cap and outpatient.annual_cap is not None:
         paid = (acc.accident_outpatient_fund_paid if accident_outpatient
                 else acc.general_outpatient_fund_paid if claim.visit_type.is_general_outpatient
                 else acc.chronic_fund_paid)
@@ -299,7 +310,7 @@ def settle(claim: Claim, person: Person, policy: Policy, catalogue: Catalogue, a
     if hifp < fund_before_cap:
         covered = div_half_up(payable * hifp, fund_before_cap)
         above_cap = payable - covered
-    compliant = eligible - hifp
+    compliant = eligible + set_aside - hifp
     si = policy.serious_illness
     if si is not None and si.includes_self_pay_first:
         compliant += pre + offsite_first
@@ -345,10 +356,18 @@ def settle(claim: Claim, person: Person, policy: Policy, catalogue: Catalogue, a
         if top_up:
             maf += top_up
             delta = _with(delta, assistance_paid=top_up)
+    # A special population's floor on what the funds pay of the whole bill (READINGS.md 34).
+    floors = [r.min_actual_reimbursement_pct for r in pop_rules if r.min_actual_reimbursement_pct is not None
+              and (not r.oop_limit_in_home_pool_only or claim.treatment_pool == person.home_pool)]
+    if floors:
+        top_up = max(0, apply_bp(medfee, max(floors)) - hifp - hifmi - maf)
+        if top_up:
+            maf += top_up
+            delta = _with(delta, assistance_paid=top_up)
 
     # Step 6: the patient pays the rest.
     psn = medfee - hifp - hifmi - maf
-    if claim.visit_type.is_stay or (outpatient is not None and outpatient.counts_toward_inpatient_cap):
+    if claim.visit_type.is_stay or shares_inpatient:
         delta = _with(delta, inpatient_fund_paid=hifp)
     if claim.visit_type.is_stay and claim.accident_injury and policy.accident_injury is not None:
         delta = _with(delta, accident_fund_paid=hifp)
@@ -357,7 +376,7 @@ def settle(claim: Claim, person: Person, policy: Policy, catalogue: Catalogue, a
     elif claim.visit_type.is_general_outpatient:
         delta = _with(delta, general_outpatient_fund_paid=hifp, general_outpatient_deductible_met=dedc)
     elif claim.visit_type is VisitType.CHRONIC_OUTPATIENT:
-        delta = _with(delta, chronic_fund_paid=hifp, chronic_deductible_met=dedc)
+        delta = _with(delta, chronic_fund_paid=hifp if own_cap else 0, chronic_deductible_met=dedc)
 
     result = Settlement(
         policy_version=policy.policy_version,
@@ -389,6 +408,25 @@ def settle(claim: Claim, person: Person, policy: Policy, catalogue: Catalogue, a
     )
     check_balanced(result)
     return result
+
+
+def _fixed_and_aside(claim: Claim, lines: tuple[LineResult, ...], catalogue: Catalogue, outpatient: Outpatient,
+                     tier: OutpatientTier | None) -> tuple[int, set[int]]:
+    """The fund's fixed payments (定额支付) on the lines that have one, and the line numbers the
+    ratio does not pay: those lines, and in-scope lines outside the tier's items."""
+    fixed, aside = 0, set()
+    for line, result in zip(claim.lines, lines):
+        if not result.inscp_scp_amt:
+            continue
+        item = catalogue.get(line.item_code)
+        codes = (line.item_code, item.item_code, item.former_code) if item is not None else (line.item_code,)
+        unit = outpatient.fixed_payment(codes, claim.hospital_level)
+        if unit is not None:
+            fixed += min(result.inscp_scp_amt, int((unit * line.quantity).to_integral_value(rounding="ROUND_HALF_UP")))
+            aside.add(result.line_no)
+        elif tier is not None and not tier.covers(codes[1] if item is not None else line.item_code):
+            aside.add(result.line_no)
+    return fixed, aside
 
 
 def pops_with_override(si: SeriousIllness, person: Person) -> list[SpecialPopulation]:

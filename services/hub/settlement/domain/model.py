@@ -7,7 +7,7 @@ from datetime import date
 from decimal import Decimal
 from enum import Enum
 
-from hub.reference.policy import FilingStatus, InsuranceType, Level, SpecialPopulation
+from hub.reference.policy import FilingStatus, HospitalKind, InsuranceType, Level, SpecialPopulation
 
 
 class VisitType(str, Enum):
@@ -91,6 +91,8 @@ class Claim:
     discharge_date: date
     lines: tuple[FeeLine, ...]
     accident_injury: bool = False
+    diagnoses: tuple[str, ...] = ()  # the visit's diagnosis codes (ICD-10), as the hospital sent them
+    hospital_kind: HospitalKind = HospitalKind.GENERAL
 
     @property
     def service_date(self) -> date:

@@ -74,6 +74,14 @@ class Batch:
         if visit.mdtrt_id not in self._new_visits:
             self._changed_visits[visit.mdtrt_id] = visit
 
+    def set_visit_diagnoses(self, visit: Visit, diagnoses: str, med_type: str | None = None) -> None:
+        """The visit's diagnosis codes (2203, 2402), and its medical type where 2203 names one."""
+        visit.diagnoses = diagnoses
+        if med_type is not None:
+            visit.med_type = med_type
+        if visit.mdtrt_id not in self._new_visits:
+            self._changed_visits[visit.mdtrt_id] = visit
+
     def put_fee(self, fee: FeeRow) -> None:
         self.visits[fee.mdtrt_id].fees[fee.feedetl_sn] = fee
         self._fees[(fee.mdtrt_id, fee.feedetl_sn)] = fee

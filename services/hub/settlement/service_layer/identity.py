@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hub.privacy import mask_person_id, person_ref  # noqa: F401  (re-exported for the service)
-from hub.reference.policy import Level
+from hub.reference.policy import HospitalKind, Level
 
 
 def token_sha256(token: str) -> str:
@@ -21,6 +21,7 @@ class Hospital:
     pool: str
     level: Level
     token_sha256: str
+    kind: HospitalKind = HospitalKind.GENERAL  # 中医院 where a rule names it (九江's outpatient pooling)
 
 
 def resolve_secret(ref: str, code: str) -> str:
@@ -68,7 +69,8 @@ class HospitalRegistry:
         rows = yaml.safe_load(path.read_text(encoding="utf-8")) or []
         hospitals, paas = [], {}
         for r in rows:
-            hospital = Hospital(str(r["code"]), r["name"], str(r["pool"]), Level(str(r["level"])), r["token_sha256"])
+            hospital = Hospital(str(r["code"]), r["name"], str(r["pool"]), Level(str(r["level"])), r["token_sha256"],
+                                HospitalKind(r.get("kind", "GENERAL")))
             hospitals.append(hospital)
             if r.get("paas_token_ref"):
                 paas[str(r.get("paasid") or hospital.code)] = (hospital, resolve_secret(r["paas_token_ref"], hospital.code))

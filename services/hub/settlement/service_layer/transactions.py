@@ -177,7 +177,8 @@ class Transactions:
         insutype = str(data.get("insutype") or convention.INSUTYPE_CODES[person.insurance_type])
         mdtrt_id = f"M{hospital.code}{uuid.uuid4().hex[:16].upper()}"
         batch.add_visit(Visit(mdtrt_id, hospital.code, ref, masked, med_type, insutype, begn, "OPEN",
-                              accident_injury=_accident(med_type, data)))
+                              accident_injury=_accident(med_type, data),
+                              diagnoses=_diagnosis_codes(data, request.payload)))
         answer = {"mdtrt_id": mdtrt_id, "psn_no": masked, "ipt_otp_no": str(data.get("ipt_otp_no") or "")}
         if infno == "2201":  # 挂号 answers in `data`, 入院办理 in `result`, as the convention has them
             return {"data": {**answer, "exp_content": ""}}
@@ -191,10 +192,20 @@ class Transactions:
         return {"result": {"mdtrt_id": visit.mdtrt_id, "status": "CANCELLED"}}
 
     def diagnoses(self, batch: Batch, request: Request) -> dict:
-        """2203: an outpatient visit's diagnoses. Checked (an open visit of the hospital's, a list
-        of diagnoses with codes) and answered; the settlement rules do not use them."""
-        self.open_visit_of(batch, request.hospital, data_of(request.payload, "mdtrtinfo").get("mdtrt_id"))
+        """2203: an outpatient visit's diagnoses (`diseinfo`, and the 病种 `dise_codg`), and its
+        medical type where `mdtrtinfo` names one (a chronic-disease visit is 14). The rules use the
+        codes: 冠县's chronic diseases sharing the inpatient cap, 九江's hypertension tier."""
+        data = data_of(request.payload, "mdtrtinfo")
+        visit = self.open_visit_of(batch, request.hospital, data.get("mdtrt_id"))
         _diagnoses(request.payload, required=True)
+        med_type = data.get("med_type")
+        if med_type is not None and str(med_type) not in OUTPATIENT_MED_TYPES:
+            raise Answer(Why.INVALID_FIELD, f"med_type {med_type!r}: 2203 describes an outpatient visit, one of "
+                                            f"{', '.join(sorted(OUTPATIENT_MED_TYPES))}")
+        if med_type is not None and visit.med_type not in OUTPATIENT_MED_TYPES:
+            raise Answer(Why.INVALID_FIELD, "2203 describes an outpatient visit (2201); a stay's diagnoses come with 2402")
+        batch.set_visit_diagnoses(visit, _diagnosis_codes(data, request.payload),
+                                  str(med_type) if med_type is not None else None)
         return {}
 
     def discharge(self, batch: Batch, request: Request) -> dict:
@@ -208,6 +219,9 @@ class Transactions:
             raise Answer(Why.INVALID_FIELD, "endtime: yyyy-MM-dd HH:mm:ss, not before the stay began")
         _diagnoses(request.payload)
         batch.set_visit_end(visit, end)
+        codes = _diagnosis_codes(data, request.payload)
+        if codes:
+            batch.set_visit_diagnoses(visit, " ".join(dict.fromkeys([*visit.diagnoses.split(), *codes.split()])))
         return {}
 
     def cancel_discharge(self, batch: Batch, request: Request) -> dict:
@@ -421,7 +435,7 @@ class Transactions:
             except AmountError as exc:
                 raise Answer(Why.INVALID_AMOUNT, str(exc)) from None
         return Claim(convention.MED_TYPES[visit.med_type], hospital.level, hospital.pool, visit.begntime, end_day,
-                     lines, visit.accident_injury)
+                     lines, visit.accident_injury, tuple(visit.diagnoses.split()), hospital.kind)
 
     def person(self, registrations: Mapping[str, bytes], ref: str, day: date) -> Person:
         """The enrolled person from the read model's bytes — or why not: not enrolled, or the read
@@ -499,6 +513,16 @@ def _end_day(data: dict, visit: Visit) -> date | None:
     day the visit began."""
     end = data.get("endtime") or data.get("enddate")
     return convention.parse_day(end) if end else (visit.endtime or visit.begntime)
+
+
+def _diagnosis_codes(data: dict, payload: dict) -> str:
+    """The visit's diagnosis codes, space-separated, in the order sent: the 病种 `dise_codg` (or
+    the discharge's main diagnosis `dscg_maindiag_code`), then every `diseinfo` code."""
+    codes = [data.get(name) for name in ("dise_codg", "dscg_maindiag_code")]
+    diseinfo = payload.get("diseinfo")
+    if isinstance(diseinfo, list):
+        codes += [d.get("diag_code") for d in diseinfo if isinstance(d, dict)]
+    return " ".join(dict.fromkeys(c.strip()[:32] for c in codes if isinstance(c, str) and c.strip() and " " not in c.strip()))
 
 
 def _diagnoses(payload: dict, required: bool = False) -> None:
