@@ -344,7 +344,6 @@ class Policy(Strict):
     policy_version: str = Field(min_length=1, max_length=64)
     effective_from: date
     effective_to: date | None = None
-    waiting_period_days: int = Field(default=0, ge=0)
     # Versions published before sources were structured carry one-line strings.
     sources: list[Source | str] = Field(min_length=1)
     readings: list[str] = Field(default_factory=list)

@@ -133,7 +133,7 @@ def test_a_field_left_at_its_default_does_not_change_a_published_policys_digest(
     from hub.reference.policy import parse_policy
 
     p = policy(JIUJIANG)
-    spelled = {**json.loads(p.canonical_json()), "accident_outpatient": None, "waiting_period_days": 0}
+    spelled = {**json.loads(p.canonical_json()), "accident_outpatient": None, "medical_assistance": None}
     assert parse_policy(spelled).sha256() == p.sha256()
 
 
@@ -149,7 +149,7 @@ BAD_POLICIES = [
      ["inpatient.ratio_by_level.3"]),
     ({"inpatient": {"deductible_by_level": {"1": 100, "2": 400}, "ratio_by_level": {"1": 90, "2": 80, "3": 60}}},
      ["inpatient"]),
-    ({"pool_code": "1", "waiting_period_days": -1, "sources": []}, ["pool_code", "waiting_period_days", "sources"]),
+    ({"pool_code": "1", "effective_from": "someday", "sources": []}, ["pool_code", "effective_from", "sources"]),
     ({"serious_illness": {"threshold": 1000, "segments": [{"lower": 0, "upper": 100, "ratio": 50},
                                                           {"lower": 200, "ratio": 60}]}}, ["serious_illness"]),
     ({"off_site": {"rules": {"SOMETIMES": {}}}}, ["off_site.rules.SOMETIMES.[key]"]),
