@@ -56,6 +56,14 @@ def test_national_level_codes_and_timestamps_are_understood():
     assert claim.lines[0].amount_fen == 50  # 1.5 x 33 = 49.5 -> 50, half-up
 
 
+def test_a_preview_claim_carries_its_diagnoses_and_hospital_kind():
+    claim = claim_from({**MDTRT, "med_type": "14", "dise_codg": "N18.500", "diag_codes": ["I10.x00", "N18.500"],
+                        "hospital_kind": "TCM"}, [{"med_list_codg": "A", "cnt": "1", "pric": "1"}])
+    assert (claim.diagnoses, claim.hospital_kind.value) == (("N18.500", "I10.x00"), "TCM")
+    with pytest.raises(ConventionError):
+        claim_from({**MDTRT, "hospital_kind": "SPA"}, [{"med_list_codg": "A", "cnt": "1", "pric": "1"}])
+
+
 def test_person_ids_are_masked():
     assert mask_person_id("360402199001011234") == "3604**********1234"
     assert mask_person_id("1234") == "****"

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hub.reference.catalogue import CatalogueItem, ItemClass
-from hub.reference.policy import InsuranceType, Level, SpecialPopulation
+from hub.reference.policy import HospitalKind, InsuranceType, Level, SpecialPopulation
 from hub.rejections import CodedError
 from hub.settlement.domain.engine import MAX_LINES
 from hub.settlement.domain.model import (
@@ -162,6 +162,9 @@ class MdtrtIn(_In):
     endtime: date | None = None
     mdtrt_id: str | None = None
     accident_injury: bool = False
+    dise_codg: str = Field(default="", max_length=32)  # the 病种 (a chronic disease's), ICD-10
+    diag_codes: list[str] = Field(default_factory=list, max_length=50)  # the visit's other diagnoses
+    hospital_kind: HospitalKind = HospitalKind.GENERAL  # TCM for a 中医院
 
     @field_validator("begntime", "endtime", mode="before")
     @classmethod
@@ -275,8 +278,9 @@ def claim_from(mdtrt: Any, feedetail: Any, limits: Limits = DEFAULT_LIMITS) -> C
     lines = tuple(FeeLine(n, item.med_list_codg, item.cnt, item.pric_fen, item.amount_fen)
                   for n, item in enumerate(fee_lines(feedetail, limits), start=1))
     end = m.endtime or m.begntime
+    diagnoses = tuple(dict.fromkeys(c for c in (m.dise_codg, *m.diag_codes) if c))
     return Claim(MED_TYPES[m.med_type], Level(HOSP_LV[m.hosp_lv]), m.mdtrtarea_admvs, m.begntime, end,
-                 tuple(lines), m.accident_injury)
+                 tuple(lines), m.accident_injury, diagnoses, m.hospital_kind)
 
 
 def person_from(data: Any, person_ref: str) -> Person:
