@@ -41,12 +41,13 @@ def test_the_newest_schemas_read_every_older_writer():
 
 
 def _evolve(tmp_path: Path, new_field: dict) -> AvroCodec:
-    """A copy of schemas/ with a v2 of SettlementReversed that adds `new_field`."""
+    """A copy of schemas/ with a next version of SettlementReversed that adds `new_field`."""
     schemas = tmp_path / "schemas"
     shutil.copytree(SchemaRegistry().schema_dir, schemas)
-    v1 = json.loads((schemas / "settlement" / "SettlementReversed.v1.avsc").read_text())
-    v1["fields"].append(new_field)
-    (schemas / "settlement" / "SettlementReversed.v2.avsc").write_text(json.dumps(v1))
+    newest = SchemaRegistry().latest("cn.hub.settlement.SettlementReversed").version
+    document = json.loads((schemas / "settlement" / f"SettlementReversed.v{newest}.avsc").read_text())
+    document["fields"].append(new_field)
+    (schemas / "settlement" / f"SettlementReversed.v{newest + 1}.avsc").write_text(json.dumps(document))
     return AvroCodec(SchemaRegistry(schemas))
 
 
@@ -54,7 +55,9 @@ def test_a_field_added_with_a_default_reads_old_data(tmp_path):
     codec = _evolve(tmp_path, {"name": "reason_code", "type": "string", "default": "hospital_request"})
     # v2 has no fixture of its own in this copy: the check names it, and reads v1 fine.
     problems = incompatibilities(codec, FIXTURES)
-    assert problems == ["cn.hub.settlement.SettlementReversed.v2.bin: no fixture (run python -m tests.fixtures.avro.make_fixtures)"]
+    newest = SchemaRegistry().latest("cn.hub.settlement.SettlementReversed").version
+    assert problems == [f"cn.hub.settlement.SettlementReversed.v{newest + 1}.bin: no fixture"
+                        " (run python -m tests.fixtures.avro.make_fixtures)"]
     decoded = codec.decode(fixture_path("cn.hub.settlement.SettlementReversed", 1).read_bytes())
     assert decoded.value["reason_code"] == "hospital_request"
 

@@ -7,6 +7,7 @@ from datetime import date, datetime
 
 from hub.settlement.adapters.repository import StoredSettlement, Visit
 from hub.settlement.domain.model import Claim, Person, Settlement
+from hub.settlement.service_layer.convention import INSUTYPES
 from hub.settlement.service_layer.identity import Hospital
 
 PRODUCER = "settle-at-treatment"
@@ -38,7 +39,7 @@ def settlement_reversed_event(row: StoredSettlement, reversal_id: str, msgid: st
                               now: datetime) -> dict:
     """The SettlementReversed record of a standing settlement's row: its amounts, taken back."""
     return {
-        "event_id": uuid.uuid4(), "event_time": now, "producer": PRODUCER, "schema_version": 1,
+        "event_id": uuid.uuid4(), "event_time": now, "producer": PRODUCER, "schema_version": 2,
         "reversal_id": reversal_id, "settlement_id": row.setl_id, "msgid": msgid, "hospital_code": hospital.code,
         "treatment_pool": row.treatment_pool, "home_pool": row.home_pool, "person_ref": row.person_ref,
         "person_id_masked": row.person_id_masked, "business_date": business_date,
@@ -47,4 +48,5 @@ def settlement_reversed_event(row: StoredSettlement, reversal_id: str, msgid: st
         "hifmi_pay_fen": row.hifmi_pay_fen, "maf_pay_fen": row.maf_pay_fen,
         "fund_pay_sumamt_fen": row.hifp_pay_fen + row.hifmi_pay_fen + row.maf_pay_fen,
         "psn_part_amt_fen": row.psn_part_amt_fen,
+        "insurance_type": INSUTYPES[row.output["setlinfo"]["insutype"]].value,
     }
