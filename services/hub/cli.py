@@ -410,6 +410,39 @@ def clearing_close(day: str = typer.Option(..., "--date", help="Clearing day, yy
     typer.echo(f"files in {clearing.settings.out_dir / day}")
 
 
+@clearing_app.command("verify")
+def clearing_verify(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="Any file of a bureau's file set "
+                                "(.csv, .json, .xlsx, .sha256 or .sig); the others are found beside it."),
+    public_key: str = typer.Option("", help="The hub's SM2 public key (hex, from GET /v1/clearing/public-key) "
+                                   "or a file holding it. Without it, only integrity is checked, not authorship."),
+) -> None:
+    """Check that a clearing file set is the hub's and unchanged: the SM2 signature over its
+    SHA-256 manifest, then each file's digest. Exit 0 when verified, 1 when not."""
+    from hub.clearing.adapters.signing import verify_file_set
+
+    key = public_key.strip()
+    if key and Path(key).is_file():
+        key = Path(key).read_text(encoding="utf-8").strip()
+    result = verify_file_set(file, key or None)
+    if result.ok:
+        typer.secho(result.message, fg=typer.colors.GREEN)
+        for name in result.files:
+            typer.echo(f"  ok  {name}")
+        return
+    typer.secho(f"NOT verified: {result.message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(1)
+
+
+@clearing_app.command("public-key")
+def clearing_public_key() -> None:
+    """Print the hub's SM2 public key the clearing files are signed with (give it to bureaus)."""
+    from hub.clearing.adapters.signing import signer_from_reference
+    from hub.clearing.bootstrap import Settings
+
+    typer.echo(signer_from_reference(Settings().signing_key_ref).public_key_hex)
+
+
 quarantine_app = typer.Typer(help="Events clearing could not apply: list them, re-apply or discard them.",
                               no_args_is_help=True)
 clearing_app.add_typer(quarantine_app, name="quarantine")

@@ -48,7 +48,15 @@ def create_schema(engine: sa.Engine, metadata: sa.MetaData, lock_key: int,
         conn.execute(sa.text("select pg_advisory_xact_lock(:k)"), {"k": lock_key})
         metadata.create_all(conn)
         for table, names in (added or {}).items():
+            # ALTER TABLE takes an exclusive lock even when the column exists (IF NOT EXISTS): a
+            # replica starting beside running ones would queue every reader of the table behind
+            # it, or wait forever behind a long reader. So only a missing column is altered in.
+            present = set(conn.execute(sa.text(
+                "select column_name from information_schema.columns where table_schema = current_schema()"
+                " and table_name = :t"), {"t": table}).scalars())
             for name in names:
+                if name in present:
+                    continue
                 column = metadata.tables[table].c[name]
                 default = column.server_default.arg
                 if isinstance(default, str):  # a plain value: a literal ('' for text, '0' cast to bigint)

@@ -3,12 +3,15 @@ restart, late events, file access and byte-identical re-runs."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import random
 import signal
 import subprocess
 import sys
 import uuid
+import zipfile
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -254,5 +257,88 @@ def test_a_clearing_database_made_before_the_amount_renames_is_renamed_in_place(
         with engine.connect() as conn:
             row = conn.execute(sa.select(db.bilateral)).one()
         assert (row.hifp_pay_fen, row.hifmi_pay_fen, row.maf_pay_fen, row.settlement_count) == (470000, 1200, 300, 2)
+        # and the funds kept apart since: its rows are residents', its key names the insurance type
+        assert row.insurance_type == "RESIDENT"
+        with engine.begin() as conn:
+            db.add_bilateral(conn, [(date(2026, 3, 10), "360400", "440100", "EMPLOYEE", 5, 0, 0, 1)])
+            assert conn.execute(sa.select(sa.func.count()).select_from(db.bilateral)).scalar_one() == 2
     finally:
         engine.dispose()
+
+
+def test_funds_are_kept_apart_and_a_bureau_verifies_the_signed_files(clearing, producer, tmp_path):
+    """Employees' and residents' money nets fund by fund (each fund sums to zero); the files say
+    which fund every amount is, name the treatment hospitals, come as CSV, JSON and XLSX, and
+    carry an SM2 signature that `hub clearing verify` checks — and that a tampered file fails."""
+    def bill(n, home, treat, kind, fund, serious=0, assistance=0):
+        return dict(settled(random.Random(n), n, D1), home_pool=home, treatment_pool=treat, insurance_type=kind,
+                    hospital_code=f"H{treat}000{n % 2}", hifp_pay_fen=fund, hifmi_pay_fen=serious,
+                    maf_pay_fen=assistance, fund_pay_sumamt_fen=fund + serious + assistance)
+    events = [bill(1, "360400", "440100", "RESIDENT", 100_000, 20_000, 3_000),
+              bill(2, "360400", "440100", "RESIDENT", 50_000),
+              bill(3, "440100", "360400", "EMPLOYEE", 70_000, 10_000),
+              bill(4, "611000", "440100", "EMPLOYEE", 9_000)]
+    old_style = dict(reversal(events[1], D1), insurance_type=None)  # a reversal written before v2
+    events += [old_style, dict(reversal(events[3], D1), insurance_type="EMPLOYEE")]
+    send(producer, clearing.settings.topic, events)
+    consume(clearing)
+    clearing.service.close_day(D1)
+    with clearing.engine.connect() as conn:
+        funds = {(r.pool_code, r.insutype, r.fund_pay_type): r.net_fen for r in conn.execute(
+            sa.select(db.fund_statements).where(db.fund_statements.c.clearing_date == D1))}
+    # 360400's residents owe 440100 100,000 + 20,000 + 3,000 (the second bill reversed); 440100's
+    # employees owe 360400 70,000 + 10,000 — they do not offset: each fund moves its own money.
+    assert funds == {("360400", "390", "390100"): -100_000, ("360400", "390", "390200"): -20_000,
+                     ("360400", "390", "610100"): -3_000, ("360400", "310", "310100"): 70_000,
+                     ("360400", "310", "330100"): 10_000,
+                     ("440100", "390", "390100"): 100_000, ("440100", "390", "390200"): 20_000,
+                     ("440100", "390", "610100"): 3_000, ("440100", "310", "310100"): -70_000,
+                     ("440100", "310", "330100"): -10_000}
+    by_fund: dict = {}
+    for (_, insutype, fund), value in funds.items():
+        by_fund[(insutype, fund)] = by_fund.get((insutype, fund), 0) + value
+    assert set(by_fund.values()) == {0}  # 611000's employee bill was reversed the same day: nothing left
+
+    out = clearing.settings.out_dir / D1.isoformat()
+    document = json.loads((out / "clearing_2026-03-14_440100.json").read_text())
+    assert [(f["insutype"], f["fund_pay_type"], f["net_fen"]) for f in document["funds"]] == [
+        ("310", "310100", -70_000), ("310", "330100", -10_000), ("390", "390100", 100_000), ("390", "390200", 20_000),
+        ("390", "610100", 3_000)]
+    assert {(h["hospital_code"], h["insutype"], h["hifp_pay_fen"]) for h in document["hospitals"]} == {
+        ("H4401000001", "390", 100_000), ("H4401000000", "390", 0), ("H4401000000", "310", 0)}
+    assert {(b["counterparty_pool"], b["insutype"]) for b in document["bilateral"]} == {
+        ("360400", "390"), ("360400", "310"), ("611000", "310")}
+    csv_text = (out / "clearing_2026-03-14_440100.csv").read_text(encoding="utf-8-sig")
+    assert "hifp_pay_yuan" in csv_text and "_fen" not in csv_text  # amounts in yuan are named so
+    with zipfile.ZipFile(out / "clearing_2026-03-14_440100.xlsx") as book:
+        sheets = [n for n in book.namelist() if n.startswith("xl/worksheets/sheet")]
+        assert len(sheets) == 5  # about, funds, bilateral, hospitals, lines
+        assert "城乡居民基本医疗保险基金" in book.read("xl/sharedStrings.xml").decode()
+
+    http = TestClient(create_app(clearing))
+    public_key = http.get("/v1/clearing/public-key").text.strip()
+    assert public_key == clearing.service.signer.public_key_hex
+    fetched = tmp_path / "fetched"
+    fetched.mkdir()
+    gz = {"Authorization": "Bearer dev-bureau-440100"}
+    for suffix in ("csv", "json", "xlsx", "sha256", "sig"):
+        response = http.get(f"/v1/clearing/2026-03-14/440100.{suffix}", headers=gz)
+        assert response.status_code == 200
+        (fetched / f"clearing_2026-03-14_440100.{suffix}").write_bytes(response.content)
+
+    def verify(path, key=public_key):
+        return subprocess.run([sys.executable, "-m", "hub.cli", "clearing", "verify", str(path), "--public-key", key],
+                              capture_output=True, text=True, cwd=REPO, timeout=120)
+    good = verify(fetched / "clearing_2026-03-14_440100.xlsx")
+    assert good.returncode == 0 and "verified 3 files" in good.stdout, good.stderr
+    another_key = verify(fetched / "clearing_2026-03-14_440100.csv", "04" + "1" * 128)
+    assert another_key.returncode == 1 and "another key" in another_key.stderr
+    tampered = fetched / "clearing_2026-03-14_440100.csv"
+    tampered.write_bytes(tampered.read_bytes().replace(b"1000.00", b"9000.00", 1))
+    failed = verify(fetched / "clearing_2026-03-14_440100.json")
+    assert failed.returncode == 1 and "clearing_2026-03-14_440100.csv was changed" in failed.stderr
+    manifest = fetched / "clearing_2026-03-14_440100.sha256"
+    manifest.write_bytes(manifest.read_bytes().replace(
+        manifest.read_bytes().split(b"  ")[0], hashlib.sha256(tampered.read_bytes()).hexdigest().encode()))
+    forged = verify(manifest)  # the manifest made to match the change: the signature no longer does
+    assert forged.returncode == 1 and "signature" in forged.stderr

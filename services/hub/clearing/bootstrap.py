@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -13,10 +14,12 @@ import sqlalchemy as sa
 from hub import settings as shared_settings
 
 from hub.clearing.adapters import database as db
+from hub.clearing.adapters.signing import signer_from_reference
 from hub.clearing.service_layer.services import ClearingService
 from hub.messaging import AvroCodec, EventProducer, SchemaRegistry
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
+log = logging.getLogger(__name__)
 
 
 _env = shared_settings.env
@@ -35,6 +38,8 @@ class Settings:
     reference_dir: Path = field(default_factory=lambda: Path(_env("HUB_REFERENCE_DIR", str(REPO_ROOT / "reference"))))
     operator_token_sha256: str = field(default_factory=lambda: hashlib.sha256(
         _env("HUB_OPERATOR_TOKEN", "dev-operator").encode()).hexdigest())
+    # The SM2 key the files are signed with: env:NAME, file:PATH, or sample: (the development key).
+    signing_key_ref: str = field(default_factory=lambda: _env("HUB_CLEARING_SIGNING_KEY", "sample:"))
 
     @property
     def database_url(self) -> str:
@@ -73,8 +78,12 @@ def bootstrap(settings: Settings | None = None) -> Clearing:
     codec = AvroCodec(SchemaRegistry())
     rows = yaml.safe_load(settings.bureaus_file.read_text(encoding="utf-8")) or []
     bureaus = {r["token_sha256"]: (str(r["code"]), str(r["pool"])) for r in rows}
+    signer = signer_from_reference(settings.signing_key_ref)
+    if signer.sample:
+        log.warning("clearing files are signed with the sample SM2 key (HUB_CLEARING_SIGNING_KEY=sample:): "
+                    "anyone can forge it; a deployment references its own key (env:NAME or file:PATH)")
     service = ClearingService(engine, codec, settings.out_dir, timedelta(seconds=settings.grace_s),
-                              pool_names(settings.reference_dir))
+                              pool_names(settings.reference_dir), signer=signer)
     return Clearing(settings, engine, codec, service, bureaus)
 
 

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from hub.clearing.domain.netting import Obligation, clearing_day_for, net
 
 
-def ob(home, treat, fund, serious=0, assistance=0, n=1):
-    return Obligation(home, treat, fund, serious, assistance, n)
+def ob(home, treat, fund, serious=0, assistance=0, n=1, kind="RESIDENT"):
+    return Obligation(home, treat, fund, serious, assistance, n, kind)
 
 
 def test_three_pools_in_a_cycle_net_to_almost_nothing():
@@ -49,6 +49,25 @@ def test_reversals_are_negative_obligations_and_in_pool_care_is_left_out():
     assert "B" in by and all(l.counterparty_pool != "B" for l in by["B"].bilateral)
 
 
+def test_employees_and_residents_funds_never_offset():
+    # A's residents owe B 100; B's employees owe A 100: in total both nets are 0, but each fund
+    # moves its own money — A's 390100 pays 100, B's 310100 pays 100.
+    result = net([ob("A", "B", 10000), ob("B", "A", 10000, kind="EMPLOYEE")])
+    by = {p.pool: p for p in result.positions}
+    assert (by["A"].net_fen, by["B"].net_fen) == (0, 0)
+    assert {f.fund.key: f.net_fen for f in by["A"].funds} == {"310-310100": 10000, "390-390100": -10000}
+    assert {f.fund.key: f.net_fen for f in by["B"].funds} == {"310-310100": -10000, "390-390100": 10000}
+    assert result.net_abs_fen == 40000 and result.efficiency == 0  # nothing nets across funds
+    assert [(l.counterparty_pool, l.insurance_type) for l in by["A"].bilateral] == [("B", "EMPLOYEE"), ("B", "RESIDENT")]
+
+
+def test_each_share_is_its_own_fund():
+    result = net([ob("A", "B", 5000, serious=2000, assistance=300, kind="EMPLOYEE"), ob("A", "B", 100, assistance=7)])
+    funds = {f.fund.key: (f.receivable_fen, f.payable_fen) for f in result.by_pool["B"].funds}
+    assert funds == {"310-310100": (5000, 0), "310-330100": (2000, 0), "310-610100": (300, 0),
+                     "390-390100": (100, 0), "390-610100": (7, 0)}  # a fund with nothing either way is left out
+
+
 def test_a_reversal_arriving_after_its_day_closed_goes_to_the_next_open_day():
     closed = {date(2026, 3, 14), date(2026, 3, 15)}
     assert clearing_day_for(date(2026, 3, 14), closed) == (date(2026, 3, 16), True)
@@ -57,7 +76,8 @@ def test_a_reversal_arriving_after_its_day_closed_goes_to_the_next_open_day():
 
 pools = st.sampled_from(["110000", "310000", "360400", "440100", "611000", "230800"])
 obligations = st.lists(st.builds(ob, pools, pools, st.integers(-10**7, 10**9), st.integers(0, 10**8),
-                                 st.integers(0, 10**6), st.integers(1, 50)), max_size=60)
+                                 st.integers(0, 10**6), st.integers(1, 50), st.sampled_from(["RESIDENT", "EMPLOYEE"])),
+                       max_size=60)
 
 
 @settings(max_examples=300, deadline=None)
@@ -67,7 +87,12 @@ def test_net_positions_sum_to_zero_equal_receivable_minus_payable_and_ignore_ord
     assert sum(p.net_fen for p in result.positions) == 0
     for p in result.positions:
         assert p.net_fen == p.receivable_fen - p.payable_fen
-        assert p.net_fen == sum(l.net_fen for l in p.bilateral)
+        assert p.net_fen == sum(l.net_fen for l in p.bilateral) == sum(f.net_fen for f in p.funds)
+    fund_totals: dict = {}
+    for p in result.positions:
+        for f in p.funds:
+            fund_totals[f.fund] = fund_totals.get(f.fund, 0) + f.net_fen
+    assert set(fund_totals.values()) <= {0}  # every fund sums to zero on its own
     shuffled = list(obs)
     rnd.shuffle(shuffled)
     again = net(shuffled)

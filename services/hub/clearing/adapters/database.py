@@ -35,6 +35,9 @@ applied_events = sa.Table(
     sa.Column("hifmi_pay_fen", sa.BigInteger, nullable=False),
     sa.Column("maf_pay_fen", sa.BigInteger, nullable=False),
     sa.Column("source", sa.Text, nullable=False),  # topic:partition:offset, for tracing
+    # RESIDENT or EMPLOYEE: which funds pay (hub.clearing.domain.funds). Rows applied before the
+    # funds were kept apart read as residents' (the only insurance type the hub then settled).
+    sa.Column("insurance_type", sa.Text, nullable=False, server_default="RESIDENT"),
 )
 sa.Index("applied_by_day_home", applied_events.c.clearing_date, applied_events.c.home_pool)
 sa.Index("applied_by_day_treatment", applied_events.c.clearing_date, applied_events.c.treatment_pool)
@@ -71,20 +74,22 @@ bilateral = sa.Table(
     sa.Column("clearing_date", sa.Date, primary_key=True),
     sa.Column("home_pool", sa.Text, primary_key=True),
     sa.Column("treatment_pool", sa.Text, primary_key=True),
+    sa.Column("insurance_type", sa.Text, primary_key=True, server_default="RESIDENT"),
     sa.Column("hifp_pay_fen", sa.BigInteger, nullable=False),
     sa.Column("hifmi_pay_fen", sa.BigInteger, nullable=False),
     sa.Column("maf_pay_fen", sa.BigInteger, nullable=False),
     sa.Column("settlement_count", sa.BigInteger, nullable=False),
 )
 
-BILATERAL_COLUMNS = ("clearing_date", "home_pool", "treatment_pool", "hifp_pay_fen", "hifmi_pay_fen", "maf_pay_fen",
-                     "settlement_count")
+BILATERAL_COLUMNS = ("clearing_date", "home_pool", "treatment_pool", "insurance_type", "hifp_pay_fen", "hifmi_pay_fen",
+                     "maf_pay_fen", "settlement_count")
 
 
 def add_bilateral(conn: sa.Connection, rows: list[tuple]) -> None:
-    """Add a batch's totals (one row per day and pool pair, BILATERAL_COLUMNS) to the running totals."""
+    """Add a batch's totals (one row per day, pool pair and insurance type, BILATERAL_COLUMNS) to the
+    running totals."""
     _copy_insert(conn, "bilateral", BILATERAL_COLUMNS, rows,
-                 "on conflict (clearing_date, home_pool, treatment_pool) do update set"
+                 "on conflict (clearing_date, home_pool, treatment_pool, insurance_type) do update set"
                  " hifp_pay_fen = bilateral.hifp_pay_fen + excluded.hifp_pay_fen,"
                  " hifmi_pay_fen = bilateral.hifmi_pay_fen + excluded.hifmi_pay_fen,"
                  " maf_pay_fen = bilateral.maf_pay_fen + excluded.maf_pay_fen,"
@@ -114,6 +119,19 @@ statements = sa.Table(
     sa.Column("manifest_sha256", sa.Text, nullable=False),
     sa.Column("confirmed_at", sa.DateTime(timezone=True)),
     sa.Column("confirmed_by", sa.Text),
+)
+
+# Each pool's position per fund (insurance type and fund_pay_type) on a closed day: the money
+# moves fund by fund, and every fund's nets sum to zero on their own.
+fund_statements = sa.Table(
+    "fund_statements", metadata,
+    sa.Column("clearing_date", sa.Date, primary_key=True),
+    sa.Column("pool_code", sa.Text, primary_key=True),
+    sa.Column("insutype", sa.Text, primary_key=True),
+    sa.Column("fund_pay_type", sa.Text, primary_key=True),
+    sa.Column("receivable_fen", sa.BigInteger, nullable=False),
+    sa.Column("payable_fen", sa.BigInteger, nullable=False),
+    sa.Column("net_fen", sa.BigInteger, nullable=False),
 )
 
 partition_marks = sa.Table(
@@ -156,6 +174,8 @@ RENAMED_COLUMNS = {
     "bilateral": {"fund_fen": "hifp_pay_fen", "serious_illness_fen": "hifmi_pay_fen", "assistance_fen": "maf_pay_fen"},
 }
 SCHEMA_LOCK = 4242200
+# Columns added after a table's first schema: a database made before them gets them in place.
+ADDED_COLUMNS = {"applied_events": ("insurance_type",), "bilateral": ("insurance_type",)}
 
 
 def create_schema(engine: sa.Engine) -> None:
@@ -168,4 +188,12 @@ def create_schema(engine: sa.Engine) -> None:
             for old, new in renames.items():
                 if old in existing and new not in existing:
                     conn.execute(sa.text(f"alter table {table} rename column {old} to {new}"))
-    settings.create_schema(engine, metadata, SCHEMA_LOCK)
+    settings.create_schema(engine, metadata, SCHEMA_LOCK, ADDED_COLUMNS)
+    with engine.begin() as conn:  # a bilateral table made before the funds were kept apart: its key
+        conn.execute(sa.text("select pg_advisory_xact_lock(:k)"), {"k": SCHEMA_LOCK})
+        key = set(conn.execute(sa.text(
+            "select a.attname from pg_index i join pg_attribute a on a.attrelid = i.indrelid"
+            " and a.attnum = any(i.indkey) where i.indrelid = 'bilateral'::regclass and i.indisprimary")).scalars())
+        if "insurance_type" not in key:
+            conn.execute(sa.text("alter table bilateral drop constraint bilateral_pkey, add primary key"
+                                 " (clearing_date, home_pool, treatment_pool, insurance_type)"))

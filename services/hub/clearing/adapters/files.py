@@ -1,5 +1,6 @@
-"""Clearing files: one CSV (for people, opens in a spreadsheet), one JSON (for machines) and a
-SHA-256 manifest per bureau and day, plus a one-page HTML summary of the day with a chart.
+"""Clearing files: per bureau and day one CSV (for people, opens in a spreadsheet), one XLSX
+workbook (a sheet per section), one JSON (for machines, amounts in fen), a SHA-256 manifest of
+the three and its SM2 signature; plus a one-page HTML summary of the day with a chart.
 
 Rendering is deterministic: the same closed day renders to the same bytes (rows sorted, the
 stored close time as `generated_at`, no clock, no randomness).
@@ -20,13 +21,23 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
+from hub.clearing.adapters.signing import Signer, signature_document
+from hub.clearing.domain.funds import INSUTYPE_CODES
 from hub.clearing.domain.netting import PoolPosition
 from hub.money import fen_to_yuan as yuan
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
+# The lines as the JSON has them (amounts in fen, integers) ...
 LINE_COLUMNS = ("direction", "kind", "settlement_id", "reversal_id", "business_date", "late", "hospital_code",
-                "home_pool", "treatment_pool", "person_id_masked", "medfee_sumamt_fen", "hifp_pay_fen", "hifmi_pay_fen",
-                "maf_pay_fen")
+                "home_pool", "treatment_pool", "insutype", "person_id_masked", "medfee_sumamt_fen", "hifp_pay_fen",
+                "hifmi_pay_fen", "maf_pay_fen")
+# ... and as the CSV and the workbook show them: amounts in yuan, named so.
+YUAN_COLUMNS = tuple(c.removesuffix("_fen") + "_yuan" if c.endswith("_fen") else c for c in LINE_COLUMNS)
+SHARE_FIELDS = ("hifp_pay_fen", "hifmi_pay_fen", "maf_pay_fen")
+# Pool names are Chinese: fonts that have the characters, before the generic family (which on a
+# machine without a CJK font draws empty boxes).
+CJK_FONTS = ("'Noto Sans CJK SC', 'Noto Sans SC', 'Source Han Sans SC', 'PingFang SC', 'Microsoft YaHei', "
+             "'WenQuanYi Micro Hei', sans-serif")
 
 
 @dataclass(frozen=True)
@@ -51,76 +62,167 @@ def _line_dict(row: Any, pool: str) -> dict[str, Any]:
         "direction": "RECEIVABLE" if row.treatment_pool == pool else "PAYABLE",
         "kind": row.kind, "settlement_id": row.settlement_id, "reversal_id": row.reversal_id or "",
         "business_date": row.business_date.isoformat(), "late": bool(row.late), "hospital_code": row.hospital_code,
-        "home_pool": row.home_pool, "treatment_pool": row.treatment_pool, "person_id_masked": row.person_id_masked,
+        "home_pool": row.home_pool, "treatment_pool": row.treatment_pool,
+        "insutype": INSUTYPE_CODES[row.insurance_type], "person_id_masked": row.person_id_masked,
         "medfee_sumamt_fen": sign * row.medfee_sumamt_fen, "hifp_pay_fen": sign * row.hifp_pay_fen,
         "hifmi_pay_fen": sign * row.hifmi_pay_fen, "maf_pay_fen": sign * row.maf_pay_fen,
     }
 
 
-def render_pool_files(header: DayHeader, position: PoolPosition, rows: Sequence[Any]) -> dict[str, bytes]:
-    """The CSV, JSON and manifest of one pool's clearing file, by file name."""
+def _hospitals(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What the pool's own hospitals were paid at the counter for other pools' insured, per
+    hospital and insurance type: a treatment bureau pays its hospitals from this."""
+    by: dict[tuple[str, str], dict[str, Any]] = {}
+    for l in lines:
+        if l["direction"] != "RECEIVABLE":
+            continue
+        h = by.setdefault((l["hospital_code"], l["insutype"]), {
+            "hospital_code": l["hospital_code"], "insutype": l["insutype"], "settlement_lines": 0,
+            "medfee_sumamt_fen": 0, "hifp_pay_fen": 0, "hifmi_pay_fen": 0, "maf_pay_fen": 0})
+        h["settlement_lines"] += 1
+        for name in ("medfee_sumamt_fen", *SHARE_FIELDS):
+            h[name] += l[name]
+    return [by[k] for k in sorted(by)]
+
+
+def render_pool_files(header: DayHeader, position: PoolPosition, rows: Sequence[Any],
+                      signer: Signer | None = None) -> dict[str, bytes]:
+    """One pool's clearing file set, by file name: CSV, JSON, XLSX, the SHA-256 manifest of the
+    three and (with a signer) the manifest's detached SM2 signature."""
     pool = position.pool
     lines = sorted((_line_dict(r, pool) for r in rows),
                    key=lambda l: (l["direction"], l["settlement_id"], l["kind"], l["reversal_id"]))
     name = header.pool_names.get(pool, "")
+    funds = [{"insutype": f.fund.insutype, "fund_pay_type": f.fund.fund_pay_type, "fund_name": f.fund.name,
+              "receivable_fen": f.receivable_fen, "payable_fen": f.payable_fen, "net_fen": f.net_fen}
+             for f in position.funds]
     bilateral = [
         {"counterparty_pool": b.counterparty_pool, "counterparty_name": header.pool_names.get(b.counterparty_pool, ""),
+         "insutype": INSUTYPE_CODES[b.insurance_type],
          "receivable_hifp_pay_fen": b.receivable.hifp_pay_fen, "receivable_hifmi_pay_fen": b.receivable.hifmi_pay_fen,
          "receivable_maf_pay_fen": b.receivable.maf_pay_fen, "payable_hifp_pay_fen": b.payable.hifp_pay_fen,
          "payable_hifmi_pay_fen": b.payable.hifmi_pay_fen, "payable_maf_pay_fen": b.payable.maf_pay_fen,
          "net_fen": b.net_fen, "settlement_count": b.settlement_count}
-        for b in sorted(position.bilateral, key=lambda b: b.counterparty_pool)
+        for b in sorted(position.bilateral, key=lambda b: (b.counterparty_pool, INSUTYPE_CODES[b.insurance_type]))
     ]
+    hospitals = _hospitals(lines)
     totals = {
         "receivable_fen": position.receivable_fen, "payable_fen": position.payable_fen,
         "net_position_fen": position.net_fen, "settlement_lines": len(lines),
         "medfee_sumamt_fen": sum(l["medfee_sumamt_fen"] for l in lines),
     }
-    document = {
-        "header": {"pool_code": pool, "pool_name": name, "clearing_date": header.clearing_date.isoformat(),
-                   "cycle_id": header.cycle_id, "generated_at": header.generated_at_text, "currency": "CNY",
-                   "amount_unit": "fen"},
-        "net_position_fen": position.net_fen,
-        "bilateral": bilateral,
-        "settlement_lines": lines,
-        "totals": totals,
-    }
+    head = {"pool_code": pool, "pool_name": name, "clearing_date": header.clearing_date.isoformat(),
+            "cycle_id": header.cycle_id, "generated_at": header.generated_at_text, "currency": "CNY",
+            "amount_unit": "fen"}
+    document = {"header": head, "net_position_fen": position.net_fen, "funds": funds, "bilateral": bilateral,
+                "hospitals": hospitals, "settlement_lines": lines, "totals": totals}
     # orjson writes the same bytes as json.dumps(indent=2, ensure_ascii=False) for these documents
     # (strings, integers, booleans, nulls), several times faster.
     json_bytes = orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n"
-
-    out = io.StringIO()
-    w = csv.writer(out, lineterminator="\r\n")
-    w.writerow(["清算文件 clearing file"])
-    for label, value in (("统筹区 pool", f"{pool} {name}".strip()), ("清算日 clearing date", header.clearing_date.isoformat()),
-                         ("清算批次 cycle", header.cycle_id), ("生成时间 generated at", header.generated_at_text),
-                         ("金额单位 amounts", "元 yuan"),
-                         ("净头寸 net position (+ receives / - pays)", yuan(position.net_fen))):
-        w.writerow([label, value])
-    w.writerow([])
-    w.writerow(["双边 bilateral", "对方统筹区 counterparty", "应收基金 receivable fund", "应收大病 receivable serious illness",
-                "应收救助 receivable assistance", "应付基金 payable fund", "应付大病 payable serious illness",
-                "应付救助 payable assistance", "净额 net", "笔数 count"])
-    for b in bilateral:
-        w.writerow(["", f"{b['counterparty_pool']} {b['counterparty_name']}".strip(), yuan(b["receivable_hifp_pay_fen"]),
-                    yuan(b["receivable_hifmi_pay_fen"]), yuan(b["receivable_maf_pay_fen"]),
-                    yuan(b["payable_hifp_pay_fen"]), yuan(b["payable_hifmi_pay_fen"]),
-                    yuan(b["payable_maf_pay_fen"]), yuan(b["net_fen"]), b["settlement_count"]])
-    w.writerow([])
-    w.writerow(["明细 lines", *LINE_COLUMNS])
-    for l in lines:
-        w.writerow(["", *[yuan(l[c]) if c.endswith("_fen") else ("Y" if l[c] is True else "N" if l[c] is False else l[c])
-                          for c in LINE_COLUMNS]])
-    w.writerow([])
-    w.writerow(["合计 totals", "应收 receivable", yuan(totals["receivable_fen"]), "应付 payable", yuan(totals["payable_fen"]),
-                "净额 net", yuan(totals["net_position_fen"]), "明细笔数 lines", totals["settlement_lines"]])
-    # A byte-order mark so spreadsheet programs read the Chinese text as UTF-8.
-    csv_bytes = "\ufeff".encode("utf-8") + out.getvalue().encode("utf-8")
+    sections = _sections(header, position, name, funds, bilateral, hospitals, lines, totals)
+    csv_bytes = _csv(sections)
+    xlsx_bytes = _xlsx(sections, header.generated_at)
 
     stem = file_stem(header.clearing_date, pool)
     manifest = "".join(f"{hashlib.sha256(data).hexdigest()}  {fname}\n"
-                       for fname, data in ((f"{stem}.csv", csv_bytes), (f"{stem}.json", json_bytes))).encode()
-    return {f"{stem}.csv": csv_bytes, f"{stem}.json": json_bytes, f"{stem}.sha256": manifest}
+                       for fname, data in ((f"{stem}.csv", csv_bytes), (f"{stem}.json", json_bytes),
+                                           (f"{stem}.xlsx", xlsx_bytes))).encode()
+    out = {f"{stem}.csv": csv_bytes, f"{stem}.json": json_bytes, f"{stem}.xlsx": xlsx_bytes, f"{stem}.sha256": manifest}
+    if signer is not None:
+        out[f"{stem}.sig"] = signature_document(f"{stem}.sha256", signer.public_key_hex, signer.sign(manifest))
+    return out
+
+
+@dataclass(frozen=True)
+class Section:
+    """One section of a file set: a title, its column headings, its rows (amounts in yuan)."""
+
+    title: str
+    columns: tuple[str, ...]
+    rows: list[list[Any]]
+
+
+def _yuan_cells(record: dict[str, Any], columns: Sequence[str]) -> list[Any]:
+    return [yuan(record[c]) if c.endswith("_fen") else ("Y" if record[c] is True else "N" if record[c] is False
+                                                        else record[c]) for c in columns]
+
+
+def _sections(header: DayHeader, position: PoolPosition, name: str, funds, bilateral, hospitals, lines,
+              totals) -> list[Section]:
+    pool = position.pool
+    about = Section("清算文件 clearing file", ("项目 item", "值 value"), [
+        ["统筹区 pool", f"{pool} {name}".strip()], ["清算日 clearing date", header.clearing_date.isoformat()],
+        ["清算批次 cycle", header.cycle_id], ["生成时间 generated at", header.generated_at_text],
+        ["金额单位 amounts", "元 yuan"], ["净头寸 net position (+ receives / - pays)", yuan(position.net_fen)],
+        ["应收 receivable", yuan(totals["receivable_fen"])], ["应付 payable", yuan(totals["payable_fen"])],
+        ["明细笔数 lines", totals["settlement_lines"]]])
+    fund_columns = ("insutype", "fund_pay_type", "fund_name", "receivable_fen", "payable_fen", "net_fen")
+    bilateral_columns = ("counterparty_pool", "counterparty_name", "insutype", "receivable_hifp_pay_fen",
+                         "receivable_hifmi_pay_fen", "receivable_maf_pay_fen", "payable_hifp_pay_fen",
+                         "payable_hifmi_pay_fen", "payable_maf_pay_fen", "net_fen", "settlement_count")
+    hospital_columns = ("hospital_code", "insutype", "settlement_lines", "medfee_sumamt_fen", *SHARE_FIELDS)
+    return [
+        about,
+        Section("基金 funds (each fund moves its own money)", _yuan_names(fund_columns),
+                [_yuan_cells(f, fund_columns) for f in funds]),
+        Section("双边 bilateral", _yuan_names(bilateral_columns), [_yuan_cells(b, bilateral_columns) for b in bilateral]),
+        Section("本地医院 hospitals (receivable, to pay own hospitals)", _yuan_names(hospital_columns),
+                [_yuan_cells(h, hospital_columns) for h in hospitals]),
+        Section("明细 lines", YUAN_COLUMNS, [_yuan_cells(l, LINE_COLUMNS) for l in lines]),
+    ]
+
+
+def _yuan_names(columns: Sequence[str]) -> tuple[str, ...]:
+    return tuple(c.removesuffix("_fen") + "_yuan" if c.endswith("_fen") else c for c in columns)
+
+
+def _csv(sections: list[Section]) -> bytes:
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\r\n")
+    for n, section in enumerate(sections):
+        if n:
+            w.writerow([])
+        if n == 0:  # the header block: label, value
+            w.writerow([section.title])
+            w.writerows(section.rows)
+            continue
+        w.writerow([section.title, *section.columns])
+        w.writerows(["", *row] for row in section.rows)
+    # A byte-order mark so spreadsheet programs read the Chinese text as UTF-8.
+    return "\ufeff".encode("utf-8") + out.getvalue().encode("utf-8")
+
+
+def _xlsx(sections: list[Section], created: datetime) -> bytes:
+    """One sheet per section; amounts are numbers shown to the fen. The same content gives the
+    same bytes: the workbook's creation time is the close's, not the clock's."""
+    import xlsxwriter
+
+    buffer = io.BytesIO()
+    book = xlsxwriter.Workbook(buffer, {"in_memory": True, "strings_to_numbers": False, "strings_to_formulas": False,
+                                        "strings_to_urls": False})
+    book.set_properties({"created": created.astimezone(SHANGHAI).replace(tzinfo=None), "title": sections[0].title})
+    bold, money = book.add_format({"bold": True}), book.add_format({"num_format": "#,##0.00"})
+    for section in sections:
+        sheet = book.add_worksheet(section.title.split(" ")[0])
+        sheet.write_string(0, 0, section.title, bold)
+        sheet.write_row(1, 0, section.columns, bold)
+        amounts = {i for i, c in enumerate(section.columns) if c.endswith("_yuan")}
+        for r, row in enumerate(section.rows, start=2):
+            for c, value in enumerate(row):
+                if c in amounts or (section is sections[0] and isinstance(value, str) and _is_amount(value)):
+                    sheet.write_number(r, c, float(value), money)
+                elif isinstance(value, int):
+                    sheet.write_number(r, c, value)
+                else:
+                    sheet.write_string(r, c, str(value))
+        sheet.set_column(0, max(len(section.columns) - 1, 0), 16)
+    book.close()
+    return buffer.getvalue()
+
+
+def _is_amount(text: str) -> bool:
+    head, dot, tail = text.lstrip("-").partition(".")
+    return bool(dot) and head.isdigit() and len(tail) == 2 and tail.isdigit()
 
 
 def manifest_sha256(files: dict[str, bytes]) -> str:
@@ -148,7 +250,7 @@ def render_summary(header: DayHeader, positions: Sequence[PoolPosition], gross_f
                     f'text-anchor="{"start" if p.net_fen >= 0 else "end"}" font-size="11">{yuan(p.net_fen)}</text>')
     height = 20 + bar_h * len(ordered)
     svg = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width + 120}" height="{height}" role="img" '
-           f'aria-label="net position per pool" font-family="sans-serif" font-size="12">'
+           f'aria-label="net position per pool" font-family="{html.escape(CJK_FONTS)}" font-size="12">'
            f'<line x1="{label_w + half}" y1="0" x2="{label_w + half}" y2="{height}" stroke="#555"/>'
            + "".join(bars) + "</svg>")
     rows = "".join(
@@ -159,7 +261,7 @@ def render_summary(header: DayHeader, positions: Sequence[PoolPosition], gross_f
         for p in sorted(positions, key=lambda p: p.pool))
     page = f"""<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8"><title>清算日 {header.clearing_date} — clearing summary</title>
-<style>body{{font-family:sans-serif;margin:24px;color:#222}} table{{border-collapse:collapse}}
+<style>body{{font-family:{CJK_FONTS};margin:24px;color:#222}} table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 8px}} td.n{{text-align:right;font-variant-numeric:tabular-nums}}
 .kpi{{display:inline-block;margin-right:32px}} .kpi b{{display:block;font-size:22px}}</style></head><body>
 <h1>跨区域清算 Interregion clearing — {header.clearing_date}</h1>

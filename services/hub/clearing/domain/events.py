@@ -27,6 +27,7 @@ class ClearingEvent:
     topic: str
     partition: int
     offset: int
+    insurance_type: str | None = None  # RESIDENT, EMPLOYEE; None in a reversal written before v2
 
     @property
     def kind(self) -> str:

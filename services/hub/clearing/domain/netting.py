@@ -1,8 +1,10 @@
 """Daily multilateral netting between pools (DESIGN.md section 6). Pure: no I/O.
 
 An obligation runs from the patient's home pool (it pays) to the treatment pool (its hospitals
-were paid at the counter), per fund share. Reversals are negative obligations. Memory is
-bounded by pools x pools: the input is already aggregated per (home, treatment) pair.
+were paid at the counter), per insurance type and fund share (hub.clearing.domain.funds).
+Reversals are negative obligations. Each fund nets on its own and sums to zero on its own: the
+employees' and residents' money never offset each other. Memory is bounded by pools x pools x
+insurance types: the input is already aggregated per (home, treatment, insurance type).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from datetime import date, timedelta
 from fractions import Fraction
 from typing import Iterable, NamedTuple
 
+from hub.clearing.domain.funds import Fund, funds_of
 
 
 class ZeroSumViolated(RuntimeError):
@@ -28,6 +31,7 @@ class Obligation:
     hifmi_pay_fen: int
     maf_pay_fen: int
     settlement_count: int
+    insurance_type: str = "RESIDENT"  # RESIDENT, EMPLOYEE
 
     @property
     def total_fen(self) -> int:
@@ -48,10 +52,24 @@ class BilateralLine:
     receivable: Shares
     payable: Shares
     settlement_count: int
+    insurance_type: str = "RESIDENT"
 
     @property
     def net_fen(self) -> int:
         return sum(self.receivable) - sum(self.payable)
+
+
+@dataclass(frozen=True)
+class FundPosition:
+    """A pool's position in one fund: what it receives and pays from it, across counterparties."""
+
+    fund: Fund
+    receivable_fen: int
+    payable_fen: int
+
+    @property
+    def net_fen(self) -> int:
+        return self.receivable_fen - self.payable_fen
 
 
 @dataclass(frozen=True)
@@ -61,10 +79,11 @@ class PoolPosition:
     payable_fen: int
     settlement_count: int
     bilateral: tuple[BilateralLine, ...]
+    funds: tuple[FundPosition, ...] = ()
 
     @property
     def net_fen(self) -> int:
-        """> 0: the pool's fund receives; < 0: it pays."""
+        """> 0: the pool's funds receive; < 0: they pay (the sum over its funds)."""
         return self.receivable_fen - self.payable_fen
 
 
@@ -73,44 +92,62 @@ class NettingResult:
     positions: tuple[PoolPosition, ...]
     gross_fen: int  # sum of every pool's receivable plus payable
     obligations_fen: int  # sum of the bilateral obligations (each counted once)
-    net_abs_fen: int  # sum of |net position|
-    efficiency: Fraction  # 1 - sum|net| / sum(receivable + payable)
+    net_abs_fen: int  # sum of |net position| of every pool in every fund: twice what moves
+    efficiency: Fraction  # 1 - net_abs / gross
     by_pool: dict[str, PoolPosition] = field(repr=False, default_factory=dict)
 
 
 def net(obligations: Iterable[Obligation]) -> NettingResult:
-    """Gross bilateral obligations per share, each pool's multilateral net, the efficiency;
-    raises ZeroSumViolated before returning anything that does not sum to zero."""
-    pair: dict[tuple[str, str], list[int]] = {}
+    """Gross bilateral obligations per insurance type and share, each pool's multilateral net in
+    total and per fund, the efficiency; raises ZeroSumViolated before returning anything whose
+    nets do not sum to zero, in total or in any one fund."""
+    pair: dict[tuple[str, str, str], list[int]] = {}
     for o in obligations:
         if o.home_pool == o.treatment_pool:
             continue  # care inside the home pool is not interregion money
-        acc = pair.setdefault((o.home_pool, o.treatment_pool), [0, 0, 0, 0])
+        acc = pair.setdefault((o.home_pool, o.treatment_pool, o.insurance_type), [0, 0, 0, 0])
         acc[0] += o.hifp_pay_fen
         acc[1] += o.hifmi_pay_fen
         acc[2] += o.maf_pay_fen
         acc[3] += o.settlement_count
-    pools = sorted({p for key in pair for p in key})
+    pools = sorted({p for home, treat, _ in pair for p in (home, treat)})
+    types = sorted({t for _, _, t in pair})
+    zero = [0, 0, 0, 0]
     positions = []
     for pool in pools:
-        lines = []
+        lines, count = [], 0
+        funds: dict[Fund, list[int]] = {}
         for other in pools:
             if other == pool:
                 continue
-            recv = pair.get((other, pool), [0, 0, 0, 0])
-            pay = pair.get((pool, other), [0, 0, 0, 0])
-            if (other, pool) in pair or (pool, other) in pair:
-                lines.append(BilateralLine(other, Shares(*recv[:3]), Shares(*pay[:3]), recv[3] + pay[3]))
+            for kind in types:
+                recv, pay = pair.get((other, pool, kind)), pair.get((pool, other, kind))
+                if recv is None and pay is None:
+                    continue
+                recv, pay = recv or zero, pay or zero
+                lines.append(BilateralLine(other, Shares(*recv[:3]), Shares(*pay[:3]), recv[3] + pay[3], kind))
+                count += recv[3] + pay[3]
+                for fund, r, p in zip(funds_of(kind), recv[:3], pay[:3]):
+                    f = funds.setdefault(fund, [0, 0])
+                    f[0] += r
+                    f[1] += p
         receivable = sum(sum(l.receivable) for l in lines)
         payable = sum(sum(l.payable) for l in lines)
-        count = sum(pair.get((o, pool), [0, 0, 0, 0])[3] + pair.get((pool, o), [0, 0, 0, 0])[3] for o in pools if o != pool)
-        positions.append(PoolPosition(pool, receivable, payable, count, tuple(lines)))
+        fund_positions = tuple(FundPosition(fund, r, p) for fund, (r, p) in sorted(funds.items()) if r or p)
+        positions.append(PoolPosition(pool, receivable, payable, count, tuple(lines), fund_positions))
     total_net = sum(p.net_fen for p in positions)
     if total_net != 0:
         raise ZeroSumViolated(f"net positions sum to {total_net} fen, not 0")
+    per_fund: dict[Fund, int] = {}
+    for p in positions:
+        for f in p.funds:
+            per_fund[f.fund] = per_fund.get(f.fund, 0) + f.net_fen
+    unbalanced = {fund.key: total for fund, total in per_fund.items() if total != 0}
+    if unbalanced:
+        raise ZeroSumViolated(f"fund nets do not sum to zero: {unbalanced}")
     obligations_fen = sum(sum(v[:3]) for v in pair.values())
     gross = sum(p.receivable_fen + p.payable_fen for p in positions)
-    net_abs = sum(abs(p.net_fen) for p in positions)
+    net_abs = sum(abs(f.net_fen) for p in positions for f in p.funds)  # money moves fund by fund
     efficiency = Fraction(1) - Fraction(net_abs, gross) if gross else Fraction(0)
     result = NettingResult(tuple(positions), gross, obligations_fen, net_abs, efficiency)
     result.by_pool.update({p.pool: p for p in positions})

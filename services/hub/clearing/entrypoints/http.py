@@ -1,6 +1,7 @@
 """Bureaus fetch and confirm their own clearing files; operators list unconfirmed ones.
 
-    GET  /v1/clearing/{date}/{pool}.{csv|json|sha256}   bureau token of that pool
+    GET  /v1/clearing/public-key                        anyone: the hub's SM2 key the files are signed with
+    GET  /v1/clearing/{date}/{pool}.{csv|json|xlsx|sha256|sig}   bureau token of that pool
     POST /v1/clearing/{date}/{pool}/confirm             bureau token of that pool
     GET  /v1/clearing/{date}/summary.html               operator token
     GET  /v1/clearing/unconfirmed                       operator token
@@ -22,7 +23,8 @@ from hub.operations.status import STATUS_PAGE, StatusHistory
 
 from hub.clearing.bootstrap import Clearing
 
-MEDIA = {"csv": "text/csv; charset=utf-8", "json": "application/json", "sha256": "text/plain; charset=utf-8"}
+MEDIA = {"csv": "text/csv; charset=utf-8", "json": "application/json", "sha256": "text/plain; charset=utf-8",
+         "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "sig": "text/plain; charset=utf-8"}
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
@@ -48,6 +50,11 @@ def create_app(clearing: Clearing, history: StatusHistory | None = None, loops=N
             return date.fromisoformat(text)
         except ValueError:
             return None
+
+    @app.get("/v1/clearing/public-key")
+    async def public_key():
+        """The hub's SM2 public key (04 + x + y, hex): `hub clearing verify FILE --public-key KEY`."""
+        return Response(clearing.service.signer.public_key_hex + "\n", media_type="text/plain; charset=utf-8")
 
     @app.get("/v1/clearing/unconfirmed")
     async def unconfirmed(request: Request):
@@ -75,7 +82,7 @@ def create_app(clearing: Clearing, history: StatusHistory | None = None, loops=N
             return _error(401, "unauthenticated", "send the bureau's token as 'Authorization: Bearer <token>'")
         pool, _, suffix = filename.partition(".")
         if suffix not in MEDIA:
-            return _error(404, "no_such_file", "files are <pool>.csv, <pool>.json and <pool>.sha256")
+            return _error(404, "no_such_file", "files are <pool>.csv, .json, .xlsx, .sha256 and .sig")
         if who[1] not in ("*", pool):
             return _error(403, "file_of_another_pool", "a bureau fetches only its own pool's files")
         d = parse_day(day)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import shutil
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta, timezone
 from fractions import Fraction
 from pathlib import Path
@@ -24,7 +24,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from hub.clearing.adapters import database as db
 from hub.clearing.adapters import files
+from hub.clearing.adapters.signing import Signer, signer_from_reference
 from hub.clearing.domain.events import ClearingEvent
+from hub.clearing.domain.funds import INSUTYPE_CODES
 from hub.clearing.domain.netting import NettingResult, Obligation, clearing_day_for, net
 from hub.messaging import AvroCodec, Message
 from hub.messaging.topics import CLEARING_STATEMENTS
@@ -75,7 +77,14 @@ def clearing_event(message: Message) -> ClearingEvent:
         treatment_pool=v["treatment_pool"], hospital_code=v["hospital_code"], person_id_masked=v["person_id_masked"],
         medfee_sumamt_fen=v["medfee_sumamt_fen"], hifp_pay_fen=v["hifp_pay_fen"], hifmi_pay_fen=v["hifmi_pay_fen"],
         maf_pay_fen=v["maf_pay_fen"], event_time=v["reversed_at"] if reversal else v["settled_at"],
-        topic=message.topic, partition=message.partition, offset=message.offset)
+        topic=message.topic, partition=message.partition, offset=message.offset,
+        insurance_type=_insurance_type(v.get("insurance_type")))
+
+
+def _insurance_type(value: Any) -> str | None:
+    if value is None or value in INSUTYPE_CODES:
+        return value
+    raise EventRefused(f"insurance_type_unknown: {value!r} is not RESIDENT or EMPLOYEE")
 
 
 def applied_row(e: ClearingEvent, clearing_date: date, late: bool) -> dict[str, Any]:
@@ -84,7 +93,8 @@ def applied_row(e: ClearingEvent, clearing_date: date, late: bool) -> dict[str, 
             "clearing_date": clearing_date, "business_date": e.business_date, "late": late,
             "home_pool": e.home_pool, "treatment_pool": e.treatment_pool, "hospital_code": e.hospital_code,
             "person_id_masked": e.person_id_masked, "medfee_sumamt_fen": e.medfee_sumamt_fen, "hifp_pay_fen": e.hifp_pay_fen,
-            "hifmi_pay_fen": e.hifmi_pay_fen, "maf_pay_fen": e.maf_pay_fen, "source": e.source}
+            "hifmi_pay_fen": e.hifmi_pay_fen, "maf_pay_fen": e.maf_pay_fen, "source": e.source,
+            "insurance_type": e.insurance_type}
 
 
 @dataclass(frozen=True)
@@ -104,13 +114,14 @@ def day_end(day: date) -> datetime:
 class ClearingService:
     def __init__(self, engine: sa.Engine, codec: AvroCodec, out_dir: Path, grace: timedelta,
                  pool_names: dict[str, str] | None = None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc), signer: Signer | None = None):
         self.engine = engine
         self.codec = codec
         self.out_dir = out_dir
         self.grace = grace
         self.pool_names = pool_names or {}
         self.clock = clock
+        self.signer = signer or signer_from_reference("sample:")
 
     # ------------------------------------------------------------------ applying events
 
@@ -121,6 +132,7 @@ class ClearingService:
         if not events:
             return 0
         with self.engine.begin() as conn:
+            events = self._with_insurance_types(conn, events)
             first = min(e.business_date for e in events)
             conn.execute(pg_insert(db.days).values([{"clearing_date": d, "status": "OPEN"}
                                                     for d in sorted({e.business_date for e in events})])
@@ -140,7 +152,7 @@ class ClearingService:
             for e, day, _ in placed.values():
                 if e.event_id not in new_ids:
                     continue
-                t = totals.setdefault((day, e.home_pool, e.treatment_pool), [0, 0, 0, 0])
+                t = totals.setdefault((day, e.home_pool, e.treatment_pool, e.insurance_type), [0, 0, 0, 0])
                 t[0] += e.sign * e.hifp_pay_fen
                 t[1] += e.sign * e.hifmi_pay_fen
                 t[2] += e.sign * e.maf_pay_fen
@@ -160,6 +172,24 @@ class ClearingService:
                       "max_event_time": sa.func.greatest(m.max_event_time, stmt.excluded.max_event_time)}))
         CLEARING_APPLIED.inc(len(new_ids))
         return len(new_ids)
+
+    @staticmethod
+    def _with_insurance_types(conn: sa.Connection, events: list[ClearingEvent]) -> list[ClearingEvent]:
+        """A reversal written before SettlementReversed v2 does not say its insurance type: it is
+        its settlement's, as clearing applied it. One that reverses a settlement clearing never
+        saw is refused (EventRefused: quarantined until an operator resolves it)."""
+        unknown = {e.settlement_id for e in events if e.insurance_type is None}
+        if not unknown:
+            return events
+        a = db.applied_events.c
+        known = dict(conn.execute(sa.select(a.settlement_id, a.insurance_type).where(
+            a.kind == "SETTLED", a.settlement_id.in_(sorted(unknown)))).all())
+        known.update({e.settlement_id: e.insurance_type for e in events if e.insurance_type and not e.reversal})
+        missing = sorted(unknown - set(known))
+        if missing:
+            raise EventRefused(f"insurance_type_unknown: a reversal of {missing[0]}, a settlement clearing has not seen,"
+                               " does not say its insurance type")
+        return [e if e.insurance_type else replace(e, insurance_type=known[e.settlement_id]) for e in events]
 
     # ------------------------------------------------------------------ closing a day
 
@@ -214,7 +244,8 @@ class ClearingService:
                 # Each pool's files are rendered once, digested and written to a staging directory at
                 # once (memory: one pool's lines at a time); they are moved into place after the commit.
                 for position in result.positions:
-                    rendered = files.render_pool_files(header, position, self._lines(conn, day, position.pool))
+                    rendered = files.render_pool_files(header, position, self._lines(conn, day, position.pool),
+                                                       self.signer)
                     sha = files.manifest_sha256(rendered)
                     files.write_files(staging, rendered)
                     conn.execute(db.statements.insert().values(
@@ -222,6 +253,11 @@ class ClearingService:
                         receivable_fen=position.receivable_fen, payable_fen=position.payable_fen,
                         net_position_fen=position.net_fen, settlement_count=position.settlement_count,
                         manifest_sha256=sha))
+                    if position.funds:
+                        conn.execute(db.fund_statements.insert(), [
+                            {"clearing_date": day, "pool_code": position.pool, "insutype": f.fund.insutype,
+                             "fund_pay_type": f.fund.fund_pay_type, "receivable_fen": f.receivable_fen,
+                             "payable_fen": f.payable_fen, "net_fen": f.net_fen} for f in position.funds])
                     conn.execute(db.outbox.insert().values(
                         topic=CLEARING_STATEMENTS.name, message_key=position.pool,
                         payload=self.codec.encode("ClearingStatement",
@@ -306,7 +342,7 @@ class ClearingService:
 
     def _obligations(self, conn: sa.Connection, day: date) -> list[Obligation]:
         return [Obligation(r.home_pool, r.treatment_pool, r.hifp_pay_fen, r.hifmi_pay_fen, r.maf_pay_fen,
-                           r.settlement_count)
+                           r.settlement_count, r.insurance_type)
                 for r in conn.execute(sa.select(db.bilateral).where(db.bilateral.c.clearing_date == day))]
 
     def _lines(self, conn: sa.Connection, day: date, pool: str) -> list[Any]:
@@ -317,14 +353,18 @@ class ClearingService:
     def _statement_event(self, day: date, cycle_id: str, now: datetime, p, sha: str) -> dict:
         return {
             "event_id": uuid.uuid5(uuid.NAMESPACE_URL, f"clearing:{cycle_id}:{p.pool}"), "event_time": now,
-            "producer": PRODUCER, "schema_version": 2, "cycle_id": cycle_id, "clearing_date": day,
+            "producer": PRODUCER, "schema_version": 3, "cycle_id": cycle_id, "clearing_date": day,
             "pool_code": p.pool, "receivable_fen": p.receivable_fen, "payable_fen": p.payable_fen,
             "net_position_fen": p.net_fen, "settlement_count": p.settlement_count,
             "bilateral": [{"counterparty_pool": b.counterparty_pool, "receivable_hifp_pay_fen": b.receivable.hifp_pay_fen,
                            "receivable_hifmi_pay_fen": b.receivable.hifmi_pay_fen, "payable_hifp_pay_fen": b.payable.hifp_pay_fen,
                            "payable_hifmi_pay_fen": b.payable.hifmi_pay_fen, "receivable_maf_pay_fen": b.receivable.maf_pay_fen,
-                           "payable_maf_pay_fen": b.payable.maf_pay_fen, "settlement_count": b.settlement_count}
+                           "payable_maf_pay_fen": b.payable.maf_pay_fen, "settlement_count": b.settlement_count,
+                           "insurance_type": b.insurance_type}
                           for b in p.bilateral],
+            "funds": [{"insutype": f.fund.insutype, "fund_pay_type": f.fund.fund_pay_type,
+                       "receivable_fen": f.receivable_fen, "payable_fen": f.payable_fen, "net_fen": f.net_fen}
+                      for f in p.funds],
             "file_sha256": sha, "generated_at": now,
         }
 
@@ -340,7 +380,8 @@ class ClearingService:
             header = files.DayHeader(day, row.cycle_id, row.closed_at, self.pool_names)
             out: dict[str, bytes] = {}
             for position in result.positions:
-                out.update(files.render_pool_files(header, position, self._lines(conn, day, position.pool)))
+                out.update(files.render_pool_files(header, position, self._lines(conn, day, position.pool),
+                                                   self.signer))
             confirmed = {r.pool_code: r.confirmed_at is not None for r in
                          conn.execute(sa.select(db.statements).where(db.statements.c.clearing_date == day))}
         num, den = row.efficiency.split("/")
@@ -365,7 +406,7 @@ class ClearingService:
             row = conn.execute(sa.select(db.days).where(db.days.c.clearing_date == day)).one()
             position = net(self._obligations(conn, day)).by_pool.get(pool)
             header = files.DayHeader(day, row.cycle_id, row.closed_at, self.pool_names)
-            rendered = files.render_pool_files(header, position, self._lines(conn, day, pool))
+            rendered = files.render_pool_files(header, position, self._lines(conn, day, pool), self.signer)
         return rendered.get(f"{files.file_stem(day, pool)}.{suffix}")
 
     def confirm(self, day: date, pool: str, who: str) -> bool:
