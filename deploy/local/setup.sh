@@ -13,6 +13,8 @@ command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || missing+=(maven)
 command -v wrk >/dev/null || missing+=(wrk)  # the settle benchmark's load generator
 command -v chromium >/dev/null || missing+=(chromium)  # headless checks of the status page
+# Pool names are Chinese: without a CJK font the browser checks' screenshots show empty boxes.
+dpkg -s fonts-noto-cjk >/dev/null 2>&1 || missing+=(fonts-noto-cjk)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing Debian packages: ${missing[*]}"
   if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi

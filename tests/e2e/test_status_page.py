@@ -89,3 +89,39 @@ def test_the_status_page_shows_lag_and_throughput_charts(servers, producer, tmp_
     assert "<td>clearing-consumer</td>" in loops and ">running<" in loops
     (REPO / "out").mkdir(exist_ok=True)
     shutil.copy(shot, REPO / "out" / "status-page.png")  # for a person to look at
+
+
+def test_the_clearing_summary_shows_the_pool_names_in_chinese(tmp_path):
+    """The day's summary names pools in Chinese: rendered by headless Chromium with the CJK font
+    deploy/local/setup.sh installs (fonts-noto-cjk), the names are drawn — the screenshot differs
+    from one where the same places hold characters no font has (which would be boxes either way
+    without a CJK font)."""
+    from datetime import date, datetime, timezone
+    from fractions import Fraction
+
+    from hub.clearing.adapters.files import DayHeader, render_summary
+    from hub.clearing.domain.netting import Obligation, net
+
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium package is installed by deploy/local/setup.sh"
+    fonts = subprocess.run(["fc-list", ":lang=zh", "family"], capture_output=True, text=True).stdout
+    assert "CJK" in fonts, "Debian's fonts-noto-cjk is installed by deploy/local/setup.sh"
+    result = net([Obligation("360400", "440100", 123_400, 0, 0, 3), Obligation("611000", "440100", 55_000, 0, 0, 1)])
+
+    def shot(names: dict[str, str], name: str) -> bytes:
+        header = DayHeader(date(2026, 3, 14), "2026-03-14.1", datetime(2026, 3, 15, tzinfo=timezone.utc), names)
+        page = tmp_path / f"{name}.html"
+        page.write_bytes(render_summary(header, result.positions, result.gross_fen, result.net_abs_fen,
+                                        Fraction(0), {}))
+        png = tmp_path / f"{name}.png"
+        subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1000,700",
+                        f"--screenshot={png}", page.as_uri()], capture_output=True, timeout=120)
+        assert png.exists()
+        return png.read_bytes()
+
+    chinese = {"360400": "九江市", "440100": "广州市", "611000": "商洛市"}
+    no_glyphs = {code: "\U000f0000" * len(name) for code, name in chinese.items()}  # private use: no font has them
+    drawn = shot(chinese, "chinese")
+    assert drawn != shot(no_glyphs, "boxes")
+    (REPO / "out").mkdir(exist_ok=True)
+    (REPO / "out" / "clearing-summary.png").write_bytes(drawn)  # for a person to look at
