@@ -443,6 +443,56 @@ def clearing_public_key() -> None:
     typer.echo(signer_from_reference(Settings().signing_key_ref).public_key_hex)
 
 
+advance_app = typer.Typer(help="Advance funds (预付金): each bureau's balance at the clearing centre.",
+                          no_args_is_help=True)
+clearing_app.add_typer(advance_app, name="advance")
+
+
+@advance_app.command("show")
+def advance_show(pool: str = typer.Argument(..., help="The bureau's pool code."),
+                 json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """A bureau's advance: balance, what the rule asks it to hold, top-up due, and its ledger."""
+    import json
+
+    from hub.clearing.bootstrap import bootstrap
+
+    found = bootstrap().service.advance(pool)
+    if found is None:
+        typer.secho(f"no advance kept for {pool} yet (it starts with the first closed day it is in)", err=True)
+        raise typer.Exit(1)
+    if json_out:
+        typer.echo(json.dumps(found, ensure_ascii=False, indent=2))
+        return
+    typer.echo(f"{pool}: balance {found['balance_fen'] / 100:,.2f} yuan, required {found['required_fen'] / 100:,.2f}"
+               f"{', LOW: top-up due ' + format(found['top_up_fen'] / 100, ',.2f') if found['warning'] else ''}")
+    for e in found["ledger"]:
+        typer.echo(f"  {e['clearing_date']}  {e['kind']:<8} {e['amount_fen'] / 100:>16,.2f}  "
+                   f"balance {e['balance_fen'] / 100:>16,.2f}  {e['reference']}")
+
+
+@advance_app.command("deposit")
+def advance_deposit(
+    pool: str = typer.Argument(..., help="The bureau's pool code."),
+    amount: str = typer.Argument(..., help="Yuan the bureau paid in, e.g. 500000.00."),
+    reference: str = typer.Option(..., help="The payment's reference (a repeat with it changes nothing)."),
+    note: str = typer.Option("", help="Kept with the entry."),
+    operator: str = typer.Option(os.environ.get("USER", "operator"), help="Who records it."),
+) -> None:
+    """Record money a bureau paid into its advance at the clearing centre."""
+    import json
+
+    from hub.clearing.bootstrap import bootstrap
+    from hub.clearing.service_layer.services import AdvanceError
+    from hub.money import AmountError, yuan_to_fen
+
+    try:
+        entry = bootstrap().service.deposit(pool, reference, yuan_to_fen(amount, "amount"), operator, note)
+    except (AmountError, AdvanceError) as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from None
+    typer.echo(json.dumps(entry, ensure_ascii=False))
+
+
 quarantine_app = typer.Typer(help="Events clearing could not apply: list them, re-apply or discard them.",
                               no_args_is_help=True)
 clearing_app.add_typer(quarantine_app, name="quarantine")

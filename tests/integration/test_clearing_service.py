@@ -312,7 +312,7 @@ def test_funds_are_kept_apart_and_a_bureau_verifies_the_signed_files(clearing, p
     assert "hifp_pay_yuan" in csv_text and "_fen" not in csv_text  # amounts in yuan are named so
     with zipfile.ZipFile(out / "clearing_2026-03-14_440100.xlsx") as book:
         sheets = [n for n in book.namelist() if n.startswith("xl/worksheets/sheet")]
-        assert len(sheets) == 5  # about, funds, bilateral, hospitals, lines
+        assert len(sheets) == 6  # about, advance, funds, bilateral, hospitals, lines
         assert "城乡居民基本医疗保险基金" in book.read("xl/sharedStrings.xml").decode()
 
     http = TestClient(create_app(clearing))
@@ -342,3 +342,58 @@ def test_funds_are_kept_apart_and_a_bureau_verifies_the_signed_files(clearing, p
         manifest.read_bytes().split(b"  ")[0], hashlib.sha256(tampered.read_bytes()).hexdigest().encode()))
     forged = verify(manifest)  # the manifest made to match the change: the signature no longer does
     assert forged.returncode == 1 and "signature" in forged.stderr
+
+
+def test_advance_funds_are_drawn_by_daily_nets_and_a_low_one_warns(clearing, producer):
+    """预付金: a bureau's deposit is drawn on by its daily net debits and replenished by its
+    credits; under half of two months of its average daily payable it is warned, asked for the
+    difference (in its file and the API), and a deposit recorded twice counts once."""
+    http = TestClient(create_app(clearing))
+    operator = {"Authorization": "Bearer dev-operator"}
+    paid = http.post("/v1/advances/360400/deposits", headers=operator,
+                     json={"reference": "BANK-0001", "amount_yuan": "5000000.00"})
+    assert paid.status_code == 200 and paid.json()["balance_fen"] == 500_000_000
+    again = http.post("/v1/advances/360400/deposits", headers=operator,
+                      json={"reference": "BANK-0001", "amount_yuan": "5000000.00"})
+    assert again.json() == paid.json()
+    assert http.post("/v1/advances/360400/deposits", headers=operator,
+                     json={"reference": "BANK-0001", "amount_yuan": "1.00"}).json()["error"]["code"] == "reference_reused"
+    assert http.post("/v1/advances/360400/deposits", headers=operator,
+                     json={"reference": "X", "amount_yuan": 1.5}).json()["error"]["code"] == "invalid_amount"
+    gz = {"Authorization": "Bearer dev-bureau-440100"}
+    assert http.post("/v1/advances/360400/deposits", headers=gz,
+                     json={"reference": "X", "amount_yuan": "1.00"}).status_code == 403
+
+    def day_of(day, n0, fund):
+        e = dict(settled(random.Random(n0), n0, day), home_pool="360400", treatment_pool="440100",
+                 hifp_pay_fen=fund, hifmi_pay_fen=0, maf_pay_fen=0, fund_pay_sumamt_fen=fund,
+                 settled_at=datetime(day.year, day.month, day.day, 3, tzinfo=timezone.utc))
+        send(producer, clearing.settings.topic, [e])
+        consume(clearing)
+        clearing.service.close_day(day)
+
+    day_of(D1, 1, 1_000_000_00)  # 360400 pays 1,000,000.00 on day 1
+    # required: 2 x 30 x 1,000,000.00 = 60,000,000.00; balance 5,000,000 - 1,000,000 = 4,000,000: under 50% -> warn
+    first = http.get("/v1/advances/360400", headers={"Authorization": "Bearer dev-bureau-360400"}).json()
+    assert (first["balance_fen"], first["required_fen"], first["warning"]) == (400_000_000, 6_000_000_000, True)
+    assert first["top_up_fen"] == 5_600_000_000
+    assert [(e["kind"], e["amount_fen"]) for e in first["ledger"]] == [("DEPOSIT", 500_000_000), ("DRAW", -100_000_000)]
+    receiving = http.get("/v1/advances/440100", headers=gz).json()
+    assert (receiving["balance_fen"], receiving["warning"]) == (100_000_000, False)  # it only receives: required 0
+    assert http.get("/v1/advances/360400", headers=gz).status_code == 403
+    document = json.loads((clearing.settings.out_dir / "2026-03-14" / "clearing_2026-03-14_360400.json").read_text())
+    assert document["advance"] == {"balance_before_fen": 500_000_000, "day_net_fen": -100_000_000,
+                                   "balance_fen": 400_000_000, "required_fen": 6_000_000_000, "warning": True,
+                                   "top_up_fen": 5_600_000_000, "rule": document["advance"]["rule"]}
+
+    http.post("/v1/advances/360400/deposits", headers=operator, json={"reference": "BANK-0002",
+                                                                       "amount_yuan": "56000000.00"})
+    day_of(D2, 2, 3_000_000_00)  # day 2: 3,000,000.00; average 2,000,000 -> required 120,000,000
+    second = http.get("/v1/advances/360400", headers=operator).json()
+    assert (second["balance_fen"], second["required_fen"], second["warning"]) == (5_700_000_000, 12_000_000_000, True)
+    status = http.get("/status.json", headers=operator).json()
+    by_pool = {a["pool_code"]: a for a in status["advances"]}
+    assert [b for _, b in by_pool["360400"]["series"]] == [500_000_000, 400_000_000, 6_000_000_000, 5_700_000_000]
+    # re-rendered files carry the same advance section: byte-identical
+    assert clearing.service.render_day(D1)["clearing_2026-03-14_360400.json"] == (
+        clearing.settings.out_dir / "2026-03-14" / "clearing_2026-03-14_360400.json").read_bytes()

@@ -15,6 +15,7 @@ from hub import settings as shared_settings
 
 from hub.clearing.adapters import database as db
 from hub.clearing.adapters.signing import signer_from_reference
+from hub.clearing.domain.advance import AdvanceRule
 from hub.clearing.service_layer.services import ClearingService
 from hub.messaging import AvroCodec, EventProducer, SchemaRegistry
 
@@ -40,6 +41,11 @@ class Settings:
         _env("HUB_OPERATOR_TOKEN", "dev-operator").encode()).hexdigest())
     # The SM2 key the files are signed with: env:NAME, file:PATH, or sample: (the development key).
     signing_key_ref: str = field(default_factory=lambda: _env("HUB_CLEARING_SIGNING_KEY", "sample:"))
+    # The advance-fund rule (hub.clearing.domain.advance): months of average daily payable to
+    # hold, over how many days, and the share under which a bureau is warned.
+    advance_rule: AdvanceRule = field(default_factory=lambda: AdvanceRule(
+        int(_env("HUB_ADVANCE_MONTHS", "2")), int(_env("HUB_ADVANCE_WINDOW_DAYS", "90")),
+        int(_env("HUB_ADVANCE_WARN_PCT", "50"))))
 
     @property
     def database_url(self) -> str:
@@ -83,7 +89,7 @@ def bootstrap(settings: Settings | None = None) -> Clearing:
         log.warning("clearing files are signed with the sample SM2 key (HUB_CLEARING_SIGNING_KEY=sample:): "
                     "anyone can forge it; a deployment references its own key (env:NAME or file:PATH)")
     service = ClearingService(engine, codec, settings.out_dir, timedelta(seconds=settings.grace_s),
-                              pool_names(settings.reference_dir), signer=signer)
+                              pool_names(settings.reference_dir), signer=signer, advance_rule=settings.advance_rule)
     return Clearing(settings, engine, codec, service, bureaus)
 
 

@@ -122,6 +122,11 @@ operator resolves it: <code>hub clearing quarantine resolve SOURCE --apply</code
 <table id=quarantined><thead><tr><th>source</th><th>day</th><th>home &larr; treatment</th><th>since</th><th>reason</th></tr></thead><tbody></tbody></table>
 <h2>Background loops</h2>
 <table id=loops><thead><tr><th>loop</th><th>state</th><th>restarts</th><th>last progress</th><th>last error</th></tr></thead><tbody></tbody></table>
+<h2>Advance funds (预付金)</h2>
+<p class=muted>Each bureau's advance at the clearing centre after each closed day and deposit; the dashed line is
+what the rule asks it to hold. A bureau marked LOW is under the warning share: its monthly statement requests a
+top-up (<code>hub clearing advance deposit POOL AMOUNT --reference REF</code> records the payment).</p>
+<div id=advances></div>
 <h2>Unconfirmed clearing files</h2>
 <table id=unconfirmed><thead><tr><th>day</th><th>pool</th><th>net position (yuan)</th></tr></thead><tbody></tbody></table>
 <script>
@@ -133,6 +138,16 @@ function chart(series, w, h, colour) {
   const pts = series.map(p => ((p[0]-x0)/(x1-x0)*(w-10)+5).toFixed(1)+','+(h-5-(p[1]/y1)*(h-10)).toFixed(1)).join(' ');
   return '<svg width="'+w+'" height="'+h+'"><polyline fill="none" stroke="'+colour+'" stroke-width="2" points="'+pts+'"/>'+
          '<text x="'+(w-4)+'" y="12" font-size="10" text-anchor="end" fill="#555">max '+y1+'</text></svg>';
+}
+function ledgerChart(series, required, w, h) {
+  if (!series.length) return '';
+  const ys = series.map(p => p[1]), lo = Math.min(0, ...ys), hi = Math.max(1, required, ...ys);
+  const y = v => (h - 5 - (v - lo) / (hi - lo) * (h - 10)).toFixed(1);
+  const x = i => (series.length < 2 ? w / 2 : 5 + i / (series.length - 1) * (w - 10)).toFixed(1);
+  const pts = series.map((p, i) => x(i) + ',' + y(p[1])).join(' ');
+  return '<svg width="'+w+'" height="'+h+'"><line x1="0" x2="'+w+'" y1="'+y(required)+'" y2="'+y(required)+
+    '" stroke="#999" stroke-dasharray="4 3"/><line x1="0" x2="'+w+'" y1="'+y(0)+'" y2="'+y(0)+'" stroke="#ddd"/>'+
+    '<polyline fill="none" stroke="#6a1b9a" stroke-width="2" points="'+pts+'"/></svg>';
 }
 function esc(s) { return String(s).replace(/[&<>"]/g, c => ({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;'}[c])); }
 let data = null;
@@ -147,6 +162,10 @@ function render() {
     chart(t.series, 600, 80, '#2e7d32')+'</div>').join('') || '<p class=muted>no data yet</p>';
   document.querySelector('#dlq tbody').innerHTML = Object.entries(data.dead_letters).map(([k, v]) =>
     '<tr><td>'+esc(k)+'</td><td>'+v+'</td></tr>').join('');
+  document.getElementById('advances').innerHTML = (data.advances || []).map(a => '<div><b>'+esc(a.pool_code)+
+    '</b> balance '+(a.balance_fen/100).toFixed(2)+' / required '+(a.required_fen/100).toFixed(2)+' yuan '+
+    (a.warning ? '<span class=STOPPED>LOW</span>' : '<span class=OK>ok</span>')+'<br>'+
+    ledgerChart(a.series, a.required_fen, 320, 60)+'</div>').join('') || '<p class=muted>no advances kept yet</p>';
   document.querySelector('#unconfirmed tbody').innerHTML = data.unconfirmed.map(u => '<tr><td>'+esc(u.clearing_date)+
     '</td><td>'+esc(u.pool_code)+'</td><td>'+(u.net_position_fen/100).toFixed(2)+'</td></tr>').join('');
   document.querySelector('#quarantined tbody').innerHTML = (data.quarantined || []).map(q => '<tr class=STOPPED><td>'+

@@ -134,6 +134,35 @@ fund_statements = sa.Table(
     sa.Column("net_fen", sa.BigInteger, nullable=False),
 )
 
+# Advance funds (预付金, hub.clearing.domain.advance): each bureau's current balance (the row a
+# close or a deposit locks), and every movement of it.
+advances = sa.Table(
+    "advances", metadata,
+    sa.Column("pool_code", sa.Text, primary_key=True),
+    sa.Column("balance_fen", sa.BigInteger, nullable=False),
+    sa.Column("required_fen", sa.BigInteger, nullable=False),
+    sa.Column("warning", sa.Boolean, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+advance_ledger = sa.Table(
+    "advance_ledger", metadata,
+    sa.Column("entry_id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("pool_code", sa.Text, nullable=False),
+    sa.Column("reference", sa.Text, nullable=False),  # close:<day> for a day's net; the centre's for a deposit
+    sa.Column("clearing_date", sa.Date, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),  # DRAW, CREDIT, DEPOSIT
+    sa.Column("amount_fen", sa.BigInteger, nullable=False),
+    sa.Column("balance_fen", sa.BigInteger, nullable=False),
+    sa.Column("required_fen", sa.BigInteger, nullable=False),
+    sa.Column("warning", sa.Boolean, nullable=False),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("recorded_by", sa.Text, nullable=False),
+    sa.Column("note", sa.Text, nullable=False, server_default=""),
+    sa.UniqueConstraint("pool_code", "reference", name="advance_ledger_reference"),
+)
+sa.Index("advance_ledger_by_pool", advance_ledger.c.pool_code, advance_ledger.c.entry_id)
+
 partition_marks = sa.Table(
     "partition_marks", metadata,
     sa.Column("topic", sa.Text, primary_key=True),

@@ -86,9 +86,10 @@ def _hospitals(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def render_pool_files(header: DayHeader, position: PoolPosition, rows: Sequence[Any],
-                      signer: Signer | None = None) -> dict[str, bytes]:
+                      signer: Signer | None = None, advance: dict[str, Any] | None = None) -> dict[str, bytes]:
     """One pool's clearing file set, by file name: CSV, JSON, XLSX, the SHA-256 manifest of the
-    three and (with a signer) the manifest's detached SM2 signature."""
+    three and (with a signer) the manifest's detached SM2 signature. `advance`: the day's
+    movement of the bureau's advance fund (预付金), when the day kept one."""
     pool = position.pool
     lines = sorted((_line_dict(r, pool) for r in rows),
                    key=lambda l: (l["direction"], l["settlement_id"], l["kind"], l["reversal_id"]))
@@ -116,10 +117,12 @@ def render_pool_files(header: DayHeader, position: PoolPosition, rows: Sequence[
             "amount_unit": "fen"}
     document = {"header": head, "net_position_fen": position.net_fen, "funds": funds, "bilateral": bilateral,
                 "hospitals": hospitals, "settlement_lines": lines, "totals": totals}
+    if advance is not None:
+        document["advance"] = advance
     # orjson writes the same bytes as json.dumps(indent=2, ensure_ascii=False) for these documents
     # (strings, integers, booleans, nulls), several times faster.
     json_bytes = orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n"
-    sections = _sections(header, position, name, funds, bilateral, hospitals, lines, totals)
+    sections = _sections(header, position, name, funds, bilateral, hospitals, lines, totals, advance)
     csv_bytes = _csv(sections)
     xlsx_bytes = _xlsx(sections, header.generated_at)
 
@@ -148,7 +151,7 @@ def _yuan_cells(record: dict[str, Any], columns: Sequence[str]) -> list[Any]:
 
 
 def _sections(header: DayHeader, position: PoolPosition, name: str, funds, bilateral, hospitals, lines,
-              totals) -> list[Section]:
+              totals, advance: dict[str, Any] | None) -> list[Section]:
     pool = position.pool
     about = Section("清算文件 clearing file", ("项目 item", "值 value"), [
         ["统筹区 pool", f"{pool} {name}".strip()], ["清算日 clearing date", header.clearing_date.isoformat()],
@@ -161,8 +164,17 @@ def _sections(header: DayHeader, position: PoolPosition, name: str, funds, bilat
                          "receivable_hifmi_pay_fen", "receivable_maf_pay_fen", "payable_hifp_pay_fen",
                          "payable_hifmi_pay_fen", "payable_maf_pay_fen", "net_fen", "settlement_count")
     hospital_columns = ("hospital_code", "insutype", "settlement_lines", "medfee_sumamt_fen", *SHARE_FIELDS)
+    kept = []
+    if advance is not None:
+        kept = [Section("预付金 advance fund", ("项目 item", "值 value"), [
+            ["期初余额 balance before", yuan(advance["balance_before_fen"])],
+            ["当日净额 day's net (- draws / + credits)", yuan(advance["day_net_fen"])],
+            ["期末余额 balance", yuan(advance["balance_fen"])], ["应备额度 required", yuan(advance["required_fen"])],
+            ["预警 warning", "Y" if advance["warning"] else "N"], ["应补缴 top-up due", yuan(advance["top_up_fen"])],
+            ["规则 rule", advance["rule"]]])]
     return [
         about,
+        *kept,
         Section("基金 funds (each fund moves its own money)", _yuan_names(fund_columns),
                 [_yuan_cells(f, fund_columns) for f in funds]),
         Section("双边 bilateral", _yuan_names(bilateral_columns), [_yuan_cells(b, bilateral_columns) for b in bilateral]),
@@ -209,7 +221,7 @@ def _xlsx(sections: list[Section], created: datetime) -> bytes:
         amounts = {i for i, c in enumerate(section.columns) if c.endswith("_yuan")}
         for r, row in enumerate(section.rows, start=2):
             for c, value in enumerate(row):
-                if c in amounts or (section is sections[0] and isinstance(value, str) and _is_amount(value)):
+                if c in amounts or (section.columns[-1] == "值 value" and isinstance(value, str) and _is_amount(value)):
                     sheet.write_number(r, c, float(value), money)
                 elif isinstance(value, int):
                     sheet.write_number(r, c, value)

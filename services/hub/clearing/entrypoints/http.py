@@ -5,6 +5,8 @@
     POST /v1/clearing/{date}/{pool}/confirm             bureau token of that pool
     GET  /v1/clearing/{date}/summary.html               operator token
     GET  /v1/clearing/unconfirmed                       operator token
+    GET  /v1/advances/{pool}                            bureau token of that pool: its advance fund and ledger
+    POST /v1/advances/{pool}/deposits                   operator token: money the bureau paid in (idempotent)
     GET  /status                                        the operators' status page (?token=<operator token>)
 """
 
@@ -22,6 +24,8 @@ from hub.operations.metrics import CLEARING_QUARANTINED, add_metrics_route
 from hub.operations.status import STATUS_PAGE, StatusHistory
 
 from hub.clearing.bootstrap import Clearing
+from hub.clearing.service_layer.services import AdvanceError
+from hub.money import AmountError, yuan_to_fen
 
 MEDIA = {"csv": "text/csv; charset=utf-8", "json": "application/json", "sha256": "text/plain; charset=utf-8",
          "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "sig": "text/plain; charset=utf-8"}
@@ -106,6 +110,37 @@ def create_app(clearing: Clearing, history: StatusHistory | None = None, loops=N
             return _error(404, "no_such_file", f"no statement for {pool} on {day}")
         return {"clearing_date": day, "pool_code": pool, "confirmed": True}
 
+    @app.get("/v1/advances/{pool}")
+    async def advance(pool: str, request: Request):
+        who = caller(request)
+        if who is None:
+            return _error(401, "unauthenticated", "send the bureau's token as 'Authorization: Bearer <token>'")
+        if who[1] not in ("*", pool):
+            return _error(403, "advance_of_another_pool", "a bureau sees only its own advance")
+        found = await run_in_threadpool(clearing.service.advance, pool)
+        return found if found is not None else _error(404, "no_advance", f"no advance kept for {pool} yet")
+
+    @app.post("/v1/advances/{pool}/deposits")
+    async def deposit(pool: str, request: Request):
+        who = caller(request)
+        if who is None or who[1] != "*":
+            return _error(401 if who is None else 403, "operators_only", "the clearing centre records deposits")
+        try:
+            body = await request.json()
+        except ValueError:
+            return _error(400, "invalid_json", "the body is a JSON object")
+        if not isinstance(body, dict):
+            return _error(400, "invalid_json", "the body is a JSON object")
+        try:
+            amount = yuan_to_fen(body.get("amount_yuan"), "amount_yuan")
+        except AmountError as exc:
+            return _error(400, "invalid_amount", str(exc))
+        try:
+            return await run_in_threadpool(clearing.service.deposit, pool, str(body.get("reference") or ""), amount,
+                                           str(body.get("recorded_by") or "operator"), str(body.get("note") or ""))
+        except AdvanceError as exc:
+            return _error(409 if exc.code == "reference_reused" else 400, exc.code, exc.message)
+
     @app.get("/status")
     def status_page():
         # The page itself holds no data; it fetches status.json with the operator token.
@@ -119,6 +154,7 @@ def create_app(clearing: Clearing, history: StatusHistory | None = None, loops=N
         snapshot = history.snapshot()
         snapshot["unconfirmed"] = await run_in_threadpool(clearing.service.unconfirmed)
         snapshot["quarantined"] = await run_in_threadpool(clearing.service.quarantined)
+        snapshot["advances"] = await run_in_threadpool(clearing.service.advances_overview)
         snapshot["loops"] = loops.snapshot() if loops is not None else []
         return snapshot
 

@@ -25,13 +25,15 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from hub.clearing.adapters import database as db
 from hub.clearing.adapters import files
 from hub.clearing.adapters.signing import Signer, signer_from_reference
+from hub.clearing.domain.advance import AdvanceRule, day_entry
 from hub.clearing.domain.events import ClearingEvent
 from hub.clearing.domain.funds import INSUTYPE_CODES
 from hub.clearing.domain.netting import NettingResult, Obligation, clearing_day_for, net
 from hub.messaging import AvroCodec, Message
 from hub.messaging.topics import CLEARING_STATEMENTS
 from hub.money import MAX_AMOUNT_FEN
-from hub.operations.metrics import CLEARING_APPLIED, CLEARING_DAYS_CLOSED
+from hub.operations.metrics import (ADVANCE_BALANCE, ADVANCE_REQUIRED, ADVANCE_WARNING, CLEARING_APPLIED,
+                                    CLEARING_DAYS_CLOSED)
 from hub.rejections import CodedError
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -51,6 +53,10 @@ class DayBlocked(Exception):
 
 class QuarantineError(CodedError):
     """An operator's quarantine action that cannot be done; `code` is stable."""
+
+
+class AdvanceError(CodedError):
+    """An advance-fund action that cannot be done; `code` is stable."""
 
 
 class EventRefused(ValueError):
@@ -114,7 +120,8 @@ def day_end(day: date) -> datetime:
 class ClearingService:
     def __init__(self, engine: sa.Engine, codec: AvroCodec, out_dir: Path, grace: timedelta,
                  pool_names: dict[str, str] | None = None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc), signer: Signer | None = None):
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc), signer: Signer | None = None,
+                 advance_rule: AdvanceRule | None = None):
         self.engine = engine
         self.codec = codec
         self.out_dir = out_dir
@@ -122,6 +129,7 @@ class ClearingService:
         self.pool_names = pool_names or {}
         self.clock = clock
         self.signer = signer or signer_from_reference("sample:")
+        self.advance_rule = advance_rule or AdvanceRule()
 
     # ------------------------------------------------------------------ applying events
 
@@ -241,11 +249,12 @@ class ClearingService:
                 if unnamed:  # the files still say the code; a reader should not meet a blank name unwarned
                     log.warning("clearing day %s: no reference name for pools %s (add their policy files to the "
                                 "reference directory)", day, ", ".join(unnamed))
+                advances = self._draw_advances(conn, day, result.positions, now)
                 # Each pool's files are rendered once, digested and written to a staging directory at
                 # once (memory: one pool's lines at a time); they are moved into place after the commit.
                 for position in result.positions:
                     rendered = files.render_pool_files(header, position, self._lines(conn, day, position.pool),
-                                                       self.signer)
+                                                       self.signer, advances[position.pool])
                     sha = files.manifest_sha256(rendered)
                     files.write_files(staging, rendered)
                     conn.execute(db.statements.insert().values(
@@ -273,8 +282,136 @@ class ClearingService:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         CLEARING_DAYS_CLOSED.inc()
+        for pool, a in advances.items():
+            ADVANCE_BALANCE.labels(pool).set(a["balance_fen"] / 100)
+            ADVANCE_REQUIRED.labels(pool).set(a["required_fen"] / 100)
+            ADVANCE_WARNING.labels(pool).set(1 if a["warning"] else 0)
+        warned = sorted(pool for pool, a in advances.items() if a["warning"])
+        if warned:
+            log.warning("clearing day %s: the advance of %s is under %d%% of what it should hold", day,
+                        ", ".join(warned), self.advance_rule.warn_pct)
         # The bytes rendered (and digested) inside the transaction are the ones written: no second netting.
         return CloseResult(day, cycle_id, False, result, files.move_files(staging, self.out_dir / day.isoformat()))
+
+    # ------------------------------------------------------------------ advance funds
+
+    def _draw_advances(self, conn: sa.Connection, day: date, positions, now: datetime) -> dict[str, dict]:
+        """Each pool's day net drawn on (or credited to) its advance, under the lock of its row;
+        the required advance from its gross payable over the rule's window (hub.clearing.domain.advance)."""
+        if not positions:
+            return {}
+        pools = [p.pool for p in positions]
+        conn.execute(pg_insert(db.advances).values([
+            {"pool_code": pool, "balance_fen": 0, "required_fen": 0, "warning": False, "updated_at": now}
+            for pool in pools]).on_conflict_do_nothing())
+        adv, st = db.advances.c, db.statements.c
+        balances = dict(conn.execute(sa.select(adv.pool_code, adv.balance_fen).where(adv.pool_code.in_(pools))
+                                     .order_by(adv.pool_code).with_for_update()).all())
+        since = day - timedelta(days=self.advance_rule.window_days - 1)
+        payables: dict[str, list[int]] = {pool: [] for pool in pools}
+        for pool, payable in conn.execute(sa.select(st.pool_code, st.payable_fen).where(
+                st.pool_code.in_(pools), st.clearing_date >= since, st.clearing_date < day)):
+            payables[pool].append(payable)
+        out, rows = {}, []
+        for p in positions:
+            entry = day_entry(self.advance_rule, p.pool, balances[p.pool], p.net_fen, [*payables[p.pool], p.payable_fen])
+            rows.append({"pool_code": p.pool, "reference": f"close:{day.isoformat()}", "clearing_date": day,
+                         "kind": entry.kind, "amount_fen": entry.amount_fen, "balance_fen": entry.balance_fen,
+                         "required_fen": entry.required_fen, "warning": entry.warning, "recorded_at": now,
+                         "recorded_by": "clearing", "note": ""})
+            out[p.pool] = self._advance_view(entry.balance_fen - entry.amount_fen, entry.amount_fen, entry.balance_fen,
+                                             entry.required_fen, entry.warning)
+        conn.execute(db.advance_ledger.insert(), rows)
+        conn.execute(db.advances.update().where(adv.pool_code == sa.bindparam("pool"))
+                     .values(balance_fen=sa.bindparam("balance"), required_fen=sa.bindparam("required"),
+                             warning=sa.bindparam("warn"), updated_at=now),
+                     [{"pool": r["pool_code"], "balance": r["balance_fen"], "required": r["required_fen"],
+                       "warn": r["warning"]} for r in rows])
+        return out
+
+    def _advance_view(self, before: int, amount: int, balance: int, required: int, warning: bool) -> dict:
+        """The advance section of a bureau's file (stable: from what the ledger recorded)."""
+        rule = self.advance_rule
+        return {"balance_before_fen": before, "day_net_fen": amount, "balance_fen": balance, "required_fen": required,
+                "warning": warning, "top_up_fen": max(0, required - balance) if warning else 0,
+                "rule": f"{rule.months} months of average daily payable over {rule.window_days} days;"
+                        f" warned under {rule.warn_pct}%"}
+
+    def _advance_of(self, conn: sa.Connection, day: date, pool: str) -> dict | None:
+        a = db.advance_ledger.c
+        row = conn.execute(sa.select(db.advance_ledger).where(
+            a.pool_code == pool, a.reference == f"close:{day.isoformat()}")).first()
+        if row is None:  # a day closed before advances were kept
+            return None
+        return self._advance_view(row.balance_fen - row.amount_fen, row.amount_fen, row.balance_fen, row.required_fen,
+                                  row.warning)
+
+    def deposit(self, pool: str, reference: str, amount_fen: int, who: str, note: str = "") -> dict:
+        """The centre records money a bureau paid into its advance; idempotent by `reference`
+        (the same reference again answers the entry it made; with another amount it is refused)."""
+        if not reference.strip() or len(reference) > 100:
+            raise AdvanceError("invalid_reference", "a deposit names its reference (1 to 100 characters)")
+        if not 0 < amount_fen <= MAX_AMOUNT_FEN:
+            raise AdvanceError("invalid_amount", "a deposit is a positive amount")
+        now = self.clock()
+        a, adv = db.advance_ledger.c, db.advances.c
+        with self.engine.begin() as conn:
+            conn.execute(pg_insert(db.advances).values(pool_code=pool, balance_fen=0, required_fen=0, warning=False,
+                                                       updated_at=now).on_conflict_do_nothing())
+            current = conn.execute(sa.select(db.advances).where(adv.pool_code == pool).with_for_update()).one()
+            earlier = conn.execute(sa.select(db.advance_ledger).where(a.pool_code == pool, a.reference == reference)).first()
+            if earlier is not None:
+                if earlier.amount_fen != amount_fen or earlier.kind != "DEPOSIT":
+                    raise AdvanceError("reference_reused", f"{reference} already recorded {earlier.kind} "
+                                                           f"{earlier.amount_fen / 100:.2f} yuan")
+                return self._entry_dict(earlier)
+            balance = current.balance_fen + amount_fen
+            warning = self.advance_rule.warns(balance, current.required_fen)
+            row = conn.execute(db.advance_ledger.insert().values(
+                pool_code=pool, reference=reference, clearing_date=now.astimezone(SHANGHAI).date(), kind="DEPOSIT",
+                amount_fen=amount_fen, balance_fen=balance, required_fen=current.required_fen, warning=warning,
+                recorded_at=now, recorded_by=who, note=note).returning(db.advance_ledger)).one()
+            conn.execute(db.advances.update().where(adv.pool_code == pool).values(
+                balance_fen=balance, warning=warning, updated_at=now))
+        ADVANCE_BALANCE.labels(pool).set(balance / 100)
+        ADVANCE_WARNING.labels(pool).set(1 if warning else 0)
+        return self._entry_dict(row)
+
+    @staticmethod
+    def _entry_dict(r) -> dict:
+        return {"pool_code": r.pool_code, "reference": r.reference, "clearing_date": r.clearing_date.isoformat(),
+                "kind": r.kind, "amount_fen": r.amount_fen, "balance_fen": r.balance_fen,
+                "required_fen": r.required_fen, "warning": r.warning, "recorded_at": r.recorded_at.isoformat(),
+                "recorded_by": r.recorded_by, "note": r.note}
+
+    def advance(self, pool: str, limit: int = 120) -> dict | None:
+        """A bureau's advance: balance, requirement, warning, top-up due, and its latest movements."""
+        a, adv = db.advance_ledger.c, db.advances.c
+        with self.engine.connect() as conn:
+            current = conn.execute(sa.select(db.advances).where(adv.pool_code == pool)).first()
+            if current is None:
+                return None
+            ledger = conn.execute(sa.select(db.advance_ledger).where(a.pool_code == pool)
+                                  .order_by(a.entry_id.desc()).limit(limit)).all()
+        return {"pool_code": pool, "balance_fen": current.balance_fen, "required_fen": current.required_fen,
+                "warning": current.warning,
+                "top_up_fen": max(0, current.required_fen - current.balance_fen) if current.warning else 0,
+                "ledger": [self._entry_dict(r) for r in reversed(ledger)]}
+
+    def advances_overview(self, per_pool: int = 60) -> list[dict]:
+        """Every pool's advance and its recent balances (the status page's charts)."""
+        a = db.advance_ledger.c
+        ranked = sa.select(a.pool_code, a.entry_id, a.clearing_date, a.balance_fen, sa.func.row_number().over(
+            partition_by=a.pool_code, order_by=a.entry_id.desc()).label("n")).subquery()
+        with self.engine.connect() as conn:
+            current = conn.execute(sa.select(db.advances).order_by(db.advances.c.pool_code)).all()
+            recent = conn.execute(sa.select(ranked).where(ranked.c.n <= per_pool)
+                                  .order_by(ranked.c.pool_code, ranked.c.entry_id)).all()
+        series: dict[str, list] = {}
+        for r in recent:
+            series.setdefault(r.pool_code, []).append([r.clearing_date.isoformat(), r.balance_fen])
+        return [{"pool_code": c.pool_code, "balance_fen": c.balance_fen, "required_fen": c.required_fen,
+                 "warning": c.warning, "series": series.get(c.pool_code, [])} for c in current]
 
     # ------------------------------------------------------------------ quarantine
 
@@ -381,7 +518,7 @@ class ClearingService:
             out: dict[str, bytes] = {}
             for position in result.positions:
                 out.update(files.render_pool_files(header, position, self._lines(conn, day, position.pool),
-                                                   self.signer))
+                                                   self.signer, self._advance_of(conn, day, position.pool)))
             confirmed = {r.pool_code: r.confirmed_at is not None for r in
                          conn.execute(sa.select(db.statements).where(db.statements.c.clearing_date == day))}
         num, den = row.efficiency.split("/")
@@ -406,7 +543,8 @@ class ClearingService:
             row = conn.execute(sa.select(db.days).where(db.days.c.clearing_date == day)).one()
             position = net(self._obligations(conn, day)).by_pool.get(pool)
             header = files.DayHeader(day, row.cycle_id, row.closed_at, self.pool_names)
-            rendered = files.render_pool_files(header, position, self._lines(conn, day, pool), self.signer)
+            rendered = files.render_pool_files(header, position, self._lines(conn, day, pool), self.signer,
+                                               self._advance_of(conn, day, pool))
         return rendered.get(f"{files.file_stem(day, pool)}.{suffix}")
 
     def confirm(self, day: date, pool: str, who: str) -> bool:
