@@ -443,6 +443,79 @@ def clearing_public_key() -> None:
     typer.echo(signer_from_reference(Settings().signing_key_ref).public_key_hex)
 
 
+month_app = typer.Typer(help="Monthly statements: issue them, confirm or dispute lines, resolve disputes, close.",
+                        no_args_is_help=True)
+clearing_app.add_typer(month_app, name="month")
+
+
+def _statement_call(call, *args, **kwargs):
+    import json
+
+    from hub.clearing.domain.statements import StatementError
+
+    try:
+        result = call(*args, **kwargs)
+    except StatementError as exc:
+        typer.secho(f"error: {exc.code}: {exc.message}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from None
+    typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
+    return result
+
+
+def _months():
+    from hub.clearing.bootstrap import bootstrap
+
+    return bootstrap().service.months
+
+
+@month_app.command("issue")
+def month_issue(month: str = typer.Argument(..., help="yyyy-mm; every day of it must be closed."),
+                operator: str = typer.Option(os.environ.get("USER", "operator"), help="Who issues.")) -> None:
+    """Issue every home bureau's statement of a month (issuing again adds nothing twice)."""
+    _statement_call(_months().issue, month, operator)
+
+
+@month_app.command("show")
+def month_show(month: str = typer.Argument(..., help="yyyy-mm"), pool: str = typer.Argument(..., help="Bureau pool.")) -> None:
+    """A statement with its totals, advance top-up and every line's state."""
+    import json
+
+    found = _months().show(month, pool)
+    if found is None:
+        typer.secho(f"no {month} statement for {pool}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1)
+    typer.echo(json.dumps(found, ensure_ascii=False, indent=2))
+
+
+@month_app.command("lines")
+def month_lines(
+    month: str = typer.Argument(..., help="yyyy-mm"), pool: str = typer.Argument(..., help="Bureau pool."),
+    action: str = typer.Argument(..., help="confirm, unconfirm, dispute or withdraw."),
+    event_ids: list[str] = typer.Argument(None, help="The lines (settlement event ids)."),
+    all_pending: bool = typer.Option(False, "--all-pending", help="Confirm every pending line."),
+    reason: str = typer.Option("", help="Why a line is disputed (required for dispute)."),
+    who: str = typer.Option(os.environ.get("USER", "bureau"), help="Who acts."),
+) -> None:
+    """A bureau's action on lines of its issued statement: all of them, or none if one cannot."""
+    _statement_call(_months().act, month, pool, action, event_ids or [], reason, who, all_pending)
+
+
+@month_app.command("resolve")
+def month_resolve(month: str = typer.Argument(...), pool: str = typer.Argument(...),
+                  event_id: str = typer.Argument(..., help="The disputed line."),
+                  note: str = typer.Option(..., help="How it was resolved."),
+                  operator: str = typer.Option(os.environ.get("USER", "operator"))) -> None:
+    """Record a dispute's resolution; the line is carried into the bureau's next statement."""
+    _statement_call(_months().resolve, month, pool, event_id, note, operator)
+
+
+@month_app.command("close")
+def month_close(month: str = typer.Argument(...), pool: str = typer.Argument(...),
+                who: str = typer.Option(os.environ.get("USER", "operator"))) -> None:
+    """Close a statement with no pending line; its signed files are written."""
+    _statement_call(_months().close, month, pool, who)
+
+
 advance_app = typer.Typer(help="Advance funds (预付金): each bureau's balance at the clearing centre.",
                           no_args_is_help=True)
 clearing_app.add_typer(advance_app, name="advance")

@@ -397,3 +397,122 @@ def test_advance_funds_are_drawn_by_daily_nets_and_a_low_one_warns(clearing, pro
     # re-rendered files carry the same advance section: byte-identical
     assert clearing.service.render_day(D1)["clearing_2026-03-14_360400.json"] == (
         clearing.settings.out_dir / "2026-03-14" / "clearing_2026-03-14_360400.json").read_bytes()
+
+
+def test_a_month_of_days_a_statement_confirmed_line_by_line_disputes_carried_and_the_advance(clearing, producer,
+                                                                                              tmp_path):
+    """February 2026 day by day (both insurance types, reversals, one late), every day and the
+    month summing to zero per fund; the bureau's statement: lines confirmed, one confirmation
+    rolled back, two disputed (withheld), closed, signed and re-rendered byte-identically; a
+    dispute resolved and carried into March; the advance drawn under its warning and topped up."""
+    http = TestClient(create_app(clearing))
+    operator, jj = {"Authorization": "Bearer dev-operator"}, {"Authorization": "Bearer dev-bureau-360400"}
+    pools = ["360400", "440100", "611000", "510900"]
+    rnd = random.Random(29)
+    http.post("/v1/advances/360400/deposits", headers=operator, json={"reference": "INIT", "amount_yuan": "200000.00"})
+    feb = [date(2026, 2, d) for d in range(1, 29)]
+    n, sent = 0, []
+    for day in feb:
+        todays = []
+        for _ in range(12):
+            n += 1
+            home, treat = rnd.sample(pools, 2)
+            if n % 3 == 0:
+                home = "360400"  # the bureau under test pays a good share
+            if home == treat:
+                treat = "440100" if home != "440100" else "611000"
+            todays.append(dict(settled(rnd, n, day), home_pool=home, treatment_pool=treat,
+                               insurance_type=rnd.choice(["RESIDENT", "EMPLOYEE"]),
+                               settled_at=datetime(day.year, day.month, day.day, 3, tzinfo=timezone.utc)))
+        todays += [dict(reversal(e, day), insurance_type=e["insurance_type"]) for e in rnd.sample(todays, 2)]
+        if day == date(2026, 2, 10):  # a reversal of a settlement made on 2 Feb, arriving on the 10th
+            todays.append(dict(reversal(sent[5], day), insurance_type=sent[5]["insurance_type"]))
+        sent += todays
+    send(producer, clearing.settings.topic, sent)
+    consume(clearing)
+    for day in feb:
+        clearing.service.close_day(day)
+    with clearing.engine.connect() as conn:
+        per_fund_day = conn.execute(sa.text(
+            "select clearing_date, insutype, fund_pay_type, sum(net_fen) from fund_statements"
+            " group by 1, 2, 3 having sum(net_fen) <> 0")).all()
+        per_fund_month = conn.execute(sa.text(
+            "select insutype, fund_pay_type, sum(net_fen) from fund_statements where clearing_date"
+            " between '2026-02-01' and '2026-02-28' group by 1, 2 having sum(net_fen) <> 0")).all()
+    assert per_fund_day == [] and per_fund_month == []
+
+    assert http.post("/v1/statements/2026-02/issue", headers=jj).status_code == 403
+    issued = http.post("/v1/statements/2026-02/issue", headers=operator).json()["issued"]
+    assert {s["bureau_pool"] for s in issued} == set(pools)
+    assert http.post("/v1/statements/2026-02/issue", headers=operator).json()["issued"] == []  # nothing twice
+    statement = http.get("/v1/statements/2026-02/360400", headers=jj).json()
+    owed = sum(e["hifp_pay_fen"] + e["hifmi_pay_fen"] + e["maf_pay_fen"] for e in sent
+               if e["home_pool"] == "360400" and "reversal_id" not in e) - sum(
+        e["hifp_pay_fen"] + e["hifmi_pay_fen"] + e["maf_pay_fen"] for e in sent
+        if e["home_pool"] == "360400" and "reversal_id" in e)
+    assert statement["pending_fen"] == owed and statement["line_count"] == len(statement["lines"])
+    assert statement["top_up_fen"] > 0  # 200,000 does not hold two months of what it pays
+    assert http.get("/v1/statements/2026-02/360400", headers={"Authorization": "Bearer dev-bureau-440100"}).status_code == 403
+
+    lines = [l["event_id"] for l in statement["lines"] if l["kind"] == "SETTLED"]
+    disputed, rolled_back = lines[:2], lines[2]
+
+    def act(action, ids=None, **extra):
+        return http.post("/v1/statements/2026-02/360400/lines", headers=jj,
+                         json={"action": action, "event_ids": ids or [], **extra})
+    assert act("dispute", disputed).json()["error"]["code"] == "reason_required"
+    assert act("dispute", disputed, reason="patient not ours that day").json()["changed"] == sorted(disputed)
+    assert act("confirm", [*disputed, rolled_back]).json()["error"]["code"] == "invalid_transition"  # none changed
+    assert act("confirm", ["no-such-line"]).status_code == 404
+    assert act("confirm", all_pending=True).status_code == 200
+    assert act("confirm", [rolled_back]).json()["changed"] == []  # idempotent
+    assert act("unconfirm", [rolled_back]).json()["changed"] == [rolled_back]
+    pending = http.post("/v1/statements/2026-02/360400/close", headers=jj).json()
+    assert pending["error"]["code"] == "lines_pending"
+    act("confirm", [rolled_back])
+    closed = http.post("/v1/statements/2026-02/360400/close", headers=jj).json()
+    withheld = sum(l["hifp_pay_fen"] + l["hifmi_pay_fen"] + l["maf_pay_fen"] for l in statement["lines"]
+                   if l["event_id"] in disputed)
+    assert (closed["status"], closed["disputed_fen"], closed["confirmed_fen"]) == ("CLOSED", withheld, owed - withheld)
+    assert act("unconfirm", [rolled_back]).json()["error"]["code"] == "statement_closed"
+    assert http.post("/v1/statements/2026-02/360400/close", headers=jj).json() == closed  # closing again: the same
+
+    fetched = tmp_path / "statement"
+    fetched.mkdir()
+    for suffix in ("csv", "json", "xlsx", "sha256", "sig"):
+        body = http.get(f"/v1/statements/2026-02/360400.{suffix}", headers=jj).content
+        (fetched / f"statement_2026-02_360400.{suffix}").write_bytes(body)
+        written = clearing.settings.out_dir / "months" / "2026-02" / f"statement_2026-02_360400.{suffix}"
+        assert body == written.read_bytes()
+        written.unlink()  # a replica without the file renders it again: the same bytes
+        assert http.get(f"/v1/statements/2026-02/360400.{suffix}", headers=jj).content == body
+    from hub.clearing.adapters.signing import verify_file_set
+    key = clearing.service.signer.public_key_hex
+    assert verify_file_set(fetched / "statement_2026-02_360400.json", key).ok
+    csv_path = fetched / "statement_2026-02_360400.csv"
+    csv_path.write_bytes(csv_path.read_bytes().replace(b"CONFIRMED", b"DISPUTED", 1))
+    assert not verify_file_set(fetched / "statement_2026-02_360400.json", key).ok
+
+    resolved = http.post(f"/v1/statements/2026-02/360400/lines/{disputed[0]}/resolve", headers=operator,
+                         json={"note": "hospital showed the filing; the bill stands"}).json()
+    assert resolved["changed"] == [disputed[0]]
+    day = date(2026, 3, 2)
+    send(producer, clearing.settings.topic, [dict(settled(rnd, 9_999, day), home_pool="360400", treatment_pool="440100",
+                                                  settled_at=datetime(2026, 3, 2, 3, tzinfo=timezone.utc))])
+    consume(clearing)
+    refused = http.post("/v1/statements/2026-03/issue", headers=operator).json()
+    assert refused["error"]["code"] == "days_open"  # 2 March is not closed yet
+    clearing.service.close_day(day)
+    http.post("/v1/statements/2026-03/issue", headers=operator)
+    march = http.get("/v1/statements/2026-03/360400", headers=jj).json()
+    carried = [l for l in march["lines"] if l["carried_from"] == "2026-02"]
+    assert [l["event_id"] for l in carried] == [disputed[0]] and carried[0]["state"] == "PENDING"
+    still = http.get("/v1/statements/2026-02/360400", headers=jj).json()
+    assert {l["event_id"]: l["state"] for l in still["lines"] if l["event_id"] in disputed} == {
+        disputed[0]: "RESOLVED", disputed[1]: "DISPUTED"}
+
+    # the top-up the February statement requested, paid: the advance no longer warns
+    top_up = f"{statement['top_up_fen'] // 100}.{statement['top_up_fen'] % 100:02d}"
+    after = http.post("/v1/advances/360400/deposits", headers=operator,
+                      json={"reference": "TOPUP-2026-02", "amount_yuan": top_up}).json()
+    assert after["warning"] is False

@@ -54,7 +54,8 @@ SETTLEMENT_EVENTS = Topic(
     configs={"retention.ms": str(30 * 24 * 3600 * 1000)},  # 30 days: a month of replay for clearing
 )
 CLEARING_STATEMENTS = Topic(
-    "clearing.statements", key="pool_code", records=("cn.hub.clearing.ClearingStatement",), partitions=3
+    "clearing.statements", key="pool_code",
+    records=("cn.hub.clearing.ClearingStatement", "cn.hub.clearing.MonthlyStatementChanged"), partitions=3
 )
 REFERENCE_POLICIES = Topic(
     "reference.policies",

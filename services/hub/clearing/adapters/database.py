@@ -163,6 +163,49 @@ advance_ledger = sa.Table(
 )
 sa.Index("advance_ledger_by_pool", advance_ledger.c.pool_code, advance_ledger.c.entry_id)
 
+# Monthly statements (hub.clearing.domain.statements): one per month and home bureau, a line per
+# settlement event it pays for (or carried in from an earlier month's resolved dispute).
+monthly_statements = sa.Table(
+    "monthly_statements", metadata,
+    sa.Column("month", sa.Text, primary_key=True),  # yyyy-mm
+    sa.Column("bureau_pool", sa.Text, primary_key=True),
+    sa.Column("status", sa.Text, nullable=False),  # ISSUED, CLOSED
+    sa.Column("issued_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("issued_by", sa.Text, nullable=False),
+    sa.Column("closed_at", sa.DateTime(timezone=True)),
+    sa.Column("closed_by", sa.Text),
+    sa.Column("advance_balance_fen", sa.BigInteger, nullable=False),
+    sa.Column("advance_required_fen", sa.BigInteger, nullable=False),
+    sa.Column("top_up_fen", sa.BigInteger, nullable=False),
+    sa.Column("manifest_sha256", sa.Text),
+)
+
+statement_lines = sa.Table(
+    "statement_lines", metadata,
+    sa.Column("month", sa.Text, primary_key=True),
+    sa.Column("bureau_pool", sa.Text, primary_key=True),
+    sa.Column("event_id", sa.Text, primary_key=True),
+    sa.Column("counterparty_pool", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("settlement_id", sa.Text, nullable=False),
+    sa.Column("reversal_id", sa.Text),
+    sa.Column("clearing_date", sa.Date, nullable=False),
+    sa.Column("hospital_code", sa.Text, nullable=False),
+    sa.Column("insurance_type", sa.Text, nullable=False),
+    sa.Column("person_id_masked", sa.Text, nullable=False),
+    sa.Column("medfee_sumamt_fen", sa.BigInteger, nullable=False),  # signed: a reversal is negative
+    sa.Column("hifp_pay_fen", sa.BigInteger, nullable=False),
+    sa.Column("hifmi_pay_fen", sa.BigInteger, nullable=False),
+    sa.Column("maf_pay_fen", sa.BigInteger, nullable=False),
+    sa.Column("state", sa.Text, nullable=False),  # PENDING, CONFIRMED, DISPUTED, RESOLVED
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("carried_from", sa.Text, nullable=False, server_default=""),  # the month it was disputed in
+    sa.Column("carried_to", sa.Text, nullable=False, server_default=""),  # the month a resolved line went on to
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_by", sa.Text, nullable=False),
+)
+sa.Index("statement_lines_resolved", statement_lines.c.bureau_pool, statement_lines.c.state)
+
 partition_marks = sa.Table(
     "partition_marks", metadata,
     sa.Column("topic", sa.Text, primary_key=True),

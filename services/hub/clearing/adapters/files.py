@@ -121,12 +121,19 @@ def render_pool_files(header: DayHeader, position: PoolPosition, rows: Sequence[
         document["advance"] = advance
     # orjson writes the same bytes as json.dumps(indent=2, ensure_ascii=False) for these documents
     # (strings, integers, booleans, nulls), several times faster.
-    json_bytes = orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n"
     sections = _sections(header, position, name, funds, bilateral, hospitals, lines, totals, advance)
-    csv_bytes = _csv(sections)
-    xlsx_bytes = _xlsx(sections, header.generated_at)
+    return file_set(file_stem(header.clearing_date, pool), document, sections, header.generated_at, signer)
 
-    stem = file_stem(header.clearing_date, pool)
+
+def file_set(stem: str, document: dict[str, Any], sections: list["Section"], created: datetime,
+             signer: Signer | None) -> dict[str, bytes]:
+    """A document's files by name: JSON (amounts in fen), CSV and XLSX (the sections, in yuan),
+    the SHA-256 manifest of the three and, with a signer, its detached SM2 signature."""
+    # orjson writes the same bytes as json.dumps(indent=2, ensure_ascii=False) for these documents
+    # (strings, integers, booleans, nulls), several times faster.
+    json_bytes = orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n"
+    csv_bytes = _csv(sections)
+    xlsx_bytes = _xlsx(sections, created)
     manifest = "".join(f"{hashlib.sha256(data).hexdigest()}  {fname}\n"
                        for fname, data in ((f"{stem}.csv", csv_bytes), (f"{stem}.json", json_bytes),
                                            (f"{stem}.xlsx", xlsx_bytes))).encode()
@@ -134,6 +141,46 @@ def render_pool_files(header: DayHeader, position: PoolPosition, rows: Sequence[
     if signer is not None:
         out[f"{stem}.sig"] = signature_document(f"{stem}.sha256", signer.public_key_hex, signer.sign(manifest))
     return out
+
+
+STATEMENT_LINE_COLUMNS = ("event_id", "state", "reason", "carried_from", "kind", "settlement_id", "reversal_id",
+                          "clearing_date", "hospital_code", "counterparty_pool", "insutype", "person_id_masked",
+                          "medfee_sumamt_fen", "hifp_pay_fen", "hifmi_pay_fen", "maf_pay_fen")
+
+
+def render_statement_files(statement: dict[str, Any], lines: list[dict[str, Any]], pool_names: dict[str, str],
+                           created: datetime, signer: Signer | None) -> dict[str, bytes]:
+    """A closed monthly statement's file set (statement_<month>_<pool>.*): its totals and
+    advance top-up, a summary per counterparty and insurance type, and every line with its state."""
+    pool, month = statement["bureau_pool"], statement["month"]
+    by: dict[tuple[str, str], dict[str, Any]] = {}
+    for l in lines:
+        c = by.setdefault((l["counterparty_pool"], l["insutype"]), {
+            "counterparty_pool": l["counterparty_pool"], "counterparty_name": pool_names.get(l["counterparty_pool"], ""),
+            "insutype": l["insutype"], "lines": 0, **{f"{s.lower()}_fen": 0 for s in
+                                                        ("CONFIRMED", "DISPUTED", "RESOLVED", "PENDING")}})
+        c["lines"] += 1
+        c[f"{l['state'].lower()}_fen"] += l["hifp_pay_fen"] + l["hifmi_pay_fen"] + l["maf_pay_fen"]
+    counterparties = [by[k] for k in sorted(by)]
+    document = {"statement": {**statement, "bureau_name": pool_names.get(pool, ""), "amount_unit": "fen"},
+                "counterparties": counterparties, "lines": lines}
+    about = Section("月度清算对账单 monthly statement", ("项目 item", "值 value"), [
+        ["统筹区 bureau", f"{pool} {pool_names.get(pool, '')}".strip()], ["月份 month", month],
+        ["状态 status", statement["status"]], ["出具 issued", statement["issued_at"]],
+        ["关闭 closed", statement["closed_at"] or ""], ["金额单位 amounts", "元 yuan"],
+        ["已确认 confirmed", yuan(statement["confirmed_fen"])], ["争议暂扣 disputed (withheld)", yuan(statement["disputed_fen"])],
+        ["已解决待结转 resolved, carried to next month", yuan(statement["resolved_fen"])],
+        ["待确认 pending", yuan(statement["pending_fen"])],
+        ["预付金余额 advance balance", yuan(statement["advance_balance_fen"])],
+        ["预付金应备 advance required", yuan(statement["advance_required_fen"])],
+        ["应补缴预付金 advance top-up requested", yuan(statement["top_up_fen"])]])
+    cp_columns = ("counterparty_pool", "counterparty_name", "insutype", "lines", "confirmed_fen", "disputed_fen",
+                  "resolved_fen", "pending_fen")
+    sections = [about,
+                Section("对方统筹区 counterparties", _yuan_names(cp_columns), [_yuan_cells(c, cp_columns) for c in counterparties]),
+                Section("明细 lines", _yuan_names(STATEMENT_LINE_COLUMNS),
+                        [_yuan_cells(l, STATEMENT_LINE_COLUMNS) for l in lines])]
+    return file_set(f"statement_{month}_{pool}", document, sections, created, signer)
 
 
 @dataclass(frozen=True)

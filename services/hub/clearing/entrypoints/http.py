@@ -7,6 +7,13 @@
     GET  /v1/clearing/unconfirmed                       operator token
     GET  /v1/advances/{pool}                            bureau token of that pool: its advance fund and ledger
     POST /v1/advances/{pool}/deposits                   operator token: money the bureau paid in (idempotent)
+    POST /v1/statements/{month}/issue                   operator token: every bureau's monthly statement
+    GET  /v1/statements/{month}/{pool}                  bureau token of that pool (or operator): with its lines
+    POST /v1/statements/{month}/{pool}/lines            bureau token: {"action": confirm|unconfirm|dispute|withdraw,
+                                                        "event_ids": [...] | "all_pending": true, "reason": "..."}
+    POST /v1/statements/{month}/{pool}/lines/{event_id}/resolve   operator token: {"note": "..."}
+    POST /v1/statements/{month}/{pool}/close            bureau token (or operator): once nothing is pending
+    GET  /v1/statements/{month}/{pool}.{csv|json|xlsx|sha256|sig}   a closed statement's signed files
     GET  /status                                        the operators' status page (?token=<operator token>)
 """
 
@@ -24,6 +31,7 @@ from hub.operations.metrics import CLEARING_QUARANTINED, add_metrics_route
 from hub.operations.status import STATUS_PAGE, StatusHistory
 
 from hub.clearing.bootstrap import Clearing
+from hub.clearing.domain.statements import StatementError
 from hub.clearing.service_layer.services import AdvanceError
 from hub.money import AmountError, yuan_to_fen
 
@@ -140,6 +148,93 @@ def create_app(clearing: Clearing, history: StatusHistory | None = None, loops=N
                                            str(body.get("recorded_by") or "operator"), str(body.get("note") or ""))
         except AdvanceError as exc:
             return _error(409 if exc.code == "reference_reused" else 400, exc.code, exc.message)
+
+    def statement_error(exc: StatementError) -> JSONResponse:
+        status = {"statement_not_found": 404, "line_not_found": 404, "statement_closed": 409, "lines_pending": 409,
+                  "invalid_transition": 409, "days_open": 409, "month_not_over": 409}.get(exc.code, 400)
+        return _error(status, exc.code, exc.message)
+
+    async def body_of(request: Request) -> dict | None:
+        try:
+            body = await request.json()
+        except ValueError:
+            return None
+        return body if isinstance(body, dict) else None
+
+    @app.post("/v1/statements/{month}/issue")
+    async def issue_statements(month: str, request: Request):
+        who = caller(request)
+        if who is None or who[1] != "*":
+            return _error(401 if who is None else 403, "operators_only", "the clearing centre issues statements")
+        try:
+            return {"issued": await run_in_threadpool(clearing.service.months.issue, month, "operator")}
+        except StatementError as exc:
+            return statement_error(exc)
+
+    @app.get("/v1/statements/{month}/{name}")
+    async def statement(month: str, name: str, request: Request):
+        who = caller(request)
+        if who is None:
+            return _error(401, "unauthenticated", "send the bureau's token as 'Authorization: Bearer <token>'")
+        pool, _, suffix = name.partition(".")
+        if who[1] not in ("*", pool):
+            return _error(403, "statement_of_another_pool", "a bureau sees only its own statements")
+        try:
+            if not suffix:
+                found = await run_in_threadpool(clearing.service.months.show, month, pool)
+                return found if found is not None else _error(404, "statement_not_found", f"no {month} statement for {pool}")
+            if suffix not in MEDIA:
+                return _error(404, "no_such_file", "files are <pool>.csv, .json, .xlsx, .sha256 and .sig")
+            body = await run_in_threadpool(clearing.service.months.statement_file, month, pool, suffix)
+        except StatementError as exc:
+            return statement_error(exc)
+        if body is None:
+            return _error(404, "no_such_file", f"no closed {month} statement for {pool}")
+        return Response(body, media_type=MEDIA[suffix],
+                        headers={"content-disposition": f'attachment; filename="statement_{month}_{pool}.{suffix}"'})
+
+    @app.post("/v1/statements/{month}/{pool}/lines")
+    async def statement_lines(month: str, pool: str, request: Request):
+        who = caller(request)
+        if who is None:
+            return _error(401, "unauthenticated", "send the bureau's token as 'Authorization: Bearer <token>'")
+        if who[1] != pool:
+            return _error(403, "statement_of_another_pool", "a bureau acts only on its own statement")
+        body = await body_of(request)
+        if body is None:
+            return _error(400, "invalid_json", "the body is a JSON object")
+        ids = body.get("event_ids", [])
+        if not isinstance(ids, list):
+            return _error(400, "invalid_lines", "event_ids is a list of strings")
+        try:
+            return await run_in_threadpool(clearing.service.months.act, month, pool, str(body.get("action", "")), ids,
+                                           str(body.get("reason") or ""), who[0], body.get("all_pending") is True)
+        except StatementError as exc:
+            return statement_error(exc)
+
+    @app.post("/v1/statements/{month}/{pool}/lines/{event_id}/resolve")
+    async def resolve_dispute(month: str, pool: str, event_id: str, request: Request):
+        who = caller(request)
+        if who is None or who[1] != "*":
+            return _error(401 if who is None else 403, "operators_only", "the clearing centre resolves disputes")
+        body = await body_of(request) or {}
+        try:
+            return await run_in_threadpool(clearing.service.months.resolve, month, pool, event_id,
+                                           str(body.get("note") or ""), "operator")
+        except StatementError as exc:
+            return statement_error(exc)
+
+    @app.post("/v1/statements/{month}/{pool}/close")
+    async def close_statement(month: str, pool: str, request: Request):
+        who = caller(request)
+        if who is None:
+            return _error(401, "unauthenticated", "send the bureau's token as 'Authorization: Bearer <token>'")
+        if who[1] not in ("*", pool):
+            return _error(403, "statement_of_another_pool", "a bureau closes only its own statement")
+        try:
+            return await run_in_threadpool(clearing.service.months.close, month, pool, who[0])
+        except StatementError as exc:
+            return statement_error(exc)
 
     @app.get("/status")
     def status_page():

@@ -28,6 +28,7 @@ from hub.clearing.adapters.signing import Signer, signer_from_reference
 from hub.clearing.domain.advance import AdvanceRule, day_entry
 from hub.clearing.domain.events import ClearingEvent
 from hub.clearing.domain.funds import INSUTYPE_CODES
+from hub.clearing.service_layer.statements import MonthlyStatements
 from hub.clearing.domain.netting import NettingResult, Obligation, clearing_day_for, net
 from hub.messaging import AvroCodec, Message
 from hub.messaging.topics import CLEARING_STATEMENTS
@@ -130,6 +131,7 @@ class ClearingService:
         self.clock = clock
         self.signer = signer or signer_from_reference("sample:")
         self.advance_rule = advance_rule or AdvanceRule()
+        self.months = MonthlyStatements(self)
 
     # ------------------------------------------------------------------ applying events
 
