@@ -351,6 +351,8 @@ class ClearingService:
     def deposit(self, pool: str, reference: str, amount_fen: int, who: str, note: str = "") -> dict:
         """The centre records money a bureau paid into its advance; idempotent by `reference`
         (the same reference again answers the entry it made; with another amount it is refused)."""
+        if not (len(pool) == 6 and pool.isdigit()):
+            raise AdvanceError("invalid_pool", f"{pool!r}: a pool code is 6 digits")
         if not reference.strip() or len(reference) > 100:
             raise AdvanceError("invalid_reference", "a deposit names its reference (1 to 100 characters)")
         if not 0 < amount_fen <= MAX_AMOUNT_FEN:
