@@ -58,6 +58,9 @@ def test_the_status_page_shows_lag_and_throughput_charts(servers, producer, tmp_
         producer.flush()
         wait_for(lambda: httpx.get(f"{base}/status.json", headers={"Authorization": "Bearer dev-operator"},
                                    timeout=5).json()["quarantined"], "the poison event to be quarantined")
+        deposit = httpx.post(f"{base}/v1/advances/360400/deposits", headers={"Authorization": "Bearer dev-operator"},
+                             json={"reference": "E2E-1", "amount_yuan": "1000.00"}, timeout=10)
+        assert deposit.status_code == 200, deposit.text
         url = f"{base}/status?token=dev-operator"
         profile = tmp_path / "profile"
         dom = subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=10000",
@@ -85,6 +88,9 @@ def test_the_status_page_shows_lag_and_throughput_charts(servers, producer, tmp_
     assert shot.exists() and shot.stat().st_size > 20_000
     quarantined = dom[dom.index('id="quarantined"'):]
     assert f"<td>{topic}:" in quarantined and "amount_out_of_bounds" in quarantined
+    advances = dom[dom.index('id="advances"'):]
+    first_pool = advances.split("</div>")[0]  # the deposit, and the day the service closed by itself
+    assert "<b>360400</b> balance" in first_pool and "<polyline" in first_pool
     loops = dom[dom.index('id="loops"'):]
     assert "<td>clearing-consumer</td>" in loops and ">running<" in loops
     (REPO / "out").mkdir(exist_ok=True)
