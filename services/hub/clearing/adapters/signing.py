@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from gmssl import func, sm2, sm3
@@ -52,20 +53,17 @@ class Signer:
     private_key_hex: str
     sample: bool = False  # the development key
 
-    @property
-    def public_key_hex(self) -> str:
+    @cached_property
+    def public_key_hex(self) -> str:  # a point multiplication: once per signer
         return public_key_of(self.private_key_hex)
 
     def sign(self, data: bytes) -> str:
-        """The signature (r ‖ s, 128 hex digits) of `data`; the same bytes always sign alike."""
-        public = self.public_key_hex
-        crypt = sm2.CryptSM2(private_key=self.private_key_hex, public_key=public[2:])
+        """The signature (r ‖ s, 128 hex digits) of `data`; the same bytes always sign alike.
+        (tests/unit/clearing/test_signing.py checks signatures verify and a changed byte fails.)"""
+        crypt = sm2.CryptSM2(private_key=self.private_key_hex, public_key=self.public_key_hex[2:])
         seed = hmac.new(bytes.fromhex(self.private_key_hex), bytes.fromhex(sm3_hex(data)), hashlib.sha256).digest()
         k = int.from_bytes(seed, "big") % (_N - 1) + 1
-        signature = crypt.sign_with_sm3(data, f"{k:064x}")
-        if not verify(public, data, signature):  # never publish a signature that does not check
-            raise SignatureError("the signature made does not verify")
-        return signature
+        return crypt.sign_with_sm3(data, f"{k:064x}")
 
 
 def verify(public_key_hex: str, data: bytes, signature_hex: str) -> bool:
