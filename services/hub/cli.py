@@ -713,6 +713,11 @@ def day(
     eff = summary["netting_efficiency"]
     typer.echo(f"  netting efficiency {eff:.1%}" if eff is not None else "  netting efficiency n/a (nothing owed)")
     typer.echo(f"  zero sum           net positions sum to {summary['net_positions_sum_fen']} fen")
+    for pool, risk in summary.get("fund_risk", {}).items():
+        if risk["level"] != "OK":
+            typer.secho(f"  fund risk          {pool} {risk['level']}: off-site spending "
+                        + ", ".join(f"{fund} at {pct}%" for fund, pct in risk["funds"].items())
+                        + " of its pro-rata budget", fg=typer.colors.YELLOW)
     agree = summary["summary_agrees_with_clearing_files"]
     typer.secho(f"  check              these figures {'agree' if agree else 'DO NOT agree'} with the clearing files",
                 fg=typer.colors.GREEN if agree else typer.colors.RED)

@@ -32,7 +32,14 @@ def test_a_small_simulated_day_runs_end_to_end_and_agrees_with_its_files(servers
     names = {s["header"]["pool_code"]: s["header"]["pool_name"] for s in statements}
     assert names.get("360400", "九江市") == "九江市"
     assert sum(s["net_position_fen"] for s in statements) == 0
-    assert sum(abs(s["net_position_fen"]) for s in statements) // 2 == summary["moved_after_netting_fen"]
+    # money moves fund by fund: what moves is half the sum of every pool's |net| in every fund
+    assert sum(abs(f["net_fen"]) for s in statements for f in s["funds"]) // 2 == summary["moved_after_netting_fen"]
+    for fund in {(f["insutype"], f["fund_pay_type"]) for s in statements for f in s["funds"]}:
+        assert sum(f["net_fen"] for s in statements for f in s["funds"]
+                   if (f["insutype"], f["fund_pay_type"]) == fund) == 0  # each fund sums to zero
+    # the run's first pool has a budget small enough that the fund-risk watch warns about it
+    assert any(r["level"] in ("WARN", "ALARM") for r in summary["fund_risk"].values()), summary["fund_risk"]
+    assert "fund risk" in done.stdout
     lines = {l["settlement_id"] for s in statements for l in s["settlement_lines"] if l["kind"] == "SETTLED"}
     assert len(lines) == summary["settlements"]
     assert (files / f"summary_{summary['clearing_date']}.html").read_text().count("<rect") == len(statements)

@@ -516,3 +516,42 @@ def test_a_month_of_days_a_statement_confirmed_line_by_line_disputes_carried_and
     after = http.post("/v1/advances/360400/deposits", headers=operator,
                       json={"reference": "TOPUP-2026-02", "amount_yuan": top_up}).json()
     assert after["warning"] is False
+
+
+def test_the_fund_risk_watch_warns_and_alarms_against_the_pro_rata_budget(clearing, producer):
+    """基金运行风险预警: after a day closes, each budgeted pool's spending this year per fund is held
+    against its budget's share of the year so far; over it WARN, 20 % over it ALARM; a pool just
+    under stays OK."""
+    from hub.reference.budget import Budget
+
+    clearing.service.budgets = [
+        Budget(pool_code="360400", budget_version="360400-2026.1", year=2026, source="test",
+               funds={"390100": "365000.00", "310100": "36500.00"}),
+        Budget(pool_code="611000", budget_version="611000-2026.1", year=2026, source="test", funds={"390100": "365000.00"}),
+    ]
+
+    def bill(n, home, kind, fund):
+        return dict(settled(random.Random(n), n, D1), home_pool=home, treatment_pool="440100", insurance_type=kind,
+                    hifp_pay_fen=fund, hifmi_pay_fen=0, maf_pay_fen=0, fund_pay_sumamt_fen=fund)
+    # 14 March is day 73 of 2026: the pro-rata budgets are 73,000.00 and 7,300.00
+    send(producer, clearing.settings.topic, [bill(1, "360400", "RESIDENT", 8_000_000),   # 80,000.00: 109.6 % -> WARN
+                                             bill(2, "360400", "EMPLOYEE", 900_000),     # 9,000.00: 123.3 % -> ALARM
+                                             bill(3, "611000", "RESIDENT", 7_299_999)])  # 72,999.99: just under -> OK
+    consume(clearing)
+    clearing.service.close_day(D1)
+    http = TestClient(create_app(clearing))
+    risk = http.get("/v1/fund-risk/360400", headers={"Authorization": "Bearer dev-bureau-360400"}).json()
+    assert risk["level"] == "ALARM" and risk["as_of"] == "2026-03-14"
+    assert {f["fund_pay_type"]: (f["prorata_fen"], f["spent_fen"], f["level"]) for f in risk["funds"]} == {
+        "310100": (730_000, 900_000, "ALARM"), "390100": (7_300_000, 8_000_000, "WARN")}
+    assert risk["funds"][1]["months"] == [{"month": "2026-03", "spent_fen": 8_000_000}]
+    shangluo = http.get("/v1/fund-risk/611000", headers={"Authorization": "Bearer dev-operator"}).json()
+    assert shangluo["level"] == "OK"
+    assert shangluo["funds"][0]["spent_fen"] == 7_299_999 and shangluo["funds"][0]["level"] == "OK"
+    assert http.get("/v1/fund-risk/611000", headers={"Authorization": "Bearer dev-bureau-360400"}).status_code == 403
+    assert http.get("/v1/fund-risk/440100", headers={"Authorization": "Bearer dev-operator"}).status_code == 404
+    metrics = http.get("/metrics").text
+    assert 'hub_fund_risk_level{fund_pay_type="310100",pool="360400"} 2.0' in metrics
+    assert 'hub_fund_risk_level{fund_pay_type="390100",pool="611000"} 0.0' in metrics
+    overview = http.get("/status.json", headers={"Authorization": "Bearer dev-operator"}).json()["fund_risk"]
+    assert [(p["pool_code"], p["level"]) for p in overview] == [("360400", "ALARM"), ("611000", "OK")]

@@ -16,6 +16,8 @@ from hub import settings as shared_settings
 from hub.clearing.adapters import database as db
 from hub.clearing.adapters.signing import signer_from_reference
 from hub.clearing.domain.advance import AdvanceRule
+from hub.clearing.domain.fund_risk import RiskRule
+from hub.reference.budget import load_budgets
 from hub.clearing.service_layer.services import ClearingService
 from hub.messaging import AvroCodec, EventProducer, SchemaRegistry
 
@@ -46,6 +48,9 @@ class Settings:
     advance_rule: AdvanceRule = field(default_factory=lambda: AdvanceRule(
         int(_env("HUB_ADVANCE_MONTHS", "2")), int(_env("HUB_ADVANCE_WINDOW_DAYS", "90")),
         int(_env("HUB_ADVANCE_WARN_PCT", "50"))))
+    # The fund-risk watch: at or over this percentage of the pro-rata budget a fund warns, alarms.
+    risk_rule: RiskRule = field(default_factory=lambda: RiskRule(int(_env("HUB_FUND_RISK_WARN_PCT", "100")),
+                                                                 int(_env("HUB_FUND_RISK_ALARM_PCT", "120"))))
 
     @property
     def database_url(self) -> str:
@@ -89,7 +94,8 @@ def bootstrap(settings: Settings | None = None) -> Clearing:
         log.warning("clearing files are signed with the sample SM2 key (HUB_CLEARING_SIGNING_KEY=sample:): "
                     "anyone can forge it; a deployment references its own key (env:NAME or file:PATH)")
     service = ClearingService(engine, codec, settings.out_dir, timedelta(seconds=settings.grace_s),
-                              pool_names(settings.reference_dir), signer=signer, advance_rule=settings.advance_rule)
+                              pool_names(settings.reference_dir), signer=signer, advance_rule=settings.advance_rule,
+                              budgets=load_budgets(settings.reference_dir / "budgets"), risk_rule=settings.risk_rule)
     return Clearing(settings, engine, codec, service, bureaus)
 
 

@@ -24,6 +24,10 @@ SETTLE_GROUP_SECONDS = Histogram("hub_settle_group_seconds", "Time to decide and
 OUTBOX_PUBLISHED = Counter("hub_outbox_published_total", "Outbox rows published to Kafka", ["table"])
 CLEARING_APPLIED = Counter("hub_clearing_events_applied_total", "Settlement events applied (new, by event id)")
 CLEARING_DAYS_CLOSED = Counter("hub_clearing_days_closed_total", "Clearing days closed")
+FUND_RISK_RATIO = Gauge("hub_fund_risk_ratio_pct", "A pool's off-site spending this year as a percentage of the "
+                        "pro-rata share of its yearly off-site budget", ["pool", "fund_pay_type"])
+FUND_RISK_LEVEL = Gauge("hub_fund_risk_level", "0 OK, 1 WARN, 2 ALARM (the fund-risk watch's thresholds)",
+                        ["pool", "fund_pay_type"])
 ADVANCE_BALANCE = Gauge("hub_clearing_advance_balance_yuan", "A bureau's advance (预付金) at the clearing centre", ["pool"])
 ADVANCE_REQUIRED = Gauge("hub_clearing_advance_required_yuan", "The advance the rule asks a bureau to hold", ["pool"])
 ADVANCE_WARNING = Gauge("hub_clearing_advance_warning", "1 while a bureau's advance is under the warning share of "

@@ -122,6 +122,11 @@ operator resolves it: <code>hub clearing quarantine resolve SOURCE --apply</code
 <table id=quarantined><thead><tr><th>source</th><th>day</th><th>home &larr; treatment</th><th>since</th><th>reason</th></tr></thead><tbody></tbody></table>
 <h2>Background loops</h2>
 <table id=loops><thead><tr><th>loop</th><th>state</th><th>restarts</th><th>last progress</th><th>last error</th></tr></thead><tbody></tbody></table>
+<h2>Fund-risk watch (基金运行风险预警)</h2>
+<p class=muted>Each budgeted pool's off-site spending this year per fund against the pro-rata share of its yearly
+off-site budget: bars are months' spending, the line what the budget allows by each month's end. WARN and ALARM
+at the thresholds the service is configured with.</p>
+<div id=fundrisk></div>
 <h2>Advance funds (预付金)</h2>
 <p class=muted>Each bureau's advance at the clearing centre after each closed day and deposit; the dashed line is
 what the rule asks it to hold. A bureau marked LOW is under the warning share: its monthly statement requests a
@@ -149,6 +154,16 @@ function ledgerChart(series, required, w, h) {
     '" stroke="#999" stroke-dasharray="4 3"/><line x1="0" x2="'+w+'" y1="'+y(0)+'" y2="'+y(0)+'" stroke="#ddd"/>'+
     '<polyline fill="none" stroke="#6a1b9a" stroke-width="2" points="'+pts+'"/></svg>';
 }
+function monthsChart(f, w, h) {
+  const months = f.months, n = Math.max(months.length, 1), perMonth = f.budget_fen / 12;
+  const hi = Math.max(1, perMonth, ...months.map(m => m.spent_fen)), bw = (w - 10) / n;
+  const bars = months.map((m, i) => '<rect x="'+(5 + i * bw + 2).toFixed(1)+'" y="'+(h - 5 - m.spent_fen / hi * (h - 10)).toFixed(1)+
+    '" width="'+Math.max(bw - 4, 1).toFixed(1)+'" height="'+(m.spent_fen / hi * (h - 10)).toFixed(1)+'" fill="'+
+    (m.spent_fen > perMonth ? '#c62828' : '#2e7d32')+'"><title>'+esc(m.month)+' '+(m.spent_fen/100).toFixed(2)+'</title></rect>').join('');
+  const y = (h - 5 - perMonth / hi * (h - 10)).toFixed(1);
+  return '<svg width="'+w+'" height="'+h+'">'+bars+'<line x1="0" x2="'+w+'" y1="'+y+'" y2="'+y+
+    '" stroke="#555" stroke-dasharray="4 3"/></svg>';
+}
 function esc(s) { return String(s).replace(/[&<>"]/g, c => ({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;'}[c])); }
 let data = null;
 function render() {
@@ -162,6 +177,11 @@ function render() {
     chart(t.series, 600, 80, '#2e7d32')+'</div>').join('') || '<p class=muted>no data yet</p>';
   document.querySelector('#dlq tbody').innerHTML = Object.entries(data.dead_letters).map(([k, v]) =>
     '<tr><td>'+esc(k)+'</td><td>'+v+'</td></tr>').join('');
+  document.getElementById('fundrisk').innerHTML = (data.fund_risk || []).map(p => '<div><b>'+esc(p.pool_code)+
+    '</b> as of '+esc(p.as_of)+' <span class="'+(p.level === 'OK' ? 'OK' : p.level === 'WARN' ? 'GROWING' : 'STOPPED')+'">'+
+    esc(p.level)+'</span><br>'+p.funds.map(f => esc(f.fund_pay_type)+' '+f.ratio_pct+'% of pro-rata '+
+    (f.prorata_fen/100).toFixed(2)+'<br>'+monthsChart(f, 320, 60)).join('<br>')+'</div>').join('') ||
+    '<p class=muted>no budgets configured (reference/budgets)</p>';
   document.getElementById('advances').innerHTML = (data.advances || []).map(a => '<div><b>'+esc(a.pool_code)+
     '</b> balance '+(a.balance_fen/100).toFixed(2)+' / required '+(a.required_fen/100).toFixed(2)+' yuan '+
     (a.warning ? '<span class=STOPPED>LOW</span>' : '<span class=OK>ok</span>')+'<br>'+

@@ -136,6 +136,14 @@ def prepare_reference(run_dir: Path, pools: list[tuple[str, str]]) -> Path:
         (ref / "policies" / f"{code}-RESIDENT-SIM.1.yaml").write_text(
             yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
         (ref / "catalogues" / f"{code}-2024.2.csv").write_bytes(template_catalogue)
+    # Off-site budgets for the fund-risk watch: the samples', and for the run's first pool one so small
+    # (1,000 yuan a year per fund) that a day's bills put it over its pro-rata share: the day shows a warning.
+    shutil.copytree(REPO_ROOT / "reference" / "budgets", ref / "budgets", dirs_exist_ok=True)
+    year, first = datetime.now(SHANGHAI).year, pools[0][0]
+    (ref / "budgets" / f"{first}-{year}.SIM.yaml").write_text(yaml.safe_dump({
+        "pool_code": first, "budget_version": f"{first}-{year}.SIM", "year": year,
+        "funds": {"390100": 1000, "310100": 1000}, "source": "SIMULATED: a budget small enough to warn"},
+        allow_unicode=True, sort_keys=False), encoding="utf-8")
     return ref
 
 
@@ -293,6 +301,7 @@ def run_day(opts: DayOptions, echo: Callable[[str], None] = print, progress=None
         if close.returncode != 0:
             raise RuntimeError(f"closing the day failed:\n{close.stderr[-3000:]}")
         summary = _summary(opts, ledger, clearing_out / today.isoformat(), today, time.monotonic() - started, run_dir)
+        summary["fund_risk"] = _fund_risk(clear_url, pool_codes)
     finally:
         services.stop()
         _delete_group(kafka, group)  # the run's consumer group would otherwise show as STOPPED forever
@@ -534,6 +543,21 @@ def _wait_cleared(postgres, databases, ledger: Ledger, echo, limit_s: float = 60
     raise RuntimeError(f"clearing received {got} of {want} settlement events in {limit_s:.0f} s")
 
 
+def _fund_risk(clear_url: str, pool_codes: list[str]) -> dict[str, dict]:
+    """The fund-risk watch of every budgeted pool after the close, as the clearing service answers it."""
+    import httpx
+
+    token = os.environ.get("HUB_OPERATOR_TOKEN", "dev-operator")
+    out = {}
+    for pool in pool_codes:
+        answer = httpx.get(f"{clear_url}/v1/fund-risk/{pool}", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        if answer.status_code == 200:
+            found = answer.json()
+            out[pool] = {"level": found["level"],
+                         "funds": {f["fund_pay_type"]: f["ratio_pct"] for f in found["funds"] if f["spent_fen"]}}
+    return out
+
+
 def _percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -550,11 +574,12 @@ def _summary(opts, ledger: Ledger, files_dir: Path, day: date, elapsed_s: float,
         nets[treat] += sign * fund
         nets[home] -= sign * fund
         gross += sign * fund
-    files_nets = {}
+    files_nets, moved_twice = {}, 0
     for path in sorted(files_dir.glob("clearing_*.json")):
         doc = json.loads(path.read_text(encoding="utf-8"))
         files_nets[doc["header"]["pool_code"]] = doc["net_position_fen"]
-    moved = sum(abs(v) for v in files_nets.values()) // 2
+        moved_twice += sum(abs(f["net_fen"]) for f in doc["funds"])  # money moves fund by fund
+    moved = moved_twice // 2
     agree = {p: v for p, v in nets.items() if v} == {p: v for p, v in files_nets.items() if v}
     return {
         "clearing_date": day.isoformat(),

@@ -6,6 +6,7 @@
     GET  /v1/clearing/{date}/summary.html               operator token
     GET  /v1/clearing/unconfirmed                       operator token
     GET  /v1/advances/{pool}                            bureau token of that pool: its advance fund and ledger
+    GET  /v1/fund-risk/{pool}[?day=yyyy-mm-dd]          bureau token of that pool: spending per fund vs budget
     POST /v1/advances/{pool}/deposits                   operator token: money the bureau paid in (idempotent)
     POST /v1/statements/{month}/issue                   operator token: every bureau's monthly statement
     GET  /v1/statements/{month}/{pool}                  bureau token of that pool (or operator): with its lines
@@ -117,6 +118,20 @@ def create_app(clearing: Clearing, history: StatusHistory | None = None, loops=N
         if d is None or not await run_in_threadpool(clearing.service.confirm, d, pool, who[0]):
             return _error(404, "no_such_file", f"no statement for {pool} on {day}")
         return {"clearing_date": day, "pool_code": pool, "confirmed": True}
+
+    @app.get("/v1/fund-risk/{pool}")
+    async def fund_risk(pool: str, request: Request, day: str | None = None):
+        """The pool's off-site spending per fund against its pro-rata budget (基金运行风险预警)."""
+        who = caller(request)
+        if who is None:
+            return _error(401, "unauthenticated", "send the bureau's token as 'Authorization: Bearer <token>'")
+        if who[1] not in ("*", pool):
+            return _error(403, "fund_risk_of_another_pool", "a bureau sees only its own funds")
+        as_of = parse_day(day) if day else None
+        if day and as_of is None:
+            return _error(400, "invalid_date", "dates are yyyy-mm-dd")
+        found = await run_in_threadpool(clearing.service.fund_risk, pool, as_of)
+        return found if found is not None else _error(404, "no_budget", f"no off-site budget or closed day for {pool}")
 
     @app.get("/v1/advances/{pool}")
     async def advance(pool: str, request: Request):
@@ -250,6 +265,7 @@ def create_app(clearing: Clearing, history: StatusHistory | None = None, loops=N
         snapshot["unconfirmed"] = await run_in_threadpool(clearing.service.unconfirmed)
         snapshot["quarantined"] = await run_in_threadpool(clearing.service.quarantined)
         snapshot["advances"] = await run_in_threadpool(clearing.service.advances_overview)
+        snapshot["fund_risk"] = await run_in_threadpool(clearing.service.fund_risk_overview)
         snapshot["loops"] = loops.snapshot() if loops is not None else []
         return snapshot
 

@@ -26,6 +26,8 @@ from hub.clearing.adapters import database as db
 from hub.clearing.adapters import files
 from hub.clearing.adapters.signing import Signer, signer_from_reference
 from hub.clearing.domain.advance import AdvanceRule, day_entry
+from hub.clearing.domain.fund_risk import RiskRule, assess
+from hub.reference.budget import Budget, in_force
 from hub.clearing.domain.events import ClearingEvent
 from hub.clearing.domain.funds import INSUTYPE_CODES
 from hub.clearing.service_layer.statements import MonthlyStatements
@@ -34,7 +36,7 @@ from hub.messaging import AvroCodec, Message
 from hub.messaging.topics import CLEARING_STATEMENTS
 from hub.money import MAX_AMOUNT_FEN
 from hub.operations.metrics import (ADVANCE_BALANCE, ADVANCE_REQUIRED, ADVANCE_WARNING, CLEARING_APPLIED,
-                                    CLEARING_DAYS_CLOSED)
+                                    CLEARING_DAYS_CLOSED, FUND_RISK_LEVEL, FUND_RISK_RATIO)
 from hub.rejections import CodedError
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -122,7 +124,8 @@ class ClearingService:
     def __init__(self, engine: sa.Engine, codec: AvroCodec, out_dir: Path, grace: timedelta,
                  pool_names: dict[str, str] | None = None,
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc), signer: Signer | None = None,
-                 advance_rule: AdvanceRule | None = None):
+                 advance_rule: AdvanceRule | None = None, budgets: list[Budget] | None = None,
+                 risk_rule: RiskRule | None = None):
         self.engine = engine
         self.codec = codec
         self.out_dir = out_dir
@@ -132,6 +135,8 @@ class ClearingService:
         self.signer = signer or signer_from_reference("sample:")
         self.advance_rule = advance_rule or AdvanceRule()
         self.months = MonthlyStatements(self)
+        self.budgets = budgets or []
+        self.risk_rule = risk_rule or RiskRule()
 
     # ------------------------------------------------------------------ applying events
 
@@ -288,6 +293,8 @@ class ClearingService:
             ADVANCE_BALANCE.labels(pool).set(a["balance_fen"] / 100)
             ADVANCE_REQUIRED.labels(pool).set(a["required_fen"] / 100)
             ADVANCE_WARNING.labels(pool).set(1 if a["warning"] else 0)
+        for pool in advances:
+            self._watch_fund_risk(pool, day)
         warned = sorted(pool for pool, a in advances.items() if a["warning"])
         if warned:
             log.warning("clearing day %s: the advance of %s is under %d%% of what it should hold", day,
@@ -416,6 +423,60 @@ class ClearingService:
             series.setdefault(r.pool_code, []).append([r.clearing_date.isoformat(), r.balance_fen])
         return [{"pool_code": c.pool_code, "balance_fen": c.balance_fen, "required_fen": c.required_fen,
                  "warning": c.warning, "series": series.get(c.pool_code, [])} for c in current]
+
+    # ------------------------------------------------------------------ fund-risk watch
+
+    def fund_risk(self, pool: str, day: date | None = None) -> dict | None:
+        """The pool's off-site spending per fund this year against the pro-rata share of its
+        budget (hub.clearing.domain.fund_risk), by `day` (default: its latest closed day), with the
+        months so far; None when the pool has no budget for that year or nothing closed."""
+        f = db.fund_statements.c
+        with self.engine.connect() as conn:
+            if day is None:
+                day = conn.execute(sa.select(sa.func.max(f.clearing_date)).where(f.pool_code == pool)).scalar_one()
+                if day is None:
+                    return None
+            budget = in_force(self.budgets, pool, day.year)
+            if budget is None:
+                return None
+            month = sa.func.to_char(f.clearing_date, "YYYY-MM")
+            rows = conn.execute(sa.select(f.fund_pay_type, month.label("month"), sa.func.sum(f.payable_fen)).where(
+                f.pool_code == pool, f.clearing_date.between(date(day.year, 1, 1), day))
+                .group_by(f.fund_pay_type, month).order_by(month)).all()
+        spent: dict[str, int] = {}
+        monthly: dict[str, dict[str, int]] = {}
+        for fund, m, amount in rows:
+            spent[fund] = spent.get(fund, 0) + int(amount)
+            monthly.setdefault(fund, {})[m] = int(amount)
+        risks = assess(self.risk_rule, budget.funds, spent, day)
+        return {"pool_code": pool, "as_of": day.isoformat(), "budget_version": budget.budget_version,
+                "warn_pct": self.risk_rule.warn_pct, "alarm_pct": self.risk_rule.alarm_pct,
+                "level": max((r.level for r in risks), key=["OK", "WARN", "ALARM"].index),
+                "funds": [{"fund_pay_type": r.fund_pay_type, "budget_fen": r.budget_fen, "prorata_fen": r.prorata_fen,
+                           "spent_fen": r.spent_fen, "ratio_pct": round(float(r.ratio) * 100, 1), "level": r.level,
+                           "months": [{"month": m, "spent_fen": v} for m, v in sorted(monthly.get(r.fund_pay_type, {}).items())]}
+                          for r in risks]}
+
+    def _watch_fund_risk(self, pool: str, day: date) -> None:
+        """After a close: the pool's levels to the gauges, and a warning in the log."""
+        try:
+            found = self.fund_risk(pool, day)
+        except Exception:  # the watch never fails a close that committed
+            log.exception("fund-risk watch of %s on %s", pool, day)
+            return
+        if found is None:
+            return
+        for f in found["funds"]:
+            FUND_RISK_RATIO.labels(pool, f["fund_pay_type"]).set(f["ratio_pct"])
+            FUND_RISK_LEVEL.labels(pool, f["fund_pay_type"]).set(["OK", "WARN", "ALARM"].index(f["level"]))
+        if found["level"] != "OK":
+            log.warning("fund risk %s: %s's off-site spending on %s is %s of its pro-rata budget", found["level"], pool,
+                        day, ", ".join(f"{f['fund_pay_type']} {f['ratio_pct']}%" for f in found["funds"]))
+
+    def fund_risk_overview(self) -> list[dict]:
+        """Every budgeted pool's watch at its latest closed day (the status page's panel)."""
+        pools = sorted({b.pool_code for b in self.budgets})
+        return [found for pool in pools if (found := self.fund_risk(pool)) is not None]
 
     # ------------------------------------------------------------------ quarantine
 
