@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -44,6 +44,25 @@ SHARE_FIELDS = ("hifp_pay_fen", "hifmi_pay_fen", "maf_pay_fen")
 DAY_XLSX_MAX_LINES = 1_000
 CJK_FONTS = ("'Noto Sans CJK SC', 'Noto Sans SC', 'Source Han Sans SC', 'PingFang SC', 'Microsoft YaHei', "
              "'WenQuanYi Micro Hei', sans-serif")
+
+
+class LineRow(NamedTuple):
+    """An applied event as a file's line reads it (the columns of applied_events it needs)."""
+
+    kind: str
+    settlement_id: str
+    reversal_id: str | None
+    business_date: date
+    late: bool
+    hospital_code: str
+    home_pool: str
+    treatment_pool: str
+    insurance_type: str
+    person_id_masked: str
+    medfee_sumamt_fen: int
+    hifp_pay_fen: int
+    hifmi_pay_fen: int
+    maf_pay_fen: int
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ closed goes to the next open day, flagged late.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import uuid
 from dataclasses import dataclass, replace
@@ -104,6 +105,53 @@ def applied_row(e: ClearingEvent, clearing_date: date, late: bool) -> dict[str, 
             "person_id_masked": e.person_id_masked, "medfee_sumamt_fen": e.medfee_sumamt_fen, "hifp_pay_fen": e.hifp_pay_fen,
             "hifmi_pay_fen": e.hifmi_pay_fen, "maf_pay_fen": e.maf_pay_fen, "source": e.source,
             "insurance_type": e.insurance_type}
+
+
+PARALLEL_RENDER_LINES = 50_000  # from this many settlements a day, its files render in worker processes
+
+
+def _render_pool(staging: Path, header: files.DayHeader, signer: Signer, position, rows, advance) -> tuple[str, str]:
+    """One pool's file set rendered and written to the staging directory: (pool, manifest digest)."""
+    rendered = files.render_pool_files(header, position, rows, signer, advance)
+    files.write_files(staging, rendered)
+    return position.pool, files.manifest_sha256(rendered)
+
+
+class _Renderer:
+    """Renders the pools' file sets of a close in order, here or (a big day) in worker processes
+    started fresh (spawn: no copy of this process's database connections), at most two pools'
+    lines waiting per worker, so memory stays a few pools' lines."""
+
+    def __init__(self, staging: Path, header: files.DayHeader, signer: Signer, parallel: bool):
+        self.staging, self.header, self.signer = staging, header, signer
+        self.workers = max(1, min(2, os.cpu_count() or 1)) if parallel else 0
+        self.pool = None
+
+    def __enter__(self) -> "_Renderer":
+        if self.workers:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def all(self, work) -> dict[str, str]:
+        if self.pool is None:
+            return dict(_render_pool(self.staging, self.header, self.signer, *item) for item in work)
+        shas, pending = {}, []
+        for position, rows, advance in work:
+            pending.append(self.pool.submit(_render_pool, self.staging, self.header, self.signer, position, rows, advance))
+            while len(pending) > 2 * self.workers:
+                pool, sha = pending.pop(0).result()
+                shas[pool] = sha
+        for future in pending:
+            pool, sha = future.result()
+            shas[pool] = sha
+        return shas
 
 
 @dataclass(frozen=True)
@@ -259,11 +307,15 @@ class ClearingService:
                 advances = self._draw_advances(conn, day, result.positions, now)
                 # Each pool's files are rendered once, digested and written to a staging directory at
                 # once (memory: one pool's lines at a time); they are moved into place after the commit.
+                # A big day renders in worker processes, one per core, while this one reads the next
+                # pools' lines (rendering is pure CPU: the workbook and the signature most of it).
+                render = _Renderer(staging, header, self.signer,
+                                   parallel=sum(p.settlement_count for p in result.positions) >= PARALLEL_RENDER_LINES)
+                with render:
+                    shas = render.all((position, self._lines(conn, day, position.pool), advances[position.pool])
+                                      for position in result.positions)
                 for position in result.positions:
-                    rendered = files.render_pool_files(header, position, self._lines(conn, day, position.pool),
-                                                       self.signer, advances[position.pool])
-                    sha = files.manifest_sha256(rendered)
-                    files.write_files(staging, rendered)
+                    sha = shas[position.pool]
                     conn.execute(db.statements.insert().values(
                         clearing_date=day, pool_code=position.pool, cycle_id=cycle_id,
                         receivable_fen=position.receivable_fen, payable_fen=position.payable_fen,
@@ -547,10 +599,11 @@ class ClearingService:
                            r.settlement_count, r.insurance_type)
                 for r in conn.execute(sa.select(db.bilateral).where(db.bilateral.c.clearing_date == day))]
 
-    def _lines(self, conn: sa.Connection, day: date, pool: str) -> list[Any]:
+    def _lines(self, conn: sa.Connection, day: date, pool: str) -> list[files.LineRow]:
         a = db.applied_events.c
-        return conn.execute(sa.select(db.applied_events).where(
-            a.clearing_date == day, sa.or_(a.home_pool == pool, a.treatment_pool == pool))).all()
+        columns = [a[name] for name in files.LineRow._fields]
+        return [files.LineRow(*r) for r in conn.execute(sa.select(*columns).where(
+            a.clearing_date == day, sa.or_(a.home_pool == pool, a.treatment_pool == pool)))]
 
     def _statement_event(self, day: date, cycle_id: str, now: datetime, p, sha: str) -> dict:
         return {
