@@ -31,6 +31,71 @@ clearing_app = typer.Typer(help="Run interregion clearing: daily netting and cle
 app.add_typer(clearing_app, name="clearing")
 settlement_app = typer.Typer(help="Run the settle-at-treatment service.", no_args_is_help=True)
 app.add_typer(settlement_app, name="settlement")
+policy_app = typer.Typer(help="Policy drafts: what a draft would have cost (what-if replay).", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
+
+
+@policy_app.command("replay")
+def policy_replay(
+    policy: Path = typer.Option(..., "--policy", exists=True, dir_okay=False, help="The draft policy (YAML, as in "
+                                "reference/policies): its pool and insurance type choose the bills."),
+    first: str = typer.Option(..., "--from", help="First business date, yyyy-mm-dd."),
+    last: str = typer.Option(..., "--to", help="Last business date, yyyy-mm-dd."),
+    out: Path = typer.Option(Path("out/replay"), help="Where the report (JSON and HTML) is written."),
+    top: int = typer.Option(20, help="How many of the most-changed bills to list."),
+) -> None:
+    """Re-price a pool's settled off-site bills under a draft policy with the same engine, and
+    report per treatment pool and per fund what they cost as settled and under the draft, the
+    patients' shares, and the bills that change most (reads the settlement database and its read
+    model, like the settle service: HUB_POSTGRES_URL, HUB_SETTLEMENT_DATABASE, HUB_REDIS_URL)."""
+    import json
+    from datetime import date as date_type
+
+    from tqdm import tqdm
+
+    from hub.reference.policy import PolicyFileError, load_policy_file
+    from hub.settlement.adapters.replay_source import count_bills, settled_bills
+    from hub.settlement.bootstrap import bootstrap
+    from hub.settlement.entrypoints import replay_report
+    from hub.settlement.service_layer.people import person_from_registration
+    from hub.settlement.service_layer.pricing import newest_catalogues
+    from hub.settlement.service_layer.replay import replay
+
+    try:
+        draft = load_policy_file(policy)
+        begin, end = date_type.fromisoformat(first), date_type.fromisoformat(last)
+    except PolicyFileError as exc:
+        typer.secho(f"error: the draft is not a valid policy:\n{exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
+    except ValueError as exc:
+        typer.secho(f"error: {exc} (dates are yyyy-mm-dd)", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
+    hub = bootstrap(create_schema=False)
+    hospitals = {h.code: (h.pool, h.level, h.kind) for h in hub.hospitals.by_code.values()}
+    catalogues = newest_catalogues(hub.read_model.catalogues())
+    total = count_bills(hub.engine, draft.pool_code, begin, end)
+
+    def persons(refs: list[str]) -> dict[str, dict]:
+        return {ref: hub.codec.decode(raw).value for ref, raw in hub.read_model.registrations_bytes(refs).items()}
+
+    with tqdm(total=total, unit=" bills", desc=f"replaying {draft.pool_code}") as bar:
+        report = replay(draft, settled_bills(hub.engine, draft.pool_code, begin, end), persons,
+                        person_from_registration, hospitals, catalogues, begin, end, progress=bar.update, top=top)
+    document = report.as_dict(top)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"replay_{draft.policy_version}_{begin.isoformat()}_{end.isoformat()}"
+    (out / f"{stem}.json").write_text(json.dumps(document, ensure_ascii=False, indent=2), encoding="utf-8")
+    (out / f"{stem}.html").write_text(replay_report.render(document), encoding="utf-8")
+    before, after = document["total"]["before"], document["total"]["after"]
+    typer.echo(f"{before['bills']:,} bills of {draft.pool_code} re-priced under {draft.policy_version}")
+    for code in before["funds"]:
+        typer.echo(f"  {code}  as settled {before['funds'][code] / 100:>16,.2f}  under the draft "
+                   f"{after['funds'][code] / 100:>16,.2f}  change {(after['funds'][code] - before['funds'][code]) / 100:>+14,.2f}")
+    typer.echo(f"  patients  as settled {before['psn_part_amt_fen'] / 100:>16,.2f}  under the draft "
+               f"{after['psn_part_amt_fen'] / 100:>16,.2f}")
+    if document["skipped"] or document["refused_under_draft"]:
+        typer.echo(f"  not re-priced {document['skipped']}; refused under the draft {document['refused_under_draft']}")
+    typer.echo(f"report: {out / stem}.html (and .json)")
 
 
 @services_app.command("up")

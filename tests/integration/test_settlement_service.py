@@ -454,3 +454,42 @@ def test_a_database_made_before_a_column_was_added_gets_it_in_place(scratch_data
         assert "accident_outpatient_fund_paid" in columns
     finally:
         engine.dispose()
+
+
+def test_a_draft_policy_replayed_over_settled_bills_with_the_same_engine(stack, producer, tmp_path):
+    """`hub policy replay`: 九江's settled off-site bills re-priced under a draft that raises the
+    referral ratio from 50 % to 60 %, accumulators replayed; the report's totals computed by hand,
+    a bill of another pool's insured left alone."""
+    import json
+
+    import yaml
+
+    psn, _ = enrolled_person(stack, producer)  # 九江, a referral to 广州
+    other, _ = enrolled_person(stack, producer, home_pool="371525")
+    http, env = client(stack, GZ_A)
+    for n, person in enumerate([psn, psn, other, psn]):
+        mdtrt = open_and_upload(http, env, person, [(JIA_DRUG, "1", "10000.00")], begn=f"2026-03-1{n} 09:00:00")
+        status, body = call(http, env("2304", {"data": {"mdtrt_id": mdtrt, "endtime": f"2026-03-1{n} 10:00:00"}}))
+        assert status == 200 and body["infcode"] == 0, body
+    document = yaml.safe_load((REPO / "reference" / "policies" / "360400-RESIDENT-2020.2.yaml").read_text("utf-8"))
+    document["policy_version"] = "360400-RESIDENT-DRAFT.1"
+    document["off_site"]["rules"]["REFERRAL"]["ratio_by_level"] = {"1": 60, "2": 60, "3": 60}
+    draft = tmp_path / "draft.yaml"
+    draft.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+    today = datetime.now(ZoneInfo("Asia/Shanghai")).date().isoformat()
+    done = subprocess.run([sys.executable, "-m", "hub.cli", "policy", "replay", "--policy", str(draft),
+                           "--from", today, "--to", today, "--out", str(tmp_path / "out")],
+                          env={**os.environ, **stack.env}, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    [report_path] = (tmp_path / "out").glob("replay_*.json")
+    report = json.loads(report_path.read_text())
+    # as settled: 3 bills x (10000 - 600) x 50% = 3 x 4,700.00; under the draft: 3 x 9,400 x 60% = 3 x 5,640.00
+    assert report["total"]["before"]["funds"]["390100"] == 3 * 470_000
+    assert report["total"]["after"]["funds"]["390100"] == 3 * 564_000
+    assert report["total"]["after"]["psn_part_amt_fen"] == 3 * (1_000_000 - 564_000)
+    assert report["by_treatment_pool"]["440100"]["after"]["bills"] == 3  # the 冠县 insured's bill is not 九江's
+    assert [c["change_fen"] for c in report["largest_changes"]] == [94_000] * 3
+    assert report["patient_share_tenths"]["before"][5] == 3 and report["patient_share_tenths"]["after"][4] == 3
+    page = report_path.with_suffix(".html").read_text()
+    assert "<svg" in page and "360400-RESIDENT-DRAFT.1" in page
+    assert "re-priced under 360400-RESIDENT-DRAFT.1" in done.stdout

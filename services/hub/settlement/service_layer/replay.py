@@ -1,0 +1,162 @@
+"""What-if policy replay: what a pool's off-site bills would have cost under a draft policy.
+
+Every standing settlement of the pool's insured in the window is re-priced by the same engine
+(hub.settlement.domain.engine.settle) with the draft, in the order the bills were settled, each
+person-year's accumulators replayed under the draft from zero at the start of the window (so
+caps and deductibles bind as they would have). The draft is applied whatever its effective
+dates (the question is what the bills would have cost had it been in force). The person is as
+the settlement read model knows them now (filings, special populations); the treatment pool's
+catalogue the one in force now. Before is what was settled.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Callable, Iterable, Mapping
+
+from hub.reference.catalogue import Catalogue
+from hub.reference.policy import HospitalKind, InsuranceType, Level, Policy
+from hub.settlement.adapters.replay_source import SettledBill
+from hub.settlement.domain.engine import settle
+from hub.settlement.domain.model import Accumulators, Claim, FeeLine, Person, Settlement
+from hub.settlement.service_layer.convention import FUND_PAY_TYPES, INSUTYPES, MED_TYPES
+
+SHARE_BUCKETS = 10  # the patient's share of the bill, in tenths
+
+
+@dataclass
+class Totals:
+    bills: int = 0
+    medfee: int = 0
+    funds: list[int] = field(default_factory=lambda: [0, 0, 0])  # hifp, hifmi, maf
+    patient: int = 0
+
+    def add(self, medfee: int, hifp: int, hifmi: int, maf: int, patient: int) -> None:
+        self.bills += 1
+        self.medfee += medfee
+        self.funds[0] += hifp
+        self.funds[1] += hifmi
+        self.funds[2] += maf
+        self.patient += patient
+
+
+@dataclass
+class ReplayReport:
+    pool: str
+    insurance_type: str
+    draft_version: str
+    first: date
+    last: date
+    before: dict[str, Totals] = field(default_factory=lambda: defaultdict(Totals))  # by treatment pool
+    after: dict[str, Totals] = field(default_factory=lambda: defaultdict(Totals))
+    share_before: Counter = field(default_factory=Counter)
+    share_after: Counter = field(default_factory=Counter)
+    changes: list[tuple[int, str, int, int]] = field(default_factory=list)  # (|delta|, setl_id, before, after)
+    skipped: Counter = field(default_factory=Counter)  # why a bill was not re-priced
+    refused: Counter = field(default_factory=Counter)  # the draft's refusals (the bill would not settle)
+
+    def as_dict(self, top: int = 20) -> dict[str, Any]:
+        funds = [FUND_PAY_TYPES[(share, InsuranceType(self.insurance_type))][0] for share in ("hifp", "serious", "maf")]
+
+        def totals(t: Totals) -> dict[str, Any]:
+            return {"bills": t.bills, "medfee_sumamt_fen": t.medfee, "psn_part_amt_fen": t.patient,
+                    "funds": {code: amount for code, amount in zip(funds, t.funds)}}
+        pools = sorted(set(self.before) | set(self.after))
+        all_before, all_after = Totals(), Totals()
+        for t, into in ((self.before, all_before), (self.after, all_after)):
+            for v in t.values():
+                into.bills += v.bills
+                into.medfee += v.medfee
+                into.patient += v.patient
+                into.funds = [a + b for a, b in zip(into.funds, v.funds)]
+        return {
+            "pool": self.pool, "insurance_type": self.insurance_type, "draft": self.draft_version,
+            "from": self.first.isoformat(), "to": self.last.isoformat(),
+            "total": {"before": totals(all_before), "after": totals(all_after)},
+            "by_treatment_pool": {p: {"before": totals(self.before[p]), "after": totals(self.after[p])} for p in pools},
+            "patient_share_tenths": {"before": [self.share_before[i] for i in range(SHARE_BUCKETS)],
+                                     "after": [self.share_after[i] for i in range(SHARE_BUCKETS)]},
+            "largest_changes": [{"setl_id": s, "funds_before_fen": b, "funds_after_fen": a, "change_fen": a - b}
+                                for _, s, b, a in sorted(self.changes, key=lambda c: (-c[0], c[1]))[:top]],
+            "skipped": dict(self.skipped), "refused_under_draft": dict(self.refused),
+        }
+
+
+def _bucket(patient: int, medfee: int) -> int:
+    return min(SHARE_BUCKETS - 1, patient * SHARE_BUCKETS // medfee) if medfee > 0 else 0
+
+
+def replay(draft: Policy, bills: Iterable[SettledBill], persons: Callable[[list[str]], Mapping[str, dict]],
+           person_of: Callable[[dict, date], Person | None], hospitals: Mapping[str, tuple[str, Level, HospitalKind]],
+           catalogues: Mapping[str, Catalogue], first: date, last: date, chunk: int = 2_000,
+           progress: Callable[[int], None] = lambda n: None, top: int = 20) -> ReplayReport:
+    """Re-price `bills` (the draft's pool's, oldest first) under `draft`. `persons` gives the
+    registrations of a chunk's person refs, `person_of` the Person from one on a day; `hospitals`
+    a hospital code's (pool, level, kind)."""
+    policy = draft.model_copy(update={"effective_from": date.min, "effective_to": None})
+    report = ReplayReport(draft.pool_code, draft.insurance_type.value, draft.policy_version, first, last)
+    accumulators: dict[tuple[str, int], Accumulators] = {}
+    pending: list[SettledBill] = []
+
+    def run(chunk_bills: list[SettledBill]) -> None:
+        registrations = persons(sorted({b.person_ref for b in chunk_bills}))
+        for bill in chunk_bills:
+            _one(bill, registrations)
+        progress(len(chunk_bills))
+
+    def _one(bill: SettledBill, registrations: Mapping[str, dict]) -> None:
+        if INSUTYPES.get(bill.insutype) is not InsuranceType(policy.insurance_type):
+            report.skipped["another insurance type"] += 1
+            return
+        hospital = hospitals.get(bill.hospital_code)
+        if hospital is None:
+            report.skipped["hospital not in the hospitals file"] += 1
+            return
+        end = bill.endtime or bill.begntime
+        value = registrations.get(bill.person_ref)
+        person = person_of(value, end) if value is not None else None
+        if person is None:
+            report.skipped["person not in the read model"] += 1
+            return
+        catalogue = catalogues.get(bill.treatment_pool)
+        if catalogue is None:
+            report.skipped["no catalogue for the treatment pool"] += 1
+            return
+        claim = Claim(MED_TYPES[bill.med_type], hospital[1], bill.treatment_pool, bill.begntime, end,
+                      tuple(FeeLine(n, code, qty, price, amount) for n, (code, qty, price, amount) in enumerate(bill.lines, 1)),
+                      bill.accident_injury, tuple(bill.diagnoses.split()), hospital[2])
+        key = (bill.person_ref, end.year)
+        acc = accumulators.get(key) or Accumulators(end.year)
+        result = settle(claim, person, policy, catalogue, acc)
+        funds_before = bill.hifp_pay_fen + bill.hifmi_pay_fen + bill.maf_pay_fen
+        report.before[bill.treatment_pool].add(bill.medfee_sumamt_fen, bill.hifp_pay_fen, bill.hifmi_pay_fen,
+                                               bill.maf_pay_fen, bill.psn_part_amt_fen)
+        report.share_before[_bucket(bill.psn_part_amt_fen, bill.medfee_sumamt_fen)] += 1
+        if not isinstance(result, Settlement):
+            report.refused[result.reason.value] += 1
+            report.after[bill.treatment_pool].add(bill.medfee_sumamt_fen, 0, 0, 0, bill.medfee_sumamt_fen)
+            report.share_after[_bucket(bill.medfee_sumamt_fen, bill.medfee_sumamt_fen)] += 1
+            funds_after = 0
+        else:
+            accumulators[key] = acc.plus(result.accumulators_delta)
+            report.after[bill.treatment_pool].add(result.medfee_sumamt, result.hifp_pay, result.hifmi_pay,
+                                                  result.maf_pay, result.psn_part_amt)
+            report.share_after[_bucket(result.psn_part_amt, result.medfee_sumamt)] += 1
+            funds_after = result.fund_pay_sumamt
+        change = abs(funds_after - funds_before)
+        if change:
+            report.changes.append((change, bill.setl_id, funds_before, funds_after))
+            if len(report.changes) > 4 * top:  # keep only the largest
+                report.changes.sort(key=lambda c: (-c[0], c[1]))
+                del report.changes[top:]
+
+    for bill in bills:
+        pending.append(bill)
+        if len(pending) >= chunk:
+            run(pending)
+            pending = []
+    if pending:
+        run(pending)
+    return report
