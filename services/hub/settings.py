@@ -58,6 +58,10 @@ def create_schema(engine: sa.Engine, metadata: sa.MetaData, lock_key: int,
                 if name in present:
                     continue
                 column = metadata.tables[table].c[name]
+                if column.nullable and column.server_default is None:  # rows made before hold null
+                    conn.execute(sa.text(f"alter table {table} add column if not exists {name}"
+                                         f" {column.type.compile(dialect=engine.dialect)}"))
+                    continue
                 default = column.server_default.arg
                 if isinstance(default, str):  # a plain value: a literal ('' for text, '0' cast to bigint)
                     default = "'" + default.replace("'", "''") + "'"

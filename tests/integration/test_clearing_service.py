@@ -312,7 +312,7 @@ def test_funds_are_kept_apart_and_a_bureau_verifies_the_signed_files(clearing, p
     assert "hifp_pay_yuan" in csv_text and "_fen" not in csv_text  # amounts in yuan are named so
     with zipfile.ZipFile(out / "clearing_2026-03-14_440100.xlsx") as book:
         sheets = [n for n in book.namelist() if n.startswith("xl/worksheets/sheet")]
-        assert len(sheets) == 6  # about, advance, funds, bilateral, hospitals, lines
+        assert len(sheets) == 7  # about, advance, funds, bilateral, hospitals, anomaly flags, lines
         assert "城乡居民基本医疗保险基金" in book.read("xl/sharedStrings.xml").decode()
 
     http = TestClient(create_app(clearing))
@@ -555,3 +555,49 @@ def test_the_fund_risk_watch_warns_and_alarms_against_the_pro_rata_budget(cleari
     assert 'hub_fund_risk_level{fund_pay_type="390100",pool="611000"} 0.0' in metrics
     overview = http.get("/status.json", headers={"Authorization": "Bearer dev-operator"}).json()["fund_risk"]
     assert [(p["pool_code"], p["level"]) for p in overview] == [("360400", "ALARM"), ("611000", "OK")]
+
+
+def test_anomaly_flags_for_the_home_bureau_with_their_near_misses(clearing, producer):
+    """Each pattern built from settlement events on real Kafka and PostgreSQL, flagged at the
+    day's close in the home bureau's file and API, naming the settlements; near misses (and a
+    reversed bill) are not flagged."""
+    n = iter(range(1, 1000))
+
+    def bill(person, treat, hospital, kind, begin, end, fee, day=D1):
+        i = next(n)
+        return dict(settled(random.Random(i), i, day), home_pool="360400", treatment_pool=treat, hospital_code=hospital,
+                    person_ref=person, visit_type=kind, begntime=begin, endtime=end, medfee_sumamt_fen=fee,
+                    hifp_pay_fen=fee // 2, hifmi_pay_fen=0, maf_pay_fen=0, fund_pay_sumamt_fen=fee // 2,
+                    settled_at=datetime(day.year, day.month, day.day, 3, tzinfo=timezone.utc))
+    d = lambda day: date(2026, 3, day)  # noqa: E731
+    stay = bill("p_overlap", "440100", "H4401000001", "INPATIENT", d(10), d(14), 800_000)
+    elsewhere = bill("p_overlap", "510900", "H5109000001", "GENERAL_OUTPATIENT", d(12), d(12), 30_000)
+    first = bill("p_readmit", "440100", "H4401000001", "INPATIENT", d(1), d(5), 500_000, day=d(5))
+    again = bill("p_readmit", "440100", "H4401000002", "INPATIENT", d(12), d(14), 500_000)
+    under = [bill(f"p_under{i}", "440100", "H4401000003", "GENERAL_OUTPATIENT", d(14), d(14), 990_000) for i in range(3)]
+    before = [bill(f"p_base{i}", "611000", "H6110000004", "GENERAL_OUTPATIENT", d(10), d(10), 400_000, day=d(10))
+              for i in range(3)]
+    jumped = [bill(f"p_jump{i}", "611000", "H6110000004", "GENERAL_OUTPATIENT", d(14), d(14), 600_000) for i in range(3)]
+    near = [bill("p_near", "440100", "H4401000001", "INPATIENT", d(1), d(13), 700_000, day=d(13)),
+            bill("p_near", "510900", "H5109000001", "GENERAL_OUTPATIENT", d(14), d(14), 20_000)]  # the next day
+    cancelled = bill("p_cancel", "510900", "H5109000001", "GENERAL_OUTPATIENT", d(12), d(12), 30_000)
+    cancelled_stay = bill("p_cancel", "440100", "H4401000001", "INPATIENT", d(10), d(14), 30_000)
+    events = [stay, elsewhere, first, again, *under, *before, *jumped, *near, cancelled, cancelled_stay,
+              dict(reversal(cancelled, D1), insurance_type="RESIDENT")]
+    send(producer, clearing.settings.topic, events)
+    consume(clearing)
+    clearing.service.close_day(D1)
+    http = TestClient(create_app(clearing))
+    found = http.get("/v1/anomalies/360400", headers={"Authorization": "Bearer dev-bureau-360400"}).json()
+    flags = {(f["kind"], f["subject"]): set(f["settlement_ids"]) for f in found["flags"]}
+    assert flags == {
+        ("OVERLAPPING_REGIONS", "p_overlap"): {stay["settlement_id"], elsewhere["settlement_id"]},
+        ("READMISSION", "p_readmit"): {first["settlement_id"], again["settlement_id"]},
+        ("JUST_UNDER_THRESHOLD", "H4401000003"): {b["settlement_id"] for b in under},
+        ("HOSPITAL_JUMP", "H6110000004"): {b["settlement_id"] for b in jumped},
+    }
+    document = json.loads((clearing.settings.out_dir / "2026-03-14" / "clearing_2026-03-14_360400.json").read_text())
+    assert [a["kind"] for a in document["anomalies"]] == [a["kind"] for a in found["flags"]]
+    assert http.get("/v1/anomalies/360400", headers={"Authorization": "Bearer dev-bureau-440100"}).status_code == 403
+    assert clearing.service.render_day(D1)["clearing_2026-03-14_360400.json"] == (
+        clearing.settings.out_dir / "2026-03-14" / "clearing_2026-03-14_360400.json").read_bytes()

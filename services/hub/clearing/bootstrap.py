@@ -16,6 +16,7 @@ from hub import settings as shared_settings
 from hub.clearing.adapters import database as db
 from hub.clearing.adapters.signing import signer_from_reference
 from hub.clearing.domain.advance import AdvanceRule
+from hub.clearing.domain.anomalies import AnomalyRule
 from hub.clearing.domain.fund_risk import RiskRule
 from hub.reference.budget import load_budgets
 from hub.clearing.service_layer.services import ClearingService
@@ -51,6 +52,13 @@ class Settings:
     # The fund-risk watch: at or over this percentage of the pro-rata budget a fund warns, alarms.
     risk_rule: RiskRule = field(default_factory=lambda: RiskRule(int(_env("HUB_FUND_RISK_WARN_PCT", "100")),
                                                                  int(_env("HUB_FUND_RISK_ALARM_PCT", "120"))))
+    # The anomaly flags' thresholds (hub.clearing.domain.anomalies).
+    anomaly_rule: AnomalyRule = field(default_factory=lambda: AnomalyRule(
+        readmission_days=int(_env("HUB_ANOMALY_READMISSION_DAYS", "15")),
+        thresholds_fen=tuple(int(t) * 100 for t in _env("HUB_ANOMALY_THRESHOLDS_YUAN", "10000,20000,50000").split(",")),
+        under_pct=int(_env("HUB_ANOMALY_UNDER_PCT", "2")), under_count=int(_env("HUB_ANOMALY_UNDER_COUNT", "3")),
+        jump_pct=int(_env("HUB_ANOMALY_JUMP_PCT", "50")), jump_min_bills=int(_env("HUB_ANOMALY_JUMP_MIN_BILLS", "3")),
+        baseline_days=int(_env("HUB_ANOMALY_BASELINE_DAYS", "30")), many_bills=int(_env("HUB_ANOMALY_MANY_BILLS", "100"))))
 
     @property
     def database_url(self) -> str:
@@ -95,7 +103,8 @@ def bootstrap(settings: Settings | None = None) -> Clearing:
                     "anyone can forge it; a deployment references its own key (env:NAME or file:PATH)")
     service = ClearingService(engine, codec, settings.out_dir, timedelta(seconds=settings.grace_s),
                               pool_names(settings.reference_dir), signer=signer, advance_rule=settings.advance_rule,
-                              budgets=load_budgets(settings.reference_dir / "budgets"), risk_rule=settings.risk_rule)
+                              budgets=load_budgets(settings.reference_dir / "budgets"), risk_rule=settings.risk_rule,
+                              anomaly_rule=settings.anomaly_rule)
     return Clearing(settings, engine, codec, service, bureaus)
 
 

@@ -38,9 +38,16 @@ applied_events = sa.Table(
     # RESIDENT or EMPLOYEE: which funds pay (hub.clearing.domain.funds). Rows applied before the
     # funds were kept apart read as residents' (the only insurance type the hub then settled).
     sa.Column("insurance_type", sa.Text, nullable=False, server_default="RESIDENT"),
+    # Who and when, for the anomaly flags (hub.clearing.domain.anomalies): the person's keyed
+    # reference (never the id), the visit type and days. Empty / null in events written before.
+    sa.Column("person_ref", sa.Text, nullable=False, server_default=""),
+    sa.Column("visit_type", sa.Text, nullable=False, server_default=""),
+    sa.Column("begntime", sa.Date),
+    sa.Column("endtime", sa.Date),
 )
 sa.Index("applied_by_day_home", applied_events.c.clearing_date, applied_events.c.home_pool)
 sa.Index("applied_by_day_treatment", applied_events.c.clearing_date, applied_events.c.treatment_pool)
+sa.Index("applied_by_person", applied_events.c.person_ref, applied_events.c.clearing_date)
 
 APPLIED_COLUMNS = tuple(c.name for c in applied_events.columns)
 
@@ -206,6 +213,19 @@ statement_lines = sa.Table(
 )
 sa.Index("statement_lines_resolved", statement_lines.c.bureau_pool, statement_lines.c.state)
 
+# The anomaly flags of a closed day, for the home bureau (hub.clearing.domain.anomalies).
+anomaly_flags = sa.Table(
+    "anomaly_flags", metadata,
+    sa.Column("clearing_date", sa.Date, primary_key=True),
+    sa.Column("home_pool", sa.Text, primary_key=True),
+    sa.Column("n", sa.Integer, primary_key=True),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("subject", sa.Text, nullable=False),  # a person's keyed reference or a hospital code
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Column("settlement_ids", sa.Text, nullable=False),  # space-separated, at most MAX_FLAG_IDS
+)
+MAX_FLAG_IDS = 100
+
 partition_marks = sa.Table(
     "partition_marks", metadata,
     sa.Column("topic", sa.Text, primary_key=True),
@@ -247,7 +267,8 @@ RENAMED_COLUMNS = {
 }
 SCHEMA_LOCK = 4242200
 # Columns added after a table's first schema: a database made before them gets them in place.
-ADDED_COLUMNS = {"applied_events": ("insurance_type",), "bilateral": ("insurance_type",)}
+ADDED_COLUMNS = {"applied_events": ("insurance_type", "person_ref", "visit_type", "begntime", "endtime"),
+                 "bilateral": ("insurance_type",)}
 
 
 def create_schema(engine: sa.Engine) -> None:

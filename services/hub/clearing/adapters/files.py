@@ -111,7 +111,8 @@ def _hospitals(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def render_pool_files(header: DayHeader, position: PoolPosition, rows: Sequence[Any],
-                      signer: Signer | None = None, advance: dict[str, Any] | None = None) -> dict[str, bytes]:
+                      signer: Signer | None = None, advance: dict[str, Any] | None = None,
+                      anomalies: list[dict[str, Any]] | None = None) -> dict[str, bytes]:
     """One pool's clearing file set, by file name: CSV, JSON, XLSX, the SHA-256 manifest of the
     three and (with a signer) the manifest's detached SM2 signature. `advance`: the day's
     movement of the bureau's advance fund (预付金), when the day kept one."""
@@ -144,9 +145,14 @@ def render_pool_files(header: DayHeader, position: PoolPosition, rows: Sequence[
                 "hospitals": hospitals, "settlement_lines": lines, "totals": totals}
     if advance is not None:
         document["advance"] = advance
+    document["anomalies"] = anomalies or []
     # orjson writes the same bytes as json.dumps(indent=2, ensure_ascii=False) for these documents
     # (strings, integers, booleans, nulls), several times faster.
     sections = _sections(header, position, name, funds, bilateral, hospitals, lines, totals, advance)
+    sections.insert(-1, Section("异常提示 anomaly flags (for the home bureau to look at)",
+                                ("kind", "subject", "detail", "settlement_ids"),
+                                [[a["kind"], a["subject"], a["detail"], " ".join(a["settlement_ids"])]
+                                 for a in anomalies or []]))
     return file_set(file_stem(header.clearing_date, pool), document, sections, header.generated_at, signer,
                     DAY_XLSX_MAX_LINES)
 

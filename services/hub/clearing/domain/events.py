@@ -28,6 +28,10 @@ class ClearingEvent:
     partition: int
     offset: int
     insurance_type: str | None = None  # RESIDENT, EMPLOYEE; None in a reversal written before v2
+    person_ref: str = ""
+    visit_type: str = ""  # INPATIENT ... ("" for a reversal)
+    begntime: date | None = None
+    endtime: date | None = None
 
     @property
     def kind(self) -> str:

@@ -7,6 +7,7 @@
     GET  /v1/clearing/unconfirmed                       operator token
     GET  /v1/advances/{pool}                            bureau token of that pool: its advance fund and ledger
     GET  /v1/fund-risk/{pool}[?day=yyyy-mm-dd]          bureau token of that pool: spending per fund vs budget
+    GET  /v1/anomalies/{pool}[?day=yyyy-mm-dd]          bureau token of that pool: its insured's anomaly flags
     POST /v1/advances/{pool}/deposits                   operator token: money the bureau paid in (idempotent)
     POST /v1/statements/{month}/issue                   operator token: every bureau's monthly statement
     GET  /v1/statements/{month}/{pool}                  bureau token of that pool (or operator): with its lines
@@ -118,6 +119,20 @@ def create_app(clearing: Clearing, history: StatusHistory | None = None, loops=N
         if d is None or not await run_in_threadpool(clearing.service.confirm, d, pool, who[0]):
             return _error(404, "no_such_file", f"no statement for {pool} on {day}")
         return {"clearing_date": day, "pool_code": pool, "confirmed": True}
+
+    @app.get("/v1/anomalies/{pool}")
+    async def anomalies(pool: str, request: Request, day: str | None = None):
+        """The anomaly flags of a closed day for the pool's insured (default: its latest day with any)."""
+        who = caller(request)
+        if who is None:
+            return _error(401, "unauthenticated", "send the bureau's token as 'Authorization: Bearer <token>'")
+        if who[1] not in ("*", pool):
+            return _error(403, "anomalies_of_another_pool", "a bureau sees only its own insured's flags")
+        as_of = parse_day(day) if day else None
+        if day and as_of is None:
+            return _error(400, "invalid_date", "dates are yyyy-mm-dd")
+        found = await run_in_threadpool(clearing.service.anomalies, pool, as_of)
+        return found if found is not None else _error(404, "no_flags", f"no anomaly flags for {pool}")
 
     @app.get("/v1/fund-risk/{pool}")
     async def fund_risk(pool: str, request: Request, day: str | None = None):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from collections import defaultdict
 import uuid
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta, timezone
@@ -27,6 +28,7 @@ from hub.clearing.adapters import database as db
 from hub.clearing.adapters import files
 from hub.clearing.adapters.signing import Signer, signer_from_reference
 from hub.clearing.domain.advance import AdvanceRule, day_entry
+from hub.clearing.domain.anomalies import AnomalyRule, Bill, Flag, flags_for
 from hub.clearing.domain.fund_risk import RiskRule, assess
 from hub.reference.budget import Budget, in_force
 from hub.clearing.domain.events import ClearingEvent
@@ -88,7 +90,8 @@ def clearing_event(message: Message) -> ClearingEvent:
         medfee_sumamt_fen=v["medfee_sumamt_fen"], hifp_pay_fen=v["hifp_pay_fen"], hifmi_pay_fen=v["hifmi_pay_fen"],
         maf_pay_fen=v["maf_pay_fen"], event_time=v["reversed_at"] if reversal else v["settled_at"],
         topic=message.topic, partition=message.partition, offset=message.offset,
-        insurance_type=_insurance_type(v.get("insurance_type")))
+        insurance_type=_insurance_type(v.get("insurance_type")), person_ref=str(v.get("person_ref") or ""),
+        visit_type=str(v.get("visit_type") or ""), begntime=v.get("begntime"), endtime=v.get("endtime"))
 
 
 def _insurance_type(value: Any) -> str | None:
@@ -104,15 +107,28 @@ def applied_row(e: ClearingEvent, clearing_date: date, late: bool) -> dict[str, 
             "home_pool": e.home_pool, "treatment_pool": e.treatment_pool, "hospital_code": e.hospital_code,
             "person_id_masked": e.person_id_masked, "medfee_sumamt_fen": e.medfee_sumamt_fen, "hifp_pay_fen": e.hifp_pay_fen,
             "hifmi_pay_fen": e.hifmi_pay_fen, "maf_pay_fen": e.maf_pay_fen, "source": e.source,
-            "insurance_type": e.insurance_type}
+            "insurance_type": e.insurance_type, "person_ref": e.person_ref, "visit_type": e.visit_type,
+            "begntime": e.begntime, "endtime": e.endtime}
+
+
+def _flag_dict(flag: Flag, text: bool = False) -> dict:
+    """A flag as files and the API show it (at most MAX_FLAG_IDS settlements named; the detail
+    says how many there were)."""
+    ids = list(flag.settlement_ids)
+    detail = flag.detail + (f" ({len(ids)} settlements, the first {db.MAX_FLAG_IDS} named)"
+                            if len(ids) > db.MAX_FLAG_IDS else "")
+    ids = ids[:db.MAX_FLAG_IDS]
+    return {"kind": flag.kind, "subject": flag.subject, "detail": detail,
+            "settlement_ids": " ".join(ids) if text else ids}
 
 
 PARALLEL_RENDER_LINES = 50_000  # from this many settlements a day, its files render in worker processes
 
 
-def _render_pool(staging: Path, header: files.DayHeader, signer: Signer, position, rows, advance) -> tuple[str, str]:
+def _render_pool(staging: Path, header: files.DayHeader, signer: Signer, position, rows, advance,
+                 flags) -> tuple[str, str]:
     """One pool's file set rendered and written to the staging directory: (pool, manifest digest)."""
-    rendered = files.render_pool_files(header, position, rows, signer, advance)
+    rendered = files.render_pool_files(header, position, rows, signer, advance, flags)
     files.write_files(staging, rendered)
     return position.pool, files.manifest_sha256(rendered)
 
@@ -143,8 +159,9 @@ class _Renderer:
         if self.pool is None:
             return dict(_render_pool(self.staging, self.header, self.signer, *item) for item in work)
         shas, pending = {}, []
-        for position, rows, advance in work:
-            pending.append(self.pool.submit(_render_pool, self.staging, self.header, self.signer, position, rows, advance))
+        for position, rows, advance, flags in work:
+            pending.append(self.pool.submit(_render_pool, self.staging, self.header, self.signer, position, rows, advance,
+                                            flags))
             while len(pending) > 2 * self.workers:
                 pool, sha = pending.pop(0).result()
                 shas[pool] = sha
@@ -173,7 +190,7 @@ class ClearingService:
                  pool_names: dict[str, str] | None = None,
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc), signer: Signer | None = None,
                  advance_rule: AdvanceRule | None = None, budgets: list[Budget] | None = None,
-                 risk_rule: RiskRule | None = None):
+                 risk_rule: RiskRule | None = None, anomaly_rule: AnomalyRule | None = None):
         self.engine = engine
         self.codec = codec
         self.out_dir = out_dir
@@ -185,6 +202,7 @@ class ClearingService:
         self.months = MonthlyStatements(self)
         self.budgets = budgets or []
         self.risk_rule = risk_rule or RiskRule()
+        self.anomaly_rule = anomaly_rule or AnomalyRule()
 
     # ------------------------------------------------------------------ applying events
 
@@ -305,6 +323,7 @@ class ClearingService:
                     log.warning("clearing day %s: no reference name for pools %s (add their policy files to the "
                                 "reference directory)", day, ", ".join(unnamed))
                 advances = self._draw_advances(conn, day, result.positions, now)
+                flags = self._flag_anomalies(conn, day)
                 # Each pool's files are rendered once, digested and written to a staging directory at
                 # once (memory: one pool's lines at a time); they are moved into place after the commit.
                 # A big day renders in worker processes, one per core, while this one reads the next
@@ -312,7 +331,8 @@ class ClearingService:
                 render = _Renderer(staging, header, self.signer,
                                    parallel=sum(p.settlement_count for p in result.positions) >= PARALLEL_RENDER_LINES)
                 with render:
-                    shas = render.all((position, self._lines(conn, day, position.pool), advances[position.pool])
+                    shas = render.all((position, self._lines(conn, day, position.pool), advances[position.pool],
+                                       flags.get(position.pool, []))
                                       for position in result.positions)
                 for position in result.positions:
                     sha = shas[position.pool]
@@ -476,6 +496,63 @@ class ClearingService:
         return [{"pool_code": c.pool_code, "balance_fen": c.balance_fen, "required_fen": c.required_fen,
                  "warning": c.warning, "series": series.get(c.pool_code, [])} for c in current]
 
+    # ------------------------------------------------------------------ anomaly flags
+
+    def _flag_anomalies(self, conn: sa.Connection, day: date) -> dict[str, list[dict]]:
+        """The day's anomaly flags per home bureau (hub.clearing.domain.anomalies), recorded with
+        the day: today's standing bills, every standing bill of today's persons over the window,
+        and each hospital's bills for the bureau's insured before today."""
+        a = db.applied_events.c
+        rule = self.anomaly_rule
+        since = day - timedelta(days=rule.baseline_days)
+        reversed_ = sa.select(db.applied_events.c.settlement_id).where(a.kind == "REVERSED").scalar_subquery()
+        standing = sa.and_(a.kind == "SETTLED", a.home_pool != a.treatment_pool, a.person_ref != "",
+                           a.begntime.is_not(None), a.settlement_id.not_in(reversed_))
+        columns = (a.settlement_id, a.person_ref, a.home_pool, a.treatment_pool, a.hospital_code, a.visit_type,
+                   a.begntime, a.endtime, a.medfee_sumamt_fen, a.clearing_date)
+        today = [Bill(*r) for r in conn.execute(sa.select(*columns).where(standing, a.clearing_date == day))]
+        if not today:
+            return {}
+        persons = sa.select(a.person_ref).where(a.clearing_date == day, a.person_ref != "").distinct().scalar_subquery()
+        history = [Bill(*r) for r in conn.execute(sa.select(*columns).where(
+            standing, a.clearing_date.between(since, day), a.person_ref.in_(persons)))]
+        baseline: dict[str, dict[str, tuple[int, int]]] = defaultdict(dict)
+        for home, hospital, count, total in conn.execute(sa.select(
+                a.home_pool, a.hospital_code, sa.func.count(), sa.func.sum(a.medfee_sumamt_fen)).where(
+                standing, a.clearing_date.between(since, day - timedelta(days=1))).group_by(a.home_pool, a.hospital_code)):
+            baseline[home][hospital] = (count, int(total))
+        by_home: dict[str, tuple[list[Bill], list[Bill]]] = defaultdict(lambda: ([], []))
+        for b in today:
+            by_home[b.home_pool][0].append(b)
+        for b in history:
+            by_home[b.home_pool][1].append(b)
+        out: dict[str, list[dict]] = {}
+        rows = []
+        for home, (mine_today, mine_history) in sorted(by_home.items()):
+            found = flags_for(rule, mine_today, mine_history, baseline.get(home, {}))
+            out[home] = [_flag_dict(f) for f in found]
+            rows += [{"clearing_date": day, "home_pool": home, "n": n, **_flag_dict(f, text=True)}
+                     for n, f in enumerate(found, 1)]
+        if rows:
+            conn.execute(db.anomaly_flags.insert(), rows)
+        return out
+
+    def _flags_of(self, conn: sa.Connection, day: date, pool: str) -> list[dict]:
+        f = db.anomaly_flags.c
+        return [{"kind": r.kind, "subject": r.subject, "detail": r.detail, "settlement_ids": r.settlement_ids.split()}
+                for r in conn.execute(sa.select(db.anomaly_flags).where(f.clearing_date == day, f.home_pool == pool)
+                                      .order_by(f.n))]
+
+    def anomalies(self, pool: str, day: date | None = None) -> dict | None:
+        """A bureau's flags of a closed day (default: its latest with any)."""
+        f = db.anomaly_flags.c
+        with self.engine.connect() as conn:
+            if day is None:
+                day = conn.execute(sa.select(sa.func.max(f.clearing_date)).where(f.home_pool == pool)).scalar_one()
+                if day is None:
+                    return None
+            return {"pool_code": pool, "clearing_date": day.isoformat(), "flags": self._flags_of(conn, day, pool)}
+
     # ------------------------------------------------------------------ fund-risk watch
 
     def fund_risk(self, pool: str, day: date | None = None) -> dict | None:
@@ -636,7 +713,8 @@ class ClearingService:
             out: dict[str, bytes] = {}
             for position in result.positions:
                 out.update(files.render_pool_files(header, position, self._lines(conn, day, position.pool),
-                                                   self.signer, self._advance_of(conn, day, position.pool)))
+                                                   self.signer, self._advance_of(conn, day, position.pool),
+                                                   self._flags_of(conn, day, position.pool)))
             confirmed = {r.pool_code: r.confirmed_at is not None for r in
                          conn.execute(sa.select(db.statements).where(db.statements.c.clearing_date == day))}
         num, den = row.efficiency.split("/")
@@ -662,7 +740,7 @@ class ClearingService:
             position = net(self._obligations(conn, day)).by_pool.get(pool)
             header = files.DayHeader(day, row.cycle_id, row.closed_at, self.pool_names)
             rendered = files.render_pool_files(header, position, self._lines(conn, day, pool), self.signer,
-                                               self._advance_of(conn, day, pool))
+                                               self._advance_of(conn, day, pool), self._flags_of(conn, day, pool))
         return rendered.get(f"{files.file_stem(day, pool)}.{suffix}")
 
     def confirm(self, day: date, pool: str, who: str) -> bool:

@@ -17,7 +17,7 @@ def settlement_completed_event(result: Settlement, claim: Claim, person: Person,
                                setl_id: str, msgid: str, business_date: date, now: datetime) -> dict:
     """The SettlementCompleted record of a settlement just decided."""
     return {
-        "event_id": uuid.uuid4(), "event_time": now, "producer": PRODUCER, "schema_version": 1,
+        "event_id": uuid.uuid4(), "event_time": now, "producer": PRODUCER, "schema_version": 2,
         "settlement_id": setl_id, "msgid": msgid, "visit_id": visit.mdtrt_id, "hospital_code": hospital.code,
         "hospital_level": {"1": 1, "2": 2, "3": 3, "3P": 3}[hospital.level.value],
         "treatment_pool": hospital.pool, "home_pool": person.home_pool, "person_ref": person.person_ref,
@@ -32,6 +32,7 @@ def settlement_completed_event(result: Settlement, claim: Claim, person: Person,
         "fund_pay_sumamt_fen": result.fund_pay_sumamt, "psn_part_amt_fen": result.psn_part_amt,
         "pool_ratio_bp": result.pool_ratio_bp, "policy_version": result.policy_version,
         "catalogue_version": result.catalogue_version,
+        "begntime": claim.admission_date, "endtime": claim.discharge_date,
     }
 
 
