@@ -15,6 +15,7 @@ from hub.messaging import AvroCodec, EventProducer, SchemaRegistry
 from hub.settlement.adapters import database as db
 from hub.settlement.adapters.read_model import ReadModel
 from hub.settlement.adapters.repository import PostgresRepository
+from hub.settlement.service_layer.claims import Actor, Claims
 from hub.settlement.service_layer.convention import Limits
 from hub.settlement.service_layer.handlers import SettlementService
 from hub.settlement.service_layer.identity import HospitalRegistry
@@ -35,6 +36,9 @@ class Settings:
     # verifies the e-vouchers the home regions' voucher service (registration) issues
     voucher_key: bytes = field(default_factory=lambda: _env("HUB_VOUCHER_KEY", "local-development-voucher-key").encode())
     hospitals_file: Path = field(default_factory=lambda: Path(_env("HUB_HOSPITALS_FILE", str(REPO_ROOT / "reference" / "hospitals.yaml"))))
+    # Who may submit manual claims: home bureaus, and designated agencies (代办) of treatment regions.
+    bureaus_file: Path = field(default_factory=lambda: Path(_env("HUB_BUREAUS_FILE", str(REPO_ROOT / "reference" / "bureaus.yaml"))))
+    agencies_file: Path = field(default_factory=lambda: Path(_env("HUB_AGENCIES_FILE", str(REPO_ROOT / "reference" / "agencies.yaml"))))
     db_pool_size: int = int(os.environ.get("HUB_SETTLEMENT_DB_POOL", "16"))
     # Group commit (service_layer/group_commit.py): group threads per HTTP worker, each with its
     # own database connection, and the most requests one transaction takes.
@@ -57,6 +61,8 @@ class Settlement:
     codec: AvroCodec
     hospitals: HospitalRegistry
     service: SettlementService
+    claims: Claims
+    claimants: dict[str, Actor]  # token sha256 -> the bureau or agency it belongs to
 
     def producer(self, client_id: str) -> EventProducer:
         return EventProducer(self.settings.kafka_bootstrap, self.codec, client_id=client_id)
@@ -73,7 +79,21 @@ def bootstrap(settings: Settings | None = None, create_schema: bool = True) -> S
     repository = PostgresRepository(engine.url.set(drivername="postgresql").render_as_string(hide_password=False))
     service = SettlementService(repository, read_model, codec, settings.person_key, limits=settings.limits,
                                 voucher_key=settings.voucher_key)
-    return Settlement(settings, engine, read_model, codec, hospitals, service)
+    claims = Claims(repository, read_model, service.reference, codec, settings.person_key, hospitals, settings.limits)
+    return Settlement(settings, engine, read_model, codec, hospitals, service, claims,
+                      load_claimants(settings.bureaus_file, settings.agencies_file))
+
+
+def load_claimants(bureaus_file: Path, agencies_file: Path) -> dict[str, Actor]:
+    """Home bureaus and agencies by the SHA-256 of their API token (a missing agencies file: none)."""
+    import yaml
+
+    out: dict[str, Actor] = {}
+    for kind, path in (("bureau", bureaus_file), ("agency", agencies_file)):
+        if path.exists():
+            for r in yaml.safe_load(path.read_text(encoding="utf-8")) or []:
+                out[r["token_sha256"]] = Actor(kind, str(r["code"]), str(r["pool"]))
+    return out
 
 
 def background(hub: Settlement, stop, relay: bool = True, read_model: bool = True,

@@ -26,6 +26,7 @@ from hub.settlement.adapters.repository import (
     Repository,
     StandingSettlement,
     StoredAnswer,
+    StoredClaim,
     StoredFile,
     StoredSettlement,
     Transaction,
@@ -41,6 +42,7 @@ class Tables:
     settlements: dict[str, StoredSettlement] = field(default_factory=dict)
     accumulators: dict[PersonYear, Accumulators] = field(default_factory=dict)
     outbox: list[tuple[str, bytes]] = field(default_factory=list)
+    manual_claims: dict[tuple[str, str], StoredClaim] = field(default_factory=dict)
 
 
 class FakeTransaction(Transaction):
@@ -91,6 +93,18 @@ class FakeTransaction(Transaction):
             del t.requests[key]
 
 
+    def manual_claim(self, home_pool: str, claim_no: str, new: StoredClaim | None = None
+                     ) -> tuple[StoredClaim | None, bool]:
+        key = (home_pool, claim_no)
+        inserted = new is not None and key not in self.tables.manual_claims
+        if inserted:
+            self.tables.manual_claims[key] = copy.deepcopy(new)
+        return copy.deepcopy(self.tables.manual_claims.get(key)), inserted
+
+    def update_manual_claim(self, claim: StoredClaim) -> None:
+        self.tables.manual_claims[(claim.home_pool, claim.claim_no)] = copy.deepcopy(claim)
+
+
 class FakeRepository(Repository):
     def __init__(self):
         self.tables = Tables()
@@ -131,6 +145,12 @@ class FakeRepository(Repository):
 
     def year_accumulators(self, person_ref: str, year: int) -> Accumulators:
         return self.tables.accumulators.get((person_ref, year), Accumulators(year))
+
+    def manual_claims(self, home_pool: str | None = None, lodged_by: str | None = None,
+                      status: str | None = None, limit: int = 1000) -> list[StoredClaim]:
+        found = [c for c in self.tables.manual_claims.values() if home_pool in (None, c.home_pool)
+                 and lodged_by in (None, c.lodged_by) and status in (None, c.status)]
+        return sorted(found, key=lambda c: (-c.lodged_at.timestamp(), c.claim_no))[:limit]
 
 
 class FakeReadModel:

@@ -97,6 +97,39 @@ accumulators = sa.Table(
     *(sa.Column(name, sa.BigInteger, nullable=False, server_default="0") for name in ACCUMULATOR_FIELDS),
 )
 
+# Manual claims (零星报销) a home bureau prices after the patient paid in full
+# (service_layer/claims.py): one row per (home pool, claim number), idempotent by it. Amounts are
+# zero until the claim is SETTLED; a claim an agency lodged waits as LODGED for the home bureau.
+manual_claims = sa.Table(
+    "manual_claims", metadata,
+    sa.Column("home_pool", sa.Text, primary_key=True),
+    sa.Column("claim_no", sa.Text, primary_key=True),
+    sa.Column("lodged_by", sa.Text, nullable=False),  # bureau:<pool> or agency:<code>
+    sa.Column("request_sha256", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),  # LODGED, SETTLED, REJECTED
+    sa.Column("person_ref", sa.Text, nullable=False),
+    sa.Column("person_id_masked", sa.Text, nullable=False),
+    sa.Column("treatment_pool", sa.Text, nullable=False),
+    sa.Column("hospital_code", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("claim", JSONB, nullable=False),  # the claim as checked (no person id in clear)
+    sa.Column("result", JSONB, nullable=False),  # what the bureau is answered
+    sa.Column("policy_year", sa.Integer),
+    sa.Column("accumulators_delta", JSONB, nullable=False),
+    sa.Column("medfee_sumamt_fen", sa.BigInteger, nullable=False),
+    sa.Column("hifp_pay_fen", sa.BigInteger, nullable=False),
+    sa.Column("hifmi_pay_fen", sa.BigInteger, nullable=False),
+    sa.Column("maf_pay_fen", sa.BigInteger, nullable=False),
+    sa.Column("psn_part_amt_fen", sa.BigInteger, nullable=False),
+    sa.Column("lodged_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("decided_at", sa.DateTime(timezone=True)),
+    sa.Column("decided_by", sa.Text, nullable=False, server_default=""),
+    sa.Column("note", sa.Text, nullable=False, server_default=""),
+    sa.CheckConstraint("status <> 'SETTLED' or hifp_pay_fen + hifmi_pay_fen + maf_pay_fen + psn_part_amt_fen"
+                       " = medfee_sumamt_fen", name="manual_claim_balances"),
+)
+sa.Index("manual_claims_lodged_by", manual_claims.c.lodged_by, manual_claims.c.lodged_at)
+
 # Files a hospital uploaded (9101) or the hub made for it (a 3202 result): downloadable by
 # file_qury_no (9102), by that hospital only.
 files = sa.Table(

@@ -99,6 +99,35 @@ class StoredSettlement:
     reversal_msgid: str | None = None
 
 
+@dataclass
+class StoredClaim:
+    """A manual claim (零星报销) as kept: see database.manual_claims."""
+
+    home_pool: str
+    claim_no: str
+    lodged_by: str
+    request_sha256: str
+    status: str  # LODGED, SETTLED, REJECTED
+    person_ref: str
+    person_id_masked: str
+    treatment_pool: str
+    hospital_code: str
+    reason: str
+    claim: dict[str, Any]
+    result: dict[str, Any]
+    policy_year: int | None
+    accumulators_delta: dict[str, int]
+    medfee_sumamt_fen: int
+    hifp_pay_fen: int
+    hifmi_pay_fen: int
+    maf_pay_fen: int
+    psn_part_amt_fen: int
+    lodged_at: datetime
+    decided_at: datetime | None = None
+    decided_by: str = ""
+    note: str = ""
+
+
 @dataclass(frozen=True)
 class NewClaim:
     """A msgid to claim: the first request with it decides, later ones get its answer."""
@@ -168,6 +197,16 @@ class Transaction(ABC):
     def write(self, changes: Changes) -> None:
         """Queue every change; they are committed when the transaction ends without error."""
 
+    @abstractmethod
+    def manual_claim(self, home_pool: str, claim_no: str, new: StoredClaim | None = None
+                     ) -> tuple[StoredClaim | None, bool]:
+        """The manual claim, locked to the end of the transaction, and whether it is `new`, just
+        inserted (given `new` and none was kept before). None: there is none and `new` is None."""
+
+    @abstractmethod
+    def update_manual_claim(self, claim: StoredClaim) -> None:
+        """Queue the claim's new state (status, result, amounts, decision)."""
+
 
 class Repository(ABC):
     @abstractmethod
@@ -202,6 +241,11 @@ class Repository(ABC):
     def year_accumulators(self, person_ref: str, year: int) -> Accumulators:
         """What the funds paid for the person in the policy year so far (zero if nothing)."""
 
+    @abstractmethod
+    def manual_claims(self, home_pool: str | None = None, lodged_by: str | None = None,
+                      status: str | None = None, limit: int = 1000) -> list[StoredClaim]:
+        """Manual claims, newest first: of a home pool, or lodged by someone, or both."""
+
 
 # ---------------------------------------------------------------------------- PostgreSQL
 
@@ -212,6 +256,16 @@ _SETTLEMENT_COLUMNS = ("setl_id, mdtrt_id, msgid, hospital_code, person_ref, per
                        " hifmi_pay_fen, maf_pay_fen, psn_part_amt_fen, accumulators_delta, output, status,"
                        " reversed_at, reversal_msgid")
 _FIELDS = ", ".join(ACCUMULATOR_FIELDS)
+_CLAIM_COLUMNS = ("home_pool, claim_no, lodged_by, request_sha256, status, person_ref, person_id_masked, treatment_pool,"
+                  " hospital_code, reason, claim, result, policy_year, accumulators_delta, medfee_sumamt_fen,"
+                  " hifp_pay_fen, hifmi_pay_fen, maf_pay_fen, psn_part_amt_fen, lodged_at, decided_at, decided_by, note")
+
+
+def _claim_row(c: StoredClaim) -> tuple:
+    return (c.home_pool, c.claim_no, c.lodged_by, c.request_sha256, c.status, c.person_ref, c.person_id_masked,
+            c.treatment_pool, c.hospital_code, c.reason, Jsonb(c.claim), Jsonb(c.result), c.policy_year,
+            Jsonb(c.accumulators_delta), c.medfee_sumamt_fen, c.hifp_pay_fen, c.hifmi_pay_fen, c.maf_pay_fen,
+            c.psn_part_amt_fen, c.lodged_at, c.decided_at, c.decided_by, c.note)
 
 
 def _values(rows: Sequence[tuple], row_sql: str) -> tuple[str, list]:
@@ -311,6 +365,28 @@ class PostgresTransaction(Transaction):
         self._write_visits(c)
         self._write_settlements(c)
         self._write_requests(c)
+
+    def manual_claim(self, home_pool: str, claim_no: str, new: StoredClaim | None = None
+                     ) -> tuple[StoredClaim | None, bool]:
+        inserted = []
+        if new is not None:  # a concurrent insert of the same key waits here for the other to end
+            row = _claim_row(new)
+            inserted = self.conn.execute(
+                f"insert into manual_claims ({_CLAIM_COLUMNS}) values ({', '.join(['%s'] * len(row))})"
+                " on conflict do nothing returning claim_no", row).fetchall()
+        found = self.conn.execute(f"select {_CLAIM_COLUMNS} from manual_claims where home_pool = %s and claim_no = %s"
+                                  " for update", (home_pool, claim_no)).fetchall()
+        return (StoredClaim(*found[0]) if found else None), bool(inserted)
+
+    def update_manual_claim(self, claim: StoredClaim) -> None:
+        self.conn.execute("update manual_claims set status = %s, result = %s, policy_year = %s, accumulators_delta = %s,"
+                          " medfee_sumamt_fen = %s, hifp_pay_fen = %s, hifmi_pay_fen = %s, maf_pay_fen = %s,"
+                          " psn_part_amt_fen = %s, decided_at = %s, decided_by = %s, note = %s"
+                          " where home_pool = %s and claim_no = %s",
+                          (claim.status, Jsonb(claim.result), claim.policy_year, Jsonb(claim.accumulators_delta),
+                           claim.medfee_sumamt_fen, claim.hifp_pay_fen, claim.hifmi_pay_fen, claim.maf_pay_fen,
+                           claim.psn_part_amt_fen, claim.decided_at, claim.decided_by, claim.note,
+                           claim.home_pool, claim.claim_no))
 
     def _write_visits(self, c: Changes) -> None:
         execute = RawCursor(self.conn).execute
@@ -463,7 +539,17 @@ class PostgresRepository(Repository):
                           (person_ref, year))
         return Accumulators(year, *rows[0]) if rows else Accumulators(year)
 
-    def _read(self, sql: str, params: tuple) -> list:
+    def manual_claims(self, home_pool: str | None = None, lodged_by: str | None = None,
+                      status: str | None = None, limit: int = 1000) -> list[StoredClaim]:
+        rows = self._read(f"select {_CLAIM_COLUMNS} from manual_claims"
+                          " where (%(pool)s::text is null or home_pool = %(pool)s)"
+                          " and (%(by)s::text is null or lodged_by = %(by)s)"
+                          " and (%(status)s::text is null or status = %(status)s)"
+                          " order by lodged_at desc, claim_no limit %(limit)s",
+                          {"pool": home_pool, "by": lodged_by, "status": status, "limit": limit})
+        return [StoredClaim(*r) for r in rows]
+
+    def _read(self, sql: str, params) -> list:
         try:
             return self._connection().execute(sql, params).fetchall()
         except BaseException:

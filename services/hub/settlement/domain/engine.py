@@ -202,7 +202,8 @@ def settle(claim: Claim, person: Person, policy: Policy, catalogue: Catalogue, a
         return Refusal(RefusalCode.ENROLMENT_IN_WAITING_PERIOD, f"benefits from {person.benefits_from.isoformat()}")
 
     filing = decide_filing(person, claim)
-    if filing.status is FilingStatus.UNREGISTERED and not policy.off_site.unregistered_settles_directly:
+    if (filing.status is FilingStatus.UNREGISTERED and not policy.off_site.unregistered_settles_directly
+            and not claim.manual):
         if filing.expired_filing_id:
             return Refusal(RefusalCode.FILING_EXPIRED, f"filing {filing.expired_filing_id}")
         return Refusal(RefusalCode.FILING_REQUIRED, f"no filing for {claim.treatment_pool}")
@@ -318,7 +319,7 @@ def settle(claim: Claim, person: Person, policy: Policy, catalogue: Catalogue, a
     # Step 5: serious-illness insurance on the year's cumulative compliant out-of-pocket.
     hifmi = 0
     if si is not None and claim.visit_type.value in si.applies_to and si.at_counter and (
-            si.off_site_at_counter or claim.treatment_pool == person.home_pool):
+            si.off_site_at_counter or claim.treatment_pool == person.home_pool or claim.manual):
         threshold, segments, no_cap = si.threshold, si.segments, False
         for p in pops_with_override(si, person):
             override = si.special_populations[p]

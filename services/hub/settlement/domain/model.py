@@ -93,6 +93,9 @@ class Claim:
     accident_injury: bool = False
     diagnoses: tuple[str, ...] = ()  # the visit's diagnosis codes (ICD-10), as the hospital sent them
     hospital_kind: HospitalKind = HospitalKind.GENERAL
+    # A manual claim (零星报销) priced at the home bureau after the patient paid in full, not a
+    # bill at the treatment hospital's counter (READINGS.md 37).
+    manual: bool = False
 
     @property
     def service_date(self) -> date:

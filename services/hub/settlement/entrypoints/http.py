@@ -34,6 +34,7 @@ from hub.operations.supervision import is_transient
 from hub.rejections import Reason
 from hub.settlement.adapters.nonces import RedisNonces
 from hub.settlement.bootstrap import Settlement
+from hub.settlement.entrypoints.claims_http import add_claim_routes
 from hub.settlement.entrypoints.gateway import Gateway, parse_body
 from hub.settlement.service_layer.envelope import GROUPED, Reply, refused
 from hub.settlement.service_layer.group_commit import GroupCommit
@@ -168,6 +169,7 @@ def create_app(hub: Settlement, loops=None) -> ConventionApp:
                   description=f"The national interface's transactions are served at POST {CONVENTION_PATH}.")
     add_metrics_route(app)
     add_health_routes(app, lambda: None if hub.read_model.ready() else "the read model is rebuilding", loops)
+    add_claim_routes(app, hub)
     if hub.hospitals.sample_secrets:
         log.warning("some hospitals use the sample gateway secrets (paas_token_ref 'sample:'): for local runs only")
     gateway = Gateway(hub.hospitals, RedisNonces(hub.settings.redis_url))
