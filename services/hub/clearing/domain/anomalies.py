@@ -113,24 +113,31 @@ def just_under_threshold(rule: AnomalyRule, today: Sequence[Bill]) -> list[Flag]
             for (hospital, t), ids in sorted(hits.items()) if len(ids) >= rule.under_count]
 
 
+def jumped(rule: AnomalyRule, now: Mapping[str, tuple[int, int]], baseline: Mapping[str, tuple[int, int]]
+           ) -> list[tuple[str, str]]:
+    """(hospital, detail) for each hospital whose average bill today — `now`: hospital -> (bills,
+    total fen) — is jump_pct % or more above its baseline average (the same, before today)."""
+    out = []
+    for hospital, (count, total) in sorted(now.items()):
+        past_count, past_total = baseline.get(hospital, (0, 0))
+        if count < rule.jump_min_bills or past_count < rule.jump_min_bills or past_total <= 0:
+            continue
+        if total * past_count * 100 >= past_total * count * (100 + rule.jump_pct):
+            out.append((hospital, f"average bill {total / count / 100:,.2f} yuan today against "
+                                  f"{past_total / past_count / 100:,.2f} over the previous {rule.baseline_days}"
+                                  f" days ({count} bills)"))
+    return out
+
+
 def hospital_jumps(rule: AnomalyRule, today: Sequence[Bill], baseline: Mapping[str, tuple[int, int]]) -> list[Flag]:
     """Hospitals whose average bill today is jump_pct % or more above their baseline average;
     `baseline`: hospital -> (bills, total fen) over the previous days."""
     now: dict[str, list[Bill]] = defaultdict(list)
     for b in today:
         now[b.hospital_code].append(b)
-    flags = []
-    for hospital, bills in sorted(now.items()):
-        past_count, past_total = baseline.get(hospital, (0, 0))
-        if len(bills) < rule.jump_min_bills or past_count < rule.jump_min_bills or past_total <= 0:
-            continue
-        total = sum(b.medfee_fen for b in bills)
-        if total * past_count * 100 >= past_total * len(bills) * (100 + rule.jump_pct):
-            flags.append(Flag("HOSPITAL_JUMP", hospital, f"average bill {total / len(bills) / 100:,.2f} yuan today against "
-                                                         f"{past_total / past_count / 100:,.2f} over the previous "
-                                                         f"{rule.baseline_days} days ({len(bills)} bills)",
-                              tuple(sorted(b.settlement_id for b in bills))))
-    return flags
+    stats = {h: (len(bills), sum(b.medfee_fen for b in bills)) for h, bills in now.items()}
+    return [Flag("HOSPITAL_JUMP", hospital, detail, tuple(sorted(b.settlement_id for b in now[hospital])))
+            for hospital, detail in jumped(rule, stats, baseline)]
 
 
 def flags_for(rule: AnomalyRule, today: Sequence[Bill], history: Sequence[Bill],

@@ -28,7 +28,8 @@ from hub.clearing.adapters import database as db
 from hub.clearing.adapters import files
 from hub.clearing.adapters.signing import Signer, signer_from_reference
 from hub.clearing.domain.advance import AdvanceRule, day_entry
-from hub.clearing.domain.anomalies import AnomalyRule, Bill, Flag, flags_for
+from hub.clearing.domain.anomalies import (AnomalyRule, Bill, Flag, jumped, just_under_threshold,
+                                           overlapping_regions, readmissions)
 from hub.clearing.domain.fund_risk import RiskRule, assess
 from hub.reference.budget import Budget, in_force
 from hub.clearing.domain.events import ClearingEvent
@@ -500,39 +501,69 @@ class ClearingService:
 
     def _flag_anomalies(self, conn: sa.Connection, day: date) -> dict[str, list[dict]]:
         """The day's anomaly flags per home bureau (hub.clearing.domain.anomalies), recorded with
-        the day: today's standing bills, every standing bill of today's persons over the window,
-        and each hospital's bills for the bureau's insured before today."""
+        the day. What reaches Python stays small at any volume: the bills of persons with two or
+        more in the window (one with `many_bills` is counted in SQL), bills in a threshold's band,
+        and per-hospital counts and totals."""
         a = db.applied_events.c
         rule = self.anomaly_rule
         since = day - timedelta(days=rule.baseline_days)
-        reversed_ = sa.select(db.applied_events.c.settlement_id).where(a.kind == "REVERSED").scalar_subquery()
+        reversed_ = sa.select(a.settlement_id).where(a.kind == "REVERSED").scalar_subquery()
         standing = sa.and_(a.kind == "SETTLED", a.home_pool != a.treatment_pool, a.person_ref != "",
                            a.begntime.is_not(None), a.settlement_id.not_in(reversed_))
         columns = (a.settlement_id, a.person_ref, a.home_pool, a.treatment_pool, a.hospital_code, a.visit_type,
                    a.begntime, a.endtime, a.medfee_sumamt_fen, a.clearing_date)
-        today = [Bill(*r) for r in conn.execute(sa.select(*columns).where(standing, a.clearing_date == day))]
-        if not today:
-            return {}
-        persons = sa.select(a.person_ref).where(a.clearing_date == day, a.person_ref != "").distinct().scalar_subquery()
-        history = [Bill(*r) for r in conn.execute(sa.select(*columns).where(
-            standing, a.clearing_date.between(since, day), a.person_ref.in_(persons)))]
-        baseline: dict[str, dict[str, tuple[int, int]]] = defaultdict(dict)
-        for home, hospital, count, total in conn.execute(sa.select(
-                a.home_pool, a.hospital_code, sa.func.count(), sa.func.sum(a.medfee_sumamt_fen)).where(
-                standing, a.clearing_date.between(since, day - timedelta(days=1))).group_by(a.home_pool, a.hospital_code)):
-            baseline[home][hospital] = (count, int(total))
-        by_home: dict[str, tuple[list[Bill], list[Bill]]] = defaultdict(lambda: ([], []))
-        for b in today:
-            by_home[b.home_pool][0].append(b)
-        for b in history:
-            by_home[b.home_pool][1].append(b)
-        out: dict[str, list[dict]] = {}
-        rows = []
-        for home, (mine_today, mine_history) in sorted(by_home.items()):
-            found = flags_for(rule, mine_today, mine_history, baseline.get(home, {}))
-            out[home] = [_flag_dict(f) for f in found]
+        found: dict[str, list[Flag]] = defaultdict(list)
+        # persons: how many standing bills each of today's has in the window
+        persons = sa.select(a.person_ref).where(standing, a.clearing_date == day).distinct().scalar_subquery()
+        counts = dict(conn.execute(sa.select(a.person_ref, sa.func.count()).where(
+            standing, a.clearing_date.between(since, day), a.person_ref.in_(persons))
+            .group_by(a.person_ref).having(sa.func.count() >= 2)).all())
+        crowded = sorted(p for p, c in counts.items() if c >= rule.many_bills)
+        for person in crowded:
+            rows = conn.execute(sa.select(a.home_pool, a.settlement_id).where(
+                standing, a.clearing_date == day, a.person_ref == person).order_by(a.settlement_id)
+                .limit(db.MAX_FLAG_IDS)).all()
+            found[rows[0].home_pool].append(Flag("MANY_BILLS", person, f"{counts[person]} bills in "
+                                                 f"{rule.baseline_days} days", tuple(r.settlement_id for r in rows)))
+        several = sorted(p for p, c in counts.items() if c < rule.many_bills)
+        if several:
+            history = [Bill(*r) for r in conn.execute(sa.select(*columns).where(
+                standing, a.clearing_date.between(since, day), a.person_ref.in_(several)))]
+            by_home: dict[str, list[Bill]] = defaultdict(list)
+            for b in history:
+                by_home[b.home_pool].append(b)
+            for home, bills in by_home.items():
+                today = [b for b in bills if b.clearing_date == day]
+                found[home] += overlapping_regions(today, bills) + readmissions(rule, today, bills)
+        # bills in a threshold's band
+        band = sa.or_(*(sa.and_(a.medfee_sumamt_fen * 100 >= t * (100 - rule.under_pct), a.medfee_sumamt_fen < t)
+                        for t in rule.thresholds_fen)) if rule.thresholds_fen else sa.false()
+        banded: dict[str, list[Bill]] = defaultdict(list)
+        for r in conn.execute(sa.select(*columns).where(standing, a.clearing_date == day, band)):
+            banded[r.home_pool].append(Bill(*r))
+        for home, bills in banded.items():
+            found[home] += just_under_threshold(rule, bills)
+        # each hospital's average bill against its baseline, per home bureau
+        def stats(first: date, last: date) -> dict[str, dict[str, tuple[int, int]]]:
+            out: dict[str, dict[str, tuple[int, int]]] = defaultdict(dict)
+            for home, hospital, count, total in conn.execute(sa.select(
+                    a.home_pool, a.hospital_code, sa.func.count(), sa.func.sum(a.medfee_sumamt_fen)).where(
+                    standing, a.clearing_date.between(first, last)).group_by(a.home_pool, a.hospital_code)):
+                out[home][hospital] = (count, int(total))
+            return out
+        now, before = stats(day, day), stats(since, day - timedelta(days=1))
+        for home, hospitals in now.items():
+            for hospital, detail in jumped(rule, hospitals, before.get(home, {})):
+                ids = conn.execute(sa.select(a.settlement_id).where(
+                    standing, a.clearing_date == day, a.home_pool == home, a.hospital_code == hospital)
+                    .order_by(a.settlement_id).limit(db.MAX_FLAG_IDS)).scalars().all()
+                found[home].append(Flag("HOSPITAL_JUMP", hospital, detail, tuple(ids)))
+        out, rows = {}, []
+        for home in sorted(found):
+            flags = found[home]
+            out[home] = [_flag_dict(f) for f in flags]
             rows += [{"clearing_date": day, "home_pool": home, "n": n, **_flag_dict(f, text=True)}
-                     for n, f in enumerate(found, 1)]
+                     for n, f in enumerate(flags, 1)]
         if rows:
             conn.execute(db.anomaly_flags.insert(), rows)
         return out
