@@ -31,6 +31,9 @@ clearing_app = typer.Typer(help="Run interregion clearing: daily netting and cle
 app.add_typer(clearing_app, name="clearing")
 settlement_app = typer.Typer(help="Run the settle-at-treatment service.", no_args_is_help=True)
 app.add_typer(settlement_app, name="settlement")
+claims_app = typer.Typer(help="Manual claims (零星报销): a home bureau's, or an agency's (代办) on the insured's "
+                                "behalf, over the settlement service's API.", no_args_is_help=True)
+app.add_typer(claims_app, name="claims")
 policy_app = typer.Typer(help="Policy drafts: what a draft would have cost (what-if replay).", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
 
@@ -96,6 +99,95 @@ def policy_replay(
     if document["skipped"] or document["refused_under_draft"]:
         typer.echo(f"  not re-priced {document['skipped']}; refused under the draft {document['refused_under_draft']}")
     typer.echo(f"report: {out / stem}.html (and .json)")
+
+
+_CLAIMS_URL = typer.Option("http://127.0.0.1:8410", "--url", envvar="HUB_SETTLEMENT_URL",
+                            help="The settle-at-treatment service.")
+_CLAIMS_TOKEN = typer.Option(..., "--token", envvar="HUB_CLAIMS_TOKEN",
+                             help="The bureau's or agency's API token (or HUB_CLAIMS_TOKEN).")
+
+
+def _claims_http(url: str, token: str):
+    import httpx
+
+    return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+
+def _claim_line(answer: dict) -> str:
+    """One claim's outcome in a line."""
+    if "error" in answer:
+        e = answer["error"]
+        return f"REFUSED  {e['code']}: {e['message']}"
+    if answer["status"] == "SETTLED":
+        return (f"SETTLED  bill {answer['medfee_sumamt']}: funds pay the insured {answer['fund_pay_sumamt']} "
+                f"(basic {answer['hifp_pay']}, serious illness {answer['hifmi_pay']}, assistance {answer['maf_pay']}), "
+                f"own share {answer['psn_part_amt']}  [{answer['filing_status']}, {answer['policy_version']}]")
+    return f"{answer['status']:<8} bill {answer['medfee_sumamt']} ({answer['lines']} lines), lodged by {answer['lodged_by']}"
+
+
+@claims_app.command("submit")
+def claims_submit(
+    claims_file: Path = typer.Argument(..., exists=True, dir_okay=False,
+                                       help="JSON: one claim, or a list of claims (see README: manual claims)."),
+    url: str = _CLAIMS_URL, token: str = _CLAIMS_TOKEN,
+    report: Path = typer.Option(None, help="Write every claim's whole answer (JSON) here."),
+) -> None:
+    """Submit manual claims. A home bureau's are priced at once; an agency's wait for the home
+    bureau. Every refused fee line is listed with its reason; a refused claim changes nothing, and
+    submitting the same file again answers the same (claims are idempotent by claim number).
+    Exits 1 when any claim was refused."""
+    import json
+
+    from tqdm import tqdm
+
+    loaded = json.loads(claims_file.read_text(encoding="utf-8"))
+    claims = loaded if isinstance(loaded, list) else [loaded]
+    answers = []
+    with _claims_http(url, token) as http:
+        for claim in tqdm(claims, unit=" claims", desc=f"submitting {claims_file.name}", disable=len(claims) < 20):
+            answers.append(http.post("/v1/claims", json=claim).json())
+    refused = 0
+    for claim, answer in zip(claims, answers):
+        number = claim.get("claim_no", "?") if isinstance(claim, dict) else "?"
+        typer.echo(f"{number:<24} {_claim_line(answer)}")
+        for line in answer.get("error", {}).get("refused_lines", []):
+            typer.echo(f"    line {line['line']}: {line['reason']}: {line['message']}")
+        refused += "error" in answer
+    typer.echo(f"{len(claims)} claims: {len(claims) - refused} accepted, {refused} refused")
+    if report:
+        report.write_text(json.dumps(answers, ensure_ascii=False, indent=2), encoding="utf-8")
+        typer.echo(f"full report: {report}")
+    if refused:
+        raise typer.Exit(1)
+
+
+@claims_app.command("list")
+def claims_list(status: str = typer.Option(None, help="LODGED, SETTLED or REJECTED."),
+                url: str = _CLAIMS_URL, token: str = _CLAIMS_TOKEN) -> None:
+    """A bureau's insured's claims, or the claims an agency lodged, newest first."""
+    with _claims_http(url, token) as http:
+        answer = http.get("/v1/claims", params={"status": status} if status else None).json()
+    if "error" in answer:
+        typer.echo(_claim_line(answer))
+        raise typer.Exit(1)
+    for c in answer["claims"]:
+        typer.echo(f"{c['home_pool']} {c['claim_no']:<24} {_claim_line(c)}")
+
+
+@claims_app.command("decide")
+def claims_decide(home_pool: str = typer.Argument(...), claim_no: str = typer.Argument(...),
+                  approve: bool = typer.Option(None, "--approve/--reject", help="Price it, or refuse it (with --note)."),
+                  note: str = typer.Option("", help="Why (required to reject)."),
+                  url: str = _CLAIMS_URL, token: str = _CLAIMS_TOKEN) -> None:
+    """The home bureau decides a claim an agency lodged: --approve prices it, --reject --note "…" refuses it."""
+    if approve is None:
+        raise typer.BadParameter("say --approve or --reject")
+    with _claims_http(url, token) as http:
+        answer = http.post(f"/v1/claims/{home_pool}/{claim_no}/decision",
+                           json={"decision": "APPROVE" if approve else "REJECT", "note": note}).json()
+    typer.echo(f"{claim_no:<24} {_claim_line(answer)}")
+    if "error" in answer:
+        raise typer.Exit(1)
 
 
 @services_app.command("up")

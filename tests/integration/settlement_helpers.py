@@ -45,8 +45,10 @@ def wait_for(check, what: str, limit_s: float = TIME_LIMIT_S):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def settlement_events(bootstrap: str, codec: AvroCodec, settlement_id: str, expect: int, wait_s: float = 15) -> list[dict]:
-    """Every event on settlement.events about one settlement (reads the topic from the start)."""
+def settlement_events(bootstrap: str, codec: AvroCodec, settlement_id: str, expect: int, wait_s: float = 15,
+                      field: str = "settlement_id") -> list[dict]:
+    """Every event on settlement.events about one settlement (reads the topic from the start);
+    `field` "claim_no": about one manual claim."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
     try:
         tps = [TopicPartition(SETTLEMENT_EVENTS.name, p) for p in consumer.partitions_for_topic(SETTLEMENT_EVENTS.name)]
@@ -58,7 +60,7 @@ def settlement_events(bootstrap: str, codec: AvroCodec, settlement_id: str, expe
             for batch in consumer.poll(timeout_ms=300, max_records=5000).values():
                 for record in batch:
                     value = codec.decode(record.value).value
-                    if value["settlement_id"] == settlement_id:
+                    if value.get(field) == settlement_id:  # a ManualClaimSettled has no settlement_id
                         found.append(value)
             ends = consumer.end_offsets(tps)
             if len(found) >= expect and all(consumer.position(tp) >= ends[tp] for tp in tps):

@@ -601,3 +601,37 @@ def test_anomaly_flags_for_the_home_bureau_with_their_near_misses(clearing, prod
     assert http.get("/v1/anomalies/360400", headers={"Authorization": "Bearer dev-bureau-440100"}).status_code == 403
     assert clearing.service.render_day(D1)["clearing_2026-03-14_360400.json"] == (
         clearing.settings.out_dir / "2026-03-14" / "clearing_2026-03-14_360400.json").read_bytes()
+
+
+def test_manual_claims_are_in_the_home_bureaus_file_and_the_fund_risk_watch_but_never_netted(clearing, producer):
+    """A manual claim (零星报销) is paid by the home fund to its insured: the day's nets are those of
+    the settlements alone and sum to zero; the home bureau's files list the claim (once, though it
+    was delivered twice) in a section of their own; the fund-risk watch counts what it paid."""
+    from hub.reference.budget import Budget
+
+    clearing.service.budgets = [Budget(pool_code="360400", budget_version="360400-2026.1", year=2026, source="test",
+                                       funds={"390100": "365000.00"})]
+    rnd = random.Random(11)
+    bills = [dict(settled(rnd, n, D1), home_pool="360400", treatment_pool="440100", insurance_type="RESIDENT")
+             for n in range(3)]
+    claim = dict(SAMPLES["cn.hub.settlement.ManualClaimSettled"], event_id=uuid.uuid4(), business_date=D1,
+                 settled_at=datetime(2026, 3, 14, 4, tzinfo=timezone.utc))
+    send(producer, clearing.settings.topic, bills)
+    for _ in range(2):  # redelivered: one claim
+        producer.send(clearing.settings.topic, "360400", "ManualClaimSettled", claim)
+    producer.flush()
+    consume(clearing)
+    clearing.service.close_day(D1)
+
+    nets = statement_nets(clearing, D1)
+    assert nets == expected_nets([(b, D1) for b in bills])[D1] and sum(nets.values()) == 0
+    out = clearing.settings.out_dir / D1.isoformat()
+    document = json.loads((out / f"clearing_{D1.isoformat()}_360400.json").read_text())
+    assert [(c["claim_no"], c["hifp_pay_fen"], c["psn_part_amt_fen"]) for c in document["manual_claims"]] == [
+        (claim["claim_no"], 600_000, 650_000)]
+    csv_text = (out / f"clearing_{D1.isoformat()}_360400.csv").read_text(encoding="utf-8-sig")
+    assert "零星报销 manual claims" in csv_text and f"{claim['claim_no']},390,440100" in csv_text
+    assert "manual_claims" not in json.loads((out / f"clearing_{D1.isoformat()}_440100.json").read_text())
+    risk = clearing.service.fund_risk("360400", D1)
+    spent = {f["fund_pay_type"]: f["spent_fen"] for f in risk["funds"]}
+    assert spent["390100"] == sum(b["hifp_pay_fen"] for b in bills) + 600_000

@@ -493,3 +493,55 @@ def test_a_draft_policy_replayed_over_settled_bills_with_the_same_engine(stack, 
     page = report_path.with_suffix(".html").read_text()
     assert "<svg" in page and "360400-RESIDENT-DRAFT.1" in page
     assert "re-priced under 360400-RESIDENT-DRAFT.1" in done.stdout
+
+
+def test_manual_claims_priced_at_home_idempotent_shared_accumulators_one_event_each(stack, producer):
+    """零星报销 over the bureaus' API with the real database: an unfiled 九江 resident (the counter
+    refuses them: filing_required) claims at home; the same claim again answers the same; an
+    agency lodges a second claim and the home bureau approves it; the person-year holds both;
+    each claim's event is published once; no person id in clear is kept or answered."""
+    psn, ref = enrolled_person(stack, producer, filings=[])
+    http, env = client(stack, GZ_A)
+    mdtrt = open_and_upload(http, env, psn, [(JIA_DRUG, "1", "10000.00")])
+    _, refused_at_counter = call(http, env("2304", {"data": {"mdtrt_id": mdtrt, "endtime": "2026-03-15 10:00:00"}}))
+    assert refused_at_counter["err_code"] == "filing_required"
+
+    bureau = {"Authorization": "Bearer dev-bureau-360400"}
+    body = {"claim_no": f"LX-{psn[-8:]}", "psn_no": psn, "med_type": "21", "treatment_pool": "440100",
+            "hospital_code": GZ_A[0], "begntime": "2026-03-10", "endtime": "2026-03-15", "reason": "NOT_FILED",
+            "feedetail": [{"feedetl_sn": "1", "med_list_codg": JIA_DRUG, "cnt": "1", "pric": "10000.00"}]}
+    api = TestClient(create_app(stack))
+    first = api.post("/v1/claims", json=body, headers=bureau)
+    assert first.status_code == 201, first.text
+    # unfiled: 800 yuan deductible, 40 %: (10,000 - 800) x 40 % = 3,680.00
+    assert (first.json()["hifp_pay"], first.json()["psn_part_amt"]) == ("3680.00", "6320.00")
+    again = api.post("/v1/claims", json=body, headers=bureau)
+    assert again.status_code == 200 and again.json() == first.json()
+    reused = api.post("/v1/claims", json={**body, "endtime": "2026-03-14"}, headers=bureau)
+    assert reused.status_code == 409 and reused.json()["error"]["code"] == "claim_number_reused"
+    assert api.post("/v1/claims", json=body).status_code == 401
+
+    lodged = api.post("/v1/claims", json={**body, "claim_no": body["claim_no"] + "-2", "home_pool": "360400",
+                                          "begntime": "2026-04-01", "endtime": "2026-04-03"},
+                      headers={"Authorization": "Bearer dev-agency-A440100"})
+    assert lodged.status_code == 202 and lodged.json()["status"] == "LODGED"
+    second = body["claim_no"] + "-2"
+    assert api.get(f"/v1/claims/360400/{second}", headers={"Authorization": "Bearer dev-agency-A510900"}).status_code == 404
+    decided = api.post(f"/v1/claims/360400/{second}/decision", json={"decision": "APPROVE"}, headers=bureau)
+    assert decided.status_code == 200 and decided.json()["status"] == "SETTLED"
+
+    total = sum(round(float(r.json()["hifp_pay"]) * 100) for r in (first, decided))
+    year = stack.service.repository.year_accumulators(ref, 2026)
+    assert year.inpatient_fund_paid == total and year.admissions == 2
+    mine = api.get("/v1/claims", headers={"Authorization": "Bearer dev-agency-A440100"}).json()["claims"]
+    assert [c["claim_no"] for c in mine] == [second]
+
+    relay = OutboxRelay(stack.engine, db.outbox, stack.producer("t-relay"), db.OUTBOX_RELAY_LOCK)
+    with stack.engine.connect() as conn:
+        relay.publish_batch(conn)
+    for claim_no, answer in ((body["claim_no"], first), (second, decided)):
+        events = settlement_events(stack.settings.kafka_bootstrap, stack.codec, claim_no, expect=1, field="claim_no")
+        assert [e["hifp_pay_fen"] for e in events] == [round(float(answer.json()["hifp_pay"]) * 100)]
+    with stack.engine.connect() as conn:
+        kept = conn.execute(sa.text("select manual_claims::text from manual_claims")).scalars().all()
+    assert len(kept) == 2 and not any(psn in row for row in kept) and psn not in first.text

@@ -76,6 +76,34 @@ def insert_applied(conn: sa.Connection, rows: list[dict]) -> set[str]:
     return {r[0] for r in returned}
 
 
+# Manual claims (零星报销) the home bureaus priced (ManualClaimSettled): the home fund pays the
+# patient, so they are never netted; they are listed in the home bureau's file for their day and
+# counted in the fund-risk watch. Applied once by event id.
+manual_claims = sa.Table(
+    "manual_claims", metadata,
+    sa.Column("event_id", sa.Text, primary_key=True),
+    sa.Column("claim_no", sa.Text, nullable=False),
+    sa.Column("clearing_date", sa.Date, nullable=False, index=True),
+    sa.Column("business_date", sa.Date, nullable=False),
+    sa.Column("home_pool", sa.Text, nullable=False),
+    sa.Column("treatment_pool", sa.Text, nullable=False),
+    sa.Column("hospital_code", sa.Text, nullable=False),
+    sa.Column("lodged_by", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("person_id_masked", sa.Text, nullable=False),
+    sa.Column("insurance_type", sa.Text, nullable=False),
+    sa.Column("visit_type", sa.Text, nullable=False),
+    sa.Column("begntime", sa.Date, nullable=False),
+    sa.Column("endtime", sa.Date, nullable=False),
+    sa.Column("medfee_sumamt_fen", sa.BigInteger, nullable=False),
+    sa.Column("hifp_pay_fen", sa.BigInteger, nullable=False),
+    sa.Column("hifmi_pay_fen", sa.BigInteger, nullable=False),
+    sa.Column("maf_pay_fen", sa.BigInteger, nullable=False),
+    sa.Column("psn_part_amt_fen", sa.BigInteger, nullable=False),
+    sa.Column("source", sa.Text, nullable=False),
+)
+sa.Index("manual_claims_home_day", manual_claims.c.home_pool, manual_claims.c.clearing_date)
+
 bilateral = sa.Table(
     "bilateral", metadata,
     sa.Column("clearing_date", sa.Date, primary_key=True),

@@ -112,7 +112,8 @@ def _hospitals(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def render_pool_files(header: DayHeader, position: PoolPosition, rows: Sequence[Any],
                       signer: Signer | None = None, advance: dict[str, Any] | None = None,
-                      anomalies: list[dict[str, Any]] | None = None) -> dict[str, bytes]:
+                      anomalies: list[dict[str, Any]] | None = None,
+                      manual_claims: list[dict[str, Any]] | None = None) -> dict[str, bytes]:
     """One pool's clearing file set, by file name: CSV, JSON, XLSX, the SHA-256 manifest of the
     three and (with a signer) the manifest's detached SM2 signature. `advance`: the day's
     movement of the bureau's advance fund (预付金), when the day kept one."""
@@ -146,6 +147,8 @@ def render_pool_files(header: DayHeader, position: PoolPosition, rows: Sequence[
     if advance is not None:
         document["advance"] = advance
     document["anomalies"] = anomalies or []
+    if manual_claims:  # 零星报销: the home fund paid its insured; in no net position
+        document["manual_claims"] = manual_claims
     # orjson writes the same bytes as json.dumps(indent=2, ensure_ascii=False) for these documents
     # (strings, integers, booleans, nulls), several times faster.
     sections = _sections(header, position, name, funds, bilateral, hospitals, lines, totals, advance)
@@ -153,6 +156,10 @@ def render_pool_files(header: DayHeader, position: PoolPosition, rows: Sequence[
                                 ("kind", "subject", "detail", "settlement_ids"),
                                 [[a["kind"], a["subject"], a["detail"], " ".join(a["settlement_ids"])]
                                  for a in anomalies or []]))
+    if manual_claims:
+        sections.insert(-1, Section("零星报销 manual claims (paid by this bureau's fund to its insured; not netted)",
+                                    _yuan_names(MANUAL_CLAIM_COLUMNS),
+                                    [_yuan_cells(c, MANUAL_CLAIM_COLUMNS) for c in manual_claims]))
     return file_set(file_stem(header.clearing_date, pool), document, sections, header.generated_at, signer,
                     DAY_XLSX_MAX_LINES)
 
@@ -213,6 +220,11 @@ def render_statement_files(statement: dict[str, Any], lines: list[dict[str, Any]
                 Section("明细 lines", _yuan_names(STATEMENT_LINE_COLUMNS),
                         [_yuan_cells(l, STATEMENT_LINE_COLUMNS) for l in lines])]
     return file_set(f"statement_{month}_{pool}", document, sections, created, signer)
+
+
+MANUAL_CLAIM_COLUMNS = ("claim_no", "insutype", "treatment_pool", "hospital_code", "lodged_by", "reason",
+                        "person_id_masked", "visit_type", "begntime", "endtime", "medfee_sumamt_fen", "hifp_pay_fen",
+                        "hifmi_pay_fen", "maf_pay_fen", "psn_part_amt_fen")
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from hub.clearing.domain.anomalies import (AnomalyRule, Bill, Flag, jumped, just
 from hub.clearing.domain.fund_risk import RiskRule, assess
 from hub.reference.budget import Budget, in_force
 from hub.clearing.domain.events import ClearingEvent
-from hub.clearing.domain.funds import INSUTYPE_CODES
+from hub.clearing.domain.funds import INSUTYPE_CODES, funds_of
 from hub.clearing.service_layer.statements import MonthlyStatements
 from hub.clearing.domain.netting import NettingResult, Obligation, clearing_day_for, net
 from hub.messaging import AvroCodec, Message
@@ -95,6 +95,30 @@ def clearing_event(message: Message) -> ClearingEvent:
         visit_type=str(v.get("visit_type") or ""), begntime=v.get("begntime"), endtime=v.get("endtime"))
 
 
+MANUAL_CLAIM = "ManualClaimSettled"
+MANUAL_CLAIM_AMOUNTS = (*AMOUNT_FIELDS, "psn_part_amt_fen")
+
+
+def manual_claim_row(message: Message) -> dict[str, Any]:
+    """A ManualClaimSettled as its row in `manual_claims` (its clearing day set by `apply`);
+    amounts out of bounds, or shares that do not add up to the bill, raise EventRefused."""
+    v = message.value
+    for name in MANUAL_CLAIM_AMOUNTS:
+        value = v.get(name)
+        if not isinstance(value, int) or not 0 <= value <= MAX_AMOUNT_FEN:
+            raise EventRefused(f"amount_out_of_bounds: {name} = {value!r} is not within 0..{MAX_AMOUNT_FEN} fen")
+    if v["hifp_pay_fen"] + v["hifmi_pay_fen"] + v["maf_pay_fen"] + v["psn_part_amt_fen"] != v["medfee_sumamt_fen"]:
+        raise EventRefused(f"unbalanced: manual claim {v['claim_no']}'s shares do not add up to its bill")
+    if v["insurance_type"] not in INSUTYPE_CODES:
+        raise EventRefused(f"insurance_type_unknown: {v['insurance_type']!r} is not RESIDENT or EMPLOYEE")
+    return {"event_id": str(v["event_id"]), "claim_no": v["claim_no"], "business_date": v["business_date"],
+            "home_pool": v["home_pool"], "treatment_pool": v["treatment_pool"], "hospital_code": v["hospital_code"],
+            "lodged_by": v["lodged_by"], "reason": v["reason"], "person_id_masked": v["person_id_masked"],
+            "insurance_type": v["insurance_type"], "visit_type": v["visit_type"], "begntime": v["begntime"],
+            "endtime": v["endtime"], **{name: v[name] for name in MANUAL_CLAIM_AMOUNTS},
+            "source": f"{message.topic}:{message.partition}:{message.offset}"}
+
+
 def _insurance_type(value: Any) -> str | None:
     if value is None or value in INSUTYPE_CODES:
         return value
@@ -127,9 +151,9 @@ PARALLEL_RENDER_LINES = 50_000  # from this many settlements a day, its files re
 
 
 def _render_pool(staging: Path, header: files.DayHeader, signer: Signer, position, rows, advance,
-                 flags) -> tuple[str, str]:
+                 flags, manual) -> tuple[str, str]:
     """One pool's file set rendered and written to the staging directory: (pool, manifest digest)."""
-    rendered = files.render_pool_files(header, position, rows, signer, advance, flags)
+    rendered = files.render_pool_files(header, position, rows, signer, advance, flags, manual)
     files.write_files(staging, rendered)
     return position.pool, files.manifest_sha256(rendered)
 
@@ -160,9 +184,9 @@ class _Renderer:
         if self.pool is None:
             return dict(_render_pool(self.staging, self.header, self.signer, *item) for item in work)
         shas, pending = {}, []
-        for position, rows, advance, flags in work:
+        for position, rows, advance, flags, manual in work:
             pending.append(self.pool.submit(_render_pool, self.staging, self.header, self.signer, position, rows, advance,
-                                            flags))
+                                            flags, manual))
             while len(pending) > 2 * self.workers:
                 pool, sha = pending.pop(0).result()
                 shas[pool] = sha
@@ -209,27 +233,37 @@ class ClearingService:
 
     def apply(self, batch: list[Message]) -> int:
         """The consumer's handler: every event once, by event id. Returns how many were new.
-        An event with an amount out of bounds raises EventRefused (its consumer quarantines it)."""
-        events = [clearing_event(m) for m in batch]
-        if not events:
+        An event with an amount out of bounds raises EventRefused (its consumer quarantines it).
+        A manual claim (ManualClaimSettled) is kept for its home bureau's file and the fund-risk
+        watch, and netted never: the home fund paid the patient, no fund owes another."""
+        claims = [manual_claim_row(m) for m in batch if m.record_name.endswith(MANUAL_CLAIM)]
+        events = [clearing_event(m) for m in batch if not m.record_name.endswith(MANUAL_CLAIM)]
+        if not events and not claims:
             return 0
+        new_ids: set[str] = set()
         with self.engine.begin() as conn:
             events = self._with_insurance_types(conn, events)
-            first = min(e.business_date for e in events)
-            conn.execute(pg_insert(db.days).values([{"clearing_date": d, "status": "OPEN"}
-                                                    for d in sorted({e.business_date for e in events})])
+            days = {e.business_date for e in events} | {c["business_date"] for c in claims}
+            conn.execute(pg_insert(db.days).values([{"clearing_date": d, "status": "OPEN"} for d in sorted(days)])
                          .on_conflict_do_nothing())
             rows = conn.execute(sa.select(db.days.c.clearing_date, db.days.c.status)
-                                .where(db.days.c.clearing_date >= first).with_for_update(read=True)).all()
+                                .where(db.days.c.clearing_date >= min(days)).with_for_update(read=True)).all()
             closed = {r.clearing_date for r in rows if r.status == "CLOSED"}
             placed = {e.event_id: (e, *clearing_day_for(e.business_date, closed)) for e in events}  # (event, day, late)
-            late_days = sorted({day for _, day, _ in placed.values()} - {r.clearing_date for r in rows})
+            for c in claims:
+                c["clearing_date"] = clearing_day_for(c["business_date"], closed)[0]
+            late_days = sorted({day for _, day, _ in placed.values()} | {c["clearing_date"] for c in claims}
+                               - {r.clearing_date for r in rows})
             if late_days:
                 conn.execute(pg_insert(db.days).values([{"clearing_date": d, "status": "OPEN"} for d in late_days])
                              .on_conflict_do_nothing())
                 conn.execute(sa.select(db.days.c.clearing_date).where(db.days.c.clearing_date.in_(late_days))
                              .with_for_update(read=True))
-            new_ids = db.insert_applied(conn, [applied_row(e, day, late) for e, day, late in placed.values()])
+            if placed:
+                new_ids = db.insert_applied(conn, [applied_row(e, day, late) for e, day, late in placed.values()])
+            if claims:
+                new_ids |= set(conn.execute(pg_insert(db.manual_claims).values(claims).on_conflict_do_nothing()
+                                            .returning(db.manual_claims.c.event_id)).scalars())
             totals: dict[tuple, list[int]] = {}
             for e, day, _ in placed.values():
                 if e.event_id not in new_ids:
@@ -242,9 +276,11 @@ class ClearingService:
             if totals:
                 db.add_bilateral(conn, [(*k, *t) for k, t in sorted(totals.items())])
             marks: dict[tuple[str, int], tuple[int, datetime]] = {}
-            for e in events:
-                old = marks.get((e.topic, e.partition), (0, e.event_time))
-                marks[(e.topic, e.partition)] = (max(old[0], e.offset + 1), max(old[1], e.event_time))
+            for topic, partition, offset, when in [*((e.topic, e.partition, e.offset, e.event_time) for e in events),
+                                                   *((m.topic, m.partition, m.offset, m.value["settled_at"]) for m in batch
+                                                     if m.record_name.endswith(MANUAL_CLAIM))]:
+                old = marks.get((topic, partition), (0, when))
+                marks[(topic, partition)] = (max(old[0], offset + 1), max(old[1], when))
             stmt = pg_insert(db.partition_marks).values([
                 {"topic": t, "partition": p, "next_offset": o, "max_event_time": when} for (t, p), (o, when) in marks.items()])
             m = db.partition_marks.c
@@ -325,6 +361,7 @@ class ClearingService:
                                 "reference directory)", day, ", ".join(unnamed))
                 advances = self._draw_advances(conn, day, result.positions, now)
                 flags = self._flag_anomalies(conn, day)
+                manual = self._manual_claims_of(conn, day)
                 # Each pool's files are rendered once, digested and written to a staging directory at
                 # once (memory: one pool's lines at a time); they are moved into place after the commit.
                 # A big day renders in worker processes, one per core, while this one reads the next
@@ -333,7 +370,7 @@ class ClearingService:
                                    parallel=sum(p.settlement_count for p in result.positions) >= PARALLEL_RENDER_LINES)
                 with render:
                     shas = render.all((position, self._lines(conn, day, position.pool), advances[position.pool],
-                                       flags.get(position.pool, []))
+                                       flags.get(position.pool, []), manual.get(position.pool, []))
                                       for position in result.positions)
                 for position in result.positions:
                     sha = shas[position.pool]
@@ -584,6 +621,38 @@ class ClearingService:
                     return None
             return {"pool_code": pool, "clearing_date": day.isoformat(), "flags": self._flags_of(conn, day, pool)}
 
+    # ------------------------------------------------------------------ manual claims
+
+    @staticmethod
+    def _manual_claims_of(conn: sa.Connection, day: date) -> dict[str, list[dict]]:
+        """The day's manual claims (零星报销) per home bureau, for their files: paid by the home fund
+        to the patient, netted never."""
+        m = db.manual_claims.c
+        out: dict[str, list[dict]] = defaultdict(list)
+        for r in conn.execute(sa.select(db.manual_claims).where(m.clearing_date == day)
+                              .order_by(m.home_pool, m.claim_no, m.event_id)):
+            out[r.home_pool].append({
+                "claim_no": r.claim_no, "insutype": INSUTYPE_CODES[r.insurance_type], "treatment_pool": r.treatment_pool,
+                "hospital_code": r.hospital_code, "lodged_by": r.lodged_by, "reason": r.reason,
+                "person_id_masked": r.person_id_masked, "visit_type": r.visit_type, "begntime": r.begntime.isoformat(),
+                "endtime": r.endtime.isoformat(), "medfee_sumamt_fen": r.medfee_sumamt_fen,
+                "hifp_pay_fen": r.hifp_pay_fen, "hifmi_pay_fen": r.hifmi_pay_fen, "maf_pay_fen": r.maf_pay_fen,
+                "psn_part_amt_fen": r.psn_part_amt_fen, "event_id": r.event_id})
+        return out
+
+    def manual_claims_spent(self, conn: sa.Connection, pool: str, first: date, last: date) -> list[tuple[str, str, int]]:
+        """(fund_pay_type, month, fen) the pool's funds paid in manual claims cleared in [first, last]."""
+        m = db.manual_claims.c
+        month = sa.func.to_char(m.clearing_date, "YYYY-MM")
+        out = []
+        for insurance, mon, hifp, hifmi, maf in conn.execute(sa.select(
+                m.insurance_type, month, sa.func.sum(m.hifp_pay_fen), sa.func.sum(m.hifmi_pay_fen),
+                sa.func.sum(m.maf_pay_fen)).where(m.home_pool == pool, m.clearing_date.between(first, last))
+                .group_by(m.insurance_type, month)):
+            for fund, amount in zip(funds_of(insurance), (hifp, hifmi, maf)):
+                out.append((fund.fund_pay_type, mon, int(amount)))
+        return out
+
     # ------------------------------------------------------------------ fund-risk watch
 
     def fund_risk(self, pool: str, day: date | None = None) -> dict | None:
@@ -603,11 +672,13 @@ class ClearingService:
             rows = conn.execute(sa.select(f.fund_pay_type, month.label("month"), sa.func.sum(f.payable_fen)).where(
                 f.pool_code == pool, f.clearing_date.between(date(day.year, 1, 1), day))
                 .group_by(f.fund_pay_type, month).order_by(month)).all()
+            # direct settlements (what the pool owed others) and manual claims (what it paid its insured)
+            rows = [*rows, *self.manual_claims_spent(conn, pool, date(day.year, 1, 1), day)]
         spent: dict[str, int] = {}
         monthly: dict[str, dict[str, int]] = {}
         for fund, m, amount in rows:
             spent[fund] = spent.get(fund, 0) + int(amount)
-            monthly.setdefault(fund, {})[m] = int(amount)
+            monthly.setdefault(fund, {})[m] = monthly.get(fund, {}).get(m, 0) + int(amount)
         risks = assess(self.risk_rule, budget.funds, spent, day)
         return {"pool_code": pool, "as_of": day.isoformat(), "budget_version": budget.budget_version,
                 "warn_pct": self.risk_rule.warn_pct, "alarm_pct": self.risk_rule.alarm_pct,
