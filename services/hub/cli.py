@@ -875,6 +875,14 @@ def day(
             typer.secho(f"  fund risk          {pool} {risk['level']}: off-site spending "
                         + ", ".join(f"{fund} at {pct}%" for fund, pct in risk["funds"].items())
                         + " of its pro-rata budget", fg=typer.colors.YELLOW)
+    claims = summary["manual_claims"]
+    typer.echo(f"  manual claims      {claims['settled']} paid by home funds to their insured "
+               f"({fen_to_yuan(claims['funds_paid_fen'])} yuan, not netted; {summary['manual_claims_in_files']} in the "
+               f"bureaus' files; {claims['agency_lodged_then_approved']} lodged by an agency), "
+               f"{sum(claims['refused'].values())} refused {claims['refused'] or ''}")
+    flags = summary["anomaly_flags"]
+    typer.echo("  anomaly flags      " + ", ".join(f"{kind} {n}" for kind, n in flags.items())
+               + ("  (HOSPITAL_JUMP needs earlier days to compare with)" if not flags.get("HOSPITAL_JUMP") else ""))
     agree = summary["summary_agrees_with_clearing_files"]
     typer.secho(f"  check              these figures {'agree' if agree else 'DO NOT agree'} with the clearing files",
                 fg=typer.colors.GREEN if agree else typer.colors.RED)

@@ -40,6 +40,19 @@ def test_a_small_simulated_day_runs_end_to_end_and_agrees_with_its_files(servers
     # the run's first pool has a budget small enough that the fund-risk watch warns about it
     assert any(r["level"] in ("WARN", "ALARM") for r in summary["fund_risk"].values()), summary["fund_risk"]
     assert "fund risk" in done.stdout
+    # the routes besides the counter: manual claims paid by home funds (in the home bureaus' files,
+    # never netted), one lodged by an agency and approved, one refused with its bad line named
+    claims = summary["manual_claims"]
+    assert claims["settled"] >= 9 and claims["agency_lodged_then_approved"] == 1
+    assert summary["manual_claims_in_files"] == claims["settled"]
+    assert claims["refused"] == {"invalid_lines": 1} and [l["line"] for l in claims["refused_line_report"]] == [2]
+    assert sum(c["hifp_pay_fen"] + c["hifmi_pay_fen"] + c["maf_pay_fen"] for s in statements
+               for c in s.get("manual_claims", [])) == claims["funds_paid_fen"]
+    assert "manual claims" in done.stdout and "anomaly flags" in done.stdout
+    # the anomaly patterns the day scripts reach the home bureaus' files
+    flags = summary["anomaly_flags"]
+    assert all(flags[kind] >= 1 for kind in ("OVERLAPPING_REGIONS", "READMISSION", "JUST_UNDER_THRESHOLD",
+                                             "MANY_BILLS")), flags
     lines = {l["settlement_id"] for s in statements for l in s["settlement_lines"] if l["kind"] == "SETTLED"}
     assert len(lines) == summary["settlements"]
     assert (files / f"summary_{summary['clearing_date']}.html").read_text().count("<rect") == len(statements)

@@ -256,7 +256,10 @@ def run_day(opts: DayOptions, echo: Callable[[str], None] = print, progress=None
                               "pool": code, "level": levels[i % len(levels)], "token": secrets.token_urlsafe(16)})
     bureaus = [{"code": f"B{code}", "name": f"{name}医疗保障局 (simulated)", "pool": code,
                 "token": secrets.token_urlsafe(16)} for code, name in pools]
-    for path, rows in ((run_dir / "hospitals.yaml", hospitals), (run_dir / "bureaus.yaml", bureaus)):
+    agencies = [{"code": f"A{code}", "name": f"{name}异地就医代办服务中心 (simulated)", "pool": code,
+                 "token": secrets.token_urlsafe(16)} for code, name in pools]
+    for path, rows in ((run_dir / "hospitals.yaml", hospitals), (run_dir / "bureaus.yaml", bureaus),
+                       (run_dir / "agencies.yaml", agencies)):
         path.write_text(yaml.safe_dump([{k: v for k, v in r.items() if k != "token"} |
                                         {"token_sha256": hashlib.sha256(r["token"].encode()).hexdigest()} for r in rows],
                                        allow_unicode=True), encoding="utf-8")
@@ -284,7 +287,8 @@ def run_day(opts: DayOptions, echo: Callable[[str], None] = print, progress=None
            "HUB_REGISTRATION_DATABASE": databases["registration"], "HUB_SETTLEMENT_DATABASE": databases["settlement"],
            "HUB_CLEARING_DATABASE": databases["clearing"], "HUB_CLEARING_GROUP": group,
            "HUB_CLEARING_OUT": str(clearing_out), "HUB_HOSPITALS_FILE": str(run_dir / "hospitals.yaml"),
-           "HUB_BUREAUS_FILE": str(run_dir / "bureaus.yaml"), "HUB_REFERENCE_DIR": str(ref), "HUB_LOG_LEVEL": "WARNING",
+           "HUB_BUREAUS_FILE": str(run_dir / "bureaus.yaml"), "HUB_AGENCIES_FILE": str(run_dir / "agencies.yaml"),
+           "HUB_ANOMALY_MANY_BILLS": str(DAY_MANY_BILLS), "HUB_REFERENCE_DIR": str(ref), "HUB_LOG_LEVEL": "WARNING",
            "HUB_SETTLEMENT_DB_POOL": str(max(8, opts.concurrency + 2)), **paas_refs}
     services = Services(run_id, run_dir, env, opts.ports)
     echo("starting the registration, settle-at-treatment and clearing services")
@@ -293,15 +297,18 @@ def run_day(opts: DayOptions, echo: Callable[[str], None] = print, progress=None
     try:
         persons = _enrol(opts, rnd, run_id, pools, bureaus, reg_url, echo)
         _wait_registered(settle_url, hospitals, persons, echo)
-        ledger = _settle_day(opts, rnd, ref, hospitals, persons, pool_codes, settle_url, echo, progress)
+        scripted = _anomaly_plans(rnd, ref, hospitals, persons, pool_codes)
+        ledger = _settle_day(opts, rnd, ref, hospitals, persons, pool_codes, settle_url, echo, progress, scripted)
+        claims = _manual_claims(rnd, ref, persons, bureaus, agencies, hospitals, pool_codes, settle_url, echo)
         today = datetime.now(SHANGHAI).date()
-        _wait_cleared(postgres, databases, ledger, echo)
+        _wait_cleared(postgres, databases, ledger, echo, claims=claims["settled"])
         close = subprocess.run([sys.executable, "-m", "hub.cli", "clearing", "close", "--date", today.isoformat()],
                                env=env, capture_output=True, text=True, timeout=600)
         if close.returncode != 0:
             raise RuntimeError(f"closing the day failed:\n{close.stderr[-3000:]}")
         summary = _summary(opts, ledger, clearing_out / today.isoformat(), today, time.monotonic() - started, run_dir)
         summary["fund_risk"] = _fund_risk(clear_url, pool_codes)
+        summary["manual_claims"] = claims
     finally:
         services.stop()
         _delete_group(kafka, group)  # the run's consumer group would otherwise show as STOPPED forever
@@ -418,20 +425,33 @@ def covered_visit_types(ref: Path, pool: str) -> set[str]:
     return covered
 
 
-def _settle_day(opts, rnd, ref, hospitals, persons, pool_codes, settle_url, echo, progress) -> Ledger:
+def _settle_day(opts, rnd, ref, hospitals, persons, pool_codes, settle_url, echo, progress, scripted=()) -> Ledger:
+    """Every bill of the day over the national interface, on `concurrency` threads: random ones
+    (the visit mix, costs and filings of DESIGN.md) and the `scripted` ones (`_anomaly_plans`)."""
     ledger = Ledger()
     catalogues = {c: catalogue_codes(ref, c) for c in pool_codes}
     covered = {c: covered_visit_types(ref, c) for c in pool_codes}
     plans = []
+    # A patient is in one region on a given day and has at most one stay: the day's random bills
+    # then show none of the patterns the anomaly flags look for, and the scripted ones do.
+    where: dict[str, str] = {}
+    stayed: set[str] = set()
+    scripted_persons = {plan[0]["psn_no"] for plan in scripted}
+    unscripted = [p for p in persons if p["psn_no"] not in scripted_persons]
     for n in range(opts.settlements):
-        person = rnd.choice(persons)
+        for _ in range(20):
+            person = rnd.choice(unscripted)
+            # Patients come for what their home region covers off-site; the mix is renormalised to it.
+            mix = [(t, w) for t, w in VISIT_MIX if t in covered[person["pool"]]]
+            med_type = _weighted(rnd, [(t, w / sum(w for _, w in mix)) for t, w in mix])
+            if med_type != "21" or person["psn_no"] not in stayed:
+                break
+        if med_type == "21":
+            stayed.add(person["psn_no"])
         # Filed patients mostly travel to where they filed; the others anywhere else.
-        treat = person.get("target") if person.get("target") and rnd.random() < 0.8 else \
-            rnd.choice([c for c in pool_codes if c != person["pool"]])
+        treat = where.setdefault(person["psn_no"], person.get("target") if person.get("target") and rnd.random() < 0.8
+                                 else rnd.choice([c for c in pool_codes if c != person["pool"]]))
         hospital = rnd.choice([h for h in hospitals if h["pool"] == treat])
-        # Patients come for what their home region covers off-site; the mix is renormalised to it.
-        mix = [(t, w) for t, w in VISIT_MIX if t in covered[person["pool"]]]
-        med_type = _weighted(rnd, [(t, w / sum(w for _, w in mix)) for t, w in mix])
         mean = {"21": INPATIENT_MEAN_YUAN[hospital["level"]], "13": GENERAL_MEAN_YUAN * 3,
                 "14": CHRONIC_MEAN_YUAN, "11": GENERAL_MEAN_YUAN}[med_type]
         total_fen = int(rnd.lognormvariate(math.log(mean * 100), 0.6))
@@ -443,7 +463,8 @@ def _settle_day(opts, rnd, ref, hospitals, persons, pool_codes, settle_url, echo
             qty = max(1, round(share / max(price, 1)))
             lines.append({"med_list_codg": code, "cnt": str(qty), "pric": f"{max(1, share // qty) / 100:.2f}"})
         plans.append((n, person, hospital, med_type, lines, rnd.random() < opts.retry_share,
-                      rnd.random() < opts.reversal_share))
+                      rnd.random() < opts.reversal_share, None))
+    plans += [(len(plans) + i, *plan) for i, plan in enumerate(scripted)]
 
     local = threading.local()
 
@@ -453,7 +474,7 @@ def _settle_day(opts, rnd, ref, hospitals, persons, pool_codes, settle_url, echo
         return local.http
 
     def one(plan) -> None:
-        n, person, hospital, med_type, lines, retry, reverse = plan
+        n, person, hospital, med_type, lines, retry, reverse, dates = plan  # dates: (begin, end) or None: today
         http = client()
 
         def call(infno, payload, msgid=None):
@@ -476,7 +497,7 @@ def _settle_day(opts, rnd, ref, hospitals, persons, pool_codes, settle_url, echo
         inpatient = med_type == "21"  # 2401 admits a stay; emergencies (13) are outpatient visits (2201)
         status, body, _, _ = call("2401" if inpatient else "2201", {"mdtrtinfo": {
             "psn_no": psn_no, **cert, "med_type": med_type,
-            "begntime": datetime.now(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")}})
+            "begntime": f"{dates[0]} 08:00:00" if dates else datetime.now(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")}})
         if body.get("infcode") != 0:
             with ledger.lock:
                 ledger.refused[body.get("err_code", str(status))] += 1
@@ -488,7 +509,8 @@ def _settle_day(opts, rnd, ref, hospitals, persons, pool_codes, settle_url, echo
             with ledger.lock:
                 ledger.refused[body.get("err_code", str(status))] += 1
             return
-        status, body, ms, envelope = call("2304" if inpatient else "2207", {"data": {"mdtrt_id": mdtrt}})
+        status, body, ms, envelope = call("2304" if inpatient else "2207", {"data": {
+            "mdtrt_id": mdtrt, **({"endtime": f"{dates[1]} 10:00:00"} if dates else {})}})
         with ledger.lock:
             ledger.latencies_ms.append(ms)
         if body.get("infcode") != 0:
@@ -520,9 +542,128 @@ def _settle_day(opts, rnd, ref, hospitals, persons, pool_codes, settle_url, echo
     return ledger
 
 
-def _wait_cleared(postgres, databases, ledger: Ledger, echo, limit_s: float = 600) -> None:
-    """Until every settlement and reversal is in the clearing tables (relay and consumer caught up)."""
-    want = len(ledger.settled) + len(ledger.reversed)
+# ----------------------------------------------------------------------------- the other routes
+
+ANOMALY_KINDS = ("OVERLAPPING_REGIONS", "READMISSION", "JUST_UNDER_THRESHOLD", "MANY_BILLS", "HOSPITAL_JUMP")
+DAY_MANY_BILLS = 8  # the day's HUB_ANOMALY_MANY_BILLS: a scripted person reaches it, hardly anyone else
+
+
+def settles_unfiled(ref: Path, pool: str) -> bool:
+    """Whether the pool's policies settle care without a filing at the counter (九江's do not)."""
+    return all((yaml.safe_load(path.read_text(encoding="utf-8")).get("off_site") or {})
+               .get("unregistered_settles_directly", True) for path in (ref / "policies").glob(f"{pool}-*.yaml"))
+
+
+def uncapped_items(ref: Path, pool: str) -> list[str]:
+    """The pool's 甲 items without a price cap: a scripted bill's total is then exactly what it bills."""
+    import csv
+
+    path = next((ref / "catalogues").glob(f"{pool}-*.csv"))
+    with path.open(encoding="utf-8") as handle:
+        return [r["item_code"] for r in csv.DictReader(handle) if r["item_class"] == "甲" and not r["price_cap_yuan"]]
+
+
+def _anomaly_plans(rnd, ref, hospitals, persons, pool_codes) -> list[tuple]:
+    """Bills that make the patterns the home bureaus' anomaly flags look for, among the day's
+    random ones: one person in two regions on overlapping days, one admitted again 6 days after a
+    stay, one hospital with three bills just under 10,000 yuan, one person with DAY_MANY_BILLS
+    bills. HOSPITAL_JUMP compares a hospital with its previous 30 days: a one-day run has none.
+    Stays only (every policy covers them), by persons whose home settles unfiled care directly."""
+    today = datetime.now(SHANGHAI).date()
+
+    def day(back: int) -> str:
+        return (today - timedelta(days=back)).isoformat()
+
+    def stay(person, treat, yuan: str, begin: int, end: int, hospital=None) -> tuple:
+        hospital = hospital or rnd.choice([h for h in hospitals if h["pool"] == treat])
+        line = {"med_list_codg": rnd.choice(uncapped_items(ref, treat)), "cnt": "1", "pric": yuan}
+        return person, hospital, "21", [line], False, False, (day(begin), day(end))
+
+    direct = [p for p in persons if settles_unfiled(ref, p["pool"])]
+    if len(direct) < 6 or len(pool_codes) < 3:
+        return []
+    a, b, e = rnd.sample(direct, 3)
+    # a hospital's bills just under a threshold are flagged for one home bureau: three of its insured
+    home = rnd.choice(sorted({p["pool"] for p in direct}))
+    c1, c2, c3 = rnd.sample([p for p in direct if p["pool"] == home and p not in (a, b, e)], 3)
+    t1, t2 = rnd.sample([c for c in pool_codes if c != a["pool"]], 2)
+    tb = rnd.choice([c for c in pool_codes if c != b["pool"]])
+    hospital = rnd.choice([h for h in hospitals if h["pool"] != home])
+    te = rnd.choice([c for c in pool_codes if c != e["pool"]])
+    plans = [stay(a, t1, "3000.00", 4, 0), stay(a, t2, "2500.00", 2, 0),           # OVERLAPPING_REGIONS
+             stay(b, tb, "4000.00", 12, 9), stay(b, tb, "4200.00", 3, 0)]          # READMISSION (6 days)
+    plans += [stay(p, hospital["pool"], "9850.00", 5, 0, hospital) for p in (c1, c2, c3)]  # JUST_UNDER_THRESHOLD
+    plans += [stay(e, te, f"{rnd.randint(800, 2000)}.00", 1, 0) for _ in range(DAY_MANY_BILLS)]  # MANY_BILLS
+    return plans
+
+
+CLAIM_REASONS = ("NOT_FILED", "HOSPITAL_NOT_CONNECTED", "COUNTER_DOWN", "ROUTED_HOME")
+
+
+def _manual_claims(rnd, ref, persons, bureaus, agencies, hospitals, pool_codes, settle_url, echo) -> dict:
+    """Manual claims (零星报销) over the bureaus' API: each home bureau submits one for an insured
+    who paid in full (its reason in turn: not filed, hospital not connected, counter down, routed
+    home), an agency lodges one on an insured's behalf that the home bureau approves, and one claim
+    with a miscalculated receipt line is refused with that line named."""
+    today = datetime.now(SHANGHAI).date()
+    begin, end = (today - timedelta(days=6)).isoformat(), (today - timedelta(days=2)).isoformat()
+    token = {b["pool"]: b["token"] for b in bureaus}
+    out = {"settled": 0, "refused": Counter(), "funds_paid_fen": 0, "agency_lodged_then_approved": 0}
+
+    def claim(person, n: int, reason: str, treat: str) -> dict:
+        connected = reason != "HOSPITAL_NOT_CONNECTED"
+        hospital = rnd.choice([h for h in hospitals if h["pool"] == treat])["code"] if connected else f"H{treat}OFF01"
+        items = rnd.sample(catalogue_codes(ref, treat), 3)
+        return {"claim_no": f"LX{person['pool']}{today:%Y%m%d}{n:04d}", "psn_no": person["psn_no"], "med_type": "21",
+                "home_pool": person["pool"], "treatment_pool": treat, "hospital_code": hospital,
+                **({} if connected else {"hosp_lv": "2"}), "begntime": begin, "endtime": end, "reason": reason,
+                "feedetail": [{"feedetl_sn": str(i + 1), "med_list_codg": code, "cnt": str(cnt), "pric": money.fen_to_yuan(price),
+                               "det_item_fee_sumamt": money.fen_to_yuan(cnt * price)}
+                              for i, (code, price) in enumerate(items)
+                              for cnt in [max(1, round(rnd.lognormvariate(math.log(300_000), 0.5) / max(price, 1)))]]}
+
+    def settled(answer: dict) -> None:
+        out["settled"] += 1
+        out["funds_paid_fen"] += money.yuan_to_fen(answer["fund_pay_sumamt"])
+
+    with httpx.Client(base_url=settle_url, timeout=60) as http:
+        for n, pool in enumerate(pool_codes):
+            person = rnd.choice([p for p in persons if p["pool"] == pool])
+            treat = rnd.choice([c for c in pool_codes if c != pool])
+            r = http.post("/v1/claims", json=claim(person, n, CLAIM_REASONS[n % len(CLAIM_REASONS)], treat),
+                          headers={"Authorization": f"Bearer {token[pool]}"})
+            if r.status_code == 201:
+                settled(r.json())
+            else:
+                out["refused"][r.json()["error"]["code"]] += 1
+        # an agency of a treatment region lodges (代办); the home bureau approves
+        agency = rnd.choice(agencies)
+        person = rnd.choice([p for p in persons if p["pool"] != agency["pool"]])
+        lodged = http.post("/v1/claims", json=claim(person, 900, "NOT_FILED", agency["pool"]),
+                           headers={"Authorization": f"Bearer {agency['token']}"}).json()
+        approved = http.post(f"/v1/claims/{person['pool']}/{lodged['claim_no']}/decision", json={"decision": "APPROVE"},
+                             headers={"Authorization": f"Bearer {token[person['pool']]}"})
+        if approved.status_code == 200 and approved.json()["status"] == "SETTLED":
+            settled(approved.json())
+            out["agency_lodged_then_approved"] += 1
+        # a receipt line whose total is not cnt x pric: refused, the line named, nothing kept
+        person = rnd.choice(persons)
+        bad = claim(person, 901, "NOT_FILED", rnd.choice([c for c in pool_codes if c != person["pool"]]))
+        bad["feedetail"][1]["det_item_fee_sumamt"] = "0.01"
+        r = http.post("/v1/claims", json=bad, headers={"Authorization": f"Bearer {token[person['pool']]}"})
+        error = r.json().get("error", {})
+        out["refused"][error.get("code", str(r.status_code))] += 1
+        out["refused_line_report"] = error.get("refused_lines", [])
+    echo(f"  manual claims: {out['settled']} paid to the insured ({fen_to_yuan(out['funds_paid_fen'])} yuan), "
+         f"{sum(out['refused'].values())} refused {dict(out['refused'])}")
+    out["refused"] = dict(out["refused"])
+    return out
+
+
+def _wait_cleared(postgres, databases, ledger: Ledger, echo, limit_s: float = 600, claims: int = 0) -> None:
+    """Until every settlement, reversal and manual claim is in the clearing tables (relay and
+    consumer caught up)."""
+    want = len(ledger.settled) + len(ledger.reversed) + claims
     url = sa.make_url(postgres).set(database=databases["clearing"])
     engine = sa.create_engine(url)
     deadline = time.monotonic() + limit_s
@@ -531,11 +672,12 @@ def _wait_cleared(postgres, databases, ledger: Ledger, echo, limit_s: float = 60
         while time.monotonic() < deadline:
             with engine.connect() as conn:
                 try:
-                    got = conn.execute(sa.text("select count(*) from applied_events")).scalar_one()
+                    got = conn.execute(sa.text("select (select count(*) from applied_events)"
+                                               " + (select count(*) from manual_claims)")).scalar_one()
                 except sa.exc.ProgrammingError:
                     got = 0
             if got >= want:
-                echo(f"  clearing has all {want} settlement events")
+                echo(f"  clearing has all {want} settlement and manual-claim events")
                 return
             time.sleep(0.5)
     finally:
@@ -575,9 +717,12 @@ def _summary(opts, ledger: Ledger, files_dir: Path, day: date, elapsed_s: float,
         nets[home] -= sign * fund
         gross += sign * fund
     files_nets, moved_twice = {}, 0
+    anomalies, claims_in_files = Counter({kind: 0 for kind in ANOMALY_KINDS}), 0
     for path in sorted(files_dir.glob("clearing_*.json")):
         doc = json.loads(path.read_text(encoding="utf-8"))
         files_nets[doc["header"]["pool_code"]] = doc["net_position_fen"]
+        anomalies.update(a["kind"] for a in doc.get("anomalies", []))
+        claims_in_files += len(doc.get("manual_claims", []))
         moved_twice += sum(abs(f["net_fen"]) for f in doc["funds"])  # money moves fund by fund
     moved = moved_twice // 2
     agree = {p: v for p, v in nets.items() if v} == {p: v for p, v in files_nets.items() if v}
@@ -593,6 +738,7 @@ def _summary(opts, ledger: Ledger, files_dir: Path, day: date, elapsed_s: float,
         "gross_fen": gross, "moved_after_netting_fen": moved,
         "netting_efficiency": round(1 - moved / gross, 4) if gross else None,
         "net_positions_sum_fen": sum(files_nets.values()),
+        "anomaly_flags": dict(anomalies), "manual_claims_in_files": claims_in_files,
         "summary_agrees_with_clearing_files": agree,
         "files": str(files_dir), "run_dir": str(run_dir), "elapsed_s": round(elapsed_s, 1),
     }
