@@ -545,3 +545,17 @@ def test_manual_claims_priced_at_home_idempotent_shared_accumulators_one_event_e
     with stack.engine.connect() as conn:
         kept = conn.execute(sa.text("select manual_claims::text from manual_claims")).scalars().all()
     assert len(kept) == 2 and not any(psn in row for row in kept) and psn not in first.text
+
+
+def test_the_manual_claims_api_never_answers_5xx(stack):
+    """Schemathesis over the claims routes (as a bureau and as an agency), on the real database:
+    whatever is sent to them is answered, at worst with a 4xx. Bodies are fuzzed in
+    tests/unit/settlement/test_claims.py (the routes read them as raw JSON)."""
+    import schemathesis
+
+    from .test_bureau_api_schema import every_operation_never_answers_5xx
+
+    app = create_app(stack)
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app.fallback).include(path_regex="^/v1/claims")
+    assert every_operation_never_answers_5xx(schema, 40, {"Authorization": "Bearer dev-bureau-360400"}) == 4
+    assert every_operation_never_answers_5xx(schema, 20, {"Authorization": "Bearer dev-agency-A440100"}) == 4

@@ -10,6 +10,8 @@ from dataclasses import replace
 from datetime import date, datetime, timezone
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from hub.messaging import AvroCodec, SchemaRegistry
 from hub.reference.policy import Level
@@ -192,3 +194,29 @@ def test_a_rejected_claim_pays_nothing(hub):
     assert rejected["status"] == "REJECTED" and rejected["note"] == "receipts unreadable"
     assert hub.repo.tables.accumulators == {} and hub.outbox() == []
     assert refused(hub.claims.decide, JIUJIANG, "360400", "LX-0001", {"decision": "APPROVE"}).code == "claim_already_decided"
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+                    max_leaves=12)
+
+
+@given(field=st.sampled_from(sorted(claim())), value=JSON, line_field=st.sampled_from(
+    ["med_list_codg", "cnt", "pric", "det_item_fee_sumamt", "feedetl_sn"]), line_value=JSON, whole=JSON)
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+def test_whatever_a_claimant_sends_is_answered_or_refused_with_a_stable_code_and_changes_nothing_when_refused(
+        field, value, line_field, line_value, whole):
+    hub = Hub()
+    bodies = [whole, {**claim(), field: value}, claim()]
+    bodies[2]["feedetail"][0][line_field] = line_value
+    for n, body in enumerate(bodies):
+        if isinstance(body, dict):
+            body = {**body, "claim_no": f"LX-H{n}"} if body.get("claim_no") == "LX-0001" else body
+        before = copy.deepcopy(hub.repo.tables)
+        try:
+            status, _ = hub.claims.submit(JIUJIANG, body)
+        except ClaimRefused as e:
+            assert 400 <= e.status < 500 and e.code and e.message
+            assert hub.repo.tables == before
+        else:
+            assert status in (200, 201)

@@ -172,7 +172,8 @@ class Claims:
     def decide(self, actor: Actor, home_pool: str, claim_no: str, body: Any) -> dict:
         """The home bureau approves (prices) or rejects a claim an agency lodged. The same
         decision again answers the same; the other one is refused."""
-        if not isinstance(body, dict) or body.get("decision") not in ("APPROVE", "REJECT"):
+        if not isinstance(body, dict) or not isinstance(body.get("decision"), str) or \
+                body["decision"] not in ("APPROVE", "REJECT"):
             raise ClaimRefused("invalid_decision", "decision: APPROVE or REJECT (a REJECT with a note)", 400)
         decision, note = body["decision"], body.get("note") or ""
         try:
@@ -325,7 +326,7 @@ class Claims:
         if end > self.clock().astimezone(SHANGHAI).date():
             raise ClaimRefused("invalid_field", "endtime: a claim is for care that has ended")
         reason = body.get("reason")
-        if reason not in REASONS:
+        if not isinstance(reason, str) or reason not in REASONS:
             raise ClaimRefused("invalid_field", f"reason: why it was not settled directly, one of {', '.join(REASONS)}")
         hospital_code, level, kind = self._hospital(body, treatment_pool)
         diagnoses = body.get("diagnoses") or []
@@ -352,7 +353,8 @@ class Claims:
             if known.pool != treatment_pool:
                 raise ClaimRefused("hospital_region_mismatch", f"{code} is in {known.pool}, not {treatment_pool}")
             return code, known.level.value, known.kind.value
-        level = convention.HOSP_LV.get(str(body.get("hosp_lv", "")))
+        lv = body.get("hosp_lv")
+        level = convention.HOSP_LV.get(lv) if isinstance(lv, str) else None
         if level is None:
             raise ClaimRefused("invalid_field", "hosp_lv: the hospital's level (the convention's 01-11, or 1, 2, 3, 3P)")
         return code, level, HospitalKind.GENERAL.value
