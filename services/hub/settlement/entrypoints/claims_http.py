@@ -13,15 +13,18 @@ Every refusal is a 4xx with {"error": {"code", "message"[, "refused_lines"]}} an
 from __future__ import annotations
 
 import hashlib
+import logging
 
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from hub.operations.supervision import is_transient
 from hub.settlement.bootstrap import Settlement
 from hub.settlement.service_layer.claims import Actor, ClaimRefused
 
+log = logging.getLogger(__name__)
 MAX_CLAIM_BYTES = 4 * 1024 * 1024
 
 
@@ -50,6 +53,13 @@ def add_claim_routes(app: FastAPI, hub: Settlement) -> None:
             status, content = await work(who)
         except ClaimRefused as exc:
             return JSONResponse(exc.body(), status_code=exc.status)
+        except Exception as exc:  # nothing half-done stays: a claim is one transaction
+            log.exception("manual claims: %s %s could not be answered", request.method, request.url.path)
+            if is_transient(exc):  # a lost database or Redis: the same claim goes through later
+                return JSONResponse(ClaimRefused("hub_unavailable", "the hub could not complete this now; send the "
+                                                 "same claim again (a claim that did complete answers the same)",
+                                                 503).body(), status_code=503)
+            return JSONResponse(ClaimRefused("internal_error", "a fault of the hub's own", 500).body(), status_code=500)
         return JSONResponse(content, status_code=status)
 
     @app.post("/v1/claims", status_code=201)
