@@ -429,6 +429,11 @@ def test_a_month_of_days_a_statement_confirmed_line_by_line_disputes_carried_and
             todays.append(dict(reversal(sent[5], day), insurance_type=sent[5]["insurance_type"]))
         sent += todays
     send(producer, clearing.settings.topic, sent)
+    # a manual claim 九江 paid its insured on 12 February: in its statement for its books, no line to confirm
+    claim = dict(SAMPLES["cn.hub.settlement.ManualClaimSettled"], event_id=uuid.uuid4(), business_date=date(2026, 2, 12),
+                 settled_at=datetime(2026, 2, 12, 3, tzinfo=timezone.utc))
+    producer.send(clearing.settings.topic, "360400", "ManualClaimSettled", claim)
+    producer.flush()
     consume(clearing)
     for day in feb:
         clearing.service.close_day(day)
@@ -489,6 +494,9 @@ def test_a_month_of_days_a_statement_confirmed_line_by_line_disputes_carried_and
     from hub.clearing.adapters.signing import verify_file_set
     key = clearing.service.signer.public_key_hex
     assert verify_file_set(fetched / "statement_2026-02_360400.json", key).ok
+    document = json.loads((fetched / "statement_2026-02_360400.json").read_text())
+    assert [(c["claim_no"], c["hifp_pay_fen"]) for c in document["manual_claims"]] == [(claim["claim_no"], 600_000)]
+    assert claim["claim_no"] not in {l.get("settlement_id") for l in document["lines"]}
     csv_path = fetched / "statement_2026-02_360400.csv"
     csv_path.write_bytes(csv_path.read_bytes().replace(b"CONFIRMED", b"DISPUTED", 1))
     assert not verify_file_set(fetched / "statement_2026-02_360400.json", key).ok

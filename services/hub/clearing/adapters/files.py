@@ -157,9 +157,7 @@ def render_pool_files(header: DayHeader, position: PoolPosition, rows: Sequence[
                                 [[a["kind"], a["subject"], a["detail"], " ".join(a["settlement_ids"])]
                                  for a in anomalies or []]))
     if manual_claims:
-        sections.insert(-1, Section("零星报销 manual claims (paid by this bureau's fund to its insured; not netted)",
-                                    _yuan_names(MANUAL_CLAIM_COLUMNS),
-                                    [_yuan_cells(c, MANUAL_CLAIM_COLUMNS) for c in manual_claims]))
+        sections.insert(-1, _manual_claims_section(manual_claims))
     return file_set(file_stem(header.clearing_date, pool), document, sections, header.generated_at, signer,
                     DAY_XLSX_MAX_LINES)
 
@@ -188,7 +186,8 @@ STATEMENT_LINE_COLUMNS = ("event_id", "state", "reason", "carried_from", "kind",
 
 
 def render_statement_files(statement: dict[str, Any], lines: list[dict[str, Any]], pool_names: dict[str, str],
-                           created: datetime, signer: Signer | None) -> dict[str, bytes]:
+                           created: datetime, signer: Signer | None,
+                           manual_claims: list[dict[str, Any]] | None = None) -> dict[str, bytes]:
     """A closed monthly statement's file set (statement_<month>_<pool>.*): its totals and
     advance top-up, a summary per counterparty and insurance type, and every line with its state."""
     pool, month = statement["bureau_pool"], statement["month"]
@@ -203,6 +202,8 @@ def render_statement_files(statement: dict[str, Any], lines: list[dict[str, Any]
     counterparties = [by[k] for k in sorted(by)]
     document = {"statement": {**statement, "bureau_name": pool_names.get(pool, ""), "amount_unit": "fen"},
                 "counterparties": counterparties, "lines": lines}
+    if manual_claims:  # 零星报销 the bureau paid its insured this month: for its books, nothing to confirm
+        document["manual_claims"] = manual_claims
     about = Section("月度清算对账单 monthly statement", ("项目 item", "值 value"), [
         ["统筹区 bureau", f"{pool} {pool_names.get(pool, '')}".strip()], ["月份 month", month],
         ["状态 status", statement["status"]], ["出具 issued", statement["issued_at"]],
@@ -219,7 +220,14 @@ def render_statement_files(statement: dict[str, Any], lines: list[dict[str, Any]
                 Section("对方统筹区 counterparties", _yuan_names(cp_columns), [_yuan_cells(c, cp_columns) for c in counterparties]),
                 Section("明细 lines", _yuan_names(STATEMENT_LINE_COLUMNS),
                         [_yuan_cells(l, STATEMENT_LINE_COLUMNS) for l in lines])]
+    if manual_claims:
+        sections.insert(-1, _manual_claims_section(manual_claims))
     return file_set(f"statement_{month}_{pool}", document, sections, created, signer)
+
+
+def _manual_claims_section(claims: list[dict[str, Any]]) -> "Section":
+    return Section("零星报销 manual claims (paid by this bureau's fund to its insured; not netted)",
+                   _yuan_names(MANUAL_CLAIM_COLUMNS), [_yuan_cells(c, MANUAL_CLAIM_COLUMNS) for c in claims])
 
 
 MANUAL_CLAIM_COLUMNS = ("claim_no", "insutype", "treatment_pool", "hospital_code", "lodged_by", "reason",

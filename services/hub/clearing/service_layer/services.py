@@ -627,11 +627,22 @@ class ClearingService:
     def _manual_claims_of(conn: sa.Connection, day: date) -> dict[str, list[dict]]:
         """The day's manual claims (零星报销) per home bureau, for their files: paid by the home fund
         to the patient, netted never."""
+        return ClearingService._manual_claims_where(conn, db.manual_claims.c.clearing_date == day, "home_pool")
+
+    @staticmethod
+    def manual_claims_between(conn: sa.Connection, pool: str, first: date, last: date) -> dict[date, list[dict]]:
+        """One home bureau's manual claims cleared in [first, last], per clearing day."""
         m = db.manual_claims.c
-        out: dict[str, list[dict]] = defaultdict(list)
-        for r in conn.execute(sa.select(db.manual_claims).where(m.clearing_date == day)
-                              .order_by(m.home_pool, m.claim_no, m.event_id)):
-            out[r.home_pool].append({
+        return ClearingService._manual_claims_where(conn, sa.and_(m.home_pool == pool, m.clearing_date.between(first, last)),
+                                                    "clearing_date")
+
+    @staticmethod
+    def _manual_claims_where(conn: sa.Connection, where, by: str) -> dict[Any, list[dict]]:
+        m = db.manual_claims.c
+        out: dict[Any, list[dict]] = defaultdict(list)
+        for r in conn.execute(sa.select(db.manual_claims).where(where)
+                              .order_by(m.clearing_date, m.home_pool, m.claim_no, m.event_id)):
+            out[getattr(r, by)].append({
                 "claim_no": r.claim_no, "insutype": INSUTYPE_CODES[r.insurance_type], "treatment_pool": r.treatment_pool,
                 "hospital_code": r.hospital_code, "lodged_by": r.lodged_by, "reason": r.reason,
                 "person_id_masked": r.person_id_masked, "visit_type": r.visit_type, "begntime": r.begntime.isoformat(),
