@@ -134,7 +134,9 @@ def main() -> None:
             close = {"seconds": round(time.perf_counter() - t1, 2), "exit": done.returncode, "files": len(written),
                      "bytes": sum(p.stat().st_size for p in written),
                      "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
-                     "pools": nets[1], "net_positions_sum_to_zero": nets[0] == 0}
+                     "pools": nets[1], "net_positions_sum_to_zero": nets[0] == 0,
+                     # where the close spent its time, as its log says (netting, advances, flags, files)
+                     "phases": [line for line in done.stdout.splitlines() if line.startswith("closed ")][-1:]}
             shutil.rmtree(settings.out_dir, ignore_errors=True)
         engine.dispose()
     finally:

@@ -563,7 +563,8 @@ def clearing_close(day: str = typer.Option(..., "--date", help="Clearing day, yy
     else:
         n = result.netting
         typer.echo(f"closed {day}: {len(n.positions)} pools, gross {n.obligations_fen / 100:,.2f} yuan, "
-                   f"moved after netting {n.net_abs_fen / 200:,.2f} yuan, efficiency {float(n.efficiency):.1%}")
+                   f"moved after netting {n.net_abs_fen / 200:,.2f} yuan, efficiency {float(n.efficiency):.1%} "
+                   f"({', '.join(f'{step} {seconds:.1f} s' for step, seconds in result.phases.items())})")
     typer.echo(f"files in {clearing.settings.out_dir / day}")
 
 

@@ -10,11 +10,12 @@ closed goes to the next open day, flagged late.
 from __future__ import annotations
 
 import logging
+import time as _time
 import os
 import shutil
 from collections import defaultdict
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta, timezone
 from fractions import Fraction
 from pathlib import Path
@@ -203,6 +204,7 @@ class CloseResult:
     already_closed: bool
     netting: NettingResult | None
     files: list[Path]
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per step of the close
 
 
 def day_end(day: date) -> datetime:
@@ -352,7 +354,9 @@ class ClearingService:
                 blocking = self._blocking(conn, day)
                 if blocking:
                     raise DayBlocked(day, blocking)
+                phases, t0 = {}, _time.perf_counter()
                 result = net(self._obligations(conn, day))  # raises ZeroSumViolated: nothing is written
+                phases["netting"], t0 = _time.perf_counter() - t0, _time.perf_counter()
                 cycle_id = f"{day.isoformat()}.1"
                 header = files.DayHeader(day, cycle_id, now, self.pool_names)
                 unnamed = sorted(p.pool for p in result.positions if not self.pool_names.get(p.pool))
@@ -360,7 +364,9 @@ class ClearingService:
                     log.warning("clearing day %s: no reference name for pools %s (add their policy files to the "
                                 "reference directory)", day, ", ".join(unnamed))
                 advances = self._draw_advances(conn, day, result.positions, now)
+                phases["advances"], t0 = _time.perf_counter() - t0, _time.perf_counter()
                 flags = self._flag_anomalies(conn, day)
+                phases["anomaly flags"], t0 = _time.perf_counter() - t0, _time.perf_counter()
                 manual = self._manual_claims_of(conn, day)
                 # Each pool's files are rendered once, digested and written to a staging directory at
                 # once (memory: one pool's lines at a time); they are moved into place after the commit.
@@ -388,6 +394,7 @@ class ClearingService:
                         topic=CLEARING_STATEMENTS.name, message_key=position.pool,
                         payload=self.codec.encode("ClearingStatement",
                                                   self._statement_event(day, cycle_id, now, position, sha))))
+                phases["files"], t0 = _time.perf_counter() - t0, _time.perf_counter()
                 conn.execute(db.days.update().where(db.days.c.clearing_date == day).values(
                     status="CLOSED", cycle_id=cycle_id, closed_at=now, gross_fen=result.gross_fen,
                     net_abs_fen=result.net_abs_fen,
@@ -399,6 +406,8 @@ class ClearingService:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         CLEARING_DAYS_CLOSED.inc()
+        log.info("closed clearing day %s (%d pools): %s", day, len(result.positions),
+                 ", ".join(f"{name} {seconds:.1f} s" for name, seconds in phases.items()))
         for pool, a in advances.items():
             ADVANCE_BALANCE.labels(pool).set(a["balance_fen"] / 100)
             ADVANCE_REQUIRED.labels(pool).set(a["required_fen"] / 100)
@@ -410,7 +419,7 @@ class ClearingService:
             log.warning("clearing day %s: the advance of %s is under %d%% of what it should hold", day,
                         ", ".join(warned), self.advance_rule.warn_pct)
         # The bytes rendered (and digested) inside the transaction are the ones written: no second netting.
-        return CloseResult(day, cycle_id, False, result, files.move_files(staging, self.out_dir / day.isoformat()))
+        return CloseResult(day, cycle_id, False, result, files.move_files(staging, self.out_dir / day.isoformat()), phases)
 
     # ------------------------------------------------------------------ advance funds
 
