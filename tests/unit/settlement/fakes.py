@@ -147,9 +147,9 @@ class FakeRepository(Repository):
         return self.tables.accumulators.get((person_ref, year), Accumulators(year))
 
     def manual_claims(self, home_pool: str | None = None, lodged_by: str | None = None,
-                      status: str | None = None, limit: int = 1000) -> list[StoredClaim]:
+                      status: str | None = None, limit: int = 1000, claim_no: str | None = None) -> list[StoredClaim]:
         found = [c for c in self.tables.manual_claims.values() if home_pool in (None, c.home_pool)
-                 and lodged_by in (None, c.lodged_by) and status in (None, c.status)]
+                 and lodged_by in (None, c.lodged_by) and status in (None, c.status) and claim_no in (None, c.claim_no)]
         return sorted(found, key=lambda c: (-c.lodged_at.timestamp(), c.claim_no))[:limit]
 
 

@@ -243,8 +243,9 @@ class Repository(ABC):
 
     @abstractmethod
     def manual_claims(self, home_pool: str | None = None, lodged_by: str | None = None,
-                      status: str | None = None, limit: int = 1000) -> list[StoredClaim]:
-        """Manual claims, newest first: of a home pool, or lodged by someone, or both."""
+                      status: str | None = None, limit: int = 1000, claim_no: str | None = None) -> list[StoredClaim]:
+        """Manual claims, newest first: of a home pool, or lodged by someone, or both (or the one
+        with `claim_no`)."""
 
 
 # ---------------------------------------------------------------------------- PostgreSQL
@@ -540,13 +541,14 @@ class PostgresRepository(Repository):
         return Accumulators(year, *rows[0]) if rows else Accumulators(year)
 
     def manual_claims(self, home_pool: str | None = None, lodged_by: str | None = None,
-                      status: str | None = None, limit: int = 1000) -> list[StoredClaim]:
+                      status: str | None = None, limit: int = 1000, claim_no: str | None = None) -> list[StoredClaim]:
         rows = self._read(f"select {_CLAIM_COLUMNS} from manual_claims"
                           " where (%(pool)s::text is null or home_pool = %(pool)s)"
                           " and (%(by)s::text is null or lodged_by = %(by)s)"
                           " and (%(status)s::text is null or status = %(status)s)"
+                          " and (%(no)s::text is null or claim_no = %(no)s)"
                           " order by lodged_at desc, claim_no limit %(limit)s",
-                          {"pool": home_pool, "by": lodged_by, "status": status, "limit": limit})
+                          {"pool": home_pool, "by": lodged_by, "status": status, "no": claim_no, "limit": limit})
         return [StoredClaim(*r) for r in rows]
 
     def _read(self, sql: str, params) -> list:

@@ -205,7 +205,7 @@ class Claims:
         return self.view(stored)
 
     def get(self, actor: Actor, home_pool: str, claim_no: str) -> dict:
-        found = [c for c in self.repository.manual_claims(home_pool=home_pool) if c.claim_no == claim_no]
+        found = self.repository.manual_claims(home_pool=home_pool, claim_no=claim_no, limit=1)
         if not found or not self._sees(actor, found[0]):
             raise ClaimRefused("claim_not_found", f"no claim {claim_no} of {home_pool} of yours", 404)
         return self.view(found[0])
