@@ -28,6 +28,7 @@ import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
+from decimal import Decimal
 from typing import Any, Callable
 
 from hub.messaging import AvroCodec
@@ -122,8 +123,6 @@ class ClaimIn:
                    tuple((str(l[0]), str(l[1]), int(l[2]), int(l[3])) for l in k["lines"]), c.request_sha256)
 
     def engine_claim(self) -> Claim:
-        from decimal import Decimal
-
         lines = tuple(FeeLine(n, code, Decimal(qty), price, amount)
                       for n, (code, qty, price, amount) in enumerate(self.lines, 1))
         return Claim(convention.MED_TYPES[self.med_type], Level(self.level), self.treatment_pool, self.begntime,
