@@ -58,7 +58,8 @@ class ClearingConsumer:
                 log.warning("%s", exc)
                 return
             if not result.already_closed:  # another replica may have closed it a moment before
-                log.info("closed clearing day %s (cycle %s)", day, result.cycle_id)
+                log.info("closed clearing day %s (cycle %s; %s)", day, result.cycle_id,
+                         ", ".join(f"{step} {seconds:.1f} s" for step, seconds in result.phases.items()))
 
     def run(self, max_idle_s: float | None = None) -> None:
         try:

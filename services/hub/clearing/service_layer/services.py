@@ -406,8 +406,6 @@ class ClearingService:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         CLEARING_DAYS_CLOSED.inc()
-        log.info("closed clearing day %s (%d pools): %s", day, len(result.positions),
-                 ", ".join(f"{name} {seconds:.1f} s" for name, seconds in phases.items()))
         for pool, a in advances.items():
             ADVANCE_BALANCE.labels(pool).set(a["balance_fen"] / 100)
             ADVANCE_REQUIRED.labels(pool).set(a["required_fen"] / 100)
