@@ -80,10 +80,7 @@ def clearing_event(message: Message) -> ClearingEvent:
     Every amount must lie from 0 to the kernel's bound (10 billion yuan), so that a day's totals
     cannot overflow whatever a producer got wrong; otherwise EventRefused."""
     v = message.value
-    for name in AMOUNT_FIELDS:
-        value = v.get(name)
-        if not isinstance(value, int) or not 0 <= value <= MAX_AMOUNT_FEN:
-            raise EventRefused(f"amount_out_of_bounds: {name} = {value!r} is not within 0..{MAX_AMOUNT_FEN} fen")
+    _check_amounts(v, AMOUNT_FIELDS)
     reversal = message.record_name.endswith("SettlementReversed")
     return ClearingEvent(
         event_id=str(v["event_id"]), reversal=reversal, settlement_id=v["settlement_id"],
@@ -104,10 +101,7 @@ def manual_claim_row(message: Message) -> dict[str, Any]:
     """A ManualClaimSettled as its row in `manual_claims` (its clearing day set by `apply`);
     amounts out of bounds, or shares that do not add up to the bill, raise EventRefused."""
     v = message.value
-    for name in MANUAL_CLAIM_AMOUNTS:
-        value = v.get(name)
-        if not isinstance(value, int) or not 0 <= value <= MAX_AMOUNT_FEN:
-            raise EventRefused(f"amount_out_of_bounds: {name} = {value!r} is not within 0..{MAX_AMOUNT_FEN} fen")
+    _check_amounts(v, MANUAL_CLAIM_AMOUNTS)
     if v["hifp_pay_fen"] + v["hifmi_pay_fen"] + v["maf_pay_fen"] + v["psn_part_amt_fen"] != v["medfee_sumamt_fen"]:
         raise EventRefused(f"unbalanced: manual claim {v['claim_no']}'s shares do not add up to its bill")
     if v["insurance_type"] not in INSUTYPE_CODES:
@@ -118,6 +112,14 @@ def manual_claim_row(message: Message) -> dict[str, Any]:
             "insurance_type": v["insurance_type"], "visit_type": v["visit_type"], "begntime": v["begntime"],
             "endtime": v["endtime"], **{name: v[name] for name in MANUAL_CLAIM_AMOUNTS},
             "source": f"{message.topic}:{message.partition}:{message.offset}"}
+
+
+def _check_amounts(v: dict[str, Any], names) -> None:
+    """Every amount named lies from 0 to the kernel's bound, or EventRefused."""
+    for name in names:
+        value = v.get(name)
+        if not isinstance(value, int) or not 0 <= value <= MAX_AMOUNT_FEN:
+            raise EventRefused(f"amount_out_of_bounds: {name} = {value!r} is not within 0..{MAX_AMOUNT_FEN} fen")
 
 
 def _insurance_type(value: Any) -> str | None:
@@ -238,7 +240,8 @@ class ClearingService:
         An event with an amount out of bounds raises EventRefused (its consumer quarantines it).
         A manual claim (ManualClaimSettled) is kept for its home bureau's file and the fund-risk
         watch, and netted never: the home fund paid the patient, no fund owes another."""
-        claims = [manual_claim_row(m) for m in batch if m.record_name.endswith(MANUAL_CLAIM)]
+        claimed = [m for m in batch if m.record_name.endswith(MANUAL_CLAIM)]
+        claims = [manual_claim_row(m) for m in claimed]
         events = [clearing_event(m) for m in batch if not m.record_name.endswith(MANUAL_CLAIM)]
         if not events and not claims:
             return 0
@@ -279,8 +282,8 @@ class ClearingService:
                 db.add_bilateral(conn, [(*k, *t) for k, t in sorted(totals.items())])
             marks: dict[tuple[str, int], tuple[int, datetime]] = {}
             for topic, partition, offset, when in [*((e.topic, e.partition, e.offset, e.event_time) for e in events),
-                                                   *((m.topic, m.partition, m.offset, m.value["settled_at"]) for m in batch
-                                                     if m.record_name.endswith(MANUAL_CLAIM))]:
+                                                   *((m.topic, m.partition, m.offset, m.value["settled_at"])
+                                                     for m in claimed)]:
                 old = marks.get((topic, partition), (0, when))
                 marks[(topic, partition)] = (max(old[0], offset + 1), max(old[1], when))
             stmt = pg_insert(db.partition_marks).values([
@@ -634,28 +637,32 @@ class ClearingService:
     def _manual_claims_of(conn: sa.Connection, day: date) -> dict[str, list[dict]]:
         """The day's manual claims (零星报销) per home bureau, for their files: paid by the home fund
         to the patient, netted never."""
-        return ClearingService._manual_claims_where(conn, db.manual_claims.c.clearing_date == day, "home_pool")
+        out: dict[str, list[dict]] = defaultdict(list)
+        for home, claim in ClearingService._manual_claims_where(conn, db.manual_claims.c.clearing_date == day):
+            out[home].append(claim)
+        return out
 
     @staticmethod
-    def manual_claims_between(conn: sa.Connection, pool: str, first: date, last: date) -> dict[date, list[dict]]:
-        """One home bureau's manual claims cleared in [first, last], per clearing day."""
+    def manual_claims_between(conn: sa.Connection, pool: str, first: date, last: date) -> list[dict]:
+        """One home bureau's manual claims cleared in [first, last], in order of day."""
         m = db.manual_claims.c
-        return ClearingService._manual_claims_where(conn, sa.and_(m.home_pool == pool, m.clearing_date.between(first, last)),
-                                                    "clearing_date")
+        return [claim for _, claim in ClearingService._manual_claims_where(
+            conn, sa.and_(m.home_pool == pool, m.clearing_date.between(first, last)))]
 
     @staticmethod
-    def _manual_claims_where(conn: sa.Connection, where, by: str) -> dict[Any, list[dict]]:
+    def _manual_claims_where(conn: sa.Connection, where) -> list[tuple[str, dict]]:
+        """(home pool, the claim as the files show it) for the rows `where` picks."""
         m = db.manual_claims.c
-        out: dict[Any, list[dict]] = defaultdict(list)
+        out = []
         for r in conn.execute(sa.select(db.manual_claims).where(where)
                               .order_by(m.clearing_date, m.home_pool, m.claim_no, m.event_id)):
-            out[getattr(r, by)].append({
+            out.append((r.home_pool, {
                 "claim_no": r.claim_no, "insutype": INSUTYPE_CODES[r.insurance_type], "treatment_pool": r.treatment_pool,
                 "hospital_code": r.hospital_code, "lodged_by": r.lodged_by, "reason": r.reason,
                 "person_id_masked": r.person_id_masked, "visit_type": r.visit_type, "begntime": r.begntime.isoformat(),
                 "endtime": r.endtime.isoformat(), "medfee_sumamt_fen": r.medfee_sumamt_fen,
                 "hifp_pay_fen": r.hifp_pay_fen, "hifmi_pay_fen": r.hifmi_pay_fen, "maf_pay_fen": r.maf_pay_fen,
-                "psn_part_amt_fen": r.psn_part_amt_fen, "event_id": r.event_id})
+                "psn_part_amt_fen": r.psn_part_amt_fen, "event_id": r.event_id}))
         return out
 
     def manual_claims_spent(self, conn: sa.Connection, pool: str, first: date, last: date) -> list[tuple[str, str, int]]:

@@ -7,7 +7,7 @@ database, the outbox (MonthlyStatementChanged on clearing.statements) and the cl
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -254,10 +254,7 @@ class MonthlyStatements:
     def _manual_claims(self, conn: sa.Connection, month: str, pool: str) -> list[dict[str, Any]]:
         """The month's manual claims (零星报销) the bureau paid its insured: for its books, not
         lines to confirm — no other fund owes anything for them."""
-        first = date.fromisoformat(f"{month}-01")
-        last = (first.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
-        return [c for day, claims in sorted(self.clearing.manual_claims_between(conn, pool, first, last).items())
-                for c in claims]
+        return self.clearing.manual_claims_between(conn, pool, *month_days(month))
 
     def _emit(self, conn: sa.Connection, summary: dict[str, Any], action: str, ids: list[str], reason: str, who: str,
               now: datetime) -> None:
