@@ -574,12 +574,15 @@ def _anomaly_plans(rnd, ref, hospitals, persons, pool_codes) -> list[tuple]:
     def day(back: int) -> str:
         return (today - timedelta(days=back)).isoformat()
 
+    uncapped = {c: uncapped_items(ref, c) for c in pool_codes}  # each file read once
+
     def stay(person, treat, yuan: str, begin: int, end: int, hospital=None) -> tuple:
         hospital = hospital or rnd.choice([h for h in hospitals if h["pool"] == treat])
-        line = {"med_list_codg": rnd.choice(uncapped_items(ref, treat)), "cnt": "1", "pric": yuan}
+        line = {"med_list_codg": rnd.choice(uncapped[treat]), "cnt": "1", "pric": yuan}
         return person, hospital, "21", [line], False, False, (day(begin), day(end))
 
-    direct = [p for p in persons if settles_unfiled(ref, p["pool"])]
+    direct_pools = {c for c in pool_codes if settles_unfiled(ref, c)}
+    direct = [p for p in persons if p["pool"] in direct_pools]
     if len(direct) < 6 or len(pool_codes) < 3:
         return []
     a, b, e = rnd.sample(direct, 3)
@@ -609,11 +612,12 @@ def _manual_claims(rnd, ref, persons, bureaus, agencies, hospitals, pool_codes, 
     begin, end = (today - timedelta(days=6)).isoformat(), (today - timedelta(days=2)).isoformat()
     token = {b["pool"]: b["token"] for b in bureaus}
     out = {"settled": 0, "refused": Counter(), "funds_paid_fen": 0, "agency_lodged_then_approved": 0}
+    catalogues = {c: catalogue_codes(ref, c) for c in pool_codes}  # each file read once
 
     def claim(person, n: int, reason: str, treat: str) -> dict:
         connected = reason != "HOSPITAL_NOT_CONNECTED"
         hospital = rnd.choice([h for h in hospitals if h["pool"] == treat])["code"] if connected else f"H{treat}OFF01"
-        items = rnd.sample(catalogue_codes(ref, treat), 3)
+        items = rnd.sample(catalogues[treat], 3)
         return {"claim_no": f"LX{person['pool']}{today:%Y%m%d}{n:04d}", "psn_no": person["psn_no"], "med_type": "21",
                 "home_pool": person["pool"], "treatment_pool": treat, "hospital_code": hospital,
                 **({} if connected else {"hosp_lv": "2"}), "begntime": begin, "endtime": end, "reason": reason,
