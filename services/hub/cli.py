@@ -883,7 +883,7 @@ def day(
                f"{sum(claims['refused'].values())} refused {claims['refused'] or ''}")
     flags = summary["anomaly_flags"]
     typer.echo("  anomaly flags      " + ", ".join(f"{kind} {n}" for kind, n in flags.items())
-               + ("  (HOSPITAL_JUMP needs earlier days to compare with)" if not flags.get("HOSPITAL_JUMP") else ""))
+               + f"  (against {summary['settled_yesterday']} bills settled yesterday)")
     agree = summary["summary_agrees_with_clearing_files"]
     typer.secho(f"  check              these figures {'agree' if agree else 'DO NOT agree'} with the clearing files",
                 fg=typer.colors.GREEN if agree else typer.colors.RED)

@@ -52,7 +52,9 @@ def test_a_small_simulated_day_runs_end_to_end_and_agrees_with_its_files(servers
     # the anomaly patterns the day scripts reach the home bureaus' files
     flags = summary["anomaly_flags"]
     assert all(flags[kind] >= 1 for kind in ("OVERLAPPING_REGIONS", "READMISSION", "JUST_UNDER_THRESHOLD",
-                                             "MANY_BILLS")), flags
+                                             "MANY_BILLS", "HOSPITAL_JUMP")), flags
+    # the hospital jump's baseline: three bills settled yesterday by a settlement service a day behind
+    assert summary["settled_yesterday"] == 3 and "against 3 bills settled yesterday" in done.stdout
     lines = {l["settlement_id"] for s in statements for l in s["settlement_lines"] if l["kind"] == "SETTLED"}
     assert len(lines) == summary["settlements"]
     assert (files / f"summary_{summary['clearing_date']}.html").read_text().count("<rect") == len(statements)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Callable
 
 import redis
 import sqlalchemy as sa
@@ -21,6 +24,7 @@ from hub.settlement.service_layer.handlers import SettlementService
 from hub.settlement.service_layer.identity import HospitalRegistry
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
+log = logging.getLogger(__name__)
 
 
 _env = shared_settings.env
@@ -47,6 +51,14 @@ class Settings:
     settle_linger_ms: float = field(default_factory=lambda: float(_env("HUB_SETTLE_LINGER_MS", "0")))
     # What a hospital may send (HUB_LIMIT_MAX_PRICE_FEN, ...): see convention.Limits.
     limits: Limits = field(default_factory=Limits.from_env)
+    # A rehearsal's business clock: settlements and claims are stamped this many days off the real
+    # clock (the simulated day settles its hospitals' previous days with -1). Always 0 in service;
+    # a non-zero value is logged as a warning at start and shown by /health/ready.
+    clock_shift_days: int = field(default_factory=lambda: int(_env("HUB_SETTLEMENT_CLOCK_SHIFT_DAYS", "0")))
+
+    def clock(self) -> Callable[[], datetime]:
+        shift = timedelta(days=self.clock_shift_days)
+        return lambda: datetime.now(timezone.utc) + shift
 
     @property
     def database_url(self) -> str:
@@ -77,9 +89,13 @@ def bootstrap(settings: Settings | None = None, create_schema: bool = True) -> S
     codec = AvroCodec(SchemaRegistry())
     hospitals = HospitalRegistry.from_yaml(settings.hospitals_file)
     repository = PostgresRepository(engine.url.set(drivername="postgresql").render_as_string(hide_password=False))
-    service = SettlementService(repository, read_model, codec, settings.person_key, limits=settings.limits,
-                                voucher_key=settings.voucher_key)
-    claims = Claims(repository, read_model, service.reference, codec, settings.person_key, hospitals, settings.limits)
+    if settings.clock_shift_days:
+        log.warning("HUB_SETTLEMENT_CLOCK_SHIFT_DAYS=%d: settlements are stamped %d days off the real clock "
+                    "(a rehearsal; never in service)", settings.clock_shift_days, settings.clock_shift_days)
+    service = SettlementService(repository, read_model, codec, settings.person_key, clock=settings.clock(),
+                                limits=settings.limits, voucher_key=settings.voucher_key)
+    claims = Claims(repository, read_model, service.reference, codec, settings.person_key, hospitals, settings.limits,
+                    clock=settings.clock())
     return Settlement(settings, engine, read_model, codec, hospitals, service, claims,
                       load_claimants(settings.bureaus_file, settings.agencies_file))
 

@@ -29,7 +29,7 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Callable
@@ -80,7 +80,7 @@ class DayOptions:
     seed: int = 20261124
     out_dir: Path = REPO_ROOT / "out"
     existing_servers: bool = False
-    ports: tuple[int, int, int] = (8510, 8520, 8530)
+    ports: tuple[int, int, int, int] = (8510, 8520, 8530, 8521)  # the last: the settlement a day behind
 
 
 @dataclass
@@ -165,29 +165,27 @@ def catalogue_codes(ref: Path, pool: str) -> list[tuple[str, int]]:
 
 
 class Services:
-    """The three services as child processes, each on its own port and its own database."""
+    """The services as child processes, each on its own port, logging into the run's `logs`."""
 
-    def __init__(self, run_id: str, run_dir: Path, env: dict[str, str], ports: tuple[int, int, int]):
-        self.run_id, self.run_dir, self.env, self.ports = run_id, run_dir, env, ports
-        self.procs: list[subprocess.Popen] = []
+    def __init__(self, run_dir: Path, env: dict[str, str]):
+        self.run_dir, self.env = run_dir, env
+        self.procs: dict[str, subprocess.Popen] = {}
 
-    def start(self) -> None:
+    def start(self, *services: tuple[str, list[str], str, dict[str, str]]) -> None:
+        """(name, `hub` arguments, health URL, extra environment) each; returns once all answer."""
         logs = self.run_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
-        reg, settle, clear = self.ports
-        for name, args in (("registration", ["registration", "serve", "--port", str(reg)]),
-                           ("settlement", ["settlement", "serve", "--port", str(settle)]),
-                           ("clearing", ["clearing", "serve", "--port", str(clear)])):
+        for name, args, _, extra in services:
             out = open(logs / f"{name}.log", "ab")
-            self.procs.append(subprocess.Popen([sys.executable, "-m", "hub.cli", *args], env=self.env, stdout=out,
-                                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
-        for port, path in ((reg, "/health/ready"), (settle, "/health/ready"), (clear, "/health/live")):
-            self._wait(f"http://127.0.0.1:{port}{path}")
+            self.procs[name] = subprocess.Popen([sys.executable, "-m", "hub.cli", *args], env={**self.env, **extra},
+                                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        for _, _, url, _ in services:
+            self._wait(url)
 
     def _wait(self, url: str, limit_s: float = 180) -> None:
         deadline = time.monotonic() + limit_s
         while time.monotonic() < deadline:
-            for p in self.procs:
+            for p in self.procs.values():
                 if p.poll() is not None:
                     raise RuntimeError(f"a service exited during start-up; see {self.run_dir / 'logs'}")
             try:
@@ -198,11 +196,13 @@ class Services:
             time.sleep(0.3)
         raise RuntimeError(f"{url} did not become ready within {limit_s:.0f} s; see {self.run_dir / 'logs'}")
 
-    def stop(self) -> None:
-        for p in self.procs:
+    def stop(self, *names: str) -> None:
+        """The named services (all without names): SIGTERM, then SIGKILL after 30 s."""
+        procs = [self.procs.pop(n) for n in (names or list(self.procs))]
+        for p in procs:
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
-        for p in self.procs:
+        for p in procs:
             try:
                 p.wait(timeout=30)
             except subprocess.TimeoutExpired:
@@ -290,18 +290,34 @@ def run_day(opts: DayOptions, echo: Callable[[str], None] = print, progress=None
            "HUB_BUREAUS_FILE": str(run_dir / "bureaus.yaml"), "HUB_AGENCIES_FILE": str(run_dir / "agencies.yaml"),
            "HUB_ANOMALY_MANY_BILLS": str(DAY_MANY_BILLS), "HUB_REFERENCE_DIR": str(ref), "HUB_LOG_LEVEL": "WARNING",
            "HUB_SETTLEMENT_DB_POOL": str(max(8, opts.concurrency + 2)), **paas_refs}
-    services = Services(run_id, run_dir, env, opts.ports)
-    echo("starting the registration, settle-at-treatment and clearing services")
-    services.start()
-    reg_url, settle_url, clear_url = (f"http://127.0.0.1:{p}" for p in opts.ports)
+    services = Services(run_dir, env)
+    reg, settle, clear, earlier = opts.ports
+    reg_url, settle_url, clear_url, earlier_url = (f"http://127.0.0.1:{p}" for p in opts.ports)
+    echo("starting the registration and settle-at-treatment services (and one a day behind, for yesterday's bills)")
     try:
+        services.start(("registration", ["registration", "serve", "--port", str(reg)], f"{reg_url}/health/ready", {}),
+                       ("settlement", ["settlement", "serve", "--port", str(settle)], f"{settle_url}/health/ready", {}),
+                       ("settlement-yesterday", ["settlement", "serve", "--port", str(earlier)],
+                        f"{earlier_url}/health/ready", {"HUB_SETTLEMENT_CLOCK_SHIFT_DAYS": "-1"}))
         persons = _enrol(opts, rnd, run_id, pools, bureaus, reg_url, echo)
         _wait_registered(settle_url, hospitals, persons, echo)
-        scripted = _anomaly_plans(rnd, ref, hospitals, persons, pool_codes)
-        ledger = _settle_day(opts, rnd, ref, hospitals, persons, pool_codes, settle_url, echo, progress, scripted)
+        before, scripted = _anomaly_plans(rnd, ref, hospitals, persons, pool_codes)
+        # Yesterday's bills, for the hospital-jump flag's baseline: settled by a settlement service
+        # whose business clock runs a day behind, all published before clearing starts reading (a
+        # clearing that caught up between them could close yesterday and place the rest late).
+        history = _settle_day(replace(opts, settlements=0), rnd, ref, hospitals, persons, pool_codes, earlier_url,
+                              lambda _: None, None, before)
+        services.stop("settlement-yesterday")
+        _wait_published(postgres, databases["settlement"])
+        echo(f"  {len(history.settled)} bills settled yesterday (the baseline of a hospital's average bill)"
+             + (f"; refused: {dict(history.refused)}" if history.refused else ""))
+        echo("starting the clearing service")
+        services.start(("clearing", ["clearing", "serve", "--port", str(clear)], f"{clear_url}/health/live", {}))
+        ledger = _settle_day(opts, rnd, ref, hospitals, persons, pool_codes, settle_url, echo, progress, scripted,
+                             reserved=frozenset(plan[0]["psn_no"] for plan in before))
         claims = _manual_claims(rnd, ref, persons, bureaus, agencies, hospitals, pool_codes, settle_url, echo)
         today = datetime.now(SHANGHAI).date()
-        _wait_cleared(postgres, databases, ledger, echo, claims=claims["settled"])
+        _wait_cleared(postgres, databases, ledger, echo, claims=claims["settled"] + len(history.settled))
         close = subprocess.run([sys.executable, "-m", "hub.cli", "clearing", "close", "--date", today.isoformat()],
                                env=env, capture_output=True, text=True, timeout=600)
         if close.returncode != 0:
@@ -309,6 +325,7 @@ def run_day(opts: DayOptions, echo: Callable[[str], None] = print, progress=None
         summary = _summary(opts, ledger, clearing_out / today.isoformat(), today, time.monotonic() - started, run_dir)
         summary["fund_risk"] = _fund_risk(clear_url, pool_codes)
         summary["manual_claims"] = claims
+        summary["settled_yesterday"] = len(history.settled)
     finally:
         services.stop()
         _delete_group(kafka, group)  # the run's consumer group would otherwise show as STOPPED forever
@@ -425,9 +442,11 @@ def covered_visit_types(ref: Path, pool: str) -> set[str]:
     return covered
 
 
-def _settle_day(opts, rnd, ref, hospitals, persons, pool_codes, settle_url, echo, progress, scripted=()) -> Ledger:
+def _settle_day(opts, rnd, ref, hospitals, persons, pool_codes, settle_url, echo, progress, scripted=(),
+                reserved: frozenset[str] = frozenset()) -> Ledger:
     """Every bill of the day over the national interface, on `concurrency` threads: random ones
-    (the visit mix, costs and filings of DESIGN.md) and the `scripted` ones (`_anomaly_plans`)."""
+    (the visit mix, costs and filings of DESIGN.md) and the `scripted` ones (`_anomaly_plans`).
+    Scripted and `reserved` persons have no random bills."""
     ledger = Ledger()
     catalogues = {c: catalogue_codes(ref, c) for c in pool_codes}
     covered = {c: covered_visit_types(ref, c) for c in pool_codes}
@@ -436,7 +455,7 @@ def _settle_day(opts, rnd, ref, hospitals, persons, pool_codes, settle_url, echo
     # then show none of the patterns the anomaly flags look for, and the scripted ones do.
     where: dict[str, str] = {}
     stayed: set[str] = set()
-    scripted_persons = {plan[0]["psn_no"] for plan in scripted}
+    scripted_persons = {plan[0]["psn_no"] for plan in scripted} | reserved
     unscripted = [p for p in persons if p["psn_no"] not in scripted_persons]
     for n in range(opts.settlements):
         for _ in range(20):
@@ -563,12 +582,13 @@ def uncapped_items(ref: Path, pool: str) -> list[str]:
         return [r["item_code"] for r in csv.DictReader(handle) if r["item_class"] == "甲" and not r["price_cap_yuan"]]
 
 
-def _anomaly_plans(rnd, ref, hospitals, persons, pool_codes) -> list[tuple]:
+def _anomaly_plans(rnd, ref, hospitals, persons, pool_codes) -> tuple[list[tuple], list[tuple]]:
     """Bills that make the patterns the home bureaus' anomaly flags look for, among the day's
     random ones: one person in two regions on overlapping days, one admitted again 6 days after a
     stay, one hospital with three bills just under 10,000 yuan, one person with DAY_MANY_BILLS
-    bills. HOSPITAL_JUMP compares a hospital with its previous 30 days: a one-day run has none.
-    Stays only (every policy covers them), by persons whose home settles unfiled care directly."""
+    bills, and one hospital whose average bill for a bureau's insured jumps from 600 yuan
+    yesterday to 7,000 today. Returns (yesterday's bills, today's). Stays only (every policy
+    covers them), by persons whose home settles unfiled care directly."""
     today = datetime.now(SHANGHAI).date()
 
     def day(back: int) -> str:
@@ -584,7 +604,7 @@ def _anomaly_plans(rnd, ref, hospitals, persons, pool_codes) -> list[tuple]:
     direct_pools = {c for c in pool_codes if settles_unfiled(ref, c)}
     direct = [p for p in persons if p["pool"] in direct_pools]
     if len(direct) < 6 or len(pool_codes) < 3:
-        return []
+        return [], []
     a, b, e = rnd.sample(direct, 3)
     # a hospital's bills just under a threshold are flagged for one home bureau: three of its insured
     home = rnd.choice(sorted({p["pool"] for p in direct}))
@@ -597,7 +617,30 @@ def _anomaly_plans(rnd, ref, hospitals, persons, pool_codes) -> list[tuple]:
              stay(b, tb, "4000.00", 12, 9), stay(b, tb, "4200.00", 3, 0)]          # READMISSION (6 days)
     plans += [stay(p, hospital["pool"], "9850.00", 5, 0, hospital) for p in (c1, c2, c3)]  # JUST_UNDER_THRESHOLD
     plans += [stay(e, te, f"{rnd.randint(800, 2000)}.00", 1, 0) for _ in range(DAY_MANY_BILLS)]  # MANY_BILLS
-    return plans
+    # HOSPITAL_JUMP: three stays of one bureau's insured at another hospital yesterday (discharged
+    # the day before, so no stay ends after yesterday's clock), three others' today
+    used = {p["psn_no"] for p in (a, b, e, c1, c2, c3)}
+    jump_home = max(sorted(direct_pools), key=lambda c: sum(p["pool"] == c and p["psn_no"] not in used for p in direct))
+    six = rnd.sample([p for p in direct if p["pool"] == jump_home and p["psn_no"] not in used], 6)
+    jumper = rnd.choice([h for h in hospitals if h["pool"] != jump_home and h is not hospital])
+    before = [stay(p, jumper["pool"], "600.00", 4, 2, jumper) for p in six[:3]]
+    plans += [stay(p, jumper["pool"], "7000.00", 3, 0, jumper) for p in six[3:]]
+    return before, plans
+
+
+def _wait_published(postgres: str, database: str, limit_s: float = 120) -> None:
+    """Until the settlement service's outbox is empty: every event it committed is in Kafka."""
+    engine = sa.create_engine(sa.make_url(postgres).set(database=database))
+    deadline = time.monotonic() + limit_s
+    try:
+        while time.monotonic() < deadline:
+            with engine.connect() as conn:
+                if conn.execute(sa.text("select count(*) from outbox")).scalar_one() == 0:
+                    return
+            time.sleep(0.2)
+    finally:
+        engine.dispose()
+    raise RuntimeError(f"the settlement outbox did not empty within {limit_s:.0f} s")
 
 
 CLAIM_REASONS = ("NOT_FILED", "HOSPITAL_NOT_CONNECTED", "COUNTER_DOWN", "ROUTED_HOME")

@@ -168,7 +168,9 @@ def create_app(hub: Settlement, loops=None) -> ConventionApp:
     app = FastAPI(title="settle-at-treatment", docs_url="/docs", redoc_url=None, lifespan=lifespan,
                   description=f"The national interface's transactions are served at POST {CONVENTION_PATH}.")
     add_metrics_route(app)
-    add_health_routes(app, lambda: None if hub.read_model.ready() else "the read model is rebuilding", loops)
+    shifted = hub.settings.clock_shift_days
+    add_health_routes(app, lambda: None if hub.read_model.ready() else "the read model is rebuilding", loops,
+                      notes=(f"business clock shifted {shifted} days (HUB_SETTLEMENT_CLOCK_SHIFT_DAYS)",) if shifted else ())
     add_claim_routes(app, hub)
     if hub.hospitals.sample_secrets:
         log.warning("some hospitals use the sample gateway secrets (paas_token_ref 'sample:'): for local runs only")
