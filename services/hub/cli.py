@@ -73,7 +73,7 @@ def policy_replay(
     except ValueError as exc:
         typer.secho(f"error: {exc} (dates are yyyy-mm-dd)", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
-    hub = bootstrap(create_schema=False)
+    hub = bootstrap(create_schema=False, gateway_secrets=False)  # answers no hospital: needs none of their secrets
     hospitals = {h.code: (h.pool, h.level, h.kind) for h in hub.hospitals.by_code.values()}
     catalogues = newest_catalogues(hub.read_model.catalogues())
     total = count_bills(hub.engine, draft.pool_code, begin, end)

@@ -477,9 +477,14 @@ def test_a_draft_policy_replayed_over_settled_bills_with_the_same_engine(stack, 
     draft = tmp_path / "draft.yaml"
     draft.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
     today = datetime.now(ZoneInfo("Asia/Shanghai")).date().isoformat()
+    # the replay answers no hospital: it runs where their gateway secrets are not (env:... unset)
+    hospitals = tmp_path / "hospitals.yaml"
+    hospitals.write_text((REPO / "reference" / "hospitals.yaml").read_text("utf-8")
+                         .replace('paas_token_ref: "sample:"', 'paas_token_ref: "env:HUB_PAAS_TOKEN_NOT_HERE"'), "utf-8")
     done = subprocess.run([sys.executable, "-m", "hub.cli", "policy", "replay", "--policy", str(draft),
                            "--from", today, "--to", today, "--out", str(tmp_path / "out")],
-                          env={**os.environ, **stack.env}, cwd=REPO, capture_output=True, text=True, timeout=300)
+                          env={**os.environ, **stack.env, "HUB_HOSPITALS_FILE": str(hospitals)}, cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     [report_path] = (tmp_path / "out").glob("replay_*.json")
     report = json.loads(report_path.read_text())

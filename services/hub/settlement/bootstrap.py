@@ -80,14 +80,15 @@ class Settlement:
         return EventProducer(self.settings.kafka_bootstrap, self.codec, client_id=client_id)
 
 
-def bootstrap(settings: Settings | None = None, create_schema: bool = True) -> Settlement:
+def bootstrap(settings: Settings | None = None, create_schema: bool = True, gateway_secrets: bool = True) -> Settlement:
+    """The service wired; `gateway_secrets=False` for tools that answer no hospital (the replay)."""
     settings = settings or Settings()
     engine = db.create_engine(settings.database_url, settings.db_pool_size)
     if create_schema:
         db.create_schema(engine)
     read_model = ReadModel(redis.Redis.from_url(settings.redis_url))
     codec = AvroCodec(SchemaRegistry())
-    hospitals = HospitalRegistry.from_yaml(settings.hospitals_file)
+    hospitals = HospitalRegistry.from_yaml(settings.hospitals_file, gateway_secrets)
     repository = PostgresRepository(engine.url.set(drivername="postgresql").render_as_string(hide_password=False))
     if settings.clock_shift_days:
         log.warning("HUB_SETTLEMENT_CLOCK_SHIFT_DAYS=%d: settlements are stamped %d days off the real clock "

@@ -63,7 +63,9 @@ class HospitalRegistry:
         return self._paas.get(paasid)
 
     @classmethod
-    def from_yaml(cls, path: Path) -> "HospitalRegistry":
+    def from_yaml(cls, path: Path, gateway_secrets: bool = True) -> "HospitalRegistry":
+        """The hospitals file; `gateway_secrets=False` for tools that need the hospitals but serve
+        no request (a policy replay): their secrets are then not looked for."""
         import yaml
 
         rows = yaml.safe_load(path.read_text(encoding="utf-8")) or []
@@ -72,7 +74,7 @@ class HospitalRegistry:
             hospital = Hospital(str(r["code"]), r["name"], str(r["pool"]), Level(str(r["level"])), r["token_sha256"],
                                 HospitalKind(r.get("kind", "GENERAL")))
             hospitals.append(hospital)
-            if r.get("paas_token_ref"):
+            if r.get("paas_token_ref") and gateway_secrets:
                 paas[str(r.get("paasid") or hospital.code)] = (hospital, resolve_secret(r["paas_token_ref"], hospital.code))
         registry = cls(hospitals, paas)
         registry.sample_secrets = any(str(r.get("paas_token_ref", "")).startswith("sample:") for r in rows)
