@@ -57,7 +57,9 @@ def policy_replay(
     from tqdm import tqdm
 
     from hub.reference.policy import PolicyFileError, load_policy_file
-    from hub.settlement.adapters.replay_source import count_bills, settled_bills
+    import heapq
+
+    from hub.settlement.adapters.replay_source import count_bills, paid_manual_claims, settled_bills
     from hub.settlement.bootstrap import bootstrap
     from hub.settlement.entrypoints import replay_report
     from hub.settlement.service_layer.people import person_from_registration
@@ -82,7 +84,9 @@ def policy_replay(
         return {ref: hub.codec.decode(raw).value for ref, raw in hub.read_model.registrations_bytes(refs).items()}
 
     with tqdm(total=total, unit=" bills", desc=f"replaying {draft.pool_code}") as bar:
-        report = replay(draft, settled_bills(hub.engine, draft.pool_code, begin, end), persons,
+        bills = heapq.merge(settled_bills(hub.engine, draft.pool_code, begin, end),
+                            paid_manual_claims(hub.engine, draft.pool_code, begin, end), key=lambda b: b.at)
+        report = replay(draft, bills, persons,
                         person_from_registration, hospitals, catalogues, begin, end, progress=bar.update, top=top)
     document = report.as_dict(top)
     out.mkdir(parents=True, exist_ok=True)

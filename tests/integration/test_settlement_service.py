@@ -457,9 +457,9 @@ def test_a_database_made_before_a_column_was_added_gets_it_in_place(scratch_data
 
 
 def test_a_draft_policy_replayed_over_settled_bills_with_the_same_engine(stack, producer, tmp_path):
-    """`hub policy replay`: 九江's settled off-site bills re-priced under a draft that raises the
-    referral ratio from 50 % to 60 %, accumulators replayed; the report's totals computed by hand,
-    a bill of another pool's insured left alone."""
+    """`hub policy replay`: 九江's settled off-site bills and a paid manual claim re-priced under a
+    draft that raises the referral ratio from 50 % to 60 %, accumulators replayed; the report's
+    totals computed by hand, a bill of another pool's insured left alone."""
     import json
 
     import yaml
@@ -471,6 +471,14 @@ def test_a_draft_policy_replayed_over_settled_bills_with_the_same_engine(stack, 
         mdtrt = open_and_upload(http, env, person, [(JIA_DRUG, "1", "10000.00")], begn=f"2026-03-1{n} 09:00:00")
         status, body = call(http, env("2304", {"data": {"mdtrt_id": mdtrt, "endtime": f"2026-03-1{n} 10:00:00"}}))
         assert status == 200 and body["infcode"] == 0, body
+    # and a manual claim (零星报销) the home bureau paid: a bill too, in the same accumulators
+    claim = {"claim_no": f"LX-R-{psn[-8:]}", "psn_no": psn, "med_type": "21", "treatment_pool": "440100",
+             "hospital_code": GZ_A[0], "begntime": "2026-03-20", "endtime": "2026-03-21",
+             "reason": "COUNTER_DOWN", "feedetail": [{"feedetl_sn": "1", "med_list_codg": JIA_DRUG, "cnt": "1",
+                                                      "pric": "10000.00"}]}
+    paid = TestClient(create_app(stack)).post("/v1/claims", json=claim,
+                                              headers={"Authorization": "Bearer dev-bureau-360400"})
+    assert paid.status_code == 201 and paid.json()["hifp_pay"] == "4700.00", paid.text
     document = yaml.safe_load((REPO / "reference" / "policies" / "360400-RESIDENT-2020.2.yaml").read_text("utf-8"))
     document["policy_version"] = "360400-RESIDENT-DRAFT.1"
     document["off_site"]["rules"]["REFERRAL"]["ratio_by_level"] = {"1": 60, "2": 60, "3": 60}
@@ -488,13 +496,15 @@ def test_a_draft_policy_replayed_over_settled_bills_with_the_same_engine(stack, 
     assert done.returncode == 0, done.stderr[-3000:]
     [report_path] = (tmp_path / "out").glob("replay_*.json")
     report = json.loads(report_path.read_text())
-    # as settled: 3 bills x (10000 - 600) x 50% = 3 x 4,700.00; under the draft: 3 x 9,400 x 60% = 3 x 5,640.00
-    assert report["total"]["before"]["funds"]["390100"] == 3 * 470_000
-    assert report["total"]["after"]["funds"]["390100"] == 3 * 564_000
-    assert report["total"]["after"]["psn_part_amt_fen"] == 3 * (1_000_000 - 564_000)
-    assert report["by_treatment_pool"]["440100"]["after"]["bills"] == 3  # the 冠县 insured's bill is not 九江's
-    assert [c["change_fen"] for c in report["largest_changes"]] == [94_000] * 3
-    assert report["patient_share_tenths"]["before"][5] == 3 and report["patient_share_tenths"]["after"][4] == 3
+    # as settled: 4 bills (3 at the counter, 1 claim) x (10000 - 600) x 50% = 4 x 4,700.00;
+    # under the draft: 4 x 9,400 x 60% = 4 x 5,640.00
+    assert report["total"]["before"]["funds"]["390100"] == 4 * 470_000
+    assert report["total"]["after"]["funds"]["390100"] == 4 * 564_000
+    assert report["total"]["after"]["psn_part_amt_fen"] == 4 * (1_000_000 - 564_000)
+    assert report["by_treatment_pool"]["440100"]["after"]["bills"] == 4  # the 冠县 insured's bill is not 九江's
+    assert [c["change_fen"] for c in report["largest_changes"]] == [94_000] * 4
+    assert f"claim:{claim['claim_no']}" in {c["setl_id"] for c in report["largest_changes"]}
+    assert report["patient_share_tenths"]["before"][5] == 4 and report["patient_share_tenths"]["after"][4] == 4
     page = report_path.with_suffix(".html").read_text()
     assert "<svg" in page and "360400-RESIDENT-DRAFT.1" in page
     assert "re-priced under 360400-RESIDENT-DRAFT.1" in done.stdout

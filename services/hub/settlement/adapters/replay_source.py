@@ -1,11 +1,13 @@
 """The settled bills a what-if replay re-prices, read from the settlement database in the order
 they were settled: each with its visit and fee lines, in chunks (a server-side cursor), so a
-million bills stream through in bounded memory."""
+million bills stream through in bounded memory; and the paid manual claims (零星报销), which count
+in the same accumulators, in the order they were decided."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 from decimal import Decimal
 from typing import Iterator
 
@@ -34,13 +36,30 @@ class SettledBill:
     maf_pay_fen: int
     psn_part_amt_fen: int
     lines: tuple[tuple[str, Decimal, int, int], ...]  # (item code, quantity, unit price fen, amount fen), by feedetl_sn
+    at: datetime | None = None  # settled (or, for a manual claim, decided): the replay's order
+    # a manual claim: the hospital's level and kind as the claim gave them (it need not be connected)
+    manual: bool = False
+    level: str | None = None
+    kind: str | None = None
+
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def _paid_claims(pool: str, first: date, last: date):
+    c = db.manual_claims.c
+    since, until = (datetime.combine(d, time.min, SHANGHAI) for d in (first, last + timedelta(days=1)))
+    return sa.and_(c.status == "SETTLED", c.home_pool == pool, c.decided_at >= since, c.decided_at < until)
 
 
 def count_bills(engine: sa.Engine, pool: str, first: date, last: date) -> int:
+    """Settlements and paid manual claims in the window."""
     s = db.settlements.c
     with engine.connect() as conn:
         return conn.execute(sa.select(sa.func.count()).where(
-            s.status == "SETTLED", s.home_pool == pool, s.business_date.between(first, last))).scalar_one()
+            s.status == "SETTLED", s.home_pool == pool, s.business_date.between(first, last))).scalar_one() + \
+            conn.execute(sa.select(sa.func.count()).select_from(db.manual_claims)
+                         .where(_paid_claims(pool, first, last))).scalar_one()
 
 
 def settled_bills(engine: sa.Engine, pool: str, first: date, last: date, chunk: int = 2_000) -> Iterator[SettledBill]:
@@ -49,7 +68,7 @@ def settled_bills(engine: sa.Engine, pool: str, first: date, last: date, chunk: 
     query = (sa.select(s.setl_id, s.person_ref, s.hospital_code, s.home_pool, s.treatment_pool,
                        s.output["setlinfo"]["insutype"].astext, s.business_date, v.med_type, v.begntime, v.endtime,
                        v.accident_injury, v.diagnoses, s.medfee_sumamt_fen, s.hifp_pay_fen, s.hifmi_pay_fen,
-                       s.maf_pay_fen, s.psn_part_amt_fen, s.mdtrt_id)
+                       s.maf_pay_fen, s.psn_part_amt_fen, s.mdtrt_id, s.settled_at)
              .join(db.visits, v.mdtrt_id == s.mdtrt_id)
              .where(s.status == "SETTLED", s.home_pool == pool, s.business_date.between(first, last))
              .order_by(s.settled_at, s.setl_id))
@@ -63,4 +82,23 @@ def settled_bills(engine: sa.Engine, pool: str, first: date, last: date, chunk: 
                                         .order_by(f.mdtrt_id, f.feedetl_sn)):
                 lines.setdefault(r.mdtrt_id, []).append((r.med_list_codg, r.cnt, r.pric_fen, r.amount_fen))
             for r in rows:
-                yield SettledBill(*r[:17], tuple(lines.get(r.mdtrt_id, ())))
+                yield SettledBill(*r[:17], tuple(lines.get(r.mdtrt_id, ())), at=r.settled_at)
+
+
+def paid_manual_claims(engine: sa.Engine, pool: str, first: date, last: date) -> Iterator[SettledBill]:
+    """The pool's manual claims paid (decided) on Shanghai days [first, last], oldest first, as bills."""
+    c = db.manual_claims.c
+    query = (sa.select(c.home_pool, c.claim_no, c.person_ref, c.hospital_code, c.treatment_pool, c.claim, c.result,
+                       c.medfee_sumamt_fen, c.hifp_pay_fen, c.hifmi_pay_fen, c.maf_pay_fen, c.psn_part_amt_fen,
+                       c.decided_at)
+             .where(_paid_claims(pool, first, last)).order_by(c.decided_at, c.claim_no))
+    with engine.connect() as conn:
+        for r in conn.execution_options(stream_results=True, yield_per=2_000).execute(query):
+            k = r.claim
+            yield SettledBill(
+                f"claim:{r.claim_no}", r.person_ref, r.hospital_code, r.home_pool, r.treatment_pool, r.result["insutype"],
+                r.decided_at.astimezone(SHANGHAI).date(), k["med_type"], date.fromisoformat(k["begntime"]),
+                date.fromisoformat(k["endtime"]), k["accident_injury"], " ".join(k["diagnoses"]), r.medfee_sumamt_fen,
+                r.hifp_pay_fen, r.hifmi_pay_fen, r.maf_pay_fen, r.psn_part_amt_fen,
+                tuple((str(code), Decimal(str(qty)), int(price), int(amount)) for code, qty, price, amount in k["lines"]),
+                at=r.decided_at, manual=True, level=k["level"], kind=k["kind"])

@@ -7,6 +7,10 @@ caps and deductibles bind as they would have). The draft is applied whatever its
 dates (the question is what the bills would have cost had it been in force). The person is as
 the settlement read model knows them now (filings, special populations); the treatment pool's
 catalogue the one in force now. Before is what was settled.
+
+Paid manual claims (零星报销) are bills too: they count in the same accumulators, in the order
+they were decided among the settlements, and are priced as claims (`Claim.manual`), with the
+hospital level and kind the claim gave.
 """
 
 from __future__ import annotations
@@ -110,7 +114,8 @@ def replay(draft: Policy, bills: Iterable[SettledBill], persons: Callable[[list[
         if INSUTYPES.get(bill.insutype) is not InsuranceType(policy.insurance_type):
             report.skipped["another insurance type"] += 1
             return
-        hospital = hospitals.get(bill.hospital_code)
+        hospital = ((bill.treatment_pool, Level(bill.level), HospitalKind(bill.kind)) if bill.manual
+                    else hospitals.get(bill.hospital_code))
         if hospital is None:
             report.skipped["hospital not in the hospitals file"] += 1
             return
@@ -126,7 +131,7 @@ def replay(draft: Policy, bills: Iterable[SettledBill], persons: Callable[[list[
             return
         claim = Claim(MED_TYPES[bill.med_type], hospital[1], bill.treatment_pool, bill.begntime, end,
                       tuple(FeeLine(n, code, qty, price, amount) for n, (code, qty, price, amount) in enumerate(bill.lines, 1)),
-                      bill.accident_injury, tuple(bill.diagnoses.split()), hospital[2])
+                      bill.accident_injury, tuple(bill.diagnoses.split()), hospital[2], manual=bill.manual)
         key = (bill.person_ref, end.year)
         acc = accumulators.get(key) or Accumulators(end.year)
         result = settle(claim, person, policy, catalogue, acc)
