@@ -103,6 +103,18 @@ def test_the_same_claim_again_answers_the_same_and_a_reused_number_is_refused(hu
     assert hub.repo.tables == before and hub.outbox() == ["ManualClaimSettled"]
 
 
+def test_the_same_claim_again_answers_as_before_after_the_enrolment_has_gone(hub):
+    """Idempotency first: a bureau that re-sends a paid claim (its answer was lost) gets the same
+    answer, whatever the registrations say by then; a new claim for the same person is refused
+    and keeps nothing."""
+    first = hub.claims.submit(JIUJIANG, claim())
+    del hub.read_model.registrations[person_ref(KEY, UNFILED)]
+    assert hub.claims.submit(JIUJIANG, claim()) == (200, first[1])
+    before = copy.deepcopy(hub.repo.tables)
+    e = refused(hub.claims.submit, JIUJIANG, claim("LX-0002"))
+    assert e.code == "person_not_enrolled" and hub.repo.tables == before
+
+
 def test_every_refused_line_is_reported_and_nothing_is_kept(hub):
     body = claim()
     body["feedetail"] = [

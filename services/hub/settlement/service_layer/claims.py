@@ -148,7 +148,6 @@ class Claims:
         """A claim from a home bureau (priced now: 201) or an agency (lodged: 202); the same
         claim again answers what it answered (200)."""
         claim = self.parse(actor, body)
-        person = self._person(claim)
         now = self.clock()
         new = StoredClaim(claim.home_pool, claim.claim_no, actor.name, claim.request_sha256, "LODGED",
                           claim.person_ref, claim.person_id_masked, claim.treatment_pool, claim.hospital_code,
@@ -161,6 +160,9 @@ class Claims:
                     raise ClaimRefused("claim_number_reused", f"claim {claim.claim_no} of {claim.home_pool} was "
                                                               "already submitted with other content", 409)
                 return 200, self.view(stored)
+            # after the lookup: the same claim sent again answers as before, even once the
+            # person's enrolment has ended; a refusal here rolls the new claim back
+            person = self._person(claim)
             if actor.kind == "bureau":
                 self._settle(tx, stored, claim, person, now, actor.name, "")
             else:
