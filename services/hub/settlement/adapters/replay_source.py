@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
 from decimal import Decimal
 from typing import Iterator
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
