@@ -64,7 +64,7 @@ def policy_replay(
     from hub.settlement.entrypoints import replay_report
     from hub.settlement.service_layer.people import person_from_registration
     from hub.settlement.service_layer.pricing import newest_catalogues
-    from hub.settlement.service_layer.replay import replay
+    from hub.settlement.service_layer.replay import claim_bill, replay
 
     try:
         draft = load_policy_file(policy)
@@ -85,7 +85,8 @@ def policy_replay(
 
     with tqdm(total=total, unit=" bills", desc=f"replaying {draft.pool_code}") as bar:
         bills = heapq.merge(settled_bills(hub.engine, draft.pool_code, begin, end),
-                            paid_manual_claims(hub.engine, draft.pool_code, begin, end), key=lambda b: b.at)
+                            map(claim_bill, paid_manual_claims(hub.engine, draft.pool_code, begin, end)),
+                            key=lambda b: b.at)
         report = replay(draft, bills, persons,
                         person_from_registration, hospitals, catalogues, begin, end, progress=bar.update, top=top)
     document = report.as_dict(top)

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from hub.settlement.adapters import database as db
+from hub.settlement.adapters.repository import CLAIM_COLUMNS, StoredClaim
 
 
 @dataclass(frozen=True)
@@ -85,20 +86,11 @@ def settled_bills(engine: sa.Engine, pool: str, first: date, last: date, chunk: 
                 yield SettledBill(*r[:17], tuple(lines.get(r.mdtrt_id, ())), at=r.settled_at)
 
 
-def paid_manual_claims(engine: sa.Engine, pool: str, first: date, last: date) -> Iterator[SettledBill]:
-    """The pool's manual claims paid (decided) on Shanghai days [first, last], oldest first, as bills."""
+def paid_manual_claims(engine: sa.Engine, pool: str, first: date, last: date) -> Iterator[StoredClaim]:
+    """The pool's manual claims paid (decided) on Shanghai days [first, last], oldest first, as kept."""
     c = db.manual_claims.c
-    query = (sa.select(c.home_pool, c.claim_no, c.person_ref, c.hospital_code, c.treatment_pool, c.claim, c.result,
-                       c.medfee_sumamt_fen, c.hifp_pay_fen, c.hifmi_pay_fen, c.maf_pay_fen, c.psn_part_amt_fen,
-                       c.decided_at)
+    query = (sa.select(*(c[name.strip()] for name in CLAIM_COLUMNS.split(",")))
              .where(_paid_claims(pool, first, last)).order_by(c.decided_at, c.claim_no))
     with engine.connect() as conn:
         for r in conn.execution_options(stream_results=True, yield_per=2_000).execute(query):
-            k = r.claim
-            yield SettledBill(
-                f"claim:{r.claim_no}", r.person_ref, r.hospital_code, r.home_pool, r.treatment_pool, r.result["insutype"],
-                r.decided_at.astimezone(SHANGHAI).date(), k["med_type"], date.fromisoformat(k["begntime"]),
-                date.fromisoformat(k["endtime"]), k["accident_injury"], " ".join(k["diagnoses"]), r.medfee_sumamt_fen,
-                r.hifp_pay_fen, r.hifmi_pay_fen, r.maf_pay_fen, r.psn_part_amt_fen,
-                tuple((str(code), Decimal(str(qty)), int(price), int(amount)) for code, qty, price, amount in k["lines"]),
-                at=r.decided_at, manual=True, level=k["level"], kind=k["kind"])
+            yield StoredClaim(*r)

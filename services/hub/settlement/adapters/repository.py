@@ -257,7 +257,7 @@ _SETTLEMENT_COLUMNS = ("setl_id, mdtrt_id, msgid, hospital_code, person_ref, per
                        " hifmi_pay_fen, maf_pay_fen, psn_part_amt_fen, accumulators_delta, output, status,"
                        " reversed_at, reversal_msgid")
 _FIELDS = ", ".join(ACCUMULATOR_FIELDS)
-_CLAIM_COLUMNS = ("home_pool, claim_no, lodged_by, request_sha256, status, person_ref, person_id_masked, treatment_pool,"
+CLAIM_COLUMNS = ("home_pool, claim_no, lodged_by, request_sha256, status, person_ref, person_id_masked, treatment_pool,"
                   " hospital_code, reason, claim, result, policy_year, accumulators_delta, medfee_sumamt_fen,"
                   " hifp_pay_fen, hifmi_pay_fen, maf_pay_fen, psn_part_amt_fen, lodged_at, decided_at, decided_by, note")
 
@@ -373,9 +373,9 @@ class PostgresTransaction(Transaction):
         if new is not None:  # a concurrent insert of the same key waits here for the other to end
             row = _claim_row(new)
             inserted = self.conn.execute(
-                f"insert into manual_claims ({_CLAIM_COLUMNS}) values ({', '.join(['%s'] * len(row))})"
+                f"insert into manual_claims ({CLAIM_COLUMNS}) values ({', '.join(['%s'] * len(row))})"
                 " on conflict do nothing returning claim_no", row).fetchall()
-        found = self.conn.execute(f"select {_CLAIM_COLUMNS} from manual_claims where home_pool = %s and claim_no = %s"
+        found = self.conn.execute(f"select {CLAIM_COLUMNS} from manual_claims where home_pool = %s and claim_no = %s"
                                   " for update", (home_pool, claim_no)).fetchall()
         return (StoredClaim(*found[0]) if found else None), bool(inserted)
 
@@ -547,7 +547,7 @@ class PostgresRepository(Repository):
 
     def manual_claims(self, home_pool: str | None = None, lodged_by: str | None = None,
                       status: str | None = None, limit: int = 1000, claim_no: str | None = None) -> list[StoredClaim]:
-        rows = self._read(f"select {_CLAIM_COLUMNS} from manual_claims"
+        rows = self._read(f"select {CLAIM_COLUMNS} from manual_claims"
                           " where (%(pool)s::text is null or home_pool = %(pool)s)"
                           " and (%(by)s::text is null or lodged_by = %(by)s)"
                           " and (%(status)s::text is null or status = %(status)s)"

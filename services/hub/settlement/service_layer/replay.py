@@ -18,14 +18,18 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date
+from decimal import Decimal
 from typing import Any, Callable, Iterable, Mapping
 
 from hub.reference.catalogue import Catalogue
 from hub.reference.policy import HospitalKind, InsuranceType, Level, Policy
 from hub.settlement.adapters.replay_source import SettledBill
+from hub.settlement.adapters.repository import StoredClaim
 from hub.settlement.domain.engine import settle
 from hub.settlement.domain.model import Accumulators, Claim, FeeLine, Person, Settlement
+from hub.settlement.service_layer.claims import ClaimIn
 from hub.settlement.service_layer.convention import FUND_PAY_TYPES, INSUTYPES, MED_TYPES
+from hub.settlement.service_layer.envelope import SHANGHAI
 
 SHARE_BUCKETS = 10  # the patient's share of the bill, in tenths
 
@@ -90,6 +94,17 @@ class ReplayReport:
 
 def _bucket(patient: int, medfee: int) -> int:
     return min(SHARE_BUCKETS - 1, patient * SHARE_BUCKETS // medfee) if medfee > 0 else 0
+
+
+def claim_bill(c: StoredClaim) -> SettledBill:
+    """A paid manual claim as a bill to re-price, read through the claims' own reader of what they keep."""
+    k = ClaimIn.from_stored(c)
+    return SettledBill(
+        f"claim:{c.claim_no}", c.person_ref, c.hospital_code, c.home_pool, c.treatment_pool, c.result["insutype"],
+        c.decided_at.astimezone(SHANGHAI).date(), k.med_type, k.begntime, k.endtime, k.accident_injury,
+        " ".join(k.diagnoses), c.medfee_sumamt_fen, c.hifp_pay_fen, c.hifmi_pay_fen, c.maf_pay_fen, c.psn_part_amt_fen,
+        tuple((code, Decimal(qty), price, amount) for code, qty, price, amount in k.lines),
+        at=c.decided_at, manual=True, level=k.level, kind=k.kind)
 
 
 def replay(draft: Policy, bills: Iterable[SettledBill], persons: Callable[[list[str]], Mapping[str, dict]],
