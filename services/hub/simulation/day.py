@@ -628,19 +628,31 @@ def _anomaly_plans(rnd, ref, hospitals, persons, pool_codes) -> tuple[list[tuple
     return before, plans
 
 
-def _wait_published(postgres: str, database: str, limit_s: float = 120) -> None:
-    """Until the settlement service's outbox is empty: every event it committed is in Kafka."""
+def _count_until(postgres: str, database: str, sql: str, done: Callable[[int], bool], limit_s: float,
+                 every_s: float) -> tuple[bool, int]:
+    """Poll a count in one of the run's databases until `done(count)`: (whether it was, the last
+    count). A table not created yet counts 0."""
     engine = sa.create_engine(sa.make_url(postgres).set(database=database))
-    deadline = time.monotonic() + limit_s
+    deadline, got = time.monotonic() + limit_s, 0
     try:
         while time.monotonic() < deadline:
             with engine.connect() as conn:
-                if conn.execute(sa.text("select count(*) from outbox")).scalar_one() == 0:
-                    return
-            time.sleep(0.2)
+                try:
+                    got = conn.execute(sa.text(sql)).scalar_one()
+                except sa.exc.ProgrammingError:
+                    got = 0
+            if done(got):
+                return True, got
+            time.sleep(every_s)
     finally:
         engine.dispose()
-    raise RuntimeError(f"the settlement outbox did not empty within {limit_s:.0f} s")
+    return False, got
+
+
+def _wait_published(postgres: str, database: str, limit_s: float = 120) -> None:
+    """Until the settlement service's outbox is empty: every event it committed is in Kafka."""
+    if not _count_until(postgres, database, "select count(*) from outbox", lambda n: n == 0, limit_s, 0.2)[0]:
+        raise RuntimeError(f"the settlement outbox did not empty within {limit_s:.0f} s")
 
 
 CLAIM_REASONS = ("NOT_FILED", "HOSPITAL_NOT_CONNECTED", "COUNTER_DOWN", "ROUTED_HOME")
@@ -711,25 +723,11 @@ def _wait_cleared(postgres, databases, ledger: Ledger, echo, limit_s: float = 60
     """Until every settlement, reversal and manual claim is in the clearing tables (relay and
     consumer caught up)."""
     want = len(ledger.settled) + len(ledger.reversed) + claims
-    url = sa.make_url(postgres).set(database=databases["clearing"])
-    engine = sa.create_engine(url)
-    deadline = time.monotonic() + limit_s
-    got = 0
-    try:
-        while time.monotonic() < deadline:
-            with engine.connect() as conn:
-                try:
-                    got = conn.execute(sa.text("select (select count(*) from applied_events)"
-                                               " + (select count(*) from manual_claims)")).scalar_one()
-                except sa.exc.ProgrammingError:
-                    got = 0
-            if got >= want:
-                echo(f"  clearing has all {want} settlement and manual-claim events")
-                return
-            time.sleep(0.5)
-    finally:
-        engine.dispose()
-    raise RuntimeError(f"clearing received {got} of {want} settlement events in {limit_s:.0f} s")
+    done, got = _count_until(postgres, databases["clearing"], "select (select count(*) from applied_events)"
+                             " + (select count(*) from manual_claims)", lambda n: n >= want, limit_s, 0.5)
+    if not done:
+        raise RuntimeError(f"clearing received {got} of {want} settlement events in {limit_s:.0f} s")
+    echo(f"  clearing has all {want} settlement and manual-claim events")
 
 
 def _fund_risk(clear_url: str, pool_codes: list[str]) -> dict[str, dict]:
