@@ -44,7 +44,8 @@ def cpu_seconds() -> dict[str, float]:
         part = ("postgres" if "postgres" in cmd else "redis" if "redis-server" in cmd
                 else "load generator" if cmd.startswith(("wrk", "/tmp/billgen", "billgen")) or "/billgen " in cmd
                 else "kafka" if "java" in cmd else "hub (HTTP workers)" if "multiprocessing" in cmd
-                else "hub (relay, read model)" if "settlement serve" in cmd else None)
+                else "hub (relay, read model)" if "settlement serve" in cmd
+                else "hub (clearing consumers)" if "clearing consume" in cmd else None)
         if part:
             parts[part] = parts.get(part, 0.0) + (int(fields[11]) + int(fields[12])) / tick
     return parts

@@ -7,9 +7,10 @@ day and pool pair, so netting reads pools x pools rows, never the day's events.
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from hub import settings
 
@@ -67,12 +68,10 @@ def _copy_insert(conn: sa.Connection, table: str, columns: Sequence[str], rows: 
         return cur.fetchall() if cur.description else []
 
 
-def insert_applied(conn: sa.Connection, rows: list[dict]) -> set[str]:
-    """Insert a batch's rows into applied_events, skipping event ids already there; the ids that
-    were new."""
-    returned = _copy_insert(conn, "applied_events", APPLIED_COLUMNS,
-                            (tuple(row[c] for c in APPLIED_COLUMNS) for row in rows),
-                            "on conflict do nothing returning event_id")
+def insert_applied(conn: sa.Connection, rows: list[tuple]) -> set[str]:
+    """Insert a batch's rows (tuples in APPLIED_COLUMNS' order) into applied_events, skipping
+    event ids already there; the ids that were new."""
+    returned = _copy_insert(conn, "applied_events", APPLIED_COLUMNS, rows, "on conflict do nothing returning event_id")
     return {r[0] for r in returned}
 
 
@@ -261,6 +260,21 @@ partition_marks = sa.Table(
     sa.Column("next_offset", sa.BigInteger, nullable=False),
     sa.Column("max_event_time", sa.DateTime(timezone=True), nullable=False),
 )
+
+
+def advance_marks(conn: sa.Connection, marks: list[tuple[str, int, int, Any]]) -> None:
+    """Move partitions' marks forward to (topic, partition, next offset, newest event time);
+    never back (a batch read again after a rebalance leaves them where they were)."""
+    if not marks:
+        return
+    m = partition_marks.c
+    stmt = pg_insert(partition_marks).values(
+        [{"topic": t, "partition": p, "next_offset": o, "max_event_time": when} for t, p, o, when in marks])
+    conn.execute(stmt.on_conflict_do_update(
+        index_elements=[m.topic, m.partition],
+        set_={"next_offset": sa.func.greatest(m.next_offset, stmt.excluded.next_offset),
+              "max_event_time": sa.func.greatest(m.max_event_time, stmt.excluded.max_event_time)}))
+
 
 # Events whose handling failed the same way again and again (poison): kept with their bytes
 # and reason until an operator resolves them (re-applies or discards). An unresolved one blocks

@@ -35,7 +35,7 @@ class ClearingConsumer:
         # one offset commit), so bigger batches read closer to Kafka's own pace.
         settings = ConsumerSettings(group_id=clearing.settings.group_id, topics=(clearing.settings.topic,),
                                     client_id="interregion-clearing", max_batch_records=5000)
-        self.loop = ConsumerLoop(clearing.settings.kafka_bootstrap, settings, clearing.service.apply, clearing.codec,
+        self.loop = ConsumerLoop(clearing.settings.kafka_bootstrap, settings, clearing.service.apply, clearing.service.events,
                                  clearing.producer("clearing-dlq"), self.stop,
                                  on_poison=clearing.service.quarantine, beat=beat, after_poll=self._maybe_close)
         self._offsets = KafkaConsumer(bootstrap_servers=clearing.settings.kafka_bootstrap, group_id=None)

@@ -15,7 +15,7 @@ import os
 import shutil
 from collections import defaultdict
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from fractions import Fraction
 from pathlib import Path
@@ -33,7 +33,7 @@ from hub.clearing.domain.anomalies import (AnomalyRule, Bill, Flag, jumped, just
                                            overlapping_regions, readmissions)
 from hub.clearing.domain.fund_risk import RiskRule, assess
 from hub.reference.budget import Budget, in_force
-from hub.clearing.domain.events import ClearingEvent
+from hub.clearing.domain.events import ClearingEvent, day_of, instant_of
 from hub.clearing.domain.funds import INSUTYPE_CODES, funds_of
 from hub.clearing.service_layer.statements import MonthlyStatements
 from hub.clearing.domain.netting import NettingResult, Obligation, clearing_day_for, net
@@ -76,21 +76,20 @@ AMOUNT_FIELDS = ("medfee_sumamt_fen", "hifp_pay_fen", "hifmi_pay_fen", "maf_pay_
 
 
 def clearing_event(message: Message) -> ClearingEvent:
-    """The service's edge: a decoded settlement event as the typed record clearing counts.
-    Every amount must lie from 0 to the kernel's bound (10 billion yuan), so that a day's totals
-    cannot overflow whatever a producer got wrong; otherwise EventRefused."""
+    """The service's edge: a settlement event, decoded by the service's `events` codec (no
+    logical types), as the typed record clearing counts. Every amount must lie from 0 to the
+    kernel's bound (10 billion yuan), so that a day's totals cannot overflow whatever a producer
+    got wrong; otherwise EventRefused."""
     v = message.value
     _check_amounts(v, AMOUNT_FIELDS)
     reversal = message.record_name.endswith("SettlementReversed")
     return ClearingEvent(
-        event_id=str(v["event_id"]), reversal=reversal, settlement_id=v["settlement_id"],
-        reversal_id=v.get("reversal_id"), business_date=v["business_date"], home_pool=v["home_pool"],
-        treatment_pool=v["treatment_pool"], hospital_code=v["hospital_code"], person_id_masked=v["person_id_masked"],
-        medfee_sumamt_fen=v["medfee_sumamt_fen"], hifp_pay_fen=v["hifp_pay_fen"], hifmi_pay_fen=v["hifmi_pay_fen"],
-        maf_pay_fen=v["maf_pay_fen"], event_time=v["reversed_at"] if reversal else v["settled_at"],
-        topic=message.topic, partition=message.partition, offset=message.offset,
-        insurance_type=_insurance_type(v.get("insurance_type")), person_ref=str(v.get("person_ref") or ""),
-        visit_type=str(v.get("visit_type") or ""), begntime=v.get("begntime"), endtime=v.get("endtime"))
+        str(v["event_id"]), reversal, v["settlement_id"], v.get("reversal_id"), day_of(v["business_date"]),
+        v["home_pool"], v["treatment_pool"], v["hospital_code"], v["person_id_masked"],
+        v["medfee_sumamt_fen"], v["hifp_pay_fen"], v["hifmi_pay_fen"], v["maf_pay_fen"],
+        v["reversed_at"] if reversal else v["settled_at"], message.topic, message.partition, message.offset,
+        _insurance_type(v.get("insurance_type")), v.get("person_ref") or "", v.get("visit_type") or "",
+        day_of(v.get("begntime")), day_of(v.get("endtime")))
 
 
 MANUAL_CLAIM = "ManualClaimSettled"
@@ -106,11 +105,11 @@ def manual_claim_row(message: Message) -> dict[str, Any]:
         raise EventRefused(f"unbalanced: manual claim {v['claim_no']}'s shares do not add up to its bill")
     if v["insurance_type"] not in INSUTYPE_CODES:
         raise EventRefused(f"insurance_type_unknown: {v['insurance_type']!r} is not RESIDENT or EMPLOYEE")
-    return {"event_id": str(v["event_id"]), "claim_no": v["claim_no"], "business_date": v["business_date"],
+    return {"event_id": str(v["event_id"]), "claim_no": v["claim_no"], "business_date": day_of(v["business_date"]),
             "home_pool": v["home_pool"], "treatment_pool": v["treatment_pool"], "hospital_code": v["hospital_code"],
             "lodged_by": v["lodged_by"], "reason": v["reason"], "person_id_masked": v["person_id_masked"],
-            "insurance_type": v["insurance_type"], "visit_type": v["visit_type"], "begntime": v["begntime"],
-            "endtime": v["endtime"], **{name: v[name] for name in MANUAL_CLAIM_AMOUNTS},
+            "insurance_type": v["insurance_type"], "visit_type": v["visit_type"], "begntime": day_of(v["begntime"]),
+            "endtime": day_of(v["endtime"]), **{name: v[name] for name in MANUAL_CLAIM_AMOUNTS},
             "source": f"{message.topic}:{message.partition}:{message.offset}"}
 
 
@@ -128,15 +127,13 @@ def _insurance_type(value: Any) -> str | None:
     raise EventRefused(f"insurance_type_unknown: {value!r} is not RESIDENT or EMPLOYEE")
 
 
-def applied_row(e: ClearingEvent, clearing_date: date, late: bool) -> dict[str, Any]:
-    """The event's row in `applied_events`: the idempotency record and a line of the files."""
-    return {"event_id": e.event_id, "kind": e.kind, "settlement_id": e.settlement_id, "reversal_id": e.reversal_id,
-            "clearing_date": clearing_date, "business_date": e.business_date, "late": late,
-            "home_pool": e.home_pool, "treatment_pool": e.treatment_pool, "hospital_code": e.hospital_code,
-            "person_id_masked": e.person_id_masked, "medfee_sumamt_fen": e.medfee_sumamt_fen, "hifp_pay_fen": e.hifp_pay_fen,
-            "hifmi_pay_fen": e.hifmi_pay_fen, "maf_pay_fen": e.maf_pay_fen, "source": e.source,
-            "insurance_type": e.insurance_type, "person_ref": e.person_ref, "visit_type": e.visit_type,
-            "begntime": e.begntime, "endtime": e.endtime}
+def applied_row(e: ClearingEvent, clearing_date: date, late: bool) -> tuple:
+    """The event's row in `applied_events` (in db.APPLIED_COLUMNS' order): the idempotency
+    record and a line of the files."""
+    return (e.event_id, "REVERSED" if e.reversal else "SETTLED", e.settlement_id, e.reversal_id, clearing_date,
+            e.business_date, late, e.home_pool, e.treatment_pool, e.hospital_code, e.person_id_masked,
+            e.medfee_sumamt_fen, e.hifp_pay_fen, e.hifmi_pay_fen, e.maf_pay_fen, f"{e.topic}:{e.partition}:{e.offset}",
+            e.insurance_type, e.person_ref, e.visit_type, e.begntime, e.endtime)
 
 
 def _flag_dict(flag: Flag, text: bool = False) -> dict:
@@ -199,6 +196,22 @@ class _Renderer:
         return shas
 
 
+def _marks(read: list[tuple[str, int, int, int]]) -> list[tuple[str, int, int, datetime]]:
+    """A batch's (topic, partition, offset, event time in ms) as each partition's mark: the next
+    offset to read there and the newest event time seen (the day-close cut-off's evidence)."""
+    newest: dict[tuple[str, int], list[int]] = {}
+    for topic, partition, offset, ms in read:
+        mark = newest.get((topic, partition))
+        if mark is None:
+            newest[(topic, partition)] = [offset + 1, ms]
+        else:
+            if offset >= mark[0]:
+                mark[0] = offset + 1
+            if ms > mark[1]:
+                mark[1] = ms
+    return [(t, p, o, instant_of(ms)) for (t, p), (o, ms) in newest.items()]
+
+
 @dataclass(frozen=True)
 class CloseResult:
     clearing_date: date
@@ -222,6 +235,9 @@ class ClearingService:
                  risk_rule: RiskRule | None = None, anomaly_rule: AnomalyRule | None = None):
         self.engine = engine
         self.codec = codec
+        # Settlement events are read without Avro logical types (the edge, clearing_event, makes
+        # the few dates it needs): the consumer and `resolve` decode with this.
+        self.events = AvroCodec(codec.registry, logical_types=False)
         self.out_dir = out_dir
         self.grace = grace
         self.pool_names = pool_names or {}
@@ -254,9 +270,10 @@ class ClearingService:
             rows = conn.execute(sa.select(db.days.c.clearing_date, db.days.c.status)
                                 .where(db.days.c.clearing_date >= min(days)).with_for_update(read=True)).all()
             closed = {r.clearing_date for r in rows if r.status == "CLOSED"}
-            placed = {e.event_id: (e, *clearing_day_for(e.business_date, closed)) for e in events}  # (event, day, late)
+            where = {d: clearing_day_for(d, closed) for d in days}  # business date -> (clearing day, late)
+            placed = {e.event_id: (e, *where[e.business_date]) for e in events}  # (event, day, late)
             for c in claims:
-                c["clearing_date"] = clearing_day_for(c["business_date"], closed)[0]
+                c["clearing_date"] = where[c["business_date"]][0]
             late_days = sorted({day for _, day, _ in placed.values()} | {c["clearing_date"] for c in claims}
                                - {r.clearing_date for r in rows})
             if late_days:
@@ -280,19 +297,8 @@ class ClearingService:
                 t[3] += 1
             if totals:
                 db.add_bilateral(conn, [(*k, *t) for k, t in sorted(totals.items())])
-            marks: dict[tuple[str, int], tuple[int, datetime]] = {}
-            for topic, partition, offset, when in [*((e.topic, e.partition, e.offset, e.event_time) for e in events),
-                                                   *((m.topic, m.partition, m.offset, m.value["settled_at"])
-                                                     for m in claimed)]:
-                old = marks.get((topic, partition), (0, when))
-                marks[(topic, partition)] = (max(old[0], offset + 1), max(old[1], when))
-            stmt = pg_insert(db.partition_marks).values([
-                {"topic": t, "partition": p, "next_offset": o, "max_event_time": when} for (t, p), (o, when) in marks.items()])
-            m = db.partition_marks.c
-            conn.execute(stmt.on_conflict_do_update(
-                index_elements=[m.topic, m.partition],
-                set_={"next_offset": sa.func.greatest(m.next_offset, stmt.excluded.next_offset),
-                      "max_event_time": sa.func.greatest(m.max_event_time, stmt.excluded.max_event_time)}))
+            db.advance_marks(conn, _marks([(e.topic, e.partition, e.offset, e.event_time_ms) for e in events]
+                                          + [(m.topic, m.partition, m.offset, m.value["settled_at"]) for m in claimed]))
         CLEARING_APPLIED.inc(len(new_ids))
         return len(new_ids)
 
@@ -312,7 +318,7 @@ class ClearingService:
         if missing:
             raise EventRefused(f"insurance_type_unknown: a reversal of {missing[0]}, a settlement clearing has not seen,"
                                " does not say its insurance type")
-        return [e if e.insurance_type else replace(e, insurance_type=known[e.settlement_id]) for e in events]
+        return [e if e.insurance_type else e._replace(insurance_type=known[e.settlement_id]) for e in events]
 
     # ------------------------------------------------------------------ closing a day
 
@@ -739,7 +745,7 @@ class ClearingService:
     def quarantine(self, message: Message, exc: Exception) -> None:
         """The consumer's poison handler: keep the event and why, for an operator to resolve."""
         v = message.value if isinstance(message.value, dict) else {}
-        business_date = v.get("business_date") if isinstance(v.get("business_date"), date) else None
+        business_date = day_of(v["business_date"]) if isinstance(v.get("business_date"), int) else None
         with self.engine.begin() as conn:
             conn.execute(pg_insert(db.quarantined_events).values(
                 source=f"{message.topic}:{message.partition}:{message.offset}",
@@ -784,7 +790,7 @@ class ClearingService:
             return {"source": source, "resolution": row.resolution, "already_resolved": True}
         if action == "APPLY":
             topic, partition, offset = source.rsplit(":", 2)
-            decoded = self.codec.decode(row.payload)
+            decoded = self.events.decode(row.payload)
             message = Message(topic, int(partition), int(offset), None, decoded.record_name, decoded.writer_version,
                               decoded.value, 0, (), row.payload)
             try:
