@@ -21,14 +21,15 @@ import argparse
 import json
 import os
 import random
-import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
 
+import httpx
 import sqlalchemy as sa
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
@@ -75,6 +76,38 @@ def bare_read(bootstrap: str, topic: str, count: int) -> float:
     elapsed = time.perf_counter() - t0
     consumer.close()
     return count / elapsed
+
+
+def time_downloads(env: dict, day, pools: int, sample: int = 20) -> dict:
+    """Every kind of file of `sample` pools fetched from `hub clearing serve` (HTTP, the operator's
+    token) after the close: the slowest and the median fetch of each kind, in milliseconds."""
+    port = 18437
+    server = subprocess.Popen([sys.executable, "-m", "hub.cli", "clearing", "serve", "--port", str(port),
+                               "--no-consume", "--no-relay"], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60,
+                          headers={"authorization": f"Bearer {env.get('HUB_OPERATOR_TOKEN', 'dev-operator')}"}) as http:
+            for _ in range(200):
+                try:
+                    if http.get("/health/live").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            step = max(1, pools // sample)
+            times: dict[str, list[float]] = {}
+            for pool in [f"{n:06d}" for n in range(100100, 100100 + pools, step)][:sample]:
+                for suffix in ("csv", "json", "xlsx", "sha256", "sig"):
+                    t0 = time.perf_counter()
+                    reply = http.get(f"/v1/clearing/{day.isoformat()}/{pool}.{suffix}")
+                    if reply.status_code != 200:
+                        raise SystemExit(f"download {pool}.{suffix}: HTTP {reply.status_code} {reply.text[:200]}")
+                    times.setdefault(suffix, []).append(1000 * (time.perf_counter() - t0))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return {suffix: {"median": round(statistics.median(t), 1), "max": round(max(t), 1), "fetches": len(t)}
+            for suffix, t in times.items()}
 
 
 def main() -> None:
@@ -134,17 +167,22 @@ def main() -> None:
             day = SAMPLES["cn.hub.settlement.SettlementCompleted"]["business_date"]
             close_env = {**os.environ, **env, "HUB_CLEARING_DATABASE": database, "HUB_CLEARING_OUT": str(settings.out_dir)}
             t1 = time.perf_counter()
-            done = subprocess.run([sys.executable, "-m", "hub.cli", "clearing", "close", "--date", day.isoformat()],
-                                  env=close_env, capture_output=True, text=True, timeout=3600)
+            with subprocess.Popen([sys.executable, "-m", "hub.cli", "clearing", "close", "--date", day.isoformat()],
+                                  env=close_env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as done:
+                stdout = done.stdout.read()
+                # this process's own children's rusage would hold the consumers' peak too: the close's alone
+                _, status, usage = os.wait4(done.pid, 0)
+                done.returncode = os.waitstatus_to_exitcode(status)
             written = list((settings.out_dir / day.isoformat()).glob("*"))
             with engine.connect() as conn:
                 nets = conn.execute(sa.text("select coalesce(sum(net_position_fen), 0), count(*) from statements")).one()
             close = {"seconds": round(time.perf_counter() - t1, 2), "exit": done.returncode, "files": len(written),
                      "bytes": sum(p.stat().st_size for p in written),
-                     "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
+                     "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
                      "pools": nets[1], "net_positions_sum_to_zero": nets[0] == 0,
                      # where the close spent its time, as its log says (netting, advances, flags, files)
-                     "phases": [line for line in done.stdout.splitlines() if line.startswith("closed ")][-1:]}
+                     "phases": [line for line in stdout.splitlines() if line.startswith("closed ")][-1:]}
+            close["download_ms"] = time_downloads(close_env, day, nets[1])
             shutil.rmtree(settings.out_dir, ignore_errors=True)
         engine.dispose()
     finally:
