@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from kafka import KafkaAdminClient
 
 from hub.clearing.adapters import database as db
 from hub.clearing.bootstrap import Settings, bootstrap
@@ -161,6 +162,41 @@ def test_a_consumer_killed_mid_day_and_restarted_changes_nothing(clearing, produ
     assert second.returncode == 0, second.stderr[-2000:]
     clearing.service.close_day(D1)
     assert statement_nets(clearing, D1) == {p: n for p, n in expected_nets([(e, D1) for e in events])[D1].items()}
+
+
+def test_two_consumers_in_one_group_count_every_event_once(clearing, producer):
+    """The deployment runs several clearing consumers in one group (one a core here: the bench's
+    --members 2); their batches commit side by side, and a redelivered event counts once."""
+    rnd = random.Random(13)
+    events = [settled(rnd, n, D1) for n in range(30_000)]
+    events += [reversal(e, D1) for e in rnd.sample(events, 500)]
+    events += rnd.sample(events, 400)  # redelivered: same event ids
+    rnd.shuffle(events)
+    env = {**os.environ, **clearing.env}
+    cmd = [sys.executable, "-m", "hub.cli", "clearing", "consume", "--no-auto-close", "--max-idle-s", "10"]
+    members = [subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for _ in range(2)]
+    admin = KafkaAdminClient(bootstrap_servers=clearing.settings.kafka_bootstrap)
+    try:  # both in the group and the group stable (partitions assigned) before the events arrive
+        def joined():
+            group = admin.describe_groups([clearing.settings.group_id])[clearing.settings.group_id]
+            return group["group_state"] == "Stable" and len(group["members"]) == 2 or None
+        wait_for(joined, "two members in a stable group", limit_s=60)
+    finally:
+        admin.close()
+    send(producer, clearing.settings.topic, events)
+    outputs = [m.communicate(timeout=300) for m in members]
+    assert [m.returncode for m in members] == [0, 0], [err[-2000:] for _, err in outputs]
+    handled = [int(out.split()[1]) for out, _ in outputs]  # "handled N events, ..."
+    assert all(handled), f"one member had no partitions: {handled}"
+    assert sum(handled) >= len(events)
+    with clearing.engine.connect() as conn:
+        applied = conn.execute(sa.select(sa.func.count()).select_from(db.applied_events)).scalar_one()
+    assert applied == len({e["event_id"] for e in events})
+    clearing.service.close_day(D1)
+    nets = statement_nets(clearing, D1)
+    assert nets == expected_nets([(e, D1) for e in events])[D1]
+    assert sum(nets.values()) == 0
 
 
 def test_bureaus_see_only_their_own_files_and_a_closed_day_rerenders_byte_identically(clearing, producer):
