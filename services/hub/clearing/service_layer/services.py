@@ -84,12 +84,12 @@ def clearing_event(message: Message) -> ClearingEvent:
     _check_amounts(v, AMOUNT_FIELDS)
     reversal = message.record_name.endswith("SettlementReversed")
     return ClearingEvent(
-        str(v["event_id"]), reversal, v["settlement_id"], v.get("reversal_id"), day_of(v["business_date"]),
+        str(v["event_id"]), reversal, v["settlement_id"], v.get("reversal_id"), _day(v, "business_date"),
         v["home_pool"], v["treatment_pool"], v["hospital_code"], v["person_id_masked"],
         v["medfee_sumamt_fen"], v["hifp_pay_fen"], v["hifmi_pay_fen"], v["maf_pay_fen"],
-        v["reversed_at"] if reversal else v["settled_at"], message.topic, message.partition, message.offset,
+        _instant_ms(v, "reversed_at" if reversal else "settled_at"), message.topic, message.partition, message.offset,
         _insurance_type(v.get("insurance_type")), v.get("person_ref") or "", v.get("visit_type") or "",
-        day_of(v.get("begntime")), day_of(v.get("endtime")))
+        _day(v, "begntime"), _day(v, "endtime"))
 
 
 MANUAL_CLAIM = "ManualClaimSettled"
@@ -105,11 +105,11 @@ def manual_claim_row(message: Message) -> dict[str, Any]:
         raise EventRefused(f"unbalanced: manual claim {v['claim_no']}'s shares do not add up to its bill")
     if v["insurance_type"] not in INSUTYPE_CODES:
         raise EventRefused(f"insurance_type_unknown: {v['insurance_type']!r} is not RESIDENT or EMPLOYEE")
-    return {"event_id": str(v["event_id"]), "claim_no": v["claim_no"], "business_date": day_of(v["business_date"]),
+    return {"event_id": str(v["event_id"]), "claim_no": v["claim_no"], "business_date": _day(v, "business_date"),
             "home_pool": v["home_pool"], "treatment_pool": v["treatment_pool"], "hospital_code": v["hospital_code"],
             "lodged_by": v["lodged_by"], "reason": v["reason"], "person_id_masked": v["person_id_masked"],
-            "insurance_type": v["insurance_type"], "visit_type": v["visit_type"], "begntime": day_of(v["begntime"]),
-            "endtime": day_of(v["endtime"]), **{name: v[name] for name in MANUAL_CLAIM_AMOUNTS},
+            "insurance_type": v["insurance_type"], "visit_type": v["visit_type"], "begntime": _day(v, "begntime"),
+            "endtime": _day(v, "endtime"), **{name: v[name] for name in MANUAL_CLAIM_AMOUNTS},
             "source": f"{message.topic}:{message.partition}:{message.offset}"}
 
 
@@ -119,6 +119,24 @@ def _check_amounts(v: dict[str, Any], names) -> None:
         value = v.get(name)
         if not isinstance(value, int) or not 0 <= value <= MAX_AMOUNT_FEN:
             raise EventRefused(f"amount_out_of_bounds: {name} = {value!r} is not within 0..{MAX_AMOUNT_FEN} fen")
+
+
+def _day(v: dict[str, Any], name: str) -> date | None:
+    """A date field as the wire carries it (days since 1970) as a date; one no calendar holds
+    raises EventRefused."""
+    try:
+        return day_of(v.get(name))
+    except (ValueError, OverflowError):
+        raise EventRefused(f"date_out_of_range: {name} = {v.get(name)!r} days since 1970-01-01") from None
+
+
+def _instant_ms(v: dict[str, Any], name: str) -> int:
+    """A timestamp as the wire carries it (ms since 1970), checked to be a datetime's; else EventRefused."""
+    try:
+        instant_of(v[name])
+    except (ValueError, OverflowError, OSError):
+        raise EventRefused(f"time_out_of_range: {name} = {v[name]!r} ms since 1970-01-01") from None
+    return v[name]
 
 
 def _insurance_type(value: Any) -> str | None:
@@ -745,7 +763,10 @@ class ClearingService:
     def quarantine(self, message: Message, exc: Exception) -> None:
         """The consumer's poison handler: keep the event and why, for an operator to resolve."""
         v = message.value if isinstance(message.value, dict) else {}
-        business_date = day_of(v["business_date"]) if isinstance(v.get("business_date"), int) else None
+        try:
+            business_date = day_of(v["business_date"]) if isinstance(v.get("business_date"), int) else None
+        except (ValueError, OverflowError):  # a date no calendar holds: blocks every day, as unknown
+            business_date = None
         with self.engine.begin() as conn:
             conn.execute(pg_insert(db.quarantined_events).values(
                 source=f"{message.topic}:{message.partition}:{message.offset}",
