@@ -34,6 +34,7 @@ import httpx
 import sqlalchemy as sa
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import KafkaError
 
 from common import REPO, cpu_seconds, cpu_ms_per
 
@@ -149,7 +150,12 @@ def main() -> None:
         while True:  # the group stable with every member: from here on, their pace and its CPU
             if any(m.poll() is not None for m in members):
                 raise SystemExit("a clearing consumer exited early")
-            group = admin.describe_groups([settings.group_id])[settings.group_id]
+            try:
+                group = admin.describe_groups([settings.group_id])[settings.group_id]
+            except KafkaError as exc:  # a fresh broker makes its group coordinator on first use
+                if not exc.retriable:
+                    raise
+                group = {"group_state": "", "members": []}
             if group["group_state"] == "Stable" and len(group["members"]) == args.members:
                 break
             time.sleep(0.05)

@@ -13,12 +13,12 @@ import sys
 import uuid
 import zipfile
 from datetime import date, datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from kafka import KafkaAdminClient
+from kafka.errors import KafkaError
 
 from hub.clearing.adapters import database as db
 from hub.clearing.bootstrap import Settings, bootstrap
@@ -179,7 +179,12 @@ def test_two_consumers_in_one_group_count_every_event_once(clearing, producer):
     admin = KafkaAdminClient(bootstrap_servers=clearing.settings.kafka_bootstrap)
     try:  # both in the group and the group stable (partitions assigned) before the events arrive
         def joined():
-            group = admin.describe_groups([clearing.settings.group_id])[clearing.settings.group_id]
+            try:
+                group = admin.describe_groups([clearing.settings.group_id])[clearing.settings.group_id]
+            except KafkaError as exc:  # a fresh broker makes its group coordinator on first use
+                if not exc.retriable:
+                    raise
+                return None
             return group["group_state"] == "Stable" and len(group["members"]) == 2 or None
         wait_for(joined, "two members in a stable group", limit_s=60)
     finally:
