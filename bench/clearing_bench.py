@@ -147,9 +147,12 @@ def main() -> None:
         members = [subprocess.Popen([sys.executable, "-m", "hub.cli", "clearing", "consume", "--no-auto-close"],
                                     env=consumer_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                    for _ in range(args.members)]
-        while True:  # the group stable with every member: from here on, their pace and its CPU
+        def check_members() -> None:
             if any(m.poll() is not None for m in members):
                 raise SystemExit("a clearing consumer exited early")
+
+        while True:  # the group stable with every member: from here on, their pace and its CPU
+            check_members()
             try:
                 group = admin.describe_groups([settings.group_id])[settings.group_id]
             except KafkaError as exc:  # a fresh broker makes its group coordinator on first use
@@ -164,8 +167,7 @@ def main() -> None:
             applied = early = int(conn.execute(marks).one()[1])  # every partition's next offset: one event each
         while applied < count:
             time.sleep(0.05)
-            if any(m.poll() is not None for m in members):
-                raise SystemExit("a clearing consumer exited early")
+            check_members()
             with engine.connect() as conn:
                 applied = int(conn.execute(marks).one()[1])
         elapsed = time.perf_counter() - started

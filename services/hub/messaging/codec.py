@@ -41,6 +41,7 @@ class SchemaVersion:
     parsed: Any
     fingerprint: bytes
     path: Path
+    raw: Any  # the schema as its file holds it (JSON), before parsing
 
 
 class SchemaRegistry:
@@ -68,7 +69,7 @@ class SchemaRegistry:
         version = int(match["version"])
         canonical = to_parsing_canonical_form(raw)
         fp = bytes.fromhex(fingerprint(canonical, "CRC-64-AVRO"))
-        entry = SchemaVersion(full_name, version, parsed, fp, path)
+        entry = SchemaVersion(full_name, version, parsed, fp, path, raw)
         if fp in self._by_fingerprint and self._by_fingerprint[fp].full_name != full_name:
             raise ValueError(f"{path}: fingerprint collides with {self._by_fingerprint[fp].path}")
         self._by_fingerprint[fp] = entry
@@ -192,8 +193,7 @@ class AvroCodec:
             pair = (writer.parsed, None if latest is writer else latest.parsed)
         else:
             def plain(version: SchemaVersion) -> Any:
-                raw = json.loads(version.path.read_text(encoding="utf-8"))
-                return parse_schema(_without_logical_types(raw), named_schemas={})
+                return parse_schema(_without_logical_types(version.raw), named_schemas={})
             pair = (plain(writer), None if latest is writer else plain(latest))
         self._readers[writer.fingerprint] = pair
         return pair

@@ -8,26 +8,31 @@ few it needs into dates here, each distinct day once."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
 from typing import NamedTuple
 
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MS = timedelta(milliseconds=1)
+# The milliseconds a datetime can hold (years 1..9999), as an Avro timestamp-millis counts them.
+EARLIEST_MS = (datetime.min.replace(tzinfo=timezone.utc) - _EPOCH) // _MS
+LATEST_MS = (datetime.max.replace(tzinfo=timezone.utc) - _EPOCH) // _MS
+
+
 @lru_cache(maxsize=4096)
-def day_of(days: int | date | None) -> date | None:
-    """An Avro `date` read without logical types (days since 1970-01-01) as a date."""
-    if days is None or isinstance(days, date):
-        return days
-    return date.fromordinal(_EPOCH_ORDINAL + days)
+def day_of(days: int | None) -> date | None:
+    """An Avro `date` read without logical types (days since 1970-01-01) as a date (ValueError or
+    OverflowError for one no calendar holds)."""
+    return None if days is None else date.fromordinal(_EPOCH_ORDINAL + days)
 
 
-def instant_of(ms: int | datetime) -> datetime:
-    """An Avro `timestamp-millis` read without logical types as an aware UTC datetime."""
-    if isinstance(ms, datetime):
-        return ms
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+def instant_of(ms: int) -> datetime:
+    """An Avro `timestamp-millis` read without logical types, within EARLIEST_MS..LATEST_MS, as
+    an aware UTC datetime."""
+    return _EPOCH + ms * _MS
 
 
 class ClearingEvent(NamedTuple):
