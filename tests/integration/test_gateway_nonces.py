@@ -18,3 +18,21 @@ def test_concurrent_first_uses_are_each_accepted_once_and_a_replay_is_refused(se
 
     first, again = asyncio.run(check())
     assert sum(first) == 50 and again is False  # each of the 50 nonces accepted once, whatever the order
+
+
+def test_a_nonce_expires_after_its_window_and_a_restarted_redis_script_cache_is_survived(servers):
+    import redis
+
+    prefix = f"test:{uuid.uuid4().hex}:"
+    nonces = RedisNonces(servers.redis_url, prefix=prefix)
+    plain = redis.Redis.from_url(servers.redis_url)
+
+    async def check():
+        first = await nonces.first_use("p", "a", 60)
+        plain.script_flush()  # as after a Redis restart: the script is no longer cached there
+        second = await asyncio.gather(nonces.first_use("p", "b", 60), nonces.first_use("p", "a", 60))
+        return first, second
+
+    first, second = asyncio.run(check())
+    assert first is True and second == [True, False]
+    assert 55 <= plain.ttl(f"{prefix}p:a") <= 60  # kept for the window, then forgotten
