@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from hub.clearing.adapters.signing import Signer, signature_document
+from hub.clearing.adapters.workbook import MONEY, Number, Sheet, workbook
 from hub.clearing.domain.funds import INSUTYPE_CODES
 from hub.clearing.domain.netting import PoolPosition
 from hub.money import fen_to_yuan as yuan
@@ -37,9 +38,10 @@ SHARE_FIELDS = ("hifp_pay_fen", "hifmi_pay_fen", "maf_pay_fen")
 # Pool names are Chinese: fonts that have the characters, before the generic family (which on a
 # machine without a CJK font draws empty boxes).
 # A day's workbook lists at most this many lines per bureau, then says how many more the CSV and
-# JSON hold: xlsxwriter takes ~60 µs a line, and a day of a million settlements has two million
-# bureau lines — over two minutes of the close for sheets the CSV already gives a spreadsheet.
-# (Measured: the 100k-settlement close went from 5.7 s to 27 s with every line in the workbook.)
+# JSON hold: a day of a million settlements has two million bureau lines, minutes of the close
+# for sheets the CSV already gives a spreadsheet. (Measured with xlsxwriter, ~60 µs a line: the
+# 100k-settlement close went from 5.7 s to 27 s with every line in the workbook. workbook.py
+# writes a line in a fifth of that, which does not change the argument.)
 # A month's statement, which a bureau confirms line by line, lists every line.
 DAY_XLSX_MAX_LINES = 1_000
 CJK_FONTS = ("'Noto Sans CJK SC', 'Noto Sans SC', 'Source Han Sans SC', 'PingFang SC', 'Microsoft YaHei', "
@@ -307,33 +309,23 @@ def _xlsx(sections: list[Section], created: datetime, max_rows: int | None = Non
     """One sheet per section; amounts are numbers shown to the fen. The same content gives the
     same bytes: the workbook's creation time is the close's, not the clock's. A section longer
     than `max_rows` shows its first rows and then says how many more the CSV and JSON hold."""
-    import xlsxwriter
-
-    buffer = io.BytesIO()
-    book = xlsxwriter.Workbook(buffer, {"in_memory": True, "strings_to_numbers": False, "strings_to_formulas": False,
-                                        "strings_to_urls": False})
-    book.set_properties({"created": created.astimezone(SHANGHAI).replace(tzinfo=None), "title": sections[0].title})
-    bold, money = book.add_format({"bold": True}), book.add_format({"num_format": "#,##0.00"})
+    sheets = []
     for section in sections:
-        sheet = book.add_worksheet(section.title.split(" ")[0])
-        sheet.write_string(0, 0, section.title, bold)
-        sheet.write_row(1, 0, section.columns, bold)
         amounts = {i for i, c in enumerate(section.columns) if c.endswith("_yuan")}
+        labelled = section.columns[-1] == "值 value"  # a label and a value: an amount is one by its text
         rows = section.rows if max_rows is None else section.rows[:max_rows]
+        cells: list[list[Any]] = [[section.title], list(section.columns)]
+        for row in rows:
+            cells.append([Number(value, MONEY) if c in amounts or (labelled and isinstance(value, str)
+                                                                  and _is_amount(value))
+                          else value if isinstance(value, int) and not isinstance(value, bool) else str(value)
+                          for c, value in enumerate(row)])
         if len(rows) < len(section.rows):
-            sheet.write_string(len(rows) + 2, 0, f"… {len(section.rows) - len(rows):,} more lines: the CSV and JSON "
-                                                 f"files hold all {len(section.rows):,}", bold)
-        for r, row in enumerate(rows, start=2):
-            for c, value in enumerate(row):
-                if c in amounts or (section.columns[-1] == "值 value" and isinstance(value, str) and _is_amount(value)):
-                    sheet.write_number(r, c, float(value), money)
-                elif isinstance(value, int):
-                    sheet.write_number(r, c, value)
-                else:
-                    sheet.write_string(r, c, str(value))
-        sheet.set_column(0, max(len(section.columns) - 1, 0), 16)
-    book.close()
-    return buffer.getvalue()
+            cells.append([f"… {len(section.rows) - len(rows):,} more lines: the CSV and JSON files hold all "
+                          f"{len(section.rows):,}"])
+        sheets.append(Sheet(section.title.split(" ")[0], cells,
+                            bold_rows=frozenset({0, 1} | ({len(cells) - 1} if len(rows) < len(section.rows) else set()))))
+    return workbook(sheets, sections[0].title, created.astimezone(SHANGHAI).replace(tzinfo=None))
 
 
 def _is_amount(text: str) -> bool:

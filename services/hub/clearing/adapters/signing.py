@@ -1,10 +1,15 @@
 """SM2 signatures over SM3 digests (GB/T 32918 with the standard's default user id, GB/T
-32905) for the clearing files, by the `gmssl` package: the hub signs each file set's manifest,
-a bureau verifies it with the hub's public key.
+32905) for the clearing files: the hub signs each file set's manifest, a bureau verifies it with
+the hub's public key.
 
-Signing is deterministic — the per-signature secret k is derived from the private key and the
-digest (HMAC-SHA256, the idea of RFC 6979) — so a file set rendered again is byte-identical,
-its signature included. Keys are hex: the private key 64 hex digits, the public key `04` + x + y.
+The curve's arithmetic is here (Jacobian coordinates on Python integers; SM3 from
+`cryptography`'s OpenSSL). It replaced the `gmssl` package, whose signing took ~25-50 ms (its
+SM3 and points work on hex strings and lists; a close signs a manifest per bureau) and which
+reads a public key with `lstrip("04")`, which strips every leading 0 and 4 digit, not a prefix:
+for a key whose x begins with the digits 04 (one in 256), given x ‖ y as the hub gave it, gmssl
+hashes a wrong Z, and its signatures by that key fail every other SM2 implementation (found by
+the property test that uses gmssl as the oracle for all other keys).
+Not constant-time: the hub signs its own files in a batch job, where no one can time it.
 """
 
 from __future__ import annotations
@@ -15,10 +20,18 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from gmssl import func, sm2, sm3
+from cryptography.hazmat.primitives import hashes
 
 ALGORITHM = "SM2-with-SM3 (GB/T 32918.2, user id 1234567812345678)"
-_N = int(sm2.default_ecc_table["n"], 16)
+# The recommended curve of GB/T 32918.5: field prime p, coefficients a and b, order n, base point G.
+_P = 0xFFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF00000000FFFFFFFFFFFFFFFF
+_A = 0xFFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF00000000FFFFFFFFFFFFFFFC
+_B = 0x28E9FA9E9D9F5E344D5A9E4BCF6509A7F39789F515AB8F92DDBCBD414D940E93
+_N = 0xFFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFF7203DF6B21C6052B53BBF40939D54123
+_GX = 0x32C4AE2C1F1981195F9904466A39C9948FE30BBFF2660BE1715A4589334C74C7
+_GY = 0xBC3736A2F4F6779C59BDCEE36B692153D0A9877CC62A474002DF32E52139F0A0
+_CURVE_BYTES = b"".join(v.to_bytes(32, "big") for v in (_A, _B, _GX, _GY))
+_USER_ID = b"1234567812345678"  # the standard's default signer id, 128 bits (ENTL 0x0080)
 # The development key: derived from a phrase anyone can read, like the sample hospital tokens.
 # `hub clearing serve` warns while it is in use; a deployment sets HUB_CLEARING_SIGNING_KEY.
 SAMPLE_PHRASE = b"interregion-hub sample clearing signing key (not for production)"
@@ -39,13 +52,101 @@ def _private_int(private_hex: str) -> int:
 
 
 def public_key_of(private_hex: str) -> str:
-    d = _private_int(private_hex)
-    point = sm2.CryptSM2(private_key=private_hex, public_key="")._kg(d, sm2.default_ecc_table["g"])
-    return "04" + point
+    """`04` ‖ x ‖ y of dG, hex."""
+    x, y = _times(_private_int(private_hex), _GX, _GY)
+    return f"04{x:064x}{y:064x}"
 
 
-def sm3_hex(data: bytes) -> str:
-    return sm3.sm3_hash(func.bytes_to_list(data))
+def sm3(data: bytes) -> bytes:
+    digest = hashes.Hash(hashes.SM3())
+    digest.update(data)
+    return digest.finalize()
+
+
+def _double(x: int, y: int, z: int) -> tuple[int, int, int]:
+    """2P in Jacobian coordinates (X/Z², Y/Z³); Z = 0 is the point at infinity."""
+    if not y or not z:
+        return 0, 1, 0
+    p = _P
+    yy = y * y % p
+    s = 4 * x * yy % p
+    zz = z * z % p
+    m = (3 * x * x + _A * zz * zz) % p
+    x3 = (m * m - 2 * s) % p
+    return x3, (m * (s - x3) - 8 * yy * yy) % p, 2 * y * z % p
+
+
+def _add_affine(x1: int, y1: int, z1: int, x2: int, y2: int) -> tuple[int, int, int]:
+    """P + Q, P Jacobian and Q affine (the base point)."""
+    if not z1:
+        return x2, y2, 1
+    p = _P
+    z1z1 = z1 * z1 % p
+    h = (x2 * z1z1 - x1) % p
+    r = (y2 * z1 * z1z1 - y1) % p
+    if not h:
+        return _double(x1, y1, z1) if not r else (0, 1, 0)
+    hh = h * h % p
+    hhh = h * hh % p
+    v = x1 * hh % p
+    x3 = (r * r - hhh - 2 * v) % p
+    return x3, (r * (v - x3) - y1 * hhh) % p, z1 * h % p
+
+
+def _times(k: int, px: int, py: int) -> tuple[int, int]:
+    """kP for an affine point P, affine (double and add, most significant bit first)."""
+    x, y, z = 0, 1, 0
+    for bit in bin(k)[2:]:
+        x, y, z = _double(x, y, z)
+        if bit == "1":
+            x, y, z = _add_affine(x, y, z, px, py)
+    if not z:
+        raise SignatureError("the point at infinity")
+    return _affine(x, y, z)
+
+
+def _affine(x: int, y: int, z: int) -> tuple[int, int]:
+    zi = pow(z, -1, _P)
+    zi2 = zi * zi % _P
+    return x * zi2 % _P, y * zi2 * zi % _P
+
+
+def _digest(public: tuple[int, int], data: bytes) -> int:
+    """e = SM3(Z ‖ M), Z = SM3(ENTL ‖ ID ‖ a ‖ b ‖ xG ‖ yG ‖ xA ‖ yA)."""
+    z = sm3((len(_USER_ID) * 8).to_bytes(2, "big") + _USER_ID + _CURVE_BYTES
+            + public[0].to_bytes(32, "big") + public[1].to_bytes(32, "big"))
+    return int.from_bytes(sm3(z + data), "big")
+
+
+def _public_point(public_key_hex: str) -> tuple[int, int] | None:
+    """(x, y) of a hex public key (`04` ‖ x ‖ y, or x ‖ y) on the curve; None if it is not one."""
+    key = public_key_hex.strip().lower()
+    if len(key) == 130 and key.startswith("04"):
+        key = key[2:]
+    if len(key) != 128:
+        return None
+    try:
+        x, y = int(key[:64], 16), int(key[64:], 16)
+    except ValueError:
+        return None
+    if not (x < _P and y < _P) or (y * y - (x * x * x + _A * x + _B)) % _P:
+        return None
+    return x, y
+
+
+def _sign(d: int, public_key_hex: str, data: bytes, k: int) -> str:
+    """GB/T 32918.2 signature of `data` by private key d with secret k: r ‖ s, 128 hex digits.
+    (x1, y1) = kG; r = (e + x1) mod n; s = (1 + d)⁻¹ (k − r d) mod n."""
+    public = _public_point(public_key_hex)
+    if public is None:
+        raise SignatureError("the public key is not a point of the curve")
+    e = _digest(public, data)
+    x1, _ = _times(k, _GX, _GY)
+    r = (e + x1) % _N
+    s = pow(1 + d, -1, _N) * (k - r * d) % _N
+    if r == 0 or r + k == _N or s == 0:  # never met with a k from a hash; the standard says pick another
+        raise SignatureError("this k gives no signature; derive another")
+    return f"{r:064x}{s:064x}"
 
 
 @dataclass(frozen=True)
@@ -60,23 +161,36 @@ class Signer:
     def sign(self, data: bytes) -> str:
         """The signature (r ‖ s, 128 hex digits) of `data`; the same bytes always sign alike.
         (tests/unit/clearing/test_signing.py checks signatures verify and a changed byte fails.)"""
-        crypt = sm2.CryptSM2(private_key=self.private_key_hex, public_key=self.public_key_hex[2:])
-        seed = hmac.new(bytes.fromhex(self.private_key_hex), bytes.fromhex(sm3_hex(data)), hashlib.sha256).digest()
+        seed = hmac.new(bytes.fromhex(self.private_key_hex), sm3(data), hashlib.sha256).digest()
         k = int.from_bytes(seed, "big") % (_N - 1) + 1
-        return crypt.sign_with_sm3(data, f"{k:064x}")
+        return _sign(_private_int(self.private_key_hex), self.public_key_hex, data, k)
 
 
 def verify(public_key_hex: str, data: bytes, signature_hex: str) -> bool:
-    key = public_key_hex.strip().lower()
-    if key.startswith("04") and len(key) == 130:
-        key = key[2:]
-    if len(key) != 128 or len(signature_hex.strip()) != 128:
+    """Whether r ‖ s is a signature of `data` by the key: with t = (r + s) mod n and
+    (x1, y1) = sG + tP, (e + x1) mod n equals r (GB/T 32918.2, 7.1)."""
+    public = _public_point(public_key_hex)
+    text = signature_hex.strip()
+    if public is None or len(text) != 128:
         return False
     try:
-        int(key, 16), int(signature_hex, 16)
+        r, s = int(text[:64], 16), int(text[64:], 16)
     except ValueError:
         return False
-    return bool(sm2.CryptSM2(private_key="", public_key=key).verify_with_sm3(signature_hex.strip().lower(), data))
+    t = (r + s) % _N
+    if not (1 <= r < _N and 1 <= s < _N) or t == 0:
+        return False
+    sx, sy = _times(s, _GX, _GY)
+    x, y, z = _jacobian(_times(t, *public))
+    x, y, z = _add_affine(x, y, z, sx, sy)
+    if not z:
+        return False
+    x1, _ = _affine(x, y, z)
+    return (_digest(public, data) + x1) % _N == r
+
+
+def _jacobian(point: tuple[int, int]) -> tuple[int, int, int]:
+    return point[0], point[1], 1
 
 
 def signer_from_reference(ref: str) -> Signer:
