@@ -26,6 +26,7 @@ import argparse
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -68,6 +69,8 @@ def main() -> None:
     ap.add_argument("--profile", metavar="DIR", help="py-spy every hub process during the first rate; "
                     "collapsed stacks (flamegraph input) in DIR")
     args = ap.parse_args()
+    if args.profile and shutil.which("py-spy") is None:
+        ap.error("--profile needs py-spy: python3 -m pip install py-spy")
     if args.quick:
         args.rates, args.seconds, args.persons, args.warmup = "100", 5, 500, 1
     rates = [float(r) for r in args.rates.split(",")]

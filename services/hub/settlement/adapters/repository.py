@@ -301,11 +301,11 @@ class PostgresTransaction(Transaction):
 
     def load(self, claims: Sequence[NewClaim], visit_ids: Sequence[str], setl_ids: Sequence[str]) -> Loaded:
         conn = self.conn
-        claim = conn.cursor()
+        claim = RawCursor(conn)  # a statement of its own length per group: not in psycopg's conversion cache
         if claims:  # in key order: every group takes its locks in one order
-            rows, params = _values([(c.hospital_code, c.msgid, c.infno, c.request_sha256)
-                                    for c in sorted(claims, key=lambda c: (c.hospital_code, c.msgid))],
-                                   "%s, %s, %s, %s, 0, '{}'")
+            rows, params = _raw_values([(c.hospital_code, c.msgid, c.infno, c.request_sha256)
+                                        for c in sorted(claims, key=lambda c: (c.hospital_code, c.msgid))],
+                                       "%s, %s, %s, %s, 0, '{}'")
             claim.execute("insert into requests (hospital_code, msgid, infno, request_sha256, status_code, response)"
                           f" values {rows} on conflict do nothing returning hospital_code, msgid", params)
         visit_ids, setl_ids = sorted(set(visit_ids)), sorted(set(setl_ids))
