@@ -92,3 +92,6 @@ def test_verify_refuses_points_off_the_curve_and_out_of_range_signatures():
     assert not verify(off, b"x", signature)
     assert not verify(SAMPLE.public_key_hex, b"x", "0" * 64 + signature[64:])  # r = 0
     assert not verify(SAMPLE.public_key_hex, b"x", f"{_N:064x}" + signature[64:])  # r = n
+    assert not verify(SAMPLE.public_key_hex, b"x", "-" + signature[1:])  # not hex digits
+    assert not verify("04" + x[:-1] + "_" + y, b"x", signature)
+    assert verify(SAMPLE.public_key_hex.upper(), b"x", signature.upper())  # hex in either case

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -31,6 +32,7 @@ _N = 0xFFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFF7203DF6B21C6052B53BBF40939D54123
 _GX = 0x32C4AE2C1F1981195F9904466A39C9948FE30BBFF2660BE1715A4589334C74C7
 _GY = 0xBC3736A2F4F6779C59BDCEE36B692153D0A9877CC62A474002DF32E52139F0A0
 _CURVE_BYTES = b"".join(v.to_bytes(32, "big") for v in (_A, _B, _GX, _GY))
+_HEX128 = re.compile("[0-9a-f]{128}")
 _USER_ID = b"1234567812345678"  # the standard's default signer id, 128 bits (ENTL 0x0080)
 # The development key: derived from a phrase anyone can read, like the sample hospital tokens.
 # `hub clearing serve` warns while it is in use; a deployment sets HUB_CLEARING_SIGNING_KEY.
@@ -123,12 +125,9 @@ def _public_point(public_key_hex: str) -> tuple[int, int] | None:
     key = public_key_hex.strip().lower()
     if len(key) == 130 and key.startswith("04"):
         key = key[2:]
-    if len(key) != 128:
+    if not _HEX128.fullmatch(key):  # int(..., 16) alone would take a sign, "0x" or underscores
         return None
-    try:
-        x, y = int(key[:64], 16), int(key[64:], 16)
-    except ValueError:
-        return None
+    x, y = int(key[:64], 16), int(key[64:], 16)
     if not (x < _P and y < _P) or (y * y - (x * x * x + _A * x + _B)) % _P:
         return None
     return x, y
@@ -170,13 +169,10 @@ def verify(public_key_hex: str, data: bytes, signature_hex: str) -> bool:
     """Whether r ‖ s is a signature of `data` by the key: with t = (r + s) mod n and
     (x1, y1) = sG + tP, (e + x1) mod n equals r (GB/T 32918.2, 7.1)."""
     public = _public_point(public_key_hex)
-    text = signature_hex.strip()
-    if public is None or len(text) != 128:
+    text = signature_hex.strip().lower()
+    if public is None or not _HEX128.fullmatch(text):
         return False
-    try:
-        r, s = int(text[:64], 16), int(text[64:], 16)
-    except ValueError:
-        return False
+    r, s = int(text[:64], 16), int(text[64:], 16)
     t = (r + s) % _N
     if not (1 <= r < _N and 1 <= s < _N) or t == 0:
         return False
