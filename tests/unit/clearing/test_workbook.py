@@ -4,6 +4,7 @@ format): values, styles, sheet names, awkward text, and the same bytes for the s
 from __future__ import annotations
 
 import io
+import zipfile
 from datetime import datetime
 from decimal import Decimal
 
@@ -37,7 +38,7 @@ def test_values_styles_and_properties_read_back():
 
 def test_amounts_are_written_as_their_digits_not_through_a_float():
     data = workbook([Sheet("s", [[Number("0.30", MONEY), Number("9007199254740993.01", MONEY)]])], "t", CREATED)
-    with __import__("zipfile").ZipFile(io.BytesIO(data)) as package:
+    with zipfile.ZipFile(io.BytesIO(data)) as package:
         xml = package.read("xl/worksheets/sheet1.xml").decode()
     assert "<v>0.30</v>" in xml and "<v>9007199254740993.01</v>" in xml
     assert Decimal("0.30") == Decimal(str(_open(data)["s"]["A1"].value))

@@ -79,7 +79,7 @@ def _double(x: int, y: int, z: int) -> tuple[int, int, int]:
 
 
 def _add_affine(x1: int, y1: int, z1: int, x2: int, y2: int) -> tuple[int, int, int]:
-    """P + Q, P Jacobian and Q affine (the base point)."""
+    """P + Q, P Jacobian and Q affine."""
     if not z1:
         return x2, y2, 1
     p = _P
@@ -177,16 +177,12 @@ def verify(public_key_hex: str, data: bytes, signature_hex: str) -> bool:
     if not (1 <= r < _N and 1 <= s < _N) or t == 0:
         return False
     sx, sy = _times(s, _GX, _GY)
-    x, y, z = _jacobian(_times(t, *public))
-    x, y, z = _add_affine(x, y, z, sx, sy)
+    tx, ty = _times(t, *public)
+    x, y, z = _add_affine(tx, ty, 1, sx, sy)
     if not z:
         return False
     x1, _ = _affine(x, y, z)
     return (_digest(public, data) + x1) % _N == r
-
-
-def _jacobian(point: tuple[int, int]) -> tuple[int, int, int]:
-    return point[0], point[1], 1
 
 
 def signer_from_reference(ref: str) -> Signer:

@@ -764,8 +764,8 @@ class ClearingService:
         """The consumer's poison handler: keep the event and why, for an operator to resolve."""
         v = message.value if isinstance(message.value, dict) else {}
         try:
-            business_date = day_of(v["business_date"]) if isinstance(v.get("business_date"), int) else None
-        except (ValueError, OverflowError):  # a date no calendar holds: blocks every day, as unknown
+            business_date = _day(v, "business_date") if isinstance(v.get("business_date"), int) else None
+        except EventRefused:  # a date no calendar holds: blocks every day, as unknown
             business_date = None
         with self.engine.begin() as conn:
             conn.execute(pg_insert(db.quarantined_events).values(
