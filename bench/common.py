@@ -144,7 +144,7 @@ def settle_service(env: dict, database: str, port: int, workers: int, pool_size:
             time.sleep(0.3)
         headers = {"Authorization": f"Bearer dev-{hospital}"}
         while httpx.post(base + PATH, headers=headers, json={"infno": "1101", "msgid": uuid.uuid4().hex,
-                         "input": {"data": {"psn_no": last_psn_no}}}).json().get("infcode") != 0:
+                         "input": {"data": {"psn_no": last_psn_no}}}).json().get("infcode") != "0":
             time.sleep(0.3)  # until the last person reached the read model
         yield base
     finally:

@@ -265,19 +265,19 @@ def settle_preview(
         person = convention.person_from(document.get("psn"), person_ref="preview")
         acc = convention.accumulators_from(document.get("accumulators"), claim.service_date.year)
     except json.JSONDecodeError as exc:
-        answer({"infcode": -1, "err_code": "invalid_json", "err_msg": f"{claim_file}: {exc}"}, 1)
+        answer({"infcode": "-1", "err_code": "invalid_json", "err_msg": f"{claim_file}: {exc}"}, 1)
     except convention.ConventionError as exc:
-        answer({"infcode": -1, "err_code": exc.code, "err_msg": exc.message}, 1)
+        answer({"infcode": "-1", "err_code": exc.code, "err_msg": exc.message}, 1)
     result = price_claim(claim, person, policies, catalogues, acc)
     if isinstance(result, Refusal):
-        answer({"infcode": -1, "err_code": result.code, "err_msg": result.message}, 1)
+        answer({"infcode": "-1", "err_code": result.code, "err_msg": result.message}, 1)
     from datetime import datetime
 
     shown = {"psn_no": convention.mask_person_id(str(document["psn"].get("psn_no", ""))), "certno": "",
              "psn_name": "", "brdy": "", "psn_cert_type": "", "gend": "", "age": ""}
     context = convention.SettlementContext("preview", shown, person.insurance_type, None, "preview", datetime.now(),
                                            claim.treatment_pool)
-    answer({"infcode": 0, "output": convention.settlement_output(result, claim, context)}, 0)
+    answer({"infcode": "0", "output": convention.settlement_output(result, claim, context)}, 0)
 
 
 @reference_app.command("load")

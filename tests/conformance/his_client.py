@@ -60,7 +60,8 @@ class Answer:
 
     @property
     def ok(self) -> bool:
-        return str(self.body.get("infcode")) == "0"  # public HIS code compares it as a string
+        # As hsa-his reads it: `"0".equals(map.get("infcode"))` — the number 0 is a failure there.
+        return self.body.get("infcode") == "0"
 
     @property
     def output(self) -> dict[str, Any]:
@@ -136,7 +137,7 @@ class HisClient:
     def check_envelope(self, a: Answer, infno: str = "") -> None:
         b = a.body
         self.expect(a.http_status == 200, f"HTTP 200 for every envelope answer (got {a.http_status})")
-        self.expect(str(b.get("infcode")) in ("0", "-1"), f"infcode 0 or -1 (got {b.get('infcode')!r})")
+        self.expect(b.get("infcode") in ("0", "-1"), f'infcode the string "0" or "-1" (got {b.get("infcode")!r})')
         self.expect(isinstance(b.get("err_msg"), str), "err_msg is a string")
         self.expect(bool(STAMP17.match(str(b.get("refmsg_time")))), f"refmsg_time yyyyMMddHHmmssSSS ({b.get('refmsg_time')})")
         self.expect(bool(STAMP17.match(str(b.get("respond_time")))), "respond_time yyyyMMddHHmmssSSS")

@@ -66,7 +66,7 @@ def referred(stack, producer) -> tuple[str, str]:
     certno = new_certno()
     psn, _ = enrolled_person(stack, producer, home_pool="371525", filings=[{
         "filing_id": "F1", "filing_type": "REFERRAL", "target_pool": "440100", "valid_from": date(2026, 1, 1),
-        "valid_to": None, "revoked": False}], certno=certno, psn_name="李四",
+        "valid_to": None, "revoked": False}], certno=certno, psn_name="李四", psn_type="1501", naty="01",
         identities=[{"population": "SUBSISTENCE_ALLOWANCE", "begins": date(2026, 1, 1), "ends": date(2026, 12, 31)}])
     return psn, certno
 
@@ -94,6 +94,8 @@ def test_an_outpatient_bill_and_a_stay_as_a_his_drives_them(stack, producer):
                   "idetinfo lists the special population with its period")
     insutype = person.output["insuinfo"][0]["insutype"]
     client.expect(insutype in ("310", "390"), "insuinfo.insutype")
+    client.expect(person.output["insuinfo"][0].get("psn_type") == "1501" and base.get("naty") == "01",
+                  "insuinfo.psn_type and baseinfo.naty as the bureau registered them (a HIS stores both)")
 
     # --- an outpatient visit: 2201 register, 2204 fees, 2206 pre-settle, 2207 settle, 2208 reverse
     reg = client.call("2201", {"data": {"psn_no": psn, "insutype": insutype, "begntime": "2026-03-10 09:00:00",
@@ -137,11 +139,14 @@ def test_an_outpatient_bill_and_a_stay_as_a_his_drives_them(stack, producer):
     client.expect((info.get("certno"), info.get("psn_name"), info.get("gend") in ("1", "2")) == (certno, "李四", True),
                   "setlinfo names the person as registered")
     client.expect(info.get("medfee_sumamt") == "75.50", "the bill's total as sent in JSON numbers, exactly")
+    client.expect((info.get("psn_type"), info.get("naty")) == ("1501", "01"), "setlinfo.psn_type and naty")
     stored = client.call("5203", {"data": {"psn_no": psn, "setl_id": info.get("setl_id"), "mdtrt_id": mdtrt_id}})
     client.expect(stored.ok and (stored.output.get("setlinfo") or {}).get("setl_id") == info.get("setl_id"),
                   "5203 answers the settlement as stored")
     cum = client.call("5206", {"data": {"psn_no": psn, "cum_ym": "202603"}})
     client.expect(cum.ok and isinstance(cum.output.get("cuminfo"), list), "5206 answers cuminfo[]")
+    client.expect(all((row.get("cum_ym"), row.get("insutype")) == ("202603", insutype)
+                      for row in cum.output.get("cuminfo") or [{}]), "5206: each cuminfo row has cum_ym and insutype")
     back = client.call("2208", {"data": {"psn_no": psn, "mdtrt_id": mdtrt_id, "setl_id": info.get("setl_id")}})
     client.expect(back.ok, f"2208 reverses ({back.body.get('err_msg')})")
     undone = back.output.get("setlinfo") or {}
@@ -204,7 +209,7 @@ def test_an_outpatient_bill_and_a_stay_as_a_his_drives_them(stack, producer):
 
     # --- a refusal as the platform answers it
     wrong = client.call("2207", {"data": {"psn_no": psn, "mdtrt_id": "M-NO-SUCH-VISIT", "medfee_sumamt": Decimal("1")}})
-    client.expect(not wrong.ok and str(wrong.body.get("infcode")) == "-1", "a refusal is infcode -1 with HTTP 200")
+    client.expect(not wrong.ok and wrong.body.get("infcode") == "-1", "a refusal is infcode -1 with HTTP 200")
     client.expect(wrong.body.get("output") in (None, {}), "a refusal carries no output")
 
     # --- the settlement's fee lines (5204), a catalogue as a file (1301, 9102)

@@ -214,15 +214,15 @@ class Load:
         status, body = self._call(http, hospital, person, n, "2401" if inpatient else "2201", {"mdtrtinfo": {
             "psn_no": person["psn_no"], "med_type": med_type,
             "begntime": datetime.now(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")}})
-        if body.get("infcode") != 0:
+        if body.get("infcode") != "0":
             return self._refused(body, status)
         mdtrt = _visit_id(body)
         feed = [dict(line, feedetl_sn=str(i + 1), mdtrt_id=mdtrt) for i, line in enumerate(lines)]
         status, body = self._call(http, hospital, person, n, "2301" if inpatient else "2204", {"feedetail": feed})
-        if body.get("infcode") != 0:
+        if body.get("infcode") != "0":
             return self._refused(body, status)
         status, body = self._call(http, hospital, person, n, "2304" if inpatient else "2207", {"data": {"mdtrt_id": mdtrt}})
-        if body.get("infcode") != 0:
+        if body.get("infcode") != "0":
             return self._refused(body, status)
         info = body["output"]["setlinfo"]
         with self.ledger.lock:
@@ -231,7 +231,7 @@ class Load:
         if reverse:
             status, body = self._call(http, hospital, person, n, "2305" if inpatient else "2208",
                                       {"data": {"setl_id": info["setl_id"]}})
-            if body.get("infcode") == 0:
+            if body.get("infcode") == "0":
                 with self.ledger.lock:
                     self.ledger.reversed.add(info["setl_id"])
 
@@ -414,14 +414,14 @@ class Suite:
         http = httpx.Client(timeout=10)
         status, body = self.load._call(http, hospital, person, 9_999_999, "2201", {"mdtrtinfo": {
             "psn_no": person["psn_no"], "med_type": "11", "begntime": datetime.now(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")}})
-        if body.get("infcode") != 0:
+        if body.get("infcode") != "0":
             self.mismatches.append(f"poison bill: the visit could not be opened ({body.get('err_code')})")
             return
         mdtrt = _visit_id(body)
         status, body = self.load._call(http, hospital, person, 9_999_998, "2204", {"feedetail": [
             {"feedetl_sn": "1", "mdtrt_id": mdtrt, "med_list_codg": "XJ01CAA001A001010101001", "cnt": "1000000",
              "pric": "9999999999.99"}]})
-        if (status, body.get("infcode"), body.get("err_code")) != (200, -1, "amount_too_large"):
+        if (status, body.get("infcode"), body.get("err_code")) != (200, "-1", "amount_too_large"):
             self.mismatches.append(f"poison bill answered {status} {body.get('err_code')}, not amount_too_large")
 
     def poison_event(self) -> None:

@@ -145,17 +145,17 @@ def test_replays_answer_the_same_and_conflicting_replays_are_refused(stack, prod
     assert first == again and first[0] == 200
     conflicting = dict(request, input={"data": {"mdtrt_id": mdtrt, "medfee_sumamt": "1.00"}})
     status, body = call(http, conflicting)
-    assert (status, body["infcode"], body["err_code"]) == (200, -1, "msgid_reused_with_different_content")
+    assert (status, body["infcode"], body["err_code"]) == (200, "-1", "msgid_reused_with_different_content")
     # A new msgid for the same visit: the visit is already settled.
     status, body = call(http, env("2304", {"data": {"mdtrt_id": mdtrt}}))
-    assert (status, body["infcode"], body["err_code"]) == (200, -1, "visit_already_settled")
+    assert (status, body["infcode"], body["err_code"]) == (200, "-1", "visit_already_settled")
     with stack.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(db.settlements)).scalar_one() == 1
         assert conn.execute(sa.select(sa.func.count()).select_from(db.outbox)).scalar_one() == 1
 
 
 def test_bad_input_gets_a_clear_refusal_in_the_envelope_and_changes_nothing(stack, producer):
-    """As the platform answers: HTTP 200, infcode -1, err_msg led by the stable reason code."""
+    """As the platform answers: HTTP 200, infcode "-1", err_msg led by the stable reason code."""
     http, env = client(stack, GZ_A)
     cases = [
         (env("9999", {}), "unknown_infno"),
@@ -167,7 +167,7 @@ def test_bad_input_gets_a_clear_refusal_in_the_envelope_and_changes_nothing(stac
     ]
     for request, code in cases:
         got_status, body = call(http, request)
-        assert (got_status, body["infcode"], body["err_code"], body["output"]) == (200, -1, code, None), body
+        assert (got_status, body["infcode"], body["err_code"], body["output"]) == (200, "-1", code, None), body
         assert body["err_msg"].startswith(f"[{code}] ")
     response = http.post(CONVENTION_PATH, content=b"{not json")
     assert (response.status_code, response.json()["err_code"]) == (200, "invalid_json")
@@ -243,7 +243,7 @@ def test_flushing_redis_never_changes_a_result(stack, producer):
     stack.read_model.redis.flushdb()
     during = call(http, env("2303", {"data": {"mdtrt_id": mdtrt}}))
     assert during[0] == 200  # hub_not_ready while rebuilding, never a different answer
-    if during[1]["infcode"] == 0:
+    if during[1]["infcode"] == "0":
         assert _figures(during[1]) == _figures(preview[1])
     else:
         assert during[1]["err_code"] == "hub_not_ready"
@@ -352,7 +352,7 @@ def test_one_group_commit_decides_each_settlement_as_if_it_were_alone(stack, pro
              request("G-3", visits[2]), request("G-4", visits[0]), request("G-5", foreign),
              request("G-2", visits[1], medfee_sumamt="1.00")]
     replies = service.run_group(group)
-    assert [r.body["infcode"] for r in replies] == [0, 0, 0, 0, -1, -1, -1], [r.body.get("err_code") for r in replies]
+    assert [r.body["infcode"] for r in replies] == ["0", "0", "0", "0", "-1", "-1", "-1"], [r.body.get("err_code") for r in replies]
     assert {status_of(r) for r in replies} == {200}  # refusals are answered in the envelope
     assert replies[2].body == replies[0].body  # the repeated msgid: the first one's answer
     assert [replies[i].body["err_code"] for i in (4, 5, 6)] == [
@@ -390,7 +390,7 @@ def test_a_lost_database_answers_503_in_the_envelope_and_a_retry_settles_once(st
 
     monkeypatch.setattr(repository, "transaction", database_gone)
     status, body = call(http, request)
-    assert (status, body["infcode"], body["err_code"]) == (503, -1, "hub_unavailable")
+    assert (status, body["infcode"], body["err_code"]) == (503, "-1", "hub_unavailable")
     monkeypatch.setattr(repository, "transaction", real)
     status, body = call(http, request)
     assert status == 200 and call(http, request) == (200, body)
@@ -415,13 +415,13 @@ def test_a_chronic_visits_2203_diagnosis_and_medical_type_reach_the_rules(stack,
             "mdtrtinfo": {"mdtrt_id": mdtrt, "psn_no": psn, "med_type": "14", "begntime": "2026-03-10 09:00:00",
                           "dise_codg": diagnosis, "dise_name": "门诊慢特病"},
             "diseinfo": [{"diag_type": "1", "diag_srt_no": "1", "diag_code": diagnosis, "diag_name": "诊断"}]}))
-        assert status == 200 and body["infcode"] == 0, body
+        assert status == 200 and body["infcode"] == "0", body
         status, body = call(http, env("2204", {"feedetail": [
             {"feedetl_sn": "1", "mdtrt_id": mdtrt, "med_list_codg": JIA_DRUG, "cnt": "1", "pric": "20000.00"}]}))
-        assert status == 200 and body["infcode"] == 0, body
+        assert status == 200 and body["infcode"] == "0", body
         status, body = call(http, env("2207", {"data": {"mdtrt_id": mdtrt, "psn_no": psn, "med_type": "14",
                                                         "medfee_sumamt": "20000.00"}}))
-        assert status == 200 and body["infcode"] == 0, body
+        assert status == 200 and body["infcode"] == "0", body
         with stack.engine.connect() as conn:
             row = conn.execute(sa.text("select med_type, diagnoses from visits where mdtrt_id = :m"), {"m": mdtrt}).one()
         assert (row.med_type, row.diagnoses) == ("14", diagnosis)
@@ -470,7 +470,7 @@ def test_a_draft_policy_replayed_over_settled_bills_with_the_same_engine(stack, 
     for n, person in enumerate([psn, psn, other, psn]):
         mdtrt = open_and_upload(http, env, person, [(JIA_DRUG, "1", "10000.00")], begn=f"2026-03-1{n} 09:00:00")
         status, body = call(http, env("2304", {"data": {"mdtrt_id": mdtrt, "endtime": f"2026-03-1{n} 10:00:00"}}))
-        assert status == 200 and body["infcode"] == 0, body
+        assert status == 200 and body["infcode"] == "0", body
     # and a manual claim (零星报销) the home bureau paid: a bill too, in the same accumulators
     claim = {"claim_no": f"LX-R-{psn[-8:]}", "psn_no": psn, "med_type": "21", "treatment_pool": "440100",
              "hospital_code": GZ_A[0], "begntime": "2026-03-20", "endtime": "2026-03-21",

@@ -366,14 +366,18 @@ def _enrol(opts, rnd, run_id, pools, bureaus, reg_url, echo) -> list[dict]:
     per_pool = max(40, math.ceil(opts.settlements * 0.6 / len(pools)))
     persons = []
     for (code, _name), bureau in zip(pools, bureaus):
-        rows = ["psn_no,insutype,enrolled_from,enrolled_to,benefits_from,special_populations,certno,psn_name"]
+        rows = ["psn_no,insutype,enrolled_from,enrolled_to,benefits_from,special_populations,certno,psn_name,"
+                "card_no,psn_type,naty,emp_name"]
         for i in range(per_pool):
             psn = f"{code}{run_id[-8:]}{i:06d}"
             insutype = "310" if code == "360400" and rnd.random() < 0.3 else "390"
             pops = "POVERTY_REGISTERED:2026-01-01:" if rnd.random() < 0.05 else ""
             years = rnd.randint(0, 12)
             certno = _resident_id(rnd, code)
-            rows.append(f"{psn},{insutype},{2026 - years}-01-01,,,{pops},{certno},{_person_name(rnd)}")
+            # psn_type and emp_name are the bureau's data (人员类别, 单位名称); the day's codes are illustrative.
+            employer = f"{_name}第{i % 7 + 1}机械厂" if insutype == "310" else ""
+            rows.append(f"{psn},{insutype},{2026 - years}-01-01,,,{pops},{certno},{_person_name(rnd)},,"
+                        f"{'11' if insutype == '310' else '15'},01,{employer}")
             persons.append({"psn_no": psn, "certno": certno, "pool": code, "filing": _weighted(rnd, FILING_MIX)})
         rows.append(f"{code}BAD0001,999,2020-01-01,,,")  # refused: unknown insutype
         rows.append(f"{code}BAD0002,390,2020-02-30,,,")  # refused: no such date
@@ -422,7 +426,7 @@ def _wait_registered(settle_url, hospitals, persons, echo, limit_s: float = 300)
         # A tool's probe, not a hospital's call: the Bearer token (hospitals sign with the gateway headers).
         r = httpx.post(settle_url + CONVENTION_PATH, headers={"Authorization": f"Bearer {hospital['token']}"},
                        json={"infno": "1101", "msgid": uuid.uuid4().hex, "input": {"data": {"psn_no": last["psn_no"]}}})
-        if r.status_code == 200 and r.json().get("infcode") == 0:  # a refusal is HTTP 200 too
+        if r.status_code == 200 and r.json().get("infcode") == "0":  # a refusal is HTTP 200 too
             echo("  the settle service's read model has every registration")
             return
         time.sleep(0.5)
@@ -508,7 +512,7 @@ def _settle_day(opts, rnd, ref, hospitals, persons, pool_codes, settle_url, echo
         # The patient shows the resident id card: 1101 gives the HIS the person's insurance number.
         cert = {"mdtrt_cert_type": "02", "mdtrt_cert_no": person["certno"]}
         status, body, _, _ = call("1101", {"data": {**cert, "psn_cert_type": "01", "certno": person["certno"]}})
-        if body.get("infcode") != 0:
+        if body.get("infcode") != "0":
             with ledger.lock:
                 ledger.refused[body.get("err_code", str(status))] += 1
             return
@@ -517,14 +521,14 @@ def _settle_day(opts, rnd, ref, hospitals, persons, pool_codes, settle_url, echo
         status, body, _, _ = call("2401" if inpatient else "2201", {"mdtrtinfo": {
             "psn_no": psn_no, **cert, "med_type": med_type,
             "begntime": f"{dates[0]} 08:00:00" if dates else datetime.now(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")}})
-        if body.get("infcode") != 0:
+        if body.get("infcode") != "0":
             with ledger.lock:
                 ledger.refused[body.get("err_code", str(status))] += 1
             return
         mdtrt = visit_id(body)
         feed = [dict(l, feedetl_sn=str(i + 1), mdtrt_id=mdtrt) for i, l in enumerate(lines)]
         status, body, _, _ = call("2301" if inpatient else "2204", {"feedetail": feed})
-        if body.get("infcode") != 0:
+        if body.get("infcode") != "0":
             with ledger.lock:
                 ledger.refused[body.get("err_code", str(status))] += 1
             return
@@ -532,7 +536,7 @@ def _settle_day(opts, rnd, ref, hospitals, persons, pool_codes, settle_url, echo
             "mdtrt_id": mdtrt, **({"endtime": f"{dates[1]} 10:00:00"} if dates else {})}})
         with ledger.lock:
             ledger.latencies_ms.append(ms)
-        if body.get("infcode") != 0:
+        if body.get("infcode") != "0":
             with ledger.lock:
                 ledger.refused[body.get("err_code", str(status))] += 1
             return
@@ -545,7 +549,7 @@ def _settle_day(opts, rnd, ref, hospitals, persons, pool_codes, settle_url, echo
             ledger.settled[info["setl_id"]] = (person["pool"], hospital["pool"], money.yuan_to_fen(info["fund_pay_sumamt"]))
         if reverse:
             status, body, _, _ = call("2305" if inpatient else "2208", {"data": {"setl_id": info["setl_id"]}})
-            if body.get("infcode") == 0:
+            if body.get("infcode") == "0":
                 with ledger.lock:
                     ledger.reversed.add(info["setl_id"])
 

@@ -30,6 +30,12 @@ ROWS = [
     ("a resident id of no date", {"certno": "110105194902300020"}, "invalid_certno"),
     ("a name with a newline", {"psn_name": "张\n三"}, "invalid_name"),
     ("a card number with a space", {"card_no": "A 1"}, "invalid_card_no"),
+    ("a category, nationality and employer", {"psn_type": "1101", "naty": "01", "emp_name": "九江市第一机械厂"}, None),
+    ("a category that is not a code", {"psn_type": "在职"}, "invalid_psn_type"),
+    ("a category too long", {"psn_type": "1234567"}, "invalid_psn_type"),
+    ("a nationality of one digit", {"naty": "1"}, "invalid_naty"),
+    ("an employer with a tab", {"emp_name": "一\t厂"}, "invalid_emp_name"),
+    ("an employer too long", {"emp_name": "厂" * 101}, "invalid_emp_name"),
     ("a dated population", {"special_populations": "EXTREME_POVERTY:2026-01-01:2026-12-31"}, None),
     ("a population of two colons", {"special_populations": "EXTREME_POVERTY:2026-01-01"}, "invalid_special_population"),
     ("a population that ends first", {"special_populations": "EXTREME_POVERTY:2026-02-01:2026-01-01"},
@@ -57,6 +63,9 @@ def test_the_resident_id_gives_birth_date_and_sex_and_is_sealed_with_the_number(
                               "special_populations": "EXTREME_POVERTY:2026-01-01:"})
     assert result.details() == {"psn_no": GOOD["psn_no"], "certno": "11010519491231002X", "psn_name": "张三",
                                 "card_no": "A123", "brdy": "1949-12-31", "gend": "2", "psn_cert_type": "01"}
+    employee = parse_enrolment({**GOOD, "insutype": "310", "psn_type": " 11 ", "naty": "01", "emp_name": "九江市第一机械厂"})
+    assert {k: employee.details()[k] for k in ("psn_type", "naty", "emp_name")} == {
+        "psn_type": "11", "naty": "01", "emp_name": "九江市第一机械厂"}  # sealed beside the id: answered to a treating hospital
     assert [(i.population, i.begins, i.ends) for i in result.identities] == [("EXTREME_POVERTY", date(2026, 1, 1), None)]
 
 

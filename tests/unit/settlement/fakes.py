@@ -124,7 +124,8 @@ class FakeRepository(Repository):
         return {k: self.tables.requests[k] for k in keys if k in self.tables.requests}
 
     def standing_settlements(self, hospital_code: str, begin: date, end: date) -> list[StandingSettlement]:
-        return [StandingSettlement(s.setl_id, s.medfee_sumamt_fen, s.hifp_pay_fen + s.hifmi_pay_fen + s.maf_pay_fen)
+        return [StandingSettlement(s.setl_id, s.medfee_sumamt_fen, s.hifp_pay_fen + s.hifmi_pay_fen + s.maf_pay_fen,
+                                   *(s.output.get("setlinfo", {}).get(k, "") for k in ("insutype", "clr_type", "clr_optins")))
                 for s in self.tables.settlements.values()
                 if s.hospital_code == hospital_code and s.status == "SETTLED" and begin <= s.business_date <= end]
 

@@ -47,7 +47,8 @@ class Hub:
         self.read_model.enrol(KEY, PSN, "360400", filings=FILED_TO_GZ)
         self.read_model.enrol(KEY, UNPOLICIED, "999999")
         self.identified_ref = self.read_model.enrol(KEY, IDENTIFIED, "360400", filings=FILED_TO_GZ,
-                                                    certno=CERTNO, psn_name=NAME,
+                                                    certno=CERTNO, psn_name=NAME, psn_type="11", naty="01",
+                                                    emp_name="九江市第一机械厂",
                                                     identities=[{"population": "POVERTY_REGISTERED",
                                                                  "begins": date(2026, 1, 1), "ends": None}])
         self.service = SettlementService(self.repo, self.read_model, codec, KEY, clock=lambda: NOW,
@@ -239,7 +240,7 @@ def test_every_refusal_answers_its_reason_and_writes_nothing_else(hub, setup, re
         hub.n += 1
         envelope = {"infno": infno, "msgid": f"{hospital.code}-R{hub.n:04d}", "input": payload, **extras}
     reply = hub.service.handle(hospital, envelope)
-    assert (reply.reason, reply.body["infcode"], reply.body["err_code"]) == (reason, -1, reason.code), reply.body
+    assert (reply.reason, reply.body["infcode"], reply.body["err_code"]) == (reason, "-1", reason.code), reply.body
     after = hub.repo.tables
     remembered = set(after.requests) - set(before.requests)
     assert len(remembered) <= 1  # at most the refused request's own answer ...
@@ -448,8 +449,10 @@ def test_a_hospital_queries_its_settlements_and_a_persons_accumulators(hub):
     assert queried["setlinfo"] == {**info, "psn_no": PSN} and queried["hub_status"] == "SETTLED"
     assert hub.call("5203", {"data": {"setl_id": info["setl_id"]}}, hospital=OTHER).reason is Why.SETTLEMENT_OF_ANOTHER_HOSPITAL
     assert hub.call("5203", {"data": {"setl_id": "S-none"}}).reason is Why.SETTLEMENT_NOT_FOUND
-    cum = {row["cum_type_code"]: row["cum"] for row in hub.ok("5206", {"data": {"psn_no": PSN, "cum_ym": "202603"}})["cuminfo"]}
+    rows = hub.ok("5206", {"data": {"psn_no": PSN, "cum_ym": "202603"}})["cuminfo"]
+    cum = {row["cum_type_code"]: row["cum"] for row in rows}
     assert cum["admissions"] == "1" and cum["inpatient_fund_paid"] == info["hifp_pay"]
+    assert {(row["cum_ym"], row["insutype"]) for row in rows} == {("202603", "390")}  # as HIS code keys a row
     assert hub.call("5206", {"data": {"psn_no": PSN, "cum_ym": "2026-03"}}).reason is Why.INVALID_FIELD
 
 
@@ -495,6 +498,9 @@ def test_a_person_is_one_person_by_psn_no_resident_id_or_e_voucher_and_named_in_
             "psn_no": IDENTIFIED, "certno": CERTNO, "psn_name": NAME, "gend": "2", "brdy": "1949-12-31", "age": "76"}
         assert answer["idetinfo"] == [{"psn_idet_type": "POVERTY_REGISTERED", "psn_type_lv": "", "memo": "",
                                        "begntime": "2026-01-01 00:00:00", "endtime": ""}]
+        assert answer["baseinfo"]["naty"] == "01"  # the bureau's data, answered as given
+        assert {k: answer["insuinfo"][0][k] for k in ("psn_type", "emp_name")} == {"psn_type": "11",
+                                                                                  "emp_name": "九江市第一机械厂"}
     expired = vouchers.issue(VOUCHER_KEY, "360400", hub.identified_ref, NOW.timestamp() - 3600)[0]
     assert hub.call("1101", {"data": {"mdtrt_cert_type": "01", "mdtrt_cert_no": expired}}).reason is Why.CREDENTIAL_INVALID
 
@@ -506,7 +512,9 @@ def test_a_person_is_one_person_by_psn_no_resident_id_or_e_voucher_and_named_in_
     assert hub.call("2303", wrong_id).reason is Why.CREDENTIAL_MISMATCH
     info = hub.ok("2304", settle)["setlinfo"]
     assert (info["psn_no"], info["certno"], info["psn_name"], info["brdy"]) == (IDENTIFIED, CERTNO, NAME, "1949-12-31")
+    assert (info["psn_type"], info["naty"]) == ("11", "01")
     stored = next(iter(hub.repo.tables.settlements.values())).output
+    assert "九江市第一机械厂" not in str(stored)  # the employer is 1101's answer only, never kept
     assert IDENTIFIED not in str(stored) and CERTNO not in str(stored) and NAME not in str(stored)
     assert stored["setlinfo"]["certno"] == "1101**********002X" and stored["setlinfo"]["brdy"] == ""
     queried = hub.ok("5203", {"data": {"setl_id": info["setl_id"]}})["setlinfo"]  # the stored answer, opened again
@@ -578,3 +586,33 @@ def test_an_outpatient_accident_flag_from_the_convention_picks_the_accident_outp
     hub.ok("2204", {"feedetail": [{"mdtrt_id": mdtrt_id, "med_list_codg": "A", "cnt": "1", "pric": "350.00"}]})
     info = hub.ok("2207", {"data": {"mdtrt_id": mdtrt_id}})["setlinfo"]
     assert info["hifp_pay"] == fund
+
+
+def test_3201_totals_one_insurance_type_clearing_type_and_agency_as_a_his_sends_them(hub):
+    """HIS code reconciles one total per insutype + clr_type + setl_optins: an outpatient (11)
+    and an inpatient (21) total sent separately each balance."""
+    stay = hub.settle(hub.bill(("A", "1", "1000.00")))  # 2401: clr_type 21
+    guanxian = "371525199001011234"  # 冠县 covers outpatient care off-site (九江 does not)
+    hub.read_model.enrol(KEY, guanxian, "371525", filings=[{**FILED_TO_GZ[0], "filing_id": "F-GX"}])
+    emergency = hub.ok("2201", {"mdtrtinfo": {"psn_no": guanxian, "med_type": "11", "begntime": "2026-03-11 08:00:00"}})
+    visit = emergency["data"]["mdtrt_id"]
+    hub.upload(visit, ("A", "1", "200.00"))
+    outpatient = hub.ok("2207", {"data": {"mdtrt_id": visit}})["setlinfo"]
+    assert (stay["clr_type"], outpatient["clr_type"]) == ("21", "11")
+    span = {"stmt_begndate": "2026-03-12", "stmt_enddate": "2026-03-12", "insutype": "390", "setl_optins": "440100"}
+    for setl in (stay, outpatient):
+        totals = {"medfee_sumamt": setl["medfee_sumamt"], "fund_pay_sumamt": setl["fund_pay_sumamt"],
+                  "acct_pay": "0.00", "fixmedins_setl_cnt": 1}
+        answer = hub.ok("3201", {"data": {**span, **totals, "clr_type": setl["clr_type"]}})["stmtinfo"]
+        assert (answer["stmt_rslt"], answer["setl_optins"]) == ("0", "440100"), answer
+    both = hub.ok("3201", {"data": {**span, "clr_type": "21", "fixmedins_setl_cnt": 2,
+                                    "medfee_sumamt": "1200.00", "fund_pay_sumamt": "0"}})["stmtinfo"]
+    assert both["stmt_rslt"] == "1" and "fixmedins_setl_cnt" in both["stmt_rslt_dscr"]
+    employees = hub.ok("3201", {"data": {**span, "insutype": "310", "clr_type": "21", "fixmedins_setl_cnt": 0,
+                                         "medfee_sumamt": "0", "fund_pay_sumamt": "0"}})["stmtinfo"]
+    assert employees["stmt_rslt"] == "0"  # this hospital settled no employee's stay
+    for wrong in ({"clr_type": ["21"]}, {"insutype": "320"}, {"setl_optins": {"a": 1}}, {"fixmedins_setl_cnt": 1e308},
+                  {"fixmedins_setl_cnt": 2**70}, {"fixmedins_setl_cnt": "many"}):
+        refused = hub.call("3201", {"data": {**span, "medfee_sumamt": "0", "fund_pay_sumamt": "0", **wrong}})
+        field = next(iter(wrong))
+        assert refused.reason is Why.INVALID_FIELD and field in refused.body["err_msg"], refused.body

@@ -22,7 +22,7 @@ def test_every_reason_has_one_stable_code_and_an_answer_on_the_wire():
     for reason in (*Why, *RefusalCode):
         assert reason_of(reason.code) is reason and reason.message
         reply = refused(reason, "", now)
-        assert reply.body["infcode"] == -1 and reply.body["err_msg"].startswith(f"[{reason.code}] ")
+        assert reply.body["infcode"] == "-1" and reply.body["err_msg"].startswith(f"[{reason.code}] ")
         assert status_of(reply) == TRANSPORT_STATUS.get(reason, 200)
     assert set(TRANSPORT_STATUS) == {Why.UNAUTHENTICATED, Why.REQUEST_TOO_LARGE, Why.HUB_UNAVAILABLE, Why.INTERNAL_ERROR}
 

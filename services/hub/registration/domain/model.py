@@ -18,8 +18,11 @@ INSUTYPE_WORDS = {"390": "RESIDENT", "310": "EMPLOYEE", "RESIDENT": "RESIDENT", 
                   "居民": "RESIDENT", "职工": "EMPLOYEE"}
 SPECIAL_POPULATIONS = ("POVERTY_REGISTERED", "EXTREME_POVERTY", "SUBSISTENCE_ALLOWANCE", "STUDENT_CHILD")
 CSV_COLUMNS = ("psn_no", "insutype", "enrolled_from", "enrolled_to", "benefits_from", "special_populations",
-               "certno", "psn_name", "card_no")  # the last three optional (a file may leave the columns out)
+               "certno", "psn_name", "card_no", "psn_type", "naty", "emp_name")  # from certno on optional
 MAX_NAME_LEN = 50
+MAX_EMP_NAME_LEN = 100
+# psn_type: the national dictionary's 人员类别 code (e.g. 11 在职, 12 退休, 1501 ...): 1 to 6 digits.
+# naty: 民族, the two-digit code of GB/T 3304 (01 汉族 ... 56; 97/98 for others).
 MAX_CARD_NO_LEN = 32
 
 
@@ -47,6 +50,9 @@ class Rejection(Reason):
     INVALID_CERTNO = ("invalid_certno", "certno is not an 18-character resident id number whose check character holds")
     INVALID_NAME = ("invalid_name", "psn_name is longer than 50 characters or holds control characters")
     INVALID_CARD_NO = ("invalid_card_no", "card_no is not 1 to 32 letters and digits")
+    INVALID_PSN_TYPE = ("invalid_psn_type", "psn_type is not a 人员类别 code of 1 to 6 digits")
+    INVALID_NATY = ("invalid_naty", "naty is not a two-digit 民族 code (GB/T 3304)")
+    INVALID_EMP_NAME = ("invalid_emp_name", "emp_name is longer than 100 characters or holds control characters")
     DUPLICATE_CREDENTIAL = ("duplicate_credential", "the certno or card_no belongs to another person")
     DUPLICATE_PERSON = ("duplicate_person", "the same person appears twice in the file")
     WRONG_COLUMN_COUNT = ("wrong_column_count", "the row does not have the file's columns")
@@ -83,6 +89,9 @@ class Enrolment:
     certno: str = ""  # resident id number (居民身份证号), checked; "" when the bureau gave none
     psn_name: str = ""
     card_no: str = ""  # social-security card number (社会保障卡号)
+    psn_type: str = ""  # 人员类别, answered in 1101's insuinfo and every setlinfo
+    naty: str = ""  # 民族
+    emp_name: str = ""  # 单位名称 (an employee's employer)
 
     @property
     def special_populations(self) -> tuple[str, ...]:
@@ -91,6 +100,7 @@ class Enrolment:
     def details(self) -> dict[str, str]:
         """What is sealed (hub.privacy.seal): given back in clear only to a treating hospital."""
         out = {"psn_no": self.psn_no, "certno": self.certno, "psn_name": self.psn_name, "card_no": self.card_no}
+        out.update({k: v for k, v in (("psn_type", self.psn_type), ("naty", self.naty), ("emp_name", self.emp_name)) if v})
         facts = resident_id_facts(self.certno) if self.certno else None
         if facts:
             out.update(brdy=facts[0].isoformat(), gend=facts[1], psn_cert_type="01")
@@ -148,7 +158,16 @@ def parse_enrolment(row: dict[str, str | None]) -> Enrolment | Refused:
     card = (row.get("card_no") or "").strip().upper()
     if card and not (len(card) <= MAX_CARD_NO_LEN and card.isascii() and card.isalnum()):
         return Refused(Rejection.INVALID_CARD_NO)
-    return Enrolment(psn_no, insurance, start, end, benefits, identities, certno, name, card)
+    psn_type = (row.get("psn_type") or "").strip()
+    if psn_type and not (len(psn_type) <= 6 and psn_type.isascii() and psn_type.isdigit()):
+        return Refused(Rejection.INVALID_PSN_TYPE, repr(psn_type))
+    naty = (row.get("naty") or "").strip()
+    if naty and not (len(naty) == 2 and naty.isascii() and naty.isdigit()):
+        return Refused(Rejection.INVALID_NATY, repr(naty))
+    emp_name = (row.get("emp_name") or "").strip()
+    if len(emp_name) > MAX_EMP_NAME_LEN or any(ord(c) < 32 or ord(c) == 127 for c in emp_name):
+        return Refused(Rejection.INVALID_EMP_NAME)
+    return Enrolment(psn_no, insurance, start, end, benefits, identities, certno, name, card, psn_type, naty, emp_name)
 
 
 def parse_identities(text: str) -> tuple[Identity, ...] | Refused:

@@ -159,6 +159,10 @@ class StandingSettlement:
     setl_id: str
     medfee_sumamt_fen: int
     fund_pay_sumamt_fen: int
+    # As the settlement was answered (setlinfo): what a HIS groups its reconciliation by (3201).
+    insutype: str = ""
+    clr_type: str = ""
+    clr_optins: str = ""
 
 
 @dataclass
@@ -505,7 +509,10 @@ class PostgresRepository(Repository):
         return {(r.hospital_code, r.msgid): StoredAnswer(r.request_sha256, r.status_code, r.response) for r in rows}
 
     def standing_settlements(self, hospital_code: str, begin: date, end: date) -> list[StandingSettlement]:
-        rows = self._read("select setl_id, medfee_sumamt_fen, hifp_pay_fen + hifmi_pay_fen + maf_pay_fen from settlements"
+        rows = self._read("select setl_id, medfee_sumamt_fen, hifp_pay_fen + hifmi_pay_fen + maf_pay_fen fund,"
+                          " coalesce(output->'setlinfo'->>'insutype', '') insutype,"
+                          " coalesce(output->'setlinfo'->>'clr_type', '') clr_type,"
+                          " coalesce(output->'setlinfo'->>'clr_optins', '') clr_optins from settlements"
                           " where hospital_code = %s and status = 'SETTLED' and business_date between %s and %s",
                           (hospital_code, begin, end))
         return [StandingSettlement(*r) for r in rows]

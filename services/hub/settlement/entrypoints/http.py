@@ -3,8 +3,8 @@
     POST /fsi/api/rsfComIntfaceService/commInterface
     x-tif-paasid / x-tif-timestamp / x-tif-nonce / x-tif-signature   (or Authorization: Bearer)
 
-Every answer is the convention's envelope with HTTP 200, as the platform answers: `infcode` 0,
-or -1 with `err_msg` (led by the stable reason code in brackets; also in `err_code`) — a HIS
+Every answer is the convention's envelope with HTTP 200, as the platform answers: `infcode` "0",
+or "-1" with `err_msg` (led by the stable reason code in brackets; also in `err_code`) — a HIS
 reads the body, not the status. HTTP statuses are for the transport only: 401 (the request is
 not signed by a known hospital), 413 (too large), 503 (the hub could not complete it now;
 retry with the same msgid), 500 (a fault of the hub's own).

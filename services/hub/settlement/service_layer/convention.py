@@ -339,7 +339,7 @@ class SettlementContext:
     """What the answer to a (pre-)settlement says besides the engine's figures."""
 
     mdtrt_id: str
-    person: dict[str, str]  # psn_no, certno, psn_name, brdy (masked), psn_cert_type, gend, age: as stored
+    person: dict[str, str]  # psn_no, certno, psn_name, brdy (masked), psn_cert_type, gend, age, psn_type, naty
     insurance_type: InsuranceType
     setl_id: str | None  # None for a pre-settlement
     medins_setl_id: str  # the request's msgid: the hospital's own id of the settlement
@@ -358,9 +358,9 @@ def settlement_output(s: Settlement, claim: Claim, ctx: SettlementContext) -> di
     setlinfo = {
         "mdtrt_id": ctx.mdtrt_id, "setl_id": ctx.setl_id or "", "psn_no": ctx.person["psn_no"],
         "psn_name": ctx.person["psn_name"], "psn_cert_type": ctx.person["psn_cert_type"],
-        "certno": ctx.person["certno"], "gend": ctx.person["gend"], "naty": "", "brdy": ctx.person["brdy"],
+        "certno": ctx.person["certno"], "gend": ctx.person["gend"], "naty": ctx.person.get("naty", ""), "brdy": ctx.person["brdy"],
         "age": ctx.person["age"],
-        "insutype": INSUTYPE_CODES[ctx.insurance_type], "psn_type": "", "cvlserv_flag": "0",
+        "insutype": INSUTYPE_CODES[ctx.insurance_type], "psn_type": ctx.person.get("psn_type", ""), "cvlserv_flag": "0",
         "setl_time": ctx.setl_time.strftime("%Y-%m-%d %H:%M:%S"), "mdtrt_cert_type": ctx.mdtrt_cert_type,
         "med_type": ctx.med_type or MED_TYPE_CODES[claim.visit_type],
         "medfee_sumamt": y(s.medfee_sumamt), "fulamt_ownpay_amt": y(s.fulamt_ownpay_amt),

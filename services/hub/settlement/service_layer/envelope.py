@@ -76,6 +76,17 @@ class Reply:
     file: tuple[str, bytes] | None = None  # 9102: the file's name and bytes, answered as they are
 
 
+# `infcode` is text, as the platform sends it: public HIS code compares it with the string "0"
+# (hsa-his `"0".equals(...)`, nhis-web's `String infcode`); a JSON number never equals that string.
+INFCODE_DONE = "0"
+INFCODE_REFUSED = "-1"
+
+
+def succeeded(body: dict[str, Any]) -> bool:
+    """Whether an answer (fresh, or remembered by an older hub that wrote the number 0) is a success."""
+    return str(body.get("infcode")) == INFCODE_DONE
+
+
 HUB_REGION = "000000"  # the hub answers as the national platform: region code of the receiving side
 _SEQUENCE = itertools.count()
 
@@ -87,7 +98,7 @@ def _envelope(now: datetime) -> dict[str, Any]:
     stamp = local.strftime("%Y%m%d%H%M%S")
     sequence = f"{os.getpid() % 1000:03d}{next(_SEQUENCE) % 10**7:07d}"
     millis = f"{stamp}{local.microsecond // 1000:03d}"
-    return {"infcode": 0, "inf_refmsgid": f"{HUB_REGION}{stamp}{sequence}", "refmsg_time": millis,
+    return {"infcode": INFCODE_DONE, "inf_refmsgid": f"{HUB_REGION}{stamp}{sequence}", "refmsg_time": millis,
             "respond_time": millis, "err_msg": "", "warn_msg": "", "cainfo": "", "signtype": ""}
 
 
@@ -98,10 +109,10 @@ def done(output: dict | list, now: datetime) -> Reply:
 
 
 def refused(reason: Reason, message: str, now: datetime) -> Reply:
-    """A refusal as the platform answers one: infcode -1 and err_msg, led by the stable reason
+    """A refusal as the platform answers one: infcode "-1" and err_msg, led by the stable reason
     code in brackets (also in the hub's extra field `err_code`), no output."""
     body = _envelope(now)
-    body.update(infcode=-1, err_msg=f"[{reason.code}] {message or reason.message}", err_code=reason.code, output=None)
+    body.update(infcode=INFCODE_REFUSED, err_msg=f"[{reason.code}] {message or reason.message}", err_code=reason.code, output=None)
     return Reply(reason, body)
 
 

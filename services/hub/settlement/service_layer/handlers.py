@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Sequence
 
 from hub.messaging import AvroCodec
+from hub.reference.policy import InsuranceType
 from hub.settlement.adapters.read_model import ReadModel
 from hub.settlement.adapters.repository import NewClaim, Repository, StoredAnswer
 from hub.settlement.domain.engine import decide_filing
@@ -48,6 +49,7 @@ from hub.settlement.service_layer.envelope import (
     refusal,
     refused,
     reveal,
+    succeeded,
 )
 from hub.settlement.service_layer.identity import Hospital, person_ref
 from hub.settlement.service_layer.people import CredentialError, credential, credential_person, opened, shown
@@ -212,7 +214,7 @@ class SettlementService:
         if stored.request_sha256 != digest:
             return refused(Why.MSGID_REUSED, f"msgid {request.msgid} was already used for a different request",
                            request.now)
-        return Reply(reason_of(response["err_code"]) if response.get("infcode") == -1 else None, response)
+        return Reply(None if succeeded(response) else reason_of(response["err_code"]), response)
 
     def _ready(self) -> bool:
         """Readiness, trusted for a second once seen; a missing registration re-checks it
@@ -329,12 +331,12 @@ class SettlementService:
         filing = decide_filing(person, Claim(convention.VisitType.INPATIENT, hospital.level, hospital.pool, day, day, ()))
         enrolment = value["enrolment"]
         return {
-            "baseinfo": {**holder.clear(), "naty": "", "exp_content": ""},
+            "baseinfo": {**{k: v for k, v in holder.clear().items() if k != "psn_type"}, "exp_content": ""},
             "insuinfo": [{
                 "balc": "0.00", "insutype": convention.INSUTYPE_CODES[person.insurance_type],
-                "psn_type": "", "psn_insu_stas": "1" if person.enrolled_to is None or person.enrolled_to >= day else "0",
+                "psn_type": holder.psn_type, "psn_insu_stas": "1" if person.enrolled_to is None or person.enrolled_to >= day else "0",
                 "psn_insu_date": person.enrolled_from.isoformat(), "paus_insu_date": _iso(person.enrolled_to),
-                "cvlserv_flag": "0", "insuplc_admdvs": person.home_pool, "emp_name": "",
+                "cvlserv_flag": "0", "insuplc_admdvs": person.home_pool, "emp_name": holder.emp_name,
                 "benefits_from": person.benefits_from.isoformat(),
             }],
             "idetinfo": [{"psn_idet_type": i["population"], "psn_type_lv": "", "memo": "",
@@ -364,8 +366,13 @@ class SettlementService:
         cum_ym = str(data.get("cum_ym") or request.now.astimezone(SHANGHAI).strftime("%Y%m"))
         if not (len(cum_ym) == 6 and cum_ym.isdigit()):
             raise Answer(Why.INVALID_FIELD, "cum_ym: yyyyMM")
-        acc = self.repository.year_accumulators(person_ref(self.person_key, psn_no), int(cum_ym[:4]))
-        return {"cuminfo": [{"year": cum_ym[:4], "cum_type_code": name,
+        ref = person_ref(self.person_key, psn_no)
+        acc = self.repository.year_accumulators(ref, int(cum_ym[:4]))
+        raw = self.read_model.registration_bytes(ref)
+        enrolment = (self.transactions.registration({ref: raw}, ref) or {}).get("enrolment") if raw else None
+        insutype = convention.INSUTYPE_CODES[InsuranceType(enrolment["insurance_type"])] if enrolment else ""
+        # As HIS code stores a row: its month (cum_ym) and insurance type beside the type and amount.
+        return {"cuminfo": [{"cum_ym": cum_ym, "insutype": insutype, "year": cum_ym[:4], "cum_type_code": name,
                              "cum": str(value) if name == "admissions" else convention.fen_to_yuan(value)}
                             for name, value in ((f, getattr(acc, f)) for f in ACCUMULATOR_FIELDS)]}
 
@@ -400,20 +407,27 @@ class SettlementService:
 
     def _reconcile(self, request: Request) -> dict:
         """3201 totals / 3202 detail: what the hub holds for this hospital, settlements standing
-        (settled, not reversed) whose business date lies in [stmt_begndate, stmt_enddate]."""
+        (settled, not reversed) whose business date lies in [stmt_begndate, stmt_enddate] — and,
+        as HIS code reconciles one total per insurance type, clearing type and agency, only those
+        of the `insutype`, `clr_type` and `setl_optins` the request names (each as the settlement
+        was answered in its setlinfo; a field left out or empty selects every value)."""
         data = data_of(request.payload)
         begin, end = convention.parse_day(data.get("stmt_begndate")), convention.parse_day(data.get("stmt_enddate"))
         if begin is None or end is None or end < begin or (end - begin).days >= MAX_RECONCILE_DAYS:
             raise Answer(Why.INVALID_FIELD, f"stmt_begndate..stmt_enddate: a range of at most {MAX_RECONCILE_DAYS} days")
-        standing = self.repository.standing_settlements(request.hospital.code, begin, end)
+        wanted = _reconcile_selection(data)
+        standing = [s for s in self.repository.standing_settlements(request.hospital.code, begin, end)
+                    if all(getattr(s, field) == value for field, value in wanted.items())]
         hub = {s.setl_id: (s.medfee_sumamt_fen, s.fund_pay_sumamt_fen) for s in standing}
         y = convention.fen_to_yuan
         hub_totals = {"medfee_sumamt": y(sum(v[0] for v in hub.values())),
-                      "fund_pay_sumamt": y(sum(v[1] for v in hub.values())), "fixmedins_setl_cnt": len(hub)}
+                      "fund_pay_sumamt": y(sum(v[1] for v in hub.values())), "acct_pay": convention.ZERO,
+                      "fixmedins_setl_cnt": len(hub)}
         if request.infno == "3201":
             theirs = _their_totals(data)
-            differing = [k for k in hub_totals if hub_totals[k] != theirs[k]]
-            return {"stmtinfo": {"stmt_rslt": "0" if not differing else "1",
+            differing = [k for k in hub_totals if k in theirs and hub_totals[k] != theirs[k]]
+            return {"stmtinfo": {"setl_optins": wanted.get("clr_optins", request.hospital.pool),
+                                 "stmt_rslt": "0" if not differing else "1",
                                  "stmt_rslt_dscr": "match" if not differing else "mismatch: " + ", ".join(differing),
                                  "hub": hub_totals, "hospital": theirs}}
         theirs_detail = self._their_detail_file(request, data) if data.get("file_qury_no") else _their_details(data)
@@ -465,14 +479,45 @@ def _sign(request: Request) -> dict:
     return {"signoutoutb": {"sign_time": stamp}}
 
 
+_RECONCILE_SELECTORS = (("insutype", "insutype", frozenset(convention.INSUTYPES)),
+                        ("clr_type", "clr_type", frozenset(convention.CLR_TYPES.values())),
+                        ("setl_optins", "clr_optins", None))
+
+
+def _reconcile_selection(data: dict) -> dict[str, str]:
+    """The settlements a 3201/3202 totals: {StandingSettlement field: value} for each selector sent."""
+    wanted = {}
+    for name, field, allowed in _RECONCILE_SELECTORS:
+        value = data.get(name)
+        if value in (None, ""):
+            continue
+        if not isinstance(value, (str, int)) or isinstance(value, bool) or (allowed and str(value) not in allowed) \
+                or not (allowed or (str(value).isdigit() and len(str(value)) == 6)):
+            accepted = ", ".join(sorted(allowed)) if allowed else "a 6-digit pool code"
+            raise Answer(Why.INVALID_FIELD, f"{name}: {accepted}")
+        wanted[field] = str(value)
+    return wanted
+
+
+MAX_SETL_CNT = 10**9  # settlements one hospital could count in a reconciliation's period
+
+
 def _their_totals(data: dict) -> dict:
+    """The hospital's totals; `acct_pay` compared only when sent (the hub pays nothing from accounts)."""
     y = convention.fen_to_yuan
     try:
-        return {"medfee_sumamt": y(yuan_to_fen(data.get("medfee_sumamt", "0"), "medfee_sumamt")),
-                "fund_pay_sumamt": y(yuan_to_fen(data.get("fund_pay_sumamt", "0"), "fund_pay_sumamt")),
-                "fixmedins_setl_cnt": int(data.get("fixmedins_setl_cnt", -1))}
-    except (AmountError, ValueError, TypeError) as exc:
+        totals = {"medfee_sumamt": y(yuan_to_fen(data.get("medfee_sumamt", "0"), "medfee_sumamt")),
+                  "fund_pay_sumamt": y(yuan_to_fen(data.get("fund_pay_sumamt", "0"), "fund_pay_sumamt"))}
+        if data.get("acct_pay") not in (None, ""):
+            totals["acct_pay"] = y(yuan_to_fen(data["acct_pay"], "acct_pay"))
+    except (AmountError, ValueError, TypeError, ArithmeticError) as exc:
         raise Answer(Why.INVALID_AMOUNT, str(exc)) from None
+    count = data.get("fixmedins_setl_cnt", -1)
+    if isinstance(count, str) and count.strip().isdigit():
+        count = int(count)
+    if not isinstance(count, int) or isinstance(count, bool) or not -1 <= count <= MAX_SETL_CNT:
+        raise Answer(Why.INVALID_FIELD, f"fixmedins_setl_cnt: a whole number of settlements, 0 to {MAX_SETL_CNT}")
+    return {**totals, "fixmedins_setl_cnt": count}
 
 
 def _their_details(data: dict) -> dict[str, tuple[int, int]]:

@@ -75,15 +75,21 @@ class PersonShown:
     brdy: str
     age: str
     sealed: str  # base64 of the registration's sealed details; "" when the bureau sent none
+    psn_type: str = ""  # 人员类别, as the bureau's snapshot gave it
+    naty: str = ""  # 民族
+    emp_name: str = ""  # 单位名称: answered by 1101 only, never stored with a settlement
 
     def masked(self) -> dict[str, str]:
+        """As a stored answer keeps the person: ids and name masked; the category codes as they are."""
         return {"psn_no": mask_person_id(self.psn_no), "certno": mask_person_id(self.certno) if self.certno else "",
                 "psn_name": mask_person_id(self.psn_name) if self.psn_name else "", "brdy": "",
-                "psn_cert_type": self.psn_cert_type, "gend": self.gend, "age": self.age}
+                "psn_cert_type": self.psn_cert_type, "gend": self.gend, "age": self.age, "psn_type": self.psn_type,
+                "naty": self.naty}
 
     def clear(self) -> dict[str, str]:
         return {"psn_no": self.psn_no, "certno": self.certno, "psn_name": self.psn_name, "brdy": self.brdy,
-                "psn_cert_type": self.psn_cert_type, "gend": self.gend, "age": self.age}
+                "psn_cert_type": self.psn_cert_type, "gend": self.gend, "age": self.age, "psn_type": self.psn_type,
+                "naty": self.naty}
 
 
 def shown(value: dict[str, Any], person_key: bytes, day: date, psn_no_sent: str = "") -> PersonShown:
@@ -95,7 +101,8 @@ def shown(value: dict[str, Any], person_key: bytes, day: date, psn_no_sent: str 
     age = str(_years(date.fromisoformat(brdy), day)) if brdy else ""
     return PersonShown(details.get("psn_no") or psn_no_sent, details.get("certno", ""), details.get("psn_name", ""),
                        details.get("psn_cert_type", ""), details.get("gend", ""), brdy, age,
-                       base64.b64encode(raw).decode() if raw else "")
+                       base64.b64encode(raw).decode() if raw else "", details.get("psn_type", ""),
+                       details.get("naty", ""), details.get("emp_name", ""))
 
 
 def opened(person_key: bytes, sealed: str) -> dict[str, str]:

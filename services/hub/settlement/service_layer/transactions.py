@@ -45,6 +45,7 @@ from hub.settlement.service_layer.envelope import (
     data_of,
     not_ready,
     refused,
+    succeeded,
 )
 from hub.settlement.service_layer.events import settlement_completed_event, settlement_reversed_event
 from hub.settlement.service_layer.identity import Hospital, mask_person_id, person_ref
@@ -115,7 +116,7 @@ class Transactions:
     @staticmethod
     def undone_names(original: StoredAnswer | None) -> tuple[str | None, str | None]:
         """The visit or settlement a remembered request made (from its answer)."""
-        if original is None or original.infno not in UNDOABLE or original.response.get("infcode") != 0:
+        if original is None or original.infno not in UNDOABLE or not succeeded(original.response):
             return None, None
         output = original.response.get("output") or {}
         if original.infno in SETTLE:
