@@ -17,7 +17,7 @@ import csv
 import random
 from pathlib import Path
 
-POOLS = ("371525", "230800", "360400", "510900", "440100", "611000", "999901")
+POOLS = ("371525", "230800", "360400", "510900", "440100", "999903", "999901")
 VERSION = "2024.2"
 HERE = Path(__file__).parent / "catalogues"
 

@@ -112,7 +112,7 @@ def test_the_clearing_summary_shows_the_pool_names_in_chinese(tmp_path):
     assert chromium, "Debian's chromium package is installed by deploy/local/setup.sh"
     fonts = subprocess.run(["fc-list", ":lang=zh", "family"], capture_output=True, text=True).stdout
     assert "CJK" in fonts, "Debian's fonts-noto-cjk is installed by deploy/local/setup.sh"
-    result = net([Obligation("360400", "440100", 123_400, 0, 0, 3), Obligation("611000", "440100", 55_000, 0, 0, 1)])
+    result = net([Obligation("360400", "440100", 123_400, 0, 0, 3), Obligation("999903", "440100", 55_000, 0, 0, 1)])
 
     def shot(names: dict[str, str], name: str) -> bytes:
         header = DayHeader(date(2026, 3, 14), "2026-03-14.1", datetime(2026, 3, 15, tzinfo=timezone.utc), names)
@@ -125,7 +125,7 @@ def test_the_clearing_summary_shows_the_pool_names_in_chinese(tmp_path):
         assert png.exists()
         return png.read_bytes()
 
-    chinese = {"360400": "九江市", "440100": "广州市", "611000": "商洛市"}
+    chinese = {"360400": "九江市", "440100": "广州市", "999903": "示例市"}
     no_glyphs = {code: "\U000f0000" * len(name) for code, name in chinese.items()}  # private use: no font has them
     drawn = shot(chinese, "chinese")
     assert drawn != shot(no_glyphs, "boxes")

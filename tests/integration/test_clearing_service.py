@@ -207,7 +207,7 @@ def test_two_consumers_in_one_group_count_every_event_once(clearing, producer):
 def test_bureaus_see_only_their_own_files_and_a_closed_day_rerenders_byte_identically(clearing, producer):
     rnd = random.Random(3)
     events = [settled(rnd, n, D1) for n in range(300)]
-    events = [dict(e, home_pool=rnd.choice(["360400", "611000"]), treatment_pool="440100") for e in events]
+    events = [dict(e, home_pool=rnd.choice(["360400", "999903"]), treatment_pool="440100") for e in events]
     send(producer, clearing.settings.topic, events)
     consume(clearing)
     first = clearing.service.close_day(D1)
@@ -232,9 +232,9 @@ def test_bureaus_see_only_their_own_files_and_a_closed_day_rerenders_byte_identi
     assert http.post("/v1/clearing/2026-03-14/360400/confirm", headers=gz).status_code == 403
 
     operator = {"Authorization": "Bearer dev-operator"}
-    assert {u["pool_code"] for u in http.get("/v1/clearing/unconfirmed", headers=operator).json()} == {"440100", "360400", "611000"}
+    assert {u["pool_code"] for u in http.get("/v1/clearing/unconfirmed", headers=operator).json()} == {"440100", "360400", "999903"}
     assert http.post("/v1/clearing/2026-03-14/440100/confirm", headers=gz).status_code == 200
-    assert {u["pool_code"] for u in http.get("/v1/clearing/unconfirmed", headers=operator).json()} == {"360400", "611000"}
+    assert {u["pool_code"] for u in http.get("/v1/clearing/unconfirmed", headers=operator).json()} == {"360400", "999903"}
     assert http.get("/v1/clearing/unconfirmed", headers=gz).status_code == 403
 
     import hashlib
@@ -318,7 +318,7 @@ def test_funds_are_kept_apart_and_a_bureau_verifies_the_signed_files(clearing, p
     events = [bill(1, "360400", "440100", "RESIDENT", 100_000, 20_000, 3_000),
               bill(2, "360400", "440100", "RESIDENT", 50_000),
               bill(3, "440100", "360400", "EMPLOYEE", 70_000, 10_000),
-              bill(4, "611000", "440100", "EMPLOYEE", 9_000)]
+              bill(4, "999903", "440100", "EMPLOYEE", 9_000)]
     old_style = dict(reversal(events[1], D1), insurance_type=None)  # a reversal written before v2
     events += [old_style, dict(reversal(events[3], D1), insurance_type="EMPLOYEE")]
     send(producer, clearing.settings.topic, events)
@@ -338,7 +338,7 @@ def test_funds_are_kept_apart_and_a_bureau_verifies_the_signed_files(clearing, p
     by_fund: dict = {}
     for (_, insutype, fund), value in funds.items():
         by_fund[(insutype, fund)] = by_fund.get((insutype, fund), 0) + value
-    assert set(by_fund.values()) == {0}  # 611000's employee bill was reversed the same day: nothing left
+    assert set(by_fund.values()) == {0}  # 999903's employee bill was reversed the same day: nothing left
 
     out = clearing.settings.out_dir / D1.isoformat()
     document = json.loads((out / "clearing_2026-03-14_440100.json").read_text())
@@ -348,7 +348,7 @@ def test_funds_are_kept_apart_and_a_bureau_verifies_the_signed_files(clearing, p
     assert {(h["hospital_code"], h["insutype"], h["hifp_pay_fen"]) for h in document["hospitals"]} == {
         ("H4401000001", "390", 100_000), ("H4401000000", "390", 0), ("H4401000000", "310", 0)}
     assert {(b["counterparty_pool"], b["insutype"]) for b in document["bilateral"]} == {
-        ("360400", "390"), ("360400", "310"), ("611000", "310")}
+        ("360400", "390"), ("360400", "310"), ("999903", "310")}
     csv_text = (out / "clearing_2026-03-14_440100.csv").read_text(encoding="utf-8-sig")
     assert "hifp_pay_yuan" in csv_text and "_fen" not in csv_text  # amounts in yuan are named so
     book = openpyxl.load_workbook(out / "clearing_2026-03-14_440100.xlsx")  # an independent reader
@@ -449,7 +449,7 @@ def test_a_month_of_days_a_statement_confirmed_line_by_line_disputes_carried_and
     dispute resolved and carried into March; the advance drawn under its warning and topped up."""
     http = TestClient(create_app(clearing))
     operator, jj = {"Authorization": "Bearer dev-operator"}, {"Authorization": "Bearer dev-bureau-360400"}
-    pools = ["360400", "440100", "611000", "510900"]
+    pools = ["360400", "440100", "999903", "510900"]
     rnd = random.Random(29)
     http.post("/v1/advances/360400/deposits", headers=operator, json={"reference": "INIT", "amount_yuan": "200000.00"})
     feb = [date(2026, 2, d) for d in range(1, 29)]
@@ -462,7 +462,7 @@ def test_a_month_of_days_a_statement_confirmed_line_by_line_disputes_carried_and
             if n % 3 == 0:
                 home = "360400"  # the bureau under test pays a good share
             if home == treat:
-                treat = "440100" if home != "440100" else "611000"
+                treat = "440100" if home != "440100" else "999903"
             todays.append(dict(settled(rnd, n, day), home_pool=home, treatment_pool=treat,
                                insurance_type=rnd.choice(["RESIDENT", "EMPLOYEE"]),
                                settled_at=datetime(day.year, day.month, day.day, 3, tzinfo=timezone.utc)))
@@ -577,7 +577,7 @@ def test_the_fund_risk_watch_warns_and_alarms_against_the_pro_rata_budget(cleari
     clearing.service.budgets = [
         Budget(pool_code="360400", budget_version="360400-2026.1", year=2026, source="test",
                funds={"390100": "365000.00", "310100": "36500.00"}),
-        Budget(pool_code="611000", budget_version="611000-2026.1", year=2026, source="test", funds={"390100": "365000.00"}),
+        Budget(pool_code="999903", budget_version="999903-2026.1", year=2026, source="test", funds={"390100": "365000.00"}),
     ]
 
     def bill(n, home, kind, fund):
@@ -586,7 +586,7 @@ def test_the_fund_risk_watch_warns_and_alarms_against_the_pro_rata_budget(cleari
     # 14 March is day 73 of 2026: the pro-rata budgets are 73,000.00 and 7,300.00
     send(producer, clearing.settings.topic, [bill(1, "360400", "RESIDENT", 8_000_000),   # 80,000.00: 109.6 % -> WARN
                                              bill(2, "360400", "EMPLOYEE", 900_000),     # 9,000.00: 123.3 % -> ALARM
-                                             bill(3, "611000", "RESIDENT", 7_299_999)])  # 72,999.99: just under -> OK
+                                             bill(3, "999903", "RESIDENT", 7_299_999)])  # 72,999.99: just under -> OK
     consume(clearing)
     clearing.service.close_day(D1)
     http = TestClient(create_app(clearing))
@@ -595,16 +595,16 @@ def test_the_fund_risk_watch_warns_and_alarms_against_the_pro_rata_budget(cleari
     assert {f["fund_pay_type"]: (f["prorata_fen"], f["spent_fen"], f["level"]) for f in risk["funds"]} == {
         "310100": (730_000, 900_000, "ALARM"), "390100": (7_300_000, 8_000_000, "WARN")}
     assert risk["funds"][1]["months"] == [{"month": "2026-03", "spent_fen": 8_000_000}]
-    shangluo = http.get("/v1/fund-risk/611000", headers={"Authorization": "Bearer dev-operator"}).json()
-    assert shangluo["level"] == "OK"
-    assert shangluo["funds"][0]["spent_fen"] == 7_299_999 and shangluo["funds"][0]["level"] == "OK"
-    assert http.get("/v1/fund-risk/611000", headers={"Authorization": "Bearer dev-bureau-360400"}).status_code == 403
+    illustrative = http.get("/v1/fund-risk/999903", headers={"Authorization": "Bearer dev-operator"}).json()
+    assert illustrative["level"] == "OK"
+    assert illustrative["funds"][0]["spent_fen"] == 7_299_999 and illustrative["funds"][0]["level"] == "OK"
+    assert http.get("/v1/fund-risk/999903", headers={"Authorization": "Bearer dev-bureau-360400"}).status_code == 403
     assert http.get("/v1/fund-risk/440100", headers={"Authorization": "Bearer dev-operator"}).status_code == 404
     metrics = http.get("/metrics").text
     assert 'hub_fund_risk_level{fund_pay_type="310100",pool="360400"} 2.0' in metrics
-    assert 'hub_fund_risk_level{fund_pay_type="390100",pool="611000"} 0.0' in metrics
+    assert 'hub_fund_risk_level{fund_pay_type="390100",pool="999903"} 0.0' in metrics
     overview = http.get("/status.json", headers={"Authorization": "Bearer dev-operator"}).json()["fund_risk"]
-    assert [(p["pool_code"], p["level"]) for p in overview] == [("360400", "ALARM"), ("611000", "OK")]
+    assert [(p["pool_code"], p["level"]) for p in overview] == [("360400", "ALARM"), ("999903", "OK")]
 
 
 def test_anomaly_flags_for_the_home_bureau_with_their_near_misses(clearing, producer):
@@ -625,9 +625,9 @@ def test_anomaly_flags_for_the_home_bureau_with_their_near_misses(clearing, prod
     first = bill("p_readmit", "440100", "H4401000001", "INPATIENT", d(1), d(5), 500_000, day=d(5))
     again = bill("p_readmit", "440100", "H4401000002", "INPATIENT", d(12), d(14), 500_000)
     under = [bill(f"p_under{i}", "440100", "H4401000003", "GENERAL_OUTPATIENT", d(14), d(14), 990_000) for i in range(3)]
-    before = [bill(f"p_base{i}", "611000", "H6110000004", "GENERAL_OUTPATIENT", d(10), d(10), 400_000, day=d(10))
+    before = [bill(f"p_base{i}", "999903", "H9999030004", "GENERAL_OUTPATIENT", d(10), d(10), 400_000, day=d(10))
               for i in range(3)]
-    jumped = [bill(f"p_jump{i}", "611000", "H6110000004", "GENERAL_OUTPATIENT", d(14), d(14), 600_000) for i in range(3)]
+    jumped = [bill(f"p_jump{i}", "999903", "H9999030004", "GENERAL_OUTPATIENT", d(14), d(14), 600_000) for i in range(3)]
     near = [bill("p_near", "440100", "H4401000001", "INPATIENT", d(1), d(13), 700_000, day=d(13)),
             bill("p_near", "510900", "H5109000001", "GENERAL_OUTPATIENT", d(14), d(14), 20_000)]  # the next day
     cancelled = bill("p_cancel", "510900", "H5109000001", "GENERAL_OUTPATIENT", d(12), d(12), 30_000)
@@ -644,7 +644,7 @@ def test_anomaly_flags_for_the_home_bureau_with_their_near_misses(clearing, prod
         ("OVERLAPPING_REGIONS", "p_overlap"): {stay["settlement_id"], elsewhere["settlement_id"]},
         ("READMISSION", "p_readmit"): {first["settlement_id"], again["settlement_id"]},
         ("JUST_UNDER_THRESHOLD", "H4401000003"): {b["settlement_id"] for b in under},
-        ("HOSPITAL_JUMP", "H6110000004"): {b["settlement_id"] for b in jumped},
+        ("HOSPITAL_JUMP", "H9999030004"): {b["settlement_id"] for b in jumped},
     }
     document = json.loads((clearing.settings.out_dir / "2026-03-14" / "clearing_2026-03-14_360400.json").read_text())
     assert [a["kind"] for a in document["anomalies"]] == [a["kind"] for a in found["flags"]]

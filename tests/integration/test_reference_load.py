@@ -36,7 +36,7 @@ def test_a_changed_published_version_is_refused_and_a_bad_file_publishes_nothing
     ref = tmp_path / "reference"
     (ref / "policies").mkdir(parents=True)
     (ref / "catalogues").mkdir()
-    doc = yaml.safe_load((REPO / "reference" / "policies" / "611000-RESIDENT-2023.2.yaml").read_text(encoding="utf-8"))
+    doc = yaml.safe_load((REPO / "reference" / "policies" / "999903-RESIDENT-2023.2.yaml").read_text(encoding="utf-8"))
 
     def write(version: str, cap: int) -> Path:
         path = ref / "policies" / f"{pool}-RESIDENT-{version}.yaml"

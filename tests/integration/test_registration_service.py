@@ -26,7 +26,7 @@ from hub.registration.service_layer.services import bulk_rows
 from .settlement_helpers import PERSON_KEY, REPO, http_ready, new_psn_no, setup_topics, wait_for
 
 POOL = "360400"
-OTHER = "611000"
+OTHER = "999903"
 
 
 @pytest.fixture

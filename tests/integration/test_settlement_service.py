@@ -206,8 +206,8 @@ def test_a_hospital_reverses_only_its_own_settlements_and_reversal_restores_accu
 
 
 def test_two_hospitals_settling_one_person_at_once_never_exceed_the_cap(stack, producer):
-    """商洛 resident, annual cap 130,000: eight bills of 100,000 at once, from two hospitals."""
-    psn, ref = enrolled_person(stack, producer, home_pool="611000")
+    """示例市 resident, annual cap 130,000: eight bills of 100,000 at once, from two hospitals."""
+    psn, ref = enrolled_person(stack, producer, home_pool="999903")
     visits = []
     for hospital in (GZ_A, GZ_B) * 4:
         http, env = client(stack, hospital)
@@ -329,10 +329,10 @@ def test_hospital_reconciliation_totals_and_detail(stack, producer):
 
 def test_one_group_commit_decides_each_settlement_as_if_it_were_alone(stack, producer):
     """run_group with a real group in one transaction: one person's bills in arrival order
-    against the accumulators the earlier ones left (商洛 annual cap 130,000), a repeated msgid
+    against the accumulators the earlier ones left (示例市 annual cap 130,000), a repeated msgid
     answered like its first, a reused msgid with other content refused, a visit settled twice
     in the group, another hospital's visit — each answered as alone, nothing else written."""
-    psn, ref = enrolled_person(stack, producer, home_pool="611000")
+    psn, ref = enrolled_person(stack, producer, home_pool="999903")
     http_a, env_a = client(stack, GZ_A)
     http_b, env_b = client(stack, GZ_B)
     visits = [open_and_upload(http_a, env_a, psn, [(JIA_DRUG, "1", "100000.00")]) for _ in range(3)]

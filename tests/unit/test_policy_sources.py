@@ -15,7 +15,7 @@ from hub.reference.policy import Source, parse_policy
 REPO = Path(__file__).resolve().parents[2]
 POLICIES = sorted((REPO / "reference" / "policies").glob("*.yaml"))
 SOURCES = REPO.parent / "shared" / "sources"
-NOT_FIGURES = {"pool_code", "pool_name", "insurance_type", "policy_version", "sources", "readings"}
+NOT_FIGURES = {"pool_code", "pool_name", "insurance_type", "policy_version", "sources", "readings", "illustrative"}
 WORDS = re.compile(r"^[A-Z_]+$")  # enum words (segment_basis, applies_to ...) are not figures
 
 
@@ -76,3 +76,18 @@ def test_the_walk_finds_figures_and_skips_words():
                                  "serious_illness.segments.0.ratio"]
     assert covered("inpatient.ratio_by_level.1", ["inpatient"]) and not covered("inpatient_x", ["inpatient"])
     assert exists(document, "serious_illness.segments.0.ratio") and not exists(document, "serious_illness.segments.1")
+
+
+@pytest.mark.parametrize("path", POLICIES, ids=lambda p: p.stem)
+def test_every_policy_cites_a_document_or_declares_itself_illustrative(path):
+    policy = parse_policy(yaml.safe_load(path.read_text(encoding="utf-8")), str(path))
+    cited = [s.file for s in policy.sources if isinstance(s, Source) and s.file]
+    assert cited or (policy.illustrative and any(isinstance(s, Source) and s.origin for s in policy.sources))
+    if policy.illustrative:
+        assert "illustrative" in policy.pool_name and policy.pool_code.startswith("9999")  # never a real region's code
+
+
+def test_a_policy_that_cites_no_document_is_refused_unless_illustrative():
+    document = yaml.safe_load((REPO / "reference" / "policies" / "999903-RESIDENT-2023.2.yaml").read_text("utf-8"))
+    with pytest.raises(ValueError, match="illustrative"):
+        parse_policy({**document, "illustrative": False}, "unmarked")

@@ -346,6 +346,9 @@ class Policy(Strict):
     effective_to: date | None = None
     # Versions published before sources were structured carry one-line strings.
     sources: list[Source | str] = Field(min_length=1)
+    # A pool no document describes (its figures from DESIGN.md's table or invented for tests):
+    # shown as an example, never as a real region's rules. Its sources say where the figures come from.
+    illustrative: bool = False
     readings: list[str] = Field(default_factory=list)
     inpatient: Inpatient
     general_outpatient: Outpatient | None = None
@@ -361,6 +364,14 @@ class Policy(Strict):
     def _dates(self) -> "Policy":
         if self.effective_to is not None and self.effective_to < self.effective_from:
             raise ValueError("effective_to is before effective_from")
+        return self
+
+    @model_validator(mode="after")
+    def _cited_or_illustrative(self) -> "Policy":
+        structured = [s for s in self.sources if isinstance(s, Source)]
+        if len(structured) == len(self.sources) and not self.illustrative and all(s.file is None for s in structured):
+            raise ValueError("the policy cites no document of ../shared/sources: mark it illustrative: true, "
+                             "with a source whose origin says where its figures come from")
         return self
 
     def in_force_on(self, day: date) -> bool:

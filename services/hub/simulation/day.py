@@ -58,7 +58,7 @@ def visit_id(body: dict) -> str:
     """The visit id in a 2201 answer (node `data`) or a 2401 answer (node `result`)."""
     output = body["output"]
     return (output.get("data") or output["result"])["mdtrt_id"]
-SAMPLE_POOLS = ("371525", "230800", "360400", "510900", "440100", "611000", "999901")
+SAMPLE_POOLS = ("371525", "230800", "360400", "510900", "440100", "999903", "999901")
 # Average cost per inpatient stay by level (DESIGN.md section 4, one county, 2018 H1), yuan.
 INPATIENT_MEAN_YUAN = {"1": 1984.65, "2": 5904.83, "3": 8201.19, "3P": 20325.67}
 CHRONIC_MEAN_YUAN = 3152.17
@@ -121,17 +121,17 @@ def choose_pools(n: int) -> list[tuple[str, str]]:
 
 def prepare_reference(run_dir: Path, pools: list[tuple[str, str]]) -> Path:
     """The run's reference directory: the sample policies and catalogues, plus simulated ones
-    (figures of 商洛 2023, clearly labelled) for pools beyond the samples."""
+    (figures of 示例市 2023, clearly labelled) for pools beyond the samples."""
     ref = run_dir / "reference"
     shutil.copytree(REPO_ROOT / "reference" / "policies", ref / "policies", dirs_exist_ok=True)
     shutil.copytree(REPO_ROOT / "reference" / "catalogues", ref / "catalogues", dirs_exist_ok=True)
-    template = yaml.safe_load((REPO_ROOT / "reference" / "policies" / "611000-RESIDENT-2023.2.yaml").read_text("utf-8"))
-    template_catalogue = (REPO_ROOT / "reference" / "catalogues" / "611000-2024.2.csv").read_bytes()
+    template = yaml.safe_load((REPO_ROOT / "reference" / "policies" / "999903-RESIDENT-2023.2.yaml").read_text("utf-8"))
+    template_catalogue = (REPO_ROOT / "reference" / "catalogues" / "999903-2024.2.csv").read_bytes()
     for code, name in pools:
         if code in SAMPLE_POOLS:
             continue
         doc = dict(template, pool_code=code, pool_name=f"{name} (simulated)", policy_version=f"{code}-RESIDENT-SIM.1",
-                   sources=["SIMULATED: the figures of 611000-RESIDENT-2023.2 (商洛) for a pool the samples do not cover"],
+                   sources=["SIMULATED: the figures of 999903-RESIDENT-2023.2 (示例市) for a pool the samples do not cover"],
                    readings=["Simulation only; not this pool's policy."])
         (ref / "policies" / f"{code}-RESIDENT-SIM.1.yaml").write_text(
             yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")

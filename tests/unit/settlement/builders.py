@@ -14,7 +14,7 @@ from hub.settlement.domain.money import times_quantity, yuan_to_fen
 
 REPO = Path(__file__).resolve().parents[3]
 TREATMENT_POOL = "440100"
-HOME = {"冠县": "371525", "佳木斯": "230800", "九江": "360400", "遂宁": "510900", "广州": "440100", "商洛": "611000", "district": "999901"}
+HOME = {"冠县": "371525", "佳木斯": "230800", "九江": "360400", "遂宁": "510900", "广州": "440100", "示例市": "999903", "district": "999901"}
 
 # Item codes of the test catalogue: A 甲 drug, E 甲 essential drug, B 乙 (10 % self-pay first),
 # C 丙, S 甲 service capped at 100.00 a unit (over-cap self-paid), M 乙 material capped at

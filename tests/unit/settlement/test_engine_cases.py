@@ -115,16 +115,16 @@ CASES = [
         expect={"hifp_pay": "0.00", "hifmi_pay": "1000.00", "psn_part_amt": "9000.00"},
     ),
     Case(
-        "商洛 resident, filed temporary trip, provincial tertiary: deductible 500, 70 - 15 points",
-        "611000-RESIDENT-2023.2", person(HOME["商洛"], F.TEMPORARY_TRIP), claim(("A", "50000.00"), level="3P"),
+        "示例市 resident, filed temporary trip, provincial tertiary: deductible 500, 70 - 15 points",
+        "999903-RESIDENT-2023.2", person(HOME["示例市"], F.TEMPORARY_TRIP), claim(("A", "50000.00"), level="3P"),
         # 50000 - 500 = 49500 x 55% = 27225; compliant 22775; serious illness (22775 - 10000) x 60% = 7665
         # patient 50000 - 27225 - 7665 = 15110
         expect={"act_pay_dedc": "500.00", "pool_ratio_bp": "0.55", "hifp_pay": "27225.00", "hifmi_pay": "7665.00",
          "psn_part_amt": "15110.00"},
     ),
     Case(
-        "商洛 resident, referral, level 1: 80 - 10 points, segments cross 30000",
-        "611000-RESIDENT-2023.2", person(HOME["商洛"], F.REFERRAL), claim(("A", "120000.00"), level="1"),
+        "示例市 resident, referral, level 1: 80 - 10 points, segments cross 30000",
+        "999903-RESIDENT-2023.2", person(HOME["示例市"], F.REFERRAL), claim(("A", "120000.00"), level="1"),
         # 120000 - 100 = 119900 x 70% = 83930; compliant 36070
         # (30000 - 10000) x 60% = 12000 + (36070 - 30000) x 70% = 4249; serious illness 16249
         # patient 120000 - 83930 - 16249 = 19821
@@ -322,7 +322,7 @@ def test_accumulators_move_by_what_was_paid():
     d = result.accumulators_delta
     assert (d.admissions, d.inpatient_fund_paid, d.serious_paid, d.serious_compliant_oop) == (
         1, yuan_to_fen("20000"), 0, 0)  # 冠县's serious illness is the insurer's, claimed afterwards
-    shangluo = next(c for c in CASES if c.name.startswith("商洛 resident, filed temporary trip"))
-    d = settle(shangluo.claim, shangluo.person, policy(shangluo.policy_version), CATALOGUE, shangluo.acc).accumulators_delta
+    illustrative = next(c for c in CASES if c.name.startswith("示例市 resident, filed temporary trip"))
+    d = settle(illustrative.claim, illustrative.person, policy(illustrative.policy_version), CATALOGUE, illustrative.acc).accumulators_delta
     assert (d.inpatient_fund_paid, d.serious_paid, d.serious_compliant_oop) == (
         yuan_to_fen("27225"), yuan_to_fen("7665"), yuan_to_fen("22775"))
