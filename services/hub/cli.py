@@ -238,6 +238,11 @@ def settle_preview(
 ) -> None:
     """Compute a settlement from files alone (no servers) and print it in the interface's field names.
 
+    With a top-level "manual": {"reason": "NOT_FILED"} (or HOSPITAL_NOT_CONNECTED, ROUTED_HOME,
+    COUNTER_DOWN) the bill is priced as a manual claim at the home bureau (零星报销), as the claims
+    route prices it: unfiled or late-filed care at the policy's unfiled terms, serious illness the
+    counter routes home paid.
+
     Exit 0 when settled, 1 when refused or the claim is invalid (the JSON says why)."""
     import json
 
@@ -261,7 +266,8 @@ def settle_preview(
         document = json.loads(claim_file.read_text(encoding="utf-8"))
         if not isinstance(document, dict):
             raise convention.ConventionError("invalid_json", "the claim file is a JSON object")
-        claim = convention.claim_from(document.get("mdtrt"), document.get("feedetail"))
+        manual = convention.manual_claim(document.get("manual"))
+        claim = convention.claim_from(document.get("mdtrt"), document.get("feedetail"), manual=manual)
         person = convention.person_from(document.get("psn"), person_ref="preview")
         acc = convention.accumulators_from(document.get("accumulators"), claim.service_date.year)
     except json.JSONDecodeError as exc:
@@ -277,7 +283,10 @@ def settle_preview(
              "psn_name": "", "brdy": "", "psn_cert_type": "", "gend": "", "age": ""}
     context = convention.SettlementContext("preview", shown, person.insurance_type, None, "preview", datetime.now(),
                                            claim.treatment_pool)
-    answer({"infcode": "0", "output": convention.settlement_output(result, claim, context)}, 0)
+    output = convention.settlement_output(result, claim, context)
+    if manual:  # priced as the home bureau prices the claim (READINGS.md 37), not as the counter would
+        output["hub_manual_claim"] = {"reason": document["manual"]["reason"], "home_pool": person.home_pool}
+    answer({"infcode": "0", "output": output}, 0)
 
 
 @reference_app.command("load")

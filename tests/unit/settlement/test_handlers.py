@@ -573,11 +573,12 @@ def test_files_a_3202_detail_file_through_9101_and_its_result_and_a_catalogue_th
     assert bad.reason is Why.INVALID_FIELD
 
 
-@pytest.mark.parametrize("third_party,fund", [("0", "200.00"), ("1", "120.00")])
+@pytest.mark.parametrize("third_party,fund", [("0", "200.00"), ("1", "0.00")])
 def test_an_outpatient_accident_flag_from_the_convention_picks_the_accident_outpatient_rules(hub, third_party, fund):
     """trum_flag 1 (外伤) without a liable third party (rel_ttp_flag 0): a 冠县 student's accident
     outpatient rules, (350 - 100) x (90 - 10 referral points) = 200; with a third party, the general
-    outpatient rules: 350 x (50 - 10)% = 140, capped at 120."""
+    outpatient rules, which pay only at village and township clinics (在村级、乡镇级定点医疗机构): nothing
+    at this tertiary hospital."""
     student = "371525200801011234"
     hub.read_model.enrol(KEY, student, "371525", filings=FILED_TO_GZ, identities=[{"population": "STUDENT_CHILD",
                                                                                  "begins": None, "ends": None}])

@@ -78,7 +78,8 @@ def target_matches(target_pool: str, treatment_pool: str) -> bool:
 def decide_filing(person: Person, claim: Claim) -> FilingDecision:
     """Step 3's filing status. A filing counts when it targets the treatment region, is not
     revoked, started on or before discharge (filed before discharge is settled directly) and
-    had not ended before admission. Emergency care is treated as filed."""
+    had not ended before admission. Emergency care — an emergency visit, or a stay admitted from
+    the emergency room — is treated as filed."""
     if claim.treatment_pool == person.home_pool:
         return FilingDecision(None, None)
     matching = [f for f in person.filings if not f.revoked and target_matches(f.target_pool, claim.treatment_pool)]
@@ -89,7 +90,7 @@ def decide_filing(person: Person, claim: Claim) -> FilingDecision:
     if valid:
         best = min(valid, key=lambda f: (_STATUS_PREFERENCE.index(f.filing_type.status), f.filing_id))
         return FilingDecision(best.filing_type.status, best.filing_id)
-    if claim.visit_type is VisitType.EMERGENCY:
+    if claim.visit_type is VisitType.EMERGENCY or claim.emergency_admission:
         return FilingDecision(FilingStatus.EMERGENCY, None)
     expired = [f for f in matching if f.valid_to is not None and f.valid_to < claim.admission_date]
     return FilingDecision(FilingStatus.UNREGISTERED, None, max(expired, key=lambda f: f.valid_to).filing_id if expired else None)
@@ -210,8 +211,8 @@ def settle(claim: Claim, person: Person, policy: Policy, catalogue: Catalogue, a
     accident_outpatient = _accident_outpatient(policy, claim, person)
     outpatient = _outpatient_rules(policy, claim.visit_type, accident_outpatient)
     if not claim.visit_type.is_stay:
-        if outpatient is None:
-            return Refusal(RefusalCode.VISIT_TYPE_NOT_COVERED_OFF_SITE, f"{policy.pool_code} has no {claim.visit_type.value} rules")
+        if outpatient is None:  # not covered anywhere, the home pool included: the visit type is the cause
+            return Refusal(RefusalCode.VISIT_TYPE_NOT_COVERED, f"{policy.policy_version} has no {claim.visit_type.value} rules")
         if filing.status is not None and filing.status not in outpatient.off_site_statuses:
             return Refusal(RefusalCode.VISIT_TYPE_NOT_COVERED_OFF_SITE, f"{claim.visit_type.value} with filing status {filing.status.value}")
 

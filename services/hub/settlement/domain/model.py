@@ -96,6 +96,9 @@ class Claim:
     # A manual claim (零星报销) priced at the home bureau after the patient paid in full, not a
     # bill at the treatment hospital's counter (READINGS.md 37).
     manual: bool = False
+    # A stay admitted from the emergency room (急诊转住院, med_type 24): emergency care, which
+    # counts as filed (READINGS.md 7).
+    emergency_admission: bool = False
 
     @property
     def service_date(self) -> date:

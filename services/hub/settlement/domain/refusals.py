@@ -17,4 +17,5 @@ class RefusalCode(Reason):
     ENROLMENT_IN_WAITING_PERIOD = ("enrolment_in_waiting_period", "The person's enrolment is still in its waiting period")
     FILING_EXPIRED = ("filing_expired", "The person's off-site filing for this region has expired, and the home region settles no unfiled care directly")
     FILING_REQUIRED = ("filing_required", "The home region settles off-site care directly only with a filing for this region")
+    VISIT_TYPE_NOT_COVERED = ("visit_type_not_covered", "The home region's policy does not cover this visit type")
     VISIT_TYPE_NOT_COVERED_OFF_SITE = ("visit_type_not_covered_off_site", "The home region does not cover this visit type off-site for this filing status")

@@ -44,7 +44,7 @@ from hub.settlement.service_layer.people import person_from_registration
 from hub.settlement.service_layer.pricing import ReferenceCache, price_claim
 
 PRODUCER = "settle-at-treatment"
-REASONS = {
+REASONS = {  # convention.MANUAL_REASONS names the same (the preview's edge)
     "NOT_FILED": "the visit was not filed (备案) in time for direct settlement",
     "HOSPITAL_NOT_CONNECTED": "the hospital is not connected to direct settlement",
     "ROUTED_HOME": "the home policy routes this care to a claim at home (e.g. 广州's off-site serious illness)",
@@ -126,7 +126,8 @@ class ClaimIn:
         lines = tuple(FeeLine(n, code, Decimal(qty), price, amount)
                       for n, (code, qty, price, amount) in enumerate(self.lines, 1))
         return Claim(convention.MED_TYPES[self.med_type], Level(self.level), self.treatment_pool, self.begntime,
-                     self.endtime, lines, self.accident_injury, self.diagnoses, HospitalKind(self.kind), manual=True)
+                     self.endtime, lines, self.accident_injury, self.diagnoses, HospitalKind(self.kind), manual=True,
+                     emergency_admission=self.med_type in convention.EMERGENCY_ADMISSION_MED_TYPES)
 
 
 class Claims:

@@ -41,6 +41,7 @@ MED_TYPE_CODES = {v: k for k, v in MED_TYPES.items()}  # the code a visit type i
 # admitted: a stay), 41 定点药店购药 (a pharmacy purchase: settled as general outpatient care).
 MED_TYPES.update({"22": VisitType.INPATIENT, "24": VisitType.INPATIENT, "41": VisitType.GENERAL_OUTPATIENT})
 ACCIDENT_MED_TYPES = frozenset({"22"})
+EMERGENCY_ADMISSION_MED_TYPES = frozenset({"24"})  # 急诊转住院: emergency care, treated as filed
 INSUTYPES = {"390": InsuranceType.RESIDENT, "310": InsuranceType.EMPLOYEE}
 INSUTYPE_CODES = {v: k for k, v in INSUTYPES.items()}
 # The national hosp_lv codes (01 三级特等 ... 11 未定级) folded to the policy tables' levels;
@@ -165,6 +166,7 @@ class MdtrtIn(_In):
     dise_codg: str = Field(default="", max_length=32)  # the 病种 (a chronic disease's), ICD-10
     diag_codes: list[str] = Field(default_factory=list, max_length=50)  # the visit's other diagnoses
     hospital_kind: HospitalKind = HospitalKind.GENERAL  # TCM for a 中医院
+    emergency_admission: bool = False  # a stay admitted from the emergency room (as med_type 24 says)
 
     @field_validator("begntime", "endtime", mode="before")
     @classmethod
@@ -269,7 +271,20 @@ def fee_lines(feedetail: Any, limits: Limits = DEFAULT_LIMITS) -> list[FeeLineIn
     return lines
 
 
-def claim_from(mdtrt: Any, feedetail: Any, limits: Limits = DEFAULT_LIMITS) -> Claim:
+MANUAL_REASONS = ("NOT_FILED", "HOSPITAL_NOT_CONNECTED", "ROUTED_HOME", "COUNTER_DOWN")  # the claims route's
+
+
+def manual_claim(value: Any) -> bool:
+    """The preview's optional `manual` node: {"reason": one of MANUAL_REASONS} prices the bill as a
+    manual claim at the home bureau (零星报销, READINGS.md 37) instead of a bill at the counter."""
+    if value is None:
+        return False
+    if not isinstance(value, dict) or value.get("reason") not in MANUAL_REASONS:
+        raise ConventionError("invalid_field", f"manual.reason: one of {', '.join(MANUAL_REASONS)}")
+    return True
+
+
+def claim_from(mdtrt: Any, feedetail: Any, limits: Limits = DEFAULT_LIMITS, manual: bool = False) -> Claim:
     m: MdtrtIn = _parse(MdtrtIn, mdtrt, "mdtrt")
     if m.med_type not in MED_TYPES:
         raise ConventionError("invalid_field", f"mdtrt.med_type {m.med_type!r}: one of {', '.join(MED_TYPES)}")
@@ -279,8 +294,11 @@ def claim_from(mdtrt: Any, feedetail: Any, limits: Limits = DEFAULT_LIMITS) -> C
                   for n, item in enumerate(fee_lines(feedetail, limits), start=1))
     end = m.endtime or m.begntime
     diagnoses = tuple(dict.fromkeys(c for c in (m.dise_codg, *m.diag_codes) if c))
+    if m.emergency_admission and MED_TYPES[m.med_type] is not VisitType.INPATIENT:
+        raise ConventionError("invalid_field", "mdtrt.emergency_admission: only a stay is admitted (med_type 21, 22, 24)")
     return Claim(MED_TYPES[m.med_type], Level(HOSP_LV[m.hosp_lv]), m.mdtrtarea_admvs, m.begntime, end,
-                 tuple(lines), m.accident_injury, diagnoses, m.hospital_kind)
+                 tuple(lines), m.accident_injury, diagnoses, m.hospital_kind, manual=manual,
+                 emergency_admission=m.emergency_admission or m.med_type in EMERGENCY_ADMISSION_MED_TYPES)
 
 
 def person_from(data: Any, person_ref: str) -> Person:

@@ -28,7 +28,7 @@ from hub.settlement.adapters.repository import StoredClaim
 from hub.settlement.domain.engine import settle
 from hub.settlement.domain.model import Accumulators, Claim, FeeLine, Person, Settlement
 from hub.settlement.service_layer.claims import ClaimIn
-from hub.settlement.service_layer.convention import FUND_PAY_TYPES, INSUTYPES, MED_TYPES
+from hub.settlement.service_layer.convention import EMERGENCY_ADMISSION_MED_TYPES, FUND_PAY_TYPES, INSUTYPES, MED_TYPES
 from hub.settlement.service_layer.envelope import SHANGHAI
 
 SHARE_BUCKETS = 10  # the patient's share of the bill, in tenths
@@ -146,7 +146,8 @@ def replay(draft: Policy, bills: Iterable[SettledBill], persons: Callable[[list[
             return
         claim = Claim(MED_TYPES[bill.med_type], hospital[1], bill.treatment_pool, bill.begntime, end,
                       tuple(FeeLine(n, code, qty, price, amount) for n, (code, qty, price, amount) in enumerate(bill.lines, 1)),
-                      bill.accident_injury, tuple(bill.diagnoses.split()), hospital[2], manual=bill.manual)
+                      bill.accident_injury, tuple(bill.diagnoses.split()), hospital[2], manual=bill.manual,
+                      emergency_admission=bill.med_type in EMERGENCY_ADMISSION_MED_TYPES)
         key = (bill.person_ref, end.year)
         acc = accumulators.get(key) or Accumulators(end.year)
         result = settle(claim, person, policy, catalogue, acc)

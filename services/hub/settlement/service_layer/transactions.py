@@ -436,7 +436,8 @@ class Transactions:
             except AmountError as exc:
                 raise Answer(Why.INVALID_AMOUNT, str(exc)) from None
         return Claim(convention.MED_TYPES[visit.med_type], hospital.level, hospital.pool, visit.begntime, end_day,
-                     lines, visit.accident_injury, tuple(visit.diagnoses.split()), hospital.kind)
+                     lines, visit.accident_injury, tuple(visit.diagnoses.split()), hospital.kind,
+                     emergency_admission=visit.med_type in convention.EMERGENCY_ADMISSION_MED_TYPES)
 
     def person(self, registrations: Mapping[str, bytes], ref: str, day: date) -> Person:
         """The enrolled person from the read model's bytes — or why not: not enrolled, or the read
