@@ -49,6 +49,13 @@ def test_every_malformed_shape_found_by_the_fault_hunt_is_a_4xx_with_a_stable_co
         (env("3201", {"data": ["2026-03-01", "2026-03-31"]}), 200, "invalid_input"),
         (env("2201", {"mdtrtinfo": {"psn_no": psn, "med_type": "21", "begntime": "2026-03-10"}}), 200, "invalid_field"),
         (env("2207", {"data": {"mdtrt_id": [mdtrt]}}), 200, "invalid_field"),
+        # issue 24's type confusion: each answered internal_error (a bare 500 for the 1e308) before the declared edge
+        (env("1101", {"data": {"mdtrt_cert_type": ["02"], "mdtrt_cert_no": "x"}}), 200, "invalid_field"),
+        (env("2201", {"mdtrtinfo": {"psn_no": psn, "med_type": "11", "mdtrt_cert_type": {"a": 1}}}), 200, "invalid_field"),
+        (env("2401", {"mdtrtinfo": {"psn_no": psn, "med_type": "21", "mdtrt_cert_type": []}}), 200, "invalid_field"),
+        (env("2601", {"data": {"omsgid": "M1", "oinfno": ["2304"]}}), 200, "invalid_field"),
+        (env("3201", {"data": {"stmt_begndate": "2026-03-01", "stmt_enddate": "2026-03-31",
+                               "fixmedins_setl_cnt": 1e308}}), 200, "invalid_field"),
     ]
     for request, want_status, want_code in cases:
         got_status, body = call(http, request)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hub.reference.policy import Source, parse_policy
+from hub.reference.policy import PolicyFileError, Source, load_policy_file, parse_policy
 
 REPO = Path(__file__).resolve().parents[2]
 POLICIES = sorted((REPO / "reference" / "policies").glob("*.yaml"))
@@ -87,7 +87,11 @@ def test_every_policy_cites_a_document_or_declares_itself_illustrative(path):
         assert "illustrative" in policy.pool_name and policy.pool_code.startswith("9999")  # never a real region's code
 
 
-def test_a_policy_that_cites_no_document_is_refused_unless_illustrative():
+def test_a_policy_file_that_cites_no_document_is_refused_unless_illustrative(tmp_path):
+    """Refused when a file is read (to be published), not when a published version is read back."""
     document = yaml.safe_load((REPO / "reference" / "policies" / "999903-RESIDENT-2023.2.yaml").read_text("utf-8"))
-    with pytest.raises(ValueError, match="illustrative"):
-        parse_policy({**document, "illustrative": False}, "unmarked")
+    unmarked = tmp_path / "unmarked.yaml"
+    unmarked.write_text(yaml.safe_dump({**document, "illustrative": False}, allow_unicode=True), "utf-8")
+    with pytest.raises(PolicyFileError, match="illustrative"):
+        load_policy_file(unmarked)
+    assert parse_policy({**document, "illustrative": False}, "published earlier").uncited() is not None

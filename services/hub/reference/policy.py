@@ -366,13 +366,16 @@ class Policy(Strict):
             raise ValueError("effective_to is before effective_from")
         return self
 
-    @model_validator(mode="after")
-    def _cited_or_illustrative(self) -> "Policy":
+    def uncited(self) -> str | None:
+        """Why a policy file may not be published as it is: it cites no document of
+        ../shared/sources and does not say it is illustrative (None: it may). Checked when a file
+        is read (`load_policy_file`), not when a published version is read back, so versions
+        published before the rule still load."""
         structured = [s for s in self.sources if isinstance(s, Source)]
         if len(structured) == len(self.sources) and not self.illustrative and all(s.file is None for s in structured):
-            raise ValueError("the policy cites no document of ../shared/sources: mark it illustrative: true, "
-                             "with a source whose origin says where its figures come from")
-        return self
+            return ("the policy cites no document of ../shared/sources: mark it illustrative: true, with a source "
+                    "whose origin says where its figures come from")
+        return None
 
     def in_force_on(self, day: date) -> bool:
         return self.effective_from <= day and (self.effective_to is None or day <= self.effective_to)
@@ -412,7 +415,10 @@ def load_policy_file(path: Path) -> Policy:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise PolicyFileError(str(path), [f"(file): not valid YAML: {exc}"]) from None
-    return parse_policy(document, str(path))
+    policy = parse_policy(document, str(path))
+    if (why := policy.uncited()) is not None:
+        raise PolicyFileError(str(path), [f"(file): {why}"])
+    return policy
 
 
 def load_policies(directory: Path) -> list[Policy]:

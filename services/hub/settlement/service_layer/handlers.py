@@ -27,7 +27,7 @@ from hub.settlement.adapters.repository import NewClaim, Repository, StoredAnswe
 from hub.settlement.domain.engine import decide_filing
 from hub.settlement.domain.model import ACCUMULATOR_FIELDS, Claim, FeeLine
 from hub.settlement.domain.money import AmountError, yuan_to_fen
-from hub.settlement.service_layer import convention, files
+from hub.settlement.service_layer import convention, files, inputs
 from hub.settlement.service_layer.batch import Batch
 from hub.settlement.service_layer.envelope import (
     CATALOGUE_FILES,
@@ -108,6 +108,7 @@ class SettlementService:
             if not isinstance(payload, dict):
                 raise Answer(Why.INVALID_INPUT, "input: an object")
             convention.check_text(payload, "input", self.limits)
+            payload = inputs.checked(infno, payload)  # the declared kinds: nothing else reaches the service layer
         except convention.ConventionError as exc:
             return refused(reason_of(exc.code), exc.message, now)
         except Answer as exc:
@@ -289,7 +290,7 @@ class SettlementService:
             return Reply(None, done({}, request.now).body, (f"{number}.zip", files.zipped(f"{number}.txt", text)))
         stored = self.repository.file(number)
         if stored is None or stored.hospital_code != request.hospital.code:  # another's: as if there were none
-            raise Answer(Why.FILE_NOT_FOUND, f"no file {number} of this hospital's")
+            raise Answer(Why.FILE_NOT_FOUND, f"file_qury_no: no file {number} of this hospital's")
         return Reply(None, done({}, request.now).body, (stored.filename, stored.content))
 
     def _catalogue_file(self, request: Request) -> dict:
@@ -358,9 +359,9 @@ class SettlementService:
             setl_id = data.get("setl_id")
             stored = self.repository.settlement(setl_id) if isinstance(setl_id, str) else None
             if stored is None:
-                raise Answer(Why.SETTLEMENT_NOT_FOUND, f"no settlement {setl_id}")
+                raise Answer(Why.SETTLEMENT_NOT_FOUND, f"setl_id: no settlement {setl_id}")
             if stored.hospital_code != request.hospital.code:
-                raise Answer(Why.SETTLEMENT_OF_ANOTHER_HOSPITAL, "a hospital queries only its own settlements")
+                raise Answer(Why.SETTLEMENT_OF_ANOTHER_HOSPITAL, "setl_id: a hospital queries only its own settlements")
             return {**stored.output, "hub_status": stored.status}
         psn_no = self.transactions.person_number(data.get("psn_no"))
         cum_ym = str(data.get("cum_ym") or request.now.astimezone(SHANGHAI).strftime("%Y%m"))
@@ -384,17 +385,17 @@ class SettlementService:
         if isinstance(setl_id, str) and setl_id:
             stored = self.repository.settlement(setl_id)
             if stored is None:
-                raise Answer(Why.SETTLEMENT_NOT_FOUND, f"no settlement {setl_id}")
+                raise Answer(Why.SETTLEMENT_NOT_FOUND, f"setl_id: no settlement {setl_id}")
             if stored.hospital_code != request.hospital.code:
-                raise Answer(Why.SETTLEMENT_OF_ANOTHER_HOSPITAL, "a hospital queries only its own settlements")
+                raise Answer(Why.SETTLEMENT_OF_ANOTHER_HOSPITAL, "setl_id: a hospital queries only its own settlements")
             mdtrt_id = stored.mdtrt_id
         elif not isinstance(mdtrt_id, str) or not mdtrt_id:
             raise Answer(Why.INVALID_FIELD, "setl_id or mdtrt_id: the settlement or visit whose fee lines to list")
         visit = self.repository.visit(mdtrt_id)
         if visit is None:
-            raise Answer(Why.VISIT_NOT_FOUND, f"no visit {mdtrt_id}")
+            raise Answer(Why.VISIT_NOT_FOUND, f"mdtrt_id: no visit {mdtrt_id}")
         if visit.hospital_code != request.hospital.code:
-            raise Answer(Why.VISIT_OF_ANOTHER_HOSPITAL, "a hospital queries only its own visits")
+            raise Answer(Why.VISIT_OF_ANOTHER_HOSPITAL, "mdtrt_id: a hospital queries only its own visits")
         catalogue = self.reference.current()[1].get(request.hospital.pool)
         rows = []
         for n, (sn, f) in enumerate(sorted(visit.fees.items()), 1):
@@ -450,7 +451,7 @@ class SettlementService:
         number = data["file_qury_no"]
         stored = self.repository.file(number) if isinstance(number, str) else None
         if stored is None or stored.hospital_code != request.hospital.code:
-            raise Answer(Why.FILE_NOT_FOUND, f"no file {number} of this hospital's: upload it with 9101 first")
+            raise Answer(Why.FILE_NOT_FOUND, f"file_qury_no: no file {number} of this hospital's: upload it with 9101 first")
         return files.detail_rows(files.text_of(stored.content))
 
 

@@ -136,7 +136,7 @@ def credential_person(person_key: bytes, voucher_key: bytes, cred: tuple[str, st
         return voucher.person_ref
     ref = lookup(credential_ref(person_key, kind, number))
     if ref is None:
-        raise CredentialError(Why.PERSON_NOT_FOUND, "no insured person holds this credential")
+        raise CredentialError(Why.PERSON_NOT_FOUND, "mdtrt_cert_no: no insured person holds this credential")
     return ref
 
 

@@ -299,9 +299,9 @@ class Transactions:
             raise Answer(Why.INVALID_FIELD, "setl_id: the settlement to reverse")
         row = batch.settlement(setl_id)
         if row is None:
-            raise Answer(Why.SETTLEMENT_NOT_FOUND, f"no settlement {setl_id}")
+            raise Answer(Why.SETTLEMENT_NOT_FOUND, f"setl_id: no settlement {setl_id}")
         if row.hospital_code != request.hospital.code:
-            raise Answer(Why.SETTLEMENT_OF_ANOTHER_HOSPITAL, "a hospital reverses only its own settlements")
+            raise Answer(Why.SETTLEMENT_OF_ANOTHER_HOSPITAL, "setl_id: a hospital reverses only its own settlements")
         if row.status == "REVERSED":
             raise Answer(Why.SETTLEMENT_ALREADY_REVERSED, f"{setl_id} was reversed at {row.reversed_at.isoformat()}")
         return self._reverse_settlement(batch, request, row)
@@ -378,7 +378,7 @@ class Transactions:
         """The hospital's visit (`own_visit`), still open; a settled one answers `settled`."""
         visit = self.own_visit(batch, hospital, mdtrt_id)
         if visit.status != "OPEN":
-            raise Answer(settled if visit.status == "SETTLED" else Why.VISIT_NOT_OPEN, f"visit is {visit.status}")
+            raise Answer(settled if visit.status == "SETTLED" else Why.VISIT_NOT_OPEN, f"mdtrt_id: the visit is {visit.status}")
         return visit
 
     def person_number(self, value: Any) -> str:
@@ -393,9 +393,9 @@ class Transactions:
             raise Answer(Why.INVALID_FIELD, "mdtrt_id: the visit id the hub returned")
         visit = batch.visit(mdtrt_id)
         if visit is None:
-            raise Answer(Why.VISIT_NOT_FOUND, f"no visit {mdtrt_id}")
+            raise Answer(Why.VISIT_NOT_FOUND, f"mdtrt_id: no visit {mdtrt_id}")
         if visit.hospital_code != hospital.code:
-            raise Answer(Why.VISIT_OF_ANOTHER_HOSPITAL, "this visit belongs to another hospital")
+            raise Answer(Why.VISIT_OF_ANOTHER_HOSPITAL, "mdtrt_id: this visit belongs to another hospital")
         return visit
 
     def _priceable(self, batch: Batch, request: Request) -> tuple[Visit, Claim, Person, PersonYear, PersonShown]:
@@ -406,7 +406,7 @@ class Transactions:
         visit = self.open_visit_of(batch, request.hospital, data.get("mdtrt_id"), settled=Why.VISIT_ALREADY_SETTLED)
         psn_no = data.get("psn_no")
         if psn_no not in (None, "") and (not isinstance(psn_no, str) or person_ref(self.person_key, psn_no) != visit.person_ref):
-            raise Answer(Why.CREDENTIAL_MISMATCH, "psn_no is not the person of this visit")
+            raise Answer(Why.CREDENTIAL_MISMATCH, "psn_no: not the person of this visit")
         claim = self.claim(request.hospital, visit, data)
         person = self.person(batch.registrations, visit.person_ref, claim.service_date)
         value = self.registration(batch.registrations, visit.person_ref)
@@ -447,7 +447,7 @@ class Transactions:
         if person is None:
             if not self.read_model_ready():
                 raise not_ready()
-            raise Answer(RefusalCode.PERSON_NOT_ENROLLED, "the hub has no enrolment for this person")
+            raise Answer(RefusalCode.PERSON_NOT_ENROLLED, "psn_no: the hub has no enrolment for this person")
         return person
 
     def registration(self, registrations: Mapping[str, bytes], ref: str) -> dict[str, Any] | None:
