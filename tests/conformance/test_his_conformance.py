@@ -9,7 +9,7 @@ import base64
 import io
 import time
 import zipfile
-from datetime import date, datetime
+from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 from decimal import Decimal
 
@@ -279,3 +279,120 @@ def test_the_gateway_refuses_stale_replayed_and_forged_requests(stack):
     assert stale.call("9001", {"signIn": {}}).http_status == 401
     forged = HisClient(client.post, client.fixmedins_code, "", client.mdtrtarea_admvs, client.paasid, "a guess")
     assert forged.call("9001", {"signIn": {}}).http_status == 401
+
+
+def test_a_hospitals_whole_month_as_a_his_drives_it(stack, producer):
+    """Last month at one hospital, as hsa-his and nhis-web run it: bills of both clearing types
+    (11 outpatient, 21 inpatient) and both insurance types, one reversed; then, the month over,
+    3201 per insutype + clr_type + setl_optins (each balanced), 3202 by file, 3260's lines, 3261
+    confirming them in batches and 3262 rolling one batch back, 3203 filing the month per clearing
+    type and 3204 cancelling one — every answer read as public HIS code reads it."""
+    now = datetime.now(ZoneInfo("Asia/Shanghai"))
+    last_month = (now.replace(day=1) - timedelta(days=1)).replace(day=10, hour=10)
+    month, ym = last_month.strftime("%Y%m"), (last_month.strftime("%Y"), last_month.strftime("%m"))
+    resident, resident_certno = referred(stack, producer)  # 冠县 resident (390)
+    employee, _ = enrolled_person(stack, producer, insurance="EMPLOYEE")  # 九江 employee (310), referred to 广州
+    client = his(stack)
+    real_clock = stack.service.clock
+    stack.service.clock = lambda: last_month.astimezone(timezone.utc)  # the bills' business days are last month's
+    day = last_month.strftime("%Y-%m-%d")
+    try:
+        bills = []
+        for psn, insutype, infnos in ((resident, "390", ("2201", "2204", "2207")), (employee, "310", ("2401", "2301", "2304")),
+                                      (resident, "390", ("2401", "2301", "2304")), (employee, "310", ("2401", "2301", "2304"))):
+            opened = client.call(infnos[0], {"mdtrtinfo": {"psn_no": psn, "insutype": insutype, "begntime": f"{day} 08:00:00",
+                                                           "med_type": "11" if infnos[0] == "2201" else "21"}})
+            mdtrt_id = (opened.output.get("data") or opened.output.get("result") or {}).get("mdtrt_id")
+            client.expect(opened.ok, f"{infnos[0]} opens ({opened.body.get('err_msg')})")
+            client.call(infnos[1], {"feedetail": [{"feedetl_sn": "1", "mdtrt_id": mdtrt_id, "psn_no": psn,
+                                                   "med_list_codg": JIA_DRUG, "cnt": Decimal("1"),
+                                                   "pric": Decimal("1200.00"), "det_item_fee_sumamt": Decimal("1200.00"),
+                                                   "fee_ocur_time": f"{day} 09:00:00"}]})
+            settled = client.call(infnos[2], {"data": {"psn_no": psn, "mdtrt_id": mdtrt_id, "insutype": insutype,
+                                                       "medfee_sumamt": Decimal("1200.00"), "endtime": f"{day} 10:00:00"}})
+            bills.append(client.check_setlement(settled, settled=True))
+        reversed_ = client.call("2305", {"data": {"psn_no": employee, "setl_id": bills[3].get("setl_id")}})
+        client.expect(reversed_.ok, f"2305 reverses ({reversed_.body.get('err_msg')})")
+    finally:
+        stack.service.clock = real_clock
+
+    # --- 3201 per insurance type and clearing type, as hsa-his sends it (one call per group)
+    first_day = last_month.replace(day=1).strftime("%Y-%m-%d")
+    last_day = (last_month.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+    span = {"stmt_begndate": first_day, "stmt_enddate": last_day.strftime("%Y-%m-%d"), "setl_optins": "440100",
+            "refd_setl_flag": "0"}
+    standing = [b for b in bills[:3]]  # the fourth was reversed
+    for insutype, clr_type in (("390", "11"), ("390", "21"), ("310", "21")):
+        group = [b for b in standing if b.get("insutype") == insutype and b.get("clr_type") == clr_type]
+        stmt = client.call("3201", {"data": {**span, "insutype": insutype, "clr_type": clr_type,
+                                             "medfee_sumamt": Decimal(sum(fen(b["medfee_sumamt"]) for b in group)) / 100,
+                                             "fund_pay_sumamt": Decimal(sum(fen(b["fund_pay_sumamt"]) for b in group)) / 100,
+                                             "acct_pay": Decimal("0.00"), "fixmedins_setl_cnt": len(group)}})
+        client.expect(stmt.ok and (stmt.output.get("stmtinfo") or {}).get("stmt_rslt") == "0",
+                      f"3201 {insutype}/{clr_type} balances ({stmt.output.get('stmtinfo')})")
+
+    # --- 3202 by file: the detail uploaded with 9101
+    detail = "\n".join(f"{b['setl_id']}\t{b['mdtrt_id']}\t{b['psn_no']}\t{b['medfee_sumamt']}\t{b['fund_pay_sumamt']}\t0.00\t0"
+                       for b in standing)
+    uploaded = client.call("9101", {"fsUploadIn": {"in": base64.b64encode(_zip("detail.txt", detail)).decode(),
+                                                   "filename": "detail.zip", "fixmedins_code": client.fixmedins_code}})
+    checked = client.call("3202", {"data": {**span, "file_qury_no": uploaded.output.get("file_qury_no"),
+                                            "fixmedins_setl_cnt": 3}})
+    client.expect((checked.output.get("stmtinfo") or {}).get("stmt_rslt") == "0", "3202 by file matches the month")
+
+    # --- 3260: the month's lines, a page at a time, read as hsa-his stores them
+    listed = client.call("3260", {"data": {"trt_year": ym[0], "trt_month": ym[1], "startrow": 1}})
+    rows = (listed.output or {}).get("data")
+    if client.expect(listed.ok and isinstance(rows, list) and len(rows) == 5, f"3260 lists 4 settlements and 1 reversal"):
+        for row in rows:
+            for key in ("seqno", "mdtrtarea", "medins_no", "certno", "mdtrt_id", "mdtrt_setl_time", "setl_sn",
+                        "fulamt_advpay_flag", "medfee_sumamt", "optins_pay_sumamt"):
+                client.expect(key in row, f"3260 row.{key} present")
+            client.check_yuan(row, ["medfee_sumamt", "optins_pay_sumamt"], "3260 row")
+            client.expect(bool(DATETIME.match(str(row.get("mdtrt_setl_time")))), "3260 mdtrt_setl_time yyyy-MM-dd HH:mm:ss")
+        outpatient = next((r for r in rows if r["mdtrt_id"] == bills[0].get("mdtrt_id")), {})
+        client.expect(outpatient.get("certno") == resident_certno, "3260 names the treating hospital's patient in clear")
+        client.expect(sum(fen(r["optins_pay_sumamt"]) for r in rows) == sum(fen(b["fund_pay_sumamt"]) for b in standing),
+                      "the month's lines add up to what stands")
+
+    # --- 3261 in batches, 3262 rolling the first back, then confirmed again
+    def batch(chosen: list[dict]) -> dict:
+        return {"data": {"trt_year": ym[0], "trt_month": ym[1], "totalrow": len(chosen)},
+                "detail": [{"certno": r["certno"], "mdtrt_id": r["mdtrt_id"], "mdtrt_setl_time": r["mdtrt_setl_time"],
+                            "setl_sn": r["setl_sn"], "medfee_sumamt": Decimal(r["medfee_sumamt"]),
+                            "optins_pay_sumamt": Decimal(r["optins_pay_sumamt"]), "cnfm_flag": "1"} for r in chosen]}
+    rows = rows or []
+    first = client.call("3261", batch(rows[:3]))
+    client.expect(first.ok, f"3261 confirms a batch ({first.body.get('err_msg')})")
+    second = client.call("3261", batch(rows[3:]))
+    client.expect(second.ok, f"3261 confirms the next batch ({second.body.get('err_msg')})")
+    back = client.call("3262", {"trt_year": ym[0], "trt_month": ym[1], "otransid": first.msgid})  # as hsa-his sends it
+    client.expect(back.ok and (back.output.get("data") or {}).get("rollback_cnt") == 3, "3262 rolls the first batch back")
+    flags = [r.get("cnfm_flag") for r in client.call("3260", {"data": {"trt_year": ym[0], "trt_month": ym[1]}}).output["data"]]
+    client.expect(flags == ["", "", "", "1", "1"], f"3260 shows the confirmations as they stand ({flags})")
+    client.expect(client.call("3261", batch(rows[:3])).ok, "3261 confirms the batch again")
+
+    # --- 3203 per clearing type with the month's totals, 3204 cancelling one
+    applications = {}
+    for clr_type in ("11", "21"):
+        of_type = [r for r in rows if r.get("clr_type") == clr_type]
+        applied = client.call("3203", {"data": {
+            "clr_type": clr_type, "clr_way": "1", "setlym": month, "psntime": sum(1 if r["refd_setl_flag"] == "0" else -1
+                                                                                    for r in of_type),
+            "medfee_sumamt": Decimal(sum(fen(r["medfee_sumamt"]) for r in of_type)) / 100,
+            "med_sumfee": Decimal(sum(fen(r["medfee_sumamt"]) for r in of_type)) / 100,
+            "fund_appy_sum": Decimal(sum(fen(r["optins_pay_sumamt"]) for r in of_type)) / 100,
+            "cash_payamt": Decimal("0.00"), "acct_pay": Decimal("0.00"), "begndate": first_day,
+            "enddate": last_day.strftime("%Y-%m-%d"), "clr_optins": "440100"}})
+        applications[clr_type] = ((applied.output.get("result") or {}).get("clr_appy_evt_id"))
+        client.expect(applied.ok and bool(applications[clr_type]),
+                      f"3203 files {clr_type}: output.result.clr_appy_evt_id ({applied.body.get('err_msg')})")
+    locked = client.call("3262", {"trt_year": ym[0], "trt_month": ym[1], "otransid": "0"})
+    client.expect(not locked.ok and locked.body.get("err_code") == "month_applied", "an applied month's lines stay confirmed")
+    cancelled = client.call("3204", {"data": {"clr_appy_evt_id": applications["11"]}})
+    client.expect(cancelled.ok, f"3204 cancels the outpatient application ({cancelled.body.get('err_msg')})")
+    assert not client.failures, f"{len(client.failures)} of {client.checks} checks failed:\n" + "\n".join(client.failures)
+    with stack.engine.connect() as conn:  # every change of the month is an event beside the settlements' (outbox)
+        kept = conn.execute(sa.select(db.clearing_applications.c.clr_type, db.clearing_applications.c.status)
+                            .order_by(db.clearing_applications.c.clr_type)).all()
+    assert [tuple(k) for k in kept] == [("11", "CANCELLED"), ("21", "APPLIED")]

@@ -685,3 +685,59 @@ def test_manual_claims_are_in_the_home_bureaus_file_and_the_fund_risk_watch_but_
     risk = clearing.service.fund_risk("360400", D1)
     spent = {f["fund_pay_type"]: f["spent_fen"] for f in risk["funds"]}
     assert spent["390100"] == sum(b["hifp_pay_fen"] for b in bills) + 600_000
+
+
+def test_one_month_seen_from_both_sides_the_hospitals_confirmations_beside_the_bureaus_lines(clearing, producer):
+    """HospitalMonthChanged events (the settle service's 3261/3262/3203) beside the settlement
+    events of February: the home bureau's statement shows each line's hospital confirmation, the
+    treatment bureau sees what its hospital confirmed and applied for; the newest event wins,
+    whatever order or repetition they arrive in."""
+    http = TestClient(create_app(clearing))
+    operator = {"Authorization": "Bearer dev-operator"}
+    rnd = random.Random(5)
+    day = date(2026, 2, 3)
+    bills = [dict(settled(rnd, 900 + n, day), home_pool="360400", treatment_pool="440100", hospital_code="H44010000001")
+             for n in range(4)]
+    undone = reversal(bills[3], day)
+    send(producer, clearing.settings.topic, [*bills, undone])
+    month = dict(SAMPLES["cn.hub.settlement.HospitalMonthChanged"], hospital_code="H44010000001", month="202602")
+
+    def line(e: dict, flag: str) -> dict:
+        reversed_ = "reversal_id" in e
+        fund = e["hifp_pay_fen"] + e["hifmi_pay_fen"] + e["maf_pay_fen"]
+        return {"setl_sn": e["reversal_id"] if reversed_ else e["settlement_id"], "settlement_id": e["settlement_id"],
+                "kind": "REVERSED" if reversed_ else "COMPLETED", "home_pool": "360400", "cnfm_flag": flag,
+                "medfee_sumamt_fen": (-1 if reversed_ else 1) * e["medfee_sumamt_fen"],
+                "fund_pay_sumamt_fen": (-1 if reversed_ else 1) * fund}
+
+    t = datetime(2026, 3, 2, 1, tzinfo=timezone.utc)
+    confirmed = dict(month, event_id=uuid.uuid4(), event_time=t, action="LINES_CONFIRMED",
+                     lines=[line(bills[0], "1"), line(bills[1], "1"), line(bills[2], "0"), line(undone, "1")])
+    rolled = dict(month, event_id=uuid.uuid4(), event_time=t + timedelta(minutes=5), action="LINES_ROLLED_BACK",
+                  lines=[line(bills[1], "")])
+    applied = dict(month, event_id=uuid.uuid4(), event_time=t + timedelta(minutes=9), action="CLEARING_APPLIED",
+                   lines=[], application={"clr_appy_evt_id": "CA1", "clr_type": "21", "psntime": 3,
+                                          "medfee_sumamt_fen": 1, "fund_appy_sum_fen": 2})
+    for event in (rolled, confirmed, applied, rolled):  # out of order, and one twice: the newest state stands
+        producer.send(clearing.settings.topic, "H44010000001", "HospitalMonthChanged", event)
+    producer.flush()
+    consume(clearing)
+    for d in (date(2026, 2, n) for n in range(1, 29)):
+        clearing.service.close_day(d)
+    http.post("/v1/statements/2026-02/issue", headers=operator)
+    statement = http.get("/v1/statements/2026-02/360400", headers={"Authorization": "Bearer dev-bureau-360400"}).json()
+    flags = {(l["settlement_id"], l["kind"]): l["hospital_cnfm"] for l in statement["lines"]}
+    assert flags == {(bills[0]["settlement_id"], "SETTLED"): "1", (bills[1]["settlement_id"], "SETTLED"): "",
+                     (bills[2]["settlement_id"], "SETTLED"): "0", (bills[3]["settlement_id"], "SETTLED"): "",
+                     (bills[3]["settlement_id"], "REVERSED"): "1"}
+
+    gz = http.get("/v1/hospital-months/2026-02/440100", headers={"Authorization": "Bearer dev-bureau-440100"}).json()
+    (hospital,) = gz["hospitals"]
+    fund = {k: bills[k]["hifp_pay_fen"] + bills[k]["hifmi_pay_fen"] + bills[k]["maf_pay_fen"] for k in range(4)}
+    assert (hospital["hospital_code"], hospital["lines"], hospital["confirmed_lines"]) == ("H44010000001", 5, 2)
+    assert hospital["confirmed_fen"] == fund[0] - fund[3]  # what the bureau pays its hospital from
+    assert (hospital["not_agreed_lines"], hospital["not_agreed_fen"]) == (1, fund[2])
+    assert (hospital["unconfirmed_lines"], hospital["unconfirmed_fen"]) == (2, fund[1] + fund[3])
+    assert [(a["clr_appy_evt_id"], a["status"]) for a in hospital["applications"]] == [("CA1", "APPLIED")]
+    other = http.get("/v1/hospital-months/2026-02/440100", headers={"Authorization": "Bearer dev-bureau-360400"})
+    assert other.status_code == 403

@@ -35,7 +35,7 @@ def test_every_malformed_shape_found_by_the_fault_hunt_is_a_4xx_with_a_stable_co
         (env("2301", {"feedetail": [dict(line, cnt=1.00005)]}), 200, "invalid_amount"),
         (env("2301", {"feedetail": [dict(line, pric=["10.00"])]}), 200, "invalid_field"),
         (env("2301", {"feedetail": [{k: v for k, v in line.items() if k != "med_list_codg"}]}), 200, "invalid_field"),
-        (env("2301", {"feedetail": ["a fee line"]}), 200, "invalid_field"),
+        (env("2301", {"feedetail": ["a fee line"]}), 200, "invalid_input"),  # a node of the wrong shape
         (env("2301", {"feedetail": [dict(line, mdtrt_id=[mdtrt])]}), 200, "invalid_field"),
         (env("2301", {"feedetail": [dict(line, pric="-10.00")]}), 200, "invalid_amount"),
         (env("2301", {"feedetail": [dict(line, pric="9999999999.99", cnt="1000000")]}), 200, "amount_too_large"),

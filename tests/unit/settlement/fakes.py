@@ -7,8 +7,9 @@ from __future__ import annotations
 import contextlib
 import copy
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Iterator, Sequence
+from zoneinfo import ZoneInfo
 
 from hub.messaging import AvroCodec
 from tests.fixtures.people import registration_record
@@ -18,9 +19,13 @@ from hub.settlement.adapters.repository import (
     ANSWERED,
     UNANSWERED,
     UNDONE_BEFORE_ARRIVAL,
+    Application,
     Changes,
+    Confirmation,
     Key,
     Loaded,
+    MonthLine,
+    MonthState,
     NewClaim,
     PersonYear,
     Repository,
@@ -43,6 +48,8 @@ class Tables:
     accumulators: dict[PersonYear, Accumulators] = field(default_factory=dict)
     outbox: list[tuple[str, bytes]] = field(default_factory=list)
     manual_claims: dict[tuple[str, str], StoredClaim] = field(default_factory=dict)
+    confirmations: dict[tuple[str, str], Confirmation] = field(default_factory=dict)  # (hospital, setl_sn)
+    applications: dict[str, Application] = field(default_factory=dict)
 
 
 class FakeTransaction(Transaction):
@@ -104,6 +111,26 @@ class FakeTransaction(Transaction):
     def update_manual_claim(self, claim: StoredClaim) -> None:
         self.tables.manual_claims[(claim.home_pool, claim.claim_no)] = copy.deepcopy(claim)
 
+    def month_state(self, hospital_code: str, month: str) -> MonthState:
+        return month_of(self.tables, hospital_code, month)
+
+    def write_month(self, confirmations: Sequence[Confirmation], removed: Sequence[tuple[str, str]],
+                    applications: Sequence[Application]) -> None:
+        for c in confirmations:
+            self.tables.confirmations[(c.hospital_code, c.setl_sn)] = c
+        for key in removed:
+            self.tables.confirmations.pop(key, None)
+        for a in applications:
+            self.tables.applications[a.clr_appy_evt_id] = a
+
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def month_of(t: Tables, hospital_code: str, month: str) -> MonthState:
+    return MonthState({sn: c for (h, sn), c in t.confirmations.items() if h == hospital_code and c.month == month},
+                      {i: a for i, a in t.applications.items() if a.hospital_code == hospital_code and a.month == month})
+
 
 class FakeRepository(Repository):
     def __init__(self):
@@ -132,6 +159,29 @@ class FakeRepository(Repository):
 
     def settlement(self, setl_id: str) -> StoredSettlement | None:
         return self.tables.settlements.get(setl_id)
+
+    def month_lines(self, hospital_code: str, first: date, last: date) -> list[MonthLine]:
+        lines = []
+        for s in self.tables.settlements.values():
+            if s.hospital_code != hospital_code:
+                continue
+            info = s.output.get("setlinfo", {})
+            common = (s.mdtrt_id, s.home_pool)
+            tail = (s.output.get("_sealed", ""), s.person_id_masked, info.get("insutype", ""), info.get("clr_type", ""))
+            fund = s.hifp_pay_fen + s.hifmi_pay_fen + s.maf_pay_fen
+            if first <= s.business_date <= last:
+                lines.append(MonthLine(s.setl_id, s.setl_id, "COMPLETED", *common, s.settled_at, s.medfee_sumamt_fen,
+                                       fund, *tail))
+            if s.status == "REVERSED" and first <= s.reversed_at.astimezone(SHANGHAI).date() <= last:
+                lines.append(MonthLine(s.reversal_id or f"R-{s.setl_id}", s.setl_id, "REVERSED", *common, s.reversed_at,
+                                       -s.medfee_sumamt_fen, -fund, *tail))
+        return sorted(lines, key=lambda l: (l.at, l.kind, l.setl_sn))
+
+    def month_view(self, hospital_code: str, month: str) -> MonthState:
+        return month_of(self.tables, hospital_code, month)
+
+    def application(self, clr_appy_evt_id: str) -> Application | None:
+        return self.tables.applications.get(clr_appy_evt_id)
 
     def visit(self, mdtrt_id: str) -> Visit | None:
         return copy.deepcopy(self.tables.visits.get(mdtrt_id))

@@ -225,7 +225,32 @@ def _refusal_cases():
         ("a treatment region without catalogue",
          lambda h: ("2304", {"data": {"mdtrt_id": h.bill(hospital=NOWHERE)}}, NOWHERE, {}),
          RefusalCode.UNKNOWN_TREATMENT_REGION),
+        ("confirm a line the month has not", lambda h: ("3261", {"data": {"trt_year": "2026", "trt_month": "03"},
+                                                                 "detail": [{"setl_sn": "S-none", "cnfm_flag": "1"}]},
+                                                        GZ, {}), Why.MONTH_LINE_NOT_FOUND),
+        ("apply for a month not over", lambda h: ("3203", {"data": {**FEBRUARY, "setlym": "202603"}}, GZ, {}),
+         Why.MONTH_NOT_OVER),
+        ("roll back an applied month", lambda h: (applied(h), ("3262", {"data": {"trt_year": "2026", "trt_month": "02"}},
+                                                               GZ, {}))[1], Why.MONTH_APPLIED),
+        ("apply twice", lambda h: (applied(h), ("3203", {"data": FEBRUARY}, GZ, {}))[1], Why.ALREADY_APPLIED),
+        ("cancel an application nobody filed", lambda h: ("3204", {"data": {"clr_appy_evt_id": "CA-none"}}, GZ, {}),
+         Why.APPLICATION_NOT_FOUND),
+        ("cancel twice", lambda h: ("3204", {"data": {"clr_appy_evt_id": cancelled_application(h)}}, GZ, {}),
+         Why.APPLICATION_CANCELLED),
     ]
+
+
+FEBRUARY = {"clr_type": "21", "setlym": "202602", "medfee_sumamt": "0.00", "fund_appy_sum": "0.00"}  # no lines: 0
+
+
+def applied(h: Hub) -> str:
+    return h.ok("3203", {"data": FEBRUARY})["result"]["clr_appy_evt_id"]
+
+
+def cancelled_application(h: Hub) -> str:
+    number = applied(h)
+    h.ok("3204", {"data": {"clr_appy_evt_id": number}})
+    return number
 
 
 CASES = _refusal_cases()

@@ -240,6 +240,43 @@ statement_lines = sa.Table(
 )
 sa.Index("statement_lines_resolved", statement_lines.c.bureau_pool, statement_lines.c.state)
 
+# The hospitals' side of the month (HospitalMonthChanged, from the settle service's 3261/3262 and
+# 3203/3204): each 清分 line's hospital confirmation (shown beside the home bureau's statement line;
+# the treatment bureau pays its hospitals from confirmed lines), and the monthly clearing
+# applications. The newest event wins (event time, then event id): applying one again changes nothing.
+hospital_month_lines = sa.Table(
+    "hospital_month_lines", metadata,
+    sa.Column("hospital_code", sa.Text, primary_key=True),
+    sa.Column("setl_sn", sa.Text, primary_key=True),
+    sa.Column("month", sa.Text, nullable=False),  # yyyy-mm
+    sa.Column("settlement_id", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),  # COMPLETED, REVERSED
+    sa.Column("home_pool", sa.Text, nullable=False),
+    sa.Column("treatment_pool", sa.Text, nullable=False),
+    sa.Column("cnfm_flag", sa.Text, nullable=False),  # 1 confirmed, 0 not agreed, '' rolled back
+    sa.Column("medfee_sumamt_fen", sa.BigInteger, nullable=False),
+    sa.Column("fund_pay_sumamt_fen", sa.BigInteger, nullable=False),
+    sa.Column("event_time", sa.BigInteger, nullable=False),  # ms
+    sa.Column("event_id", sa.Text, nullable=False),
+)
+sa.Index("hospital_month_lines_settlement", hospital_month_lines.c.settlement_id, hospital_month_lines.c.kind)
+sa.Index("hospital_month_lines_pool", hospital_month_lines.c.treatment_pool, hospital_month_lines.c.month)
+
+hospital_applications = sa.Table(
+    "hospital_applications", metadata,
+    sa.Column("clr_appy_evt_id", sa.Text, primary_key=True),
+    sa.Column("hospital_code", sa.Text, nullable=False),
+    sa.Column("treatment_pool", sa.Text, nullable=False),
+    sa.Column("month", sa.Text, nullable=False),  # yyyy-mm
+    sa.Column("clr_type", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),  # APPLIED, CANCELLED
+    sa.Column("psntime", sa.Integer, nullable=False),
+    sa.Column("medfee_sumamt_fen", sa.BigInteger, nullable=False),
+    sa.Column("fund_appy_sum_fen", sa.BigInteger, nullable=False),
+    sa.Column("event_time", sa.BigInteger, nullable=False),
+    sa.Column("event_id", sa.Text, nullable=False),
+)
+
 # The anomaly flags of a closed day, for the home bureau (hub.clearing.domain.anomalies).
 anomaly_flags = sa.Table(
     "anomaly_flags", metadata,
@@ -332,3 +369,16 @@ def create_schema(engine: sa.Engine) -> None:
         if "insurance_type" not in key:
             conn.execute(sa.text("alter table bilateral drop constraint bilateral_pkey, add primary key"
                                  " (clearing_date, home_pool, treatment_pool, insurance_type)"))
+
+
+def upsert_newest(conn: sa.Connection, table: sa.Table, rows: list[dict], keys: list[str]) -> None:
+    """Rows written unless the one kept is newer (event time, then event id): events applied in any
+    order, or again, leave the newest state."""
+    if not rows:
+        return
+    stmt = pg_insert(table).values(rows)
+    kept, new = (table.c.event_time, table.c.event_id), (stmt.excluded.event_time, stmt.excluded.event_id)
+    conn.execute(stmt.on_conflict_do_update(
+        index_elements=[table.c[k] for k in keys],
+        set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys},
+        where=sa.tuple_(*kept) < sa.tuple_(*new)))

@@ -201,6 +201,20 @@ def create_app(clearing: Clearing, history: StatusHistory | None = None, loops=N
         except StatementError as exc:
             return statement_error(exc)
 
+    @app.get("/v1/hospital-months/{month}/{pool}")
+    async def hospital_month(month: str, pool: str, request: Request):
+        """The treatment bureau's hospitals' month: what each confirmed (3261), did not agree or has
+        not confirmed of its lines, and their clearing applications (3203/3204)."""
+        who = caller(request)
+        if who is None:
+            return _error(401, "unauthenticated", "send the bureau's token as 'Authorization: Bearer <token>'")
+        if who[1] not in ("*", pool):
+            return _error(403, "month_of_another_pool", "a bureau sees only its own hospitals' month")
+        try:
+            return await run_in_threadpool(clearing.service.hospital_month, month, pool)
+        except StatementError as exc:
+            return statement_error(exc)
+
     @app.get("/v1/statements/{month}/{name}")
     async def statement(month: str, name: str, request: Request):
         who = caller(request)

@@ -37,6 +37,7 @@ from hub.clearing.domain.events import EARLIEST_MS, LATEST_MS, ClearingEvent, da
 from hub.clearing.domain.funds import INSUTYPE_CODES, funds_of
 from hub.clearing.service_layer.statements import MonthlyStatements
 from hub.clearing.domain.netting import NettingResult, Obligation, clearing_day_for, net
+from hub.clearing.domain.statements import month_days
 from hub.messaging import AvroCodec, Message
 from hub.messaging.topics import CLEARING_STATEMENTS
 from hub.money import MAX_AMOUNT_FEN
@@ -94,6 +95,31 @@ def clearing_event(message: Message) -> ClearingEvent:
 
 MANUAL_CLAIM = "ManualClaimSettled"
 MANUAL_CLAIM_AMOUNTS = (*AMOUNT_FIELDS, "psn_part_amt_fen")
+HOSPITAL_MONTH = "HospitalMonthChanged"
+
+
+def hospital_month_rows(message: Message) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """A HospitalMonthChanged as its rows: (line confirmations, applications). A month that is not
+    yyyyMM raises EventRefused."""
+    v = message.value
+    text = v["month"]
+    if not (len(text) == 6 and text.isdigit() and 1 <= int(text[4:]) <= 12):
+        raise EventRefused(f"month_invalid: {text!r} is not yyyyMM")
+    month = f"{text[:4]}-{text[4:]}"
+    stamp = {"event_time": v["event_time"], "event_id": str(v["event_id"])}
+    lines = [{"hospital_code": v["hospital_code"], "setl_sn": l["setl_sn"], "month": month,
+              "settlement_id": l["settlement_id"], "kind": "SETTLED" if l["kind"] == "COMPLETED" else l["kind"],
+              "home_pool": l["home_pool"],
+              "treatment_pool": v["treatment_pool"], "cnfm_flag": l["cnfm_flag"],
+              "medfee_sumamt_fen": l["medfee_sumamt_fen"], "fund_pay_sumamt_fen": l["fund_pay_sumamt_fen"], **stamp}
+             for l in v.get("lines") or []]
+    a = v.get("application")
+    applications = [] if a is None else [{
+        "clr_appy_evt_id": a["clr_appy_evt_id"], "hospital_code": v["hospital_code"], "treatment_pool": v["treatment_pool"],
+        "month": month, "clr_type": a["clr_type"],
+        "status": "CANCELLED" if v["action"] == "CLEARING_CANCELLED" else "APPLIED", "psntime": a["psntime"],
+        "medfee_sumamt_fen": a["medfee_sumamt_fen"], "fund_appy_sum_fen": a["fund_appy_sum_fen"], **stamp}]
+    return lines, applications
 
 
 def manual_claim_row(message: Message) -> dict[str, Any]:
@@ -276,7 +302,10 @@ class ClearingService:
         watch, and netted never: the home fund paid the patient, no fund owes another."""
         claimed = [m for m in batch if m.record_name.endswith(MANUAL_CLAIM)]
         claims = [manual_claim_row(m) for m in claimed]
-        events = [clearing_event(m) for m in batch if not m.record_name.endswith(MANUAL_CLAIM)]
+        months = [m for m in batch if m.record_name.endswith(HOSPITAL_MONTH)]
+        events = [clearing_event(m) for m in batch if not m.record_name.endswith((MANUAL_CLAIM, HOSPITAL_MONTH))]
+        if months:
+            self._apply_hospital_months(months)
         if not events and not claims:
             return 0
         new_ids: set[str] = set()
@@ -319,6 +348,67 @@ class ClearingService:
                                           + [(m.topic, m.partition, m.offset, m.value["settled_at"]) for m in claimed]))
         CLEARING_APPLIED.inc(len(new_ids))
         return len(new_ids)
+
+    def _apply_hospital_months(self, messages: list[Message]) -> None:
+        """The hospitals' confirmations and clearing applications, newest state kept (idempotent:
+        applying an event again, or an older one after a newer, changes nothing)."""
+        lines: dict[tuple[str, str], dict] = {}
+        applications: dict[str, dict] = {}
+        for m in messages:
+            got_lines, got_applications = hospital_month_rows(m)
+            for row in got_lines:  # in one statement a key may appear once: the batch's newest
+                key = (row["hospital_code"], row["setl_sn"])
+                if key not in lines or (lines[key]["event_time"], lines[key]["event_id"]) < (row["event_time"], row["event_id"]):
+                    lines[key] = row
+            for row in got_applications:
+                kept = applications.get(row["clr_appy_evt_id"])
+                if kept is None or (kept["event_time"], kept["event_id"]) < (row["event_time"], row["event_id"]):
+                    applications[row["clr_appy_evt_id"]] = row
+        with self.engine.begin() as conn:
+            db.upsert_newest(conn, db.hospital_month_lines, list(lines.values()), ["hospital_code", "setl_sn"])
+            db.upsert_newest(conn, db.hospital_applications, list(applications.values()), ["clr_appy_evt_id"])
+            db.advance_marks(conn, _marks([(m.topic, m.partition, m.offset, m.value["event_time"]) for m in messages]))
+
+    def hospital_month(self, month: str, treatment_pool: str) -> dict[str, Any]:
+        """The treatment bureau's view of its hospitals' month: per hospital, the lines they
+        confirmed (what the bureau pays them from), did not agree or have not confirmed, and their
+        clearing applications."""
+        month_days(month)
+        h, a, ev = db.hospital_month_lines.c, db.hospital_applications.c, db.applied_events.c
+        first, last = month_days(month)
+        with self.engine.connect() as conn:
+            # Every line clearing holds of the month (its settlement events), the hospital's flag beside.
+            sign = sa.case((ev.kind == "REVERSED", -1), else_=1)
+            flag = sa.func.coalesce(h.cnfm_flag, sa.literal_column("''"))
+            rows = conn.execute(
+                sa.select(ev.hospital_code, flag, sa.func.count(),
+                          sa.func.sum(sign * (ev.hifp_pay_fen + ev.hifmi_pay_fen + ev.maf_pay_fen)))
+                .select_from(db.applied_events.outerjoin(db.hospital_month_lines, sa.and_(
+                    h.settlement_id == ev.settlement_id, h.kind == ev.kind)))
+                .where(ev.treatment_pool == treatment_pool, ev.home_pool != ev.treatment_pool,
+                       ev.business_date.between(first, last))
+                .group_by(ev.hospital_code, flag)).all()
+            applied = conn.execute(sa.select(db.hospital_applications).where(
+                a.treatment_pool == treatment_pool, a.month == month).order_by(a.hospital_code, a.clr_type)).all()
+        hospitals: dict[str, dict[str, Any]] = {}
+        for code, flag, count, fund in rows:
+            entry = hospitals.setdefault(code, {"hospital_code": code, "lines": 0, "confirmed_lines": 0, "confirmed_fen": 0,
+                                                "not_agreed_lines": 0, "not_agreed_fen": 0, "unconfirmed_lines": 0,
+                                                "unconfirmed_fen": 0, "applications": []})
+            name = {"1": "confirmed", "0": "not_agreed"}.get(flag, "unconfirmed")
+            entry["lines"] += count
+            entry[f"{name}_lines"] += count
+            entry[f"{name}_fen"] += int(fund or 0)
+        for r in applied:
+            entry = hospitals.setdefault(r.hospital_code, {"hospital_code": r.hospital_code, "lines": 0,
+                                                           "confirmed_lines": 0, "confirmed_fen": 0, "not_agreed_lines": 0,
+                                                           "not_agreed_fen": 0, "unconfirmed_lines": 0,
+                                                           "unconfirmed_fen": 0, "applications": []})
+            entry["applications"].append({"clr_appy_evt_id": r.clr_appy_evt_id, "clr_type": r.clr_type,
+                                          "status": r.status, "psntime": r.psntime,
+                                          "medfee_sumamt_fen": r.medfee_sumamt_fen, "fund_appy_sum_fen": r.fund_appy_sum_fen})
+        return {"month": month, "treatment_pool": treatment_pool,
+                "hospitals": [hospitals[k] for k in sorted(hospitals)]}
 
     @staticmethod
     def _with_insurance_types(conn: sa.Connection, events: list[ClearingEvent]) -> list[ClearingEvent]:

@@ -189,7 +189,15 @@ class MonthlyStatements:
         with self.engine.connect() as conn:
             if self._statement(conn, month, pool) is None:
                 return None
-            return {**self._summary(conn, month, pool), "lines": self._lines(conn, month, pool)}
+            lines = self._lines(conn, month, pool)
+            h = db.hospital_month_lines.c
+            flags = {(r.settlement_id, r.kind): r.cnfm_flag for r in conn.execute(
+                sa.select(h.settlement_id, h.kind, h.cnfm_flag).where(
+                    h.settlement_id.in_({line["settlement_id"] for line in lines}))).all()} if lines else {}
+            # The treating hospital's own confirmation of each line (3261): shown, not part of the signed files.
+            for line in lines:
+                line["hospital_cnfm"] = flags.get((line["settlement_id"], line["kind"]), "")
+            return {**self._summary(conn, month, pool), "lines": lines}
 
     def statement_file(self, month: str, pool: str, suffix: str) -> bytes | None:
         """A closed statement's file: as written, else rendered again (byte-identical)."""

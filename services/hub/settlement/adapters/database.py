@@ -80,6 +80,7 @@ settlements = sa.Table(
     sa.Column("status", sa.Text, nullable=False),  # SETTLED, REVERSED
     sa.Column("reversed_at", sa.DateTime(timezone=True)),
     sa.Column("reversal_msgid", sa.Text),
+    sa.Column("reversal_id", sa.Text),  # the reversal's own setl_id, as 2208/2305 answered it
     sa.CheckConstraint(
         "hifp_pay_fen + hifmi_pay_fen + maf_pay_fen + psn_part_amt_fen = medfee_sumamt_fen",
         name="settlement_balances",
@@ -141,6 +142,37 @@ files = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+# The hospital's month (3260-3262, 3203/3204; service_layer/hospital_month.py): its confirmation of
+# each 清分 line — a settlement (setl_sn = setl_id) or a reversal (setl_sn = reversal_id) whose
+# business date is in the month — and its monthly clearing applications. Every change is also a
+# HospitalMonthChanged event, which clearing shows beside its monthly statement lines.
+month_confirmations = sa.Table(
+    "month_confirmations", metadata,
+    sa.Column("hospital_code", sa.Text, primary_key=True),
+    sa.Column("setl_sn", sa.Text, primary_key=True),
+    sa.Column("month", sa.Text, nullable=False),  # yyyyMM
+    sa.Column("cnfm_flag", sa.Text, nullable=False),  # 1 confirmed, 0 not agreed
+    sa.Column("msgid", sa.Text, nullable=False),  # the 3261 that set it
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+sa.Index("month_confirmations_month", month_confirmations.c.hospital_code, month_confirmations.c.month)
+
+clearing_applications = sa.Table(
+    "clearing_applications", metadata,
+    sa.Column("clr_appy_evt_id", sa.Text, primary_key=True),
+    sa.Column("hospital_code", sa.Text, nullable=False),
+    sa.Column("month", sa.Text, nullable=False),  # setlym, yyyyMM
+    sa.Column("clr_type", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),  # APPLIED, CANCELLED
+    sa.Column("psntime", sa.Integer, nullable=False),
+    sa.Column("medfee_sumamt_fen", sa.BigInteger, nullable=False),
+    sa.Column("fund_appy_sum_fen", sa.BigInteger, nullable=False),
+    sa.Column("msgid", sa.Text, nullable=False),
+    sa.Column("applied_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("cancelled_at", sa.DateTime(timezone=True)),
+)
+sa.Index("clearing_applications_month", clearing_applications.c.hospital_code, clearing_applications.c.month)
+
 outbox = define_outbox(metadata)
 OUTBOX_RELAY_LOCK = 4242002
 
@@ -150,7 +182,7 @@ def create_engine(url: str, pool_size: int = 10) -> sa.Engine:
 
 
 ADDED_COLUMNS = {"accumulators": ("accident_outpatient_fund_paid", "accident_outpatient_deductible_met"),
-                 "visits": ("diagnoses",)}
+                 "visits": ("diagnoses",), "settlements": ("reversal_id",)}
 
 
 def create_schema(engine: sa.Engine) -> None:

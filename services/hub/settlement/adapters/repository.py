@@ -97,6 +97,7 @@ class StoredSettlement:
     status: str = "SETTLED"  # or REVERSED
     reversed_at: datetime | None = None
     reversal_msgid: str | None = None
+    reversal_id: str | None = None  # the reversal's own setl_id (None for one stored before it was kept)
 
 
 @dataclass
@@ -165,6 +166,58 @@ class StandingSettlement:
     clr_optins: str = ""
 
 
+@dataclass(frozen=True)
+class MonthLine:
+    """One line of a hospital's month (清分明细): a settlement whose business date is in the month,
+    or the reversal of one (amounts negated) whose reversal day is."""
+
+    setl_sn: str  # the settlement's setl_id, or the reversal's own id
+    settlement_id: str
+    kind: str  # COMPLETED or REVERSED
+    mdtrt_id: str
+    home_pool: str
+    at: datetime  # settled or reversed at
+    medfee_sumamt_fen: int
+    fund_pay_sumamt_fen: int
+    sealed: str  # the person's sealed details (base64) the settlement's answer carried; "" if none
+    person_id_masked: str
+    insutype: str
+    clr_type: str
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    hospital_code: str
+    setl_sn: str
+    month: str
+    cnfm_flag: str  # 1 confirmed, 0 not agreed
+    msgid: str
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Application:
+    clr_appy_evt_id: str
+    hospital_code: str
+    month: str
+    clr_type: str
+    status: str  # APPLIED, CANCELLED
+    psntime: int
+    medfee_sumamt_fen: int
+    fund_appy_sum_fen: int
+    msgid: str
+    applied_at: datetime
+    cancelled_at: datetime | None = None
+
+
+@dataclass
+class MonthState:
+    """A hospital's month as its transaction holds it (locked): confirmations by setl_sn, applications."""
+
+    confirmations: dict[str, Confirmation] = field(default_factory=dict)
+    applications: dict[str, Application] = field(default_factory=dict)
+
+
 @dataclass
 class Changes:
     """What a group decided, as final states (the order of the requests is already applied)."""
@@ -211,6 +264,17 @@ class Transaction(ABC):
     def update_manual_claim(self, claim: StoredClaim) -> None:
         """Queue the claim's new state (status, result, amounts, decision)."""
 
+    @abstractmethod
+    def month_state(self, hospital_code: str, month: str) -> MonthState:
+        """The hospital's month (confirmations, clearing applications), locked to the end of the
+        transaction: one change of a hospital's month at a time."""
+
+    @abstractmethod
+    def write_month(self, confirmations: Sequence[Confirmation], removed: Sequence[tuple[str, str]],
+                    applications: Sequence[Application]) -> None:
+        """Queue the month's changed confirmations (upserted), rolled-back ones (hospital, setl_sn),
+        and new or changed applications."""
+
 
 class Repository(ABC):
     @abstractmethod
@@ -251,6 +315,19 @@ class Repository(ABC):
         """Manual claims, newest first: of a home pool, or lodged by someone, or both (or the one
         with `claim_no`)."""
 
+    @abstractmethod
+    def month_lines(self, hospital_code: str, first: date, last: date) -> list[MonthLine]:
+        """The hospital's 清分 lines with a business date in [first, last] (Shanghai days), in order
+        of time: its settlements settled then, and the reversals made then."""
+
+    @abstractmethod
+    def month_view(self, hospital_code: str, month: str) -> MonthState:
+        """The hospital's month as committed (nothing locked)."""
+
+    @abstractmethod
+    def application(self, clr_appy_evt_id: str) -> Application | None:
+        """A monthly clearing application by its id, as committed."""
+
 
 # ---------------------------------------------------------------------------- PostgreSQL
 
@@ -259,11 +336,26 @@ _VISIT_COLUMNS = ("mdtrt_id, hospital_code, person_ref, person_id_masked, med_ty
 _SETTLEMENT_COLUMNS = ("setl_id, mdtrt_id, msgid, hospital_code, person_ref, person_id_masked, home_pool,"
                        " treatment_pool, policy_year, business_date, settled_at, medfee_sumamt_fen, hifp_pay_fen,"
                        " hifmi_pay_fen, maf_pay_fen, psn_part_amt_fen, accumulators_delta, output, status,"
-                       " reversed_at, reversal_msgid")
+                       " reversed_at, reversal_msgid, reversal_id")
 _FIELDS = ", ".join(ACCUMULATOR_FIELDS)
 CLAIM_COLUMNS = ("home_pool, claim_no, lodged_by, request_sha256, status, person_ref, person_id_masked, treatment_pool,"
                   " hospital_code, reason, claim, result, policy_year, accumulators_delta, medfee_sumamt_fen,"
                   " hifp_pay_fen, hifmi_pay_fen, maf_pay_fen, psn_part_amt_fen, lodged_at, decided_at, decided_by, note")
+
+
+_APPLICATION_COLUMNS = ("clr_appy_evt_id, hospital_code, month, clr_type, status, psntime, medfee_sumamt_fen,"
+                        " fund_appy_sum_fen, msgid, applied_at, cancelled_at")
+
+
+def _month_state(conn: psycopg.Connection, hospital_code: str, month: str) -> MonthState:
+    state = MonthState()
+    for r in conn.execute("select hospital_code, setl_sn, month, cnfm_flag, msgid, updated_at from month_confirmations"
+                          " where hospital_code = %s and month = %s", (hospital_code, month)).fetchall():
+        state.confirmations[r.setl_sn] = Confirmation(*r)
+    for r in conn.execute(f"select {_APPLICATION_COLUMNS} from clearing_applications where hospital_code = %s"
+                          " and month = %s", (hospital_code, month)).fetchall():
+        state.applications[r.clr_appy_evt_id] = Application(*r)
+    return state
 
 
 def _claim_row(c: StoredClaim) -> tuple:
@@ -393,6 +485,28 @@ class PostgresTransaction(Transaction):
                            claim.psn_part_amt_fen, claim.decided_at, claim.decided_by, claim.note,
                            claim.home_pool, claim.claim_no))
 
+    def month_state(self, hospital_code: str, month: str) -> MonthState:
+        self.conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"month:{hospital_code}:{month}",))
+        return _month_state(self.conn, hospital_code, month)
+
+    def write_month(self, confirmations: Sequence[Confirmation], removed: Sequence[tuple[str, str]],
+                    applications: Sequence[Application]) -> None:
+        for c in confirmations:
+            self.conn.execute("insert into month_confirmations (hospital_code, setl_sn, month, cnfm_flag, msgid, updated_at)"
+                              " values (%s, %s, %s, %s, %s, %s) on conflict (hospital_code, setl_sn) do update set"
+                              " month = excluded.month, cnfm_flag = excluded.cnfm_flag, msgid = excluded.msgid,"
+                              " updated_at = excluded.updated_at",
+                              (c.hospital_code, c.setl_sn, c.month, c.cnfm_flag, c.msgid, c.updated_at))
+        for hospital_code, setl_sn in removed:
+            self.conn.execute("delete from month_confirmations where hospital_code = %s and setl_sn = %s",
+                              (hospital_code, setl_sn))
+        for a in applications:
+            self.conn.execute(f"insert into clearing_applications ({_APPLICATION_COLUMNS}) values"
+                              f" ({', '.join(['%s'] * 11)}) on conflict (clr_appy_evt_id) do update set"
+                              " status = excluded.status, cancelled_at = excluded.cancelled_at",
+                              (a.clr_appy_evt_id, a.hospital_code, a.month, a.clr_type, a.status, a.psntime,
+                               a.medfee_sumamt_fen, a.fund_appy_sum_fen, a.msgid, a.applied_at, a.cancelled_at))
+
     def _write_visits(self, c: Changes) -> None:
         execute = RawCursor(self.conn).execute
         if c.new_visits:
@@ -421,18 +535,19 @@ class PostgresTransaction(Transaction):
     def _write_settlements(self, c: Changes) -> None:
         execute = RawCursor(self.conn).execute
         if c.reversed_settlements:  # before the inserts: a visit reversed and settled anew in one group
-            values, params = _raw_values([(s.setl_id, s.reversed_at, s.reversal_msgid) for s in c.reversed_settlements],
-                                     "%s::text, %s::timestamptz, %s::text")
+            values, params = _raw_values([(s.setl_id, s.reversed_at, s.reversal_msgid, s.reversal_id)
+                                          for s in c.reversed_settlements], "%s::text, %s::timestamptz, %s::text, %s::text")
             execute(f"update settlements s set status = 'REVERSED', reversed_at = d.reversed_at,"
-                    f" reversal_msgid = d.reversal_msgid from (values {values}) as d(setl_id, reversed_at, reversal_msgid)"
-                    " where s.setl_id = d.setl_id", params)
+                    f" reversal_msgid = d.reversal_msgid, reversal_id = d.reversal_id from (values {values})"
+                    " as d(setl_id, reversed_at, reversal_msgid, reversal_id) where s.setl_id = d.setl_id", params)
         if c.new_settlements:
             values, params = _raw_values([(s.setl_id, s.mdtrt_id, s.msgid, s.hospital_code, s.person_ref,
                                        s.person_id_masked, s.home_pool, s.treatment_pool, s.policy_year,
                                        s.business_date, s.settled_at, s.medfee_sumamt_fen, s.hifp_pay_fen,
                                        s.hifmi_pay_fen, s.maf_pay_fen, s.psn_part_amt_fen,
                                        Jsonb(s.accumulators_delta), Jsonb(s.output), s.status, s.reversed_at,
-                                       s.reversal_msgid) for s in c.new_settlements], ", ".join(["%s"] * 21))
+                                       s.reversal_msgid, s.reversal_id) for s in c.new_settlements],
+                                      ", ".join(["%s"] * 22))
             execute(f"insert into settlements ({_SETTLEMENT_COLUMNS}) values {values}", params)
         if c.accumulators:
             values, params = _raw_values([(ref, a.year, *(getattr(a, f) for f in ACCUMULATOR_FIELDS))
@@ -516,6 +631,31 @@ class PostgresRepository(Repository):
                           " where hospital_code = %s and status = 'SETTLED' and business_date between %s and %s",
                           (hospital_code, begin, end))
         return [StandingSettlement(*r) for r in rows]
+
+    def month_lines(self, hospital_code: str, first: date, last: date) -> list[MonthLine]:
+        common = ("mdtrt_id, home_pool, {at} at, {sign}medfee_sumamt_fen medfee,"
+                  " {sign}(hifp_pay_fen + hifmi_pay_fen + maf_pay_fen) fund, coalesce(output->>'_sealed', '') sealed,"
+                  " person_id_masked, coalesce(output->'setlinfo'->>'insutype', '') insutype,"
+                  " coalesce(output->'setlinfo'->>'clr_type', '') clr_type from settlements where hospital_code = %s")
+        rows = self._read(
+            "select setl_id setl_sn, setl_id settlement_id, 'COMPLETED' kind, " + common.format(at="settled_at", sign="")
+            + " and business_date between %s and %s union all"
+            " select coalesce(reversal_id, 'R-' || setl_id), setl_id, 'REVERSED', " + common.format(at="reversed_at", sign="-")
+            + " and status = 'REVERSED' and (reversed_at at time zone 'Asia/Shanghai')::date between %s and %s"
+            " order by 6, 3, 1", (hospital_code, first, last, hospital_code, first, last))
+        return [MonthLine(*r) for r in rows]
+
+    def application(self, clr_appy_evt_id: str) -> Application | None:
+        rows = self._read(f"select {_APPLICATION_COLUMNS} from clearing_applications where clr_appy_evt_id = %s",
+                          (clr_appy_evt_id,))
+        return Application(*rows[0]) if rows else None
+
+    def month_view(self, hospital_code: str, month: str) -> MonthState:
+        try:
+            return _month_state(self._connection(), hospital_code, month)
+        except BaseException:
+            self._drop_connection()
+            raise
 
     def settlement(self, setl_id: str) -> StoredSettlement | None:
         row = self._read(f"select {_SETTLEMENT_COLUMNS} from settlements where setl_id = %s", (setl_id,))

@@ -95,8 +95,9 @@ class Batch:
     def add_settlement(self, settlement: StoredSettlement) -> None:
         self.settlements[settlement.setl_id] = self._new_settlements[settlement.setl_id] = settlement
 
-    def reverse_settlement(self, settlement: StoredSettlement, at, msgid: str) -> None:
+    def reverse_settlement(self, settlement: StoredSettlement, at, msgid: str, reversal_id: str) -> None:
         settlement.status, settlement.reversed_at, settlement.reversal_msgid = "REVERSED", at, msgid
+        settlement.reversal_id = reversal_id
         if settlement.setl_id not in self._new_settlements:
             self._reversed[settlement.setl_id] = settlement
 

@@ -33,10 +33,12 @@ SIGN = frozenset({"9001", "9002"})  # sign in and out: a sign_no for the envelop
 FILES = frozenset({"9101", "9102"})  # upload a file, download one (service_layer/files.py)
 CATALOGUE_FILES = frozenset({"1301", "1302", "1303", "1304", "1305", "1306", "1307"})  # catalogues as files
 QUERY = frozenset({"5203", "5204", "5206"})  # a settlement as stored; its fee lines; a person's accumulators
+MONTH_LINES = frozenset({"3260"})  # the month's 清分 lines (service_layer/hospital_month.py)
+MONTH_CHANGES = frozenset({"3203", "3204", "3261", "3262"})  # clearing application, line confirmations
 MUTATING = (OPEN_VISIT | CANCEL_VISIT | DIAGNOSES | DISCHARGE | CANCEL_DISCHARGE | UPLOAD_FEES | CANCEL_FEES | SETTLE
             | REVERSE | UNDO)
 GROUPED = MUTATING | PRE_SETTLE  # decided in group transactions (`SettlementService.run_group`)
-KNOWN = GROUPED | LOOKUP | RECONCILE | SIGN | QUERY | FILES | CATALOGUE_FILES
+KNOWN = GROUPED | LOOKUP | RECONCILE | SIGN | QUERY | FILES | CATALOGUE_FILES | MONTH_LINES | MONTH_CHANGES
 
 
 class Answer(Exception):

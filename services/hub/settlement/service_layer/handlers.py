@@ -23,11 +23,11 @@ from typing import Any, Callable, Sequence
 from hub.messaging import AvroCodec
 from hub.reference.policy import InsuranceType
 from hub.settlement.adapters.read_model import ReadModel
-from hub.settlement.adapters.repository import NewClaim, Repository, StoredAnswer
+from hub.settlement.adapters.repository import Changes, NewClaim, Repository, StoredAnswer
 from hub.settlement.domain.engine import decide_filing
 from hub.settlement.domain.model import ACCUMULATOR_FIELDS, Claim, FeeLine
 from hub.settlement.domain.money import AmountError, yuan_to_fen
-from hub.settlement.service_layer import convention, files, inputs
+from hub.settlement.service_layer import convention, files, hospital_month, inputs
 from hub.settlement.service_layer.batch import Batch
 from hub.settlement.service_layer.envelope import (
     CATALOGUE_FILES,
@@ -35,6 +35,8 @@ from hub.settlement.service_layer.envelope import (
     GROUPED,
     KNOWN,
     LOOKUP,
+    MONTH_CHANGES,
+    MONTH_LINES,
     MUTATING,
     QUERY,
     SHANGHAI,
@@ -250,6 +252,10 @@ class SettlementService:
                     return done(self._upload(request), request.now)
                 if request.infno in CATALOGUE_FILES:
                     return done(self._catalogue_file(request), request.now)
+                if request.infno in MONTH_LINES:
+                    return done(self._month_lines(request), request.now)
+                if request.infno in MONTH_CHANGES:
+                    return self._month_change(request)
                 return done(self._reconcile(request), request.now)
             except convention.ConventionError as exc:
                 raise Answer(reason_of(exc.code), exc.message) from None
@@ -405,6 +411,46 @@ class SettlementService:
                          "mdtrt_id": visit.mdtrt_id, "setl_id": setl_id or "", "med_type": visit.med_type,
                          "hilist_code": f.med_list_codg if item else "", "hilist_name": item.item_name if item else ""})
         return rows
+
+    # ------------------------------------------------------------------ the hospital's month
+
+    def _month_lines(self, request: Request) -> dict:
+        """3260: a page of the month's 清分 lines, with the hospital's confirmations so far."""
+        month, first, last = hospital_month.month_of(hospital_month.node(request), request)
+        lines = self.repository.month_lines(request.hospital.code, first, last)
+        return hospital_month.lines_page(request, lines, self.repository.month_view(request.hospital.code, month),
+                                         self._open)
+
+    def _month_change(self, request: Request) -> Reply:
+        """3203/3204/3261/3262 in one transaction of their own: the msgid claimed (a repeat answers
+        as before), the hospital's month locked, the change, its HospitalMonthChanged event and the
+        answer written together. A refusal is remembered with its msgid and changes nothing else."""
+        data = hospital_month.node(request)
+        if request.infno == "3204":
+            number = data.get("clr_appy_evt_id")
+            application = self.repository.application(number) if isinstance(number, str) and number else None
+            month, lines = (application.month if application else ""), []
+        else:
+            month, first, last = hospital_month.month_of(data, request)
+            lines = self.repository.month_lines(request.hospital.code, first, last)
+        digest = canonical_sha256(request.infno, request.payload)
+        with self.repository.transaction() as tx:
+            loaded = tx.load([NewClaim(*request.key, request.infno, digest)], [], [])
+            if request.key in loaded.claimed:
+                state = tx.month_state(request.hospital.code, month)
+                try:
+                    if request.infno == "3204":
+                        output, change = hospital_month.cancel(request, state.applications.get(data.get("clr_appy_evt_id")))
+                    else:
+                        output, change = hospital_month.decide(request, lines, state)
+                    reply = done(output, request.now)
+                    tx.write_month(change.confirmations, change.removed, change.applications)
+                    events = [(request.hospital.code, self.codec.encode("HospitalMonthChanged", change.event))]
+                except Answer as exc:
+                    reply, events = refusal(exc, request.now), []
+                tx.write(Changes(outbox=events, answers=[(request.key, reply.body)]))
+                return reply
+        return self._replay(self.repository.answers([request.key]).get(request.key), digest, request)
 
     def _reconcile(self, request: Request) -> dict:
         """3201 totals / 3202 detail: what the hub holds for this hospital, settlements standing

@@ -167,6 +167,14 @@ Signing = _node("Signing", opter_no="text", mac="text", ip="text", sign_no="text
 Upload = _node("Upload", **{"in": "file"}, filename="text", fixmedins_code="code")
 Download = _node("Download", file_qury_no="code", filename="text", fixmedins_code="code")
 CatalogueQuery = _node("CatalogueQuery", ver="code", updt_time="time")
+MONTH = dict(trt_year="code", trt_month="code", startrow="count", totalrow="count", otransid="code")
+Month = _node("Month", **MONTH)
+MonthLineIn = _node("MonthLineIn", certno="code", mdtrt_id="code", mdtrt_setl_time="time", setl_sn="code",
+                    medfee_sumamt="amount", optins_pay_sumamt="amount", cnfm_flag="flag")
+ClearingApplication = _node("ClearingApplication", clr_type="code", clr_way="code", setlym="code", psntime="count",
+                            medfee_sumamt="amount", med_sumfee="amount", fund_appy_sum="amount", cash_payamt="amount",
+                            acct_pay="amount", begndate="time", enddate="time", clr_optins="code",
+                            clr_appy_evt_id="code")
 
 
 def _input(name: str, **nodes: Any) -> type[_Node]:
@@ -183,6 +191,9 @@ _RECONCILE = _input("ReconcileIn", data=create_model("Reconcile", __base__=Total
                                                        details=(_listed(DetailRow, 100_000) | None, None)))
 _SIGN = _input("SignIn", signIn=Signing, signOut=Signing, data=Signing)
 _CATALOGUE = _input("CatalogueIn", data=CatalogueQuery)
+# A month's fields come in `data`, or straight under `input` (hsa-his's 3262).
+_MONTH = create_model("MonthIn", __base__=Month, data=(Month | None, None), detail=(_listed(MonthLineIn, 1_000) | None, None))
+_APPLICATION = _input("ClearingApplicationIn", data=ClearingApplication)
 
 DECLARED: dict[str, type[_Node]] = {
     "1101": _input("LookupIn", data=Lookup),
@@ -197,6 +208,7 @@ DECLARED: dict[str, type[_Node]] = {
     "3201": _RECONCILE, "3202": _RECONCILE,
     "5206": _input("AccumulatedIn", data=Accumulated),
     "9001": _SIGN, "9002": _SIGN,
+    "3260": _MONTH, "3261": _MONTH, "3262": _MONTH, "3203": _APPLICATION, "3204": _APPLICATION,
     "9101": _input("UploadIn", fsUploadIn=Upload),
     "9102": _input("DownloadIn", fsDownloadIn=Download),
     **{infno: _CATALOGUE for infno in ("1301", "1302", "1303", "1304", "1305", "1306", "1307")},

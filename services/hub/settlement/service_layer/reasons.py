@@ -44,6 +44,13 @@ class Why(Reason):
     FILE_NOT_FOUND = ("file_not_found", "No such file of this hospital's")
     TRANSACTION_UNDONE = ("transaction_undone", "The transaction was undone by a 2601 (冲正)")
     NOT_UNDOABLE = ("not_undoable", "2601 undoes a settlement (2207/2304) or the opening of a visit (2201/2401)")
+    # the hospital's month (3260-3262, 3203/3204)
+    MONTH_LINE_NOT_FOUND = ("month_line_not_found", "No such 清分 line of the month (3260 lists them)")
+    MONTH_APPLIED = ("month_applied", "The month has a clearing application: cancel it (3204) before changing confirmations")
+    MONTH_NOT_OVER = ("month_not_over", "The month is not over yet")
+    ALREADY_APPLIED = ("already_applied", "The month's clearing application for this clearing type is filed already")
+    APPLICATION_NOT_FOUND = ("application_not_found", "No such clearing application of this hospital's")
+    APPLICATION_CANCELLED = ("application_cancelled", "The clearing application is cancelled already")
     # the hub itself
     HUB_NOT_READY = ("hub_not_ready", "The hub's reference data is rebuilding; retry shortly")
 

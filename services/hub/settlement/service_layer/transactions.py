@@ -312,10 +312,10 @@ class Transactions:
         key = (row.person_ref, row.policy_year)
         delta = Accumulators(year=row.policy_year, **row.accumulators_delta)
         batch.set_accumulators(key, batch.accumulators(key).plus(delta, sign=-1))
-        batch.reverse_settlement(row, now, request.msgid)
+        reversal_id = f"R{hospital.code}{uuid.uuid4().hex[:16].upper()}"
+        batch.reverse_settlement(row, now, request.msgid, reversal_id)
         # The visit is open again: the hospital may correct the fee details and settle anew.
         batch.set_visit_status(batch.visits[row.mdtrt_id], "OPEN")
-        reversal_id = f"R{hospital.code}{uuid.uuid4().hex[:16].upper()}"
         event = settlement_reversed_event(row, reversal_id, request.msgid, hospital,
                                           now.astimezone(SHANGHAI).date(), now)
         batch.emit(row.home_pool, self.codec.encode("SettlementReversed", event))
