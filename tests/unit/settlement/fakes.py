@@ -183,6 +183,14 @@ class FakeRepository(Repository):
     def application(self, clr_appy_evt_id: str) -> Application | None:
         return self.tables.applications.get(clr_appy_evt_id)
 
+    def open_stays(self, hospital_code: str, person_ref: str) -> list[Visit]:
+        found = [v for v in self.tables.visits.values() if v.hospital_code == hospital_code and v.person_ref == person_ref
+                 and v.status == "OPEN" and v.med_type in ("21", "22", "24")]
+        stays = [copy.deepcopy(v) for v in sorted(found, key=lambda v: (v.begntime, v.mdtrt_id))]
+        for stay in stays:
+            stay.fees = {}
+        return stays
+
     def visit(self, mdtrt_id: str) -> Visit | None:
         return copy.deepcopy(self.tables.visits.get(mdtrt_id))
 

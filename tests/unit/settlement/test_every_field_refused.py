@@ -19,7 +19,7 @@ from hub.settlement.domain.model import Accumulators
 from hub.settlement.service_layer.envelope import KNOWN
 from hub.settlement.service_layer.reasons import Why
 
-from .test_handlers import CERTNO, IDENTIFIED, PSN, Hub
+from .test_handlers import CERTNO, FILED_TO_GZ, IDENTIFIED, KEY, PSN, Hub
 
 DEEP: dict = {}
 _node = DEEP
@@ -37,6 +37,15 @@ BEGIN = "2026-03-10 08:00:00"
 def _settled(hub: Hub) -> dict:
     mdtrt_id = hub.bill(("A", "1", "500.00"))
     return {"mdtrt_id": mdtrt_id, **hub.settle(mdtrt_id)}
+
+
+def _guanxian_visit(hub: Hub) -> str:
+    """An outpatient visit with its fee line, of a 冠县 resident (九江 covers no outpatient care off-site)."""
+    hub.read_model.enrol(KEY, "371525199001011234", "371525", filings=FILED_TO_GZ)
+    mdtrt_id = hub.ok("2201", {"mdtrtinfo": {"psn_no": "371525199001011234", "med_type": "11",
+                                             "begntime": BEGIN}})["data"]["mdtrt_id"]
+    hub.upload(mdtrt_id, ("A", "1", "80.00"))
+    return mdtrt_id
 
 
 def _open_outpatient(hub: Hub) -> str:
@@ -123,6 +132,19 @@ SETUPS: dict[str, tuple[Callable[[Hub], dict], Callable[[dict], dict]]] = {
                                                               "filename": "a.txt"}})["file_qury_no"]},
              lambda s: {"fsDownloadIn": {"file_qury_no": s["number"], "filename": "a.txt",
                                          "fixmedins_code": "H44010000001"}}),
+    "2001": (lambda h: {}, lambda s: {"data": {"psn_no": PSN, "begntime": BEGIN, "insutype": "390", "med_type": "21",
+                                               "fixmedins_code": "H44010000001", "endtime": "", "dise_codg": ""}}),
+    "2403": (lambda h: {"mdtrt_id": h.open()},
+             lambda s: {"adminfo": {"mdtrt_id": s["mdtrt_id"], "psn_no": PSN, "med_type": "24", "begntime": BEGIN,
+                                    "adm_diag_dscr": "肺炎", "dise_codg": "J18.900", "adm_bed": "12"},
+                        "diseinfo": [{"diag_code": "J18.900", "diag_name": "肺炎", "diag_type": "1"}]}),
+    "5301": (lambda h: {}, lambda s: {"psn_no": PSN}),
+    "5302": (lambda h: {}, lambda s: {"psn_no": PSN, "biz_appy_type": "03"}),
+    "5303": (lambda h: {"mdtrt_id": h.open()}, lambda s: {"data": {"psn_no": PSN, "begntime": BEGIN, "endtime": ""}}),
+    "5304": (lambda h: {}, lambda s: {"data": {"psn_no": PSN, "begntime": BEGIN}}),
+    "5269": (lambda h: {"setl_id": h.ok("2207", {"data": {"mdtrt_id": _guanxian_visit(h)}})["setlinfo"]["setl_id"]},
+             lambda s: {"data": {"mdtrtRegno": s["setl_id"], "mdtrtId": "", "medinsNo": "H44010000001"}}),
+    "5270": (_settled, lambda s: {"data": {"setl_id": s["setl_id"], "mdtrt_id": s["mdtrt_id"], "psn_no": PSN}}),
     "3260": (_settled, lambda s: {"data": {"trt_year": "2026", "trt_month": "03", "startrow": 1}}),
     "3261": (_settled, lambda s: {"data": {"trt_year": "2026", "trt_month": "03", "totalrow": 1},
                                   "detail": [{"certno": "", "mdtrt_id": s["mdtrt_id"], "setl_sn": s["setl_id"],

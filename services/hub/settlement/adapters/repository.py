@@ -328,6 +328,10 @@ class Repository(ABC):
     def application(self, clr_appy_evt_id: str) -> Application | None:
         """A monthly clearing application by its id, as committed."""
 
+    @abstractmethod
+    def open_stays(self, hospital_code: str, person_ref: str) -> list[Visit]:
+        """The person's stays open at the hospital (no fee lines), oldest first."""
+
 
 # ---------------------------------------------------------------------------- PostgreSQL
 
@@ -644,6 +648,12 @@ class PostgresRepository(Repository):
             + " and status = 'REVERSED' and (reversed_at at time zone 'Asia/Shanghai')::date between %s and %s"
             " order by 6, 3, 1", (hospital_code, first, last, hospital_code, first, last))
         return [MonthLine(*r) for r in rows]
+
+    def open_stays(self, hospital_code: str, person_ref: str) -> list[Visit]:
+        rows = self._read(f"select {_VISIT_COLUMNS} from visits where hospital_code = %s and person_ref = %s"
+                          " and status = 'OPEN' and med_type in ('21', '22', '24') order by begntime, mdtrt_id",
+                          (hospital_code, person_ref))
+        return [Visit(*r) for r in rows]
 
     def application(self, clr_appy_evt_id: str) -> Application | None:
         rows = self._read(f"select {_APPLICATION_COLUMNS} from clearing_applications where clr_appy_evt_id = %s",

@@ -24,6 +24,7 @@ SETTLE = frozenset({"2207", "2304"})
 REVERSE = frozenset({"2208", "2305"})
 DIAGNOSES = frozenset({"2203"})  # outpatient diagnoses (and medical type): kept with the visit
 DISCHARGE = frozenset({"2402"})
+ADMISSION_CHANGE = frozenset({"2403"})  # 入院信息变更: an open stay's medical type and diagnoses
 CANCEL_DISCHARGE = frozenset({"2405"})
 UNDO = frozenset({"2601"})  # 冲正: undo a transaction whose answer the hospital never received
 UNDOABLE = SETTLE | OPEN_VISIT
@@ -36,9 +37,11 @@ QUERY = frozenset({"5203", "5204", "5206"})  # a settlement as stored; its fee l
 MONTH_LINES = frozenset({"3260"})  # the month's 清分 lines (service_layer/hospital_month.py)
 MONTH_CHANGES = frozenset({"3203", "3204", "3261", "3262"})  # clearing application, line confirmations
 MUTATING = (OPEN_VISIT | CANCEL_VISIT | DIAGNOSES | DISCHARGE | CANCEL_DISCHARGE | UPLOAD_FEES | CANCEL_FEES | SETTLE
-            | REVERSE | UNDO)
+            | REVERSE | UNDO | ADMISSION_CHANGE)
 GROUPED = MUTATING | PRE_SETTLE  # decided in group transactions (`SettlementService.run_group`)
-KNOWN = GROUPED | LOOKUP | RECONCILE | SIGN | QUERY | FILES | CATALOGUE_FILES | MONTH_LINES | MONTH_CHANGES
+OFF_SITE_QUERIES = frozenset({"2001", "5301", "5302", "5303", "5304", "5269", "5270"})  # service_layer/off_site.py
+KNOWN = (GROUPED | LOOKUP | RECONCILE | SIGN | QUERY | FILES | CATALOGUE_FILES | MONTH_LINES | MONTH_CHANGES
+         | OFF_SITE_QUERIES)
 
 
 class Answer(Exception):

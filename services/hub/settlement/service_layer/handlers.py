@@ -27,7 +27,7 @@ from hub.settlement.adapters.repository import Changes, NewClaim, Repository, St
 from hub.settlement.domain.engine import decide_filing
 from hub.settlement.domain.model import ACCUMULATOR_FIELDS, Claim, FeeLine
 from hub.settlement.domain.money import AmountError, yuan_to_fen
-from hub.settlement.service_layer import convention, files, hospital_month, inputs
+from hub.settlement.service_layer import convention, files, hospital_month, inputs, off_site
 from hub.settlement.service_layer.batch import Batch
 from hub.settlement.service_layer.envelope import (
     CATALOGUE_FILES,
@@ -38,6 +38,7 @@ from hub.settlement.service_layer.envelope import (
     MONTH_CHANGES,
     MONTH_LINES,
     MUTATING,
+    OFF_SITE_QUERIES,
     QUERY,
     SHANGHAI,
     SIGN,
@@ -252,6 +253,8 @@ class SettlementService:
                     return done(self._upload(request), request.now)
                 if request.infno in CATALOGUE_FILES:
                     return done(self._catalogue_file(request), request.now)
+                if request.infno in OFF_SITE_QUERIES:
+                    return reveal(done(self._off_site(request), request.now), request.payload, self._open)
                 if request.infno in MONTH_LINES:
                     return done(self._month_lines(request), request.now)
                 if request.infno in MONTH_CHANGES:
@@ -411,6 +414,42 @@ class SettlementService:
                          "mdtrt_id": visit.mdtrt_id, "setl_id": setl_id or "", "med_type": visit.med_type,
                          "hilist_code": f.med_list_codg if item else "", "hilist_name": item.item_name if item else ""})
         return rows
+
+    # ------------------------------------------------------------------ around an off-site patient
+
+    def _off_site(self, request: Request) -> dict:
+        """2001, 5301-5304, 5269/5270 (service_layer/off_site.py)."""
+        data = hospital_month.node(request)
+        if request.infno in off_site.SLIPS:
+            field = "mdtrtRegno" if data.get("setl_id") in (None, "") and "mdtrtRegno" in data else "setl_id"  # hsa-his's name
+            setl_id = data.get(field)
+            stored = self.repository.settlement(setl_id) if isinstance(setl_id, str) and setl_id else None
+            if stored is None:
+                raise Answer(Why.SETTLEMENT_NOT_FOUND, f"{field}: no settlement {setl_id!r}")
+            return off_site.slip(request.infno, stored, request.hospital.code)
+        psn_no = self.transactions.person_number(data.get("psn_no"))
+        ref = person_ref(self.person_key, psn_no)
+        if request.infno == "5301":
+            return {"feedetail": []}  # the hub keeps no chronic-disease filings
+        if request.infno == "5303":
+            return {"data": [dict(row, psn_no=psn_no) for row in off_site.stays(self.repository.open_stays(request.hospital.code, ref))]}
+        raw = self.read_model.registration_bytes(ref)
+        value = self.transactions.registration({ref: raw} if raw else {}, ref)
+        if request.infno in ("5302", "5304"):
+            rows = [dict(row, psn_no=psn_no) for row in off_site.filings(value or {}, request.infno == "5304")]
+            return {"psnfixmedin" if request.infno == "5302" else "refmedin": rows}
+        begn = convention.parse_day(data.get("begntime")) or request.now.astimezone(SHANGHAI).date()
+        end = convention.parse_day(data.get("endtime")) or begn
+        med_type = str(data.get("med_type") or "21")
+        if med_type not in convention.MED_TYPES or end < begn:
+            raise Answer(Why.INVALID_FIELD, f"med_type {med_type!r}, begntime, endtime: a medical type "
+                                            f"({', '.join(sorted(convention.MED_TYPES))}) and a period")
+        person = self.transactions.person({ref: raw} if raw else {}, ref, end)
+        claim = Claim(convention.MED_TYPES[med_type], request.hospital.level, request.hospital.pool, begn, end, (),
+                      emergency_admission=med_type in convention.EMERGENCY_ADMISSION_MED_TYPES)
+        policies, catalogues = self.reference.current()
+        return {"trtinfo": [dict(row, psn_no=psn_no) for row in
+                            off_site.benefits(person, policies, catalogues.get(request.hospital.pool), claim)]}
 
     # ------------------------------------------------------------------ the hospital's month
 

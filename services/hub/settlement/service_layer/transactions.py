@@ -26,6 +26,7 @@ from hub.settlement.domain.refusals import Refusal, RefusalCode
 from hub.settlement.service_layer import convention
 from hub.settlement.service_layer.batch import Batch
 from hub.settlement.service_layer.envelope import (
+    ADMISSION_CHANGE,
     CANCEL_DISCHARGE,
     CANCEL_FEES,
     CANCEL_VISIT,
@@ -58,7 +59,8 @@ INPATIENT_MED_TYPES = frozenset({"21", "22", "24"})  # 2401 admits: a stay, an i
 OUTPATIENT_MED_TYPES = frozenset({"11", "13", "14", "41"})  # 2201: outpatient, emergency, chronic, pharmacy
 MAX_FEE_LINES_PER_UPLOAD = 2_000
 EMPTY_CATALOGUE = Catalogue("", "", {})  # a pool without a catalogue: every line self-paid
-DATA_NODE = {**dict.fromkeys(DISCHARGE, "dscginfo"), **dict.fromkeys(DIAGNOSES, "mdtrtinfo")}  # else `data`
+DATA_NODE = {**dict.fromkeys(DISCHARGE, "dscginfo"), **dict.fromkeys(DIAGNOSES, "mdtrtinfo"),
+             **dict.fromkeys(ADMISSION_CHANGE, "adminfo")}  # else `data`
 
 
 @dataclass
@@ -84,7 +86,8 @@ class Transactions:
         by_kind = ((SETTLE, self.settle), (PRE_SETTLE, self.preview), (UPLOAD_FEES, self.upload_fees),
                    (OPEN_VISIT, self.open_visit), (CANCEL_FEES, self.cancel_fees), (CANCEL_VISIT, self.cancel_visit),
                    (REVERSE, self.reverse), (UNDO, self.undo), (DIAGNOSES, self.diagnoses),
-                   (DISCHARGE, self.discharge), (CANCEL_DISCHARGE, self.cancel_discharge))
+                   (DISCHARGE, self.discharge), (CANCEL_DISCHARGE, self.cancel_discharge),
+                   (ADMISSION_CHANGE, self.change_admission))
         self._by_infno: dict[str, Callable[[Batch, Request], dict]] = {
             infno: decide for kind, decide in by_kind for infno in kind}
 
@@ -223,6 +226,26 @@ class Transactions:
         codes = _diagnosis_codes(data, request.payload)
         if codes:
             batch.set_visit_diagnoses(visit, " ".join(dict.fromkeys([*visit.diagnoses.split(), *codes.split()])))
+        return {}
+
+    def change_admission(self, batch: Batch, request: Request) -> dict:
+        """2403 入院信息变更: an open stay's medical type (21, 22, 24) and diagnoses, as the HIS
+        corrects them before settling. Its admission day stays (cancel with 2404 and admit anew)."""
+        data = data_of(request.payload, "adminfo")
+        visit = self.open_visit_of(batch, request.hospital, data.get("mdtrt_id"), settled=Why.VISIT_ALREADY_SETTLED)
+        if visit.med_type not in INPATIENT_MED_TYPES:
+            raise Answer(Why.INVALID_FIELD, "mdtrt_id: 2403 changes a stay (2401); an outpatient visit's is 2203")
+        med_type = data.get("med_type")
+        if med_type not in (None, "") and str(med_type) not in INPATIENT_MED_TYPES:
+            raise Answer(Why.INVALID_FIELD, f"med_type {med_type!r}: a stay is one of {', '.join(sorted(INPATIENT_MED_TYPES))}")
+        if med_type not in (None, "") and "22" in {str(med_type), visit.med_type} and str(med_type) != visit.med_type:
+            raise Answer(Why.INVALID_FIELD, "med_type: an injury's stay (22) is admitted as one (cancel with 2404, admit anew)")
+        begn = convention.parse_day(data.get("begntime")) if data.get("begntime") else None
+        if begn is not None and begn != visit.begntime:
+            raise Answer(Why.INVALID_FIELD, "begntime: the admission day does not change (cancel with 2404 and admit anew)")
+        _diagnoses(request.payload)
+        codes = _diagnosis_codes(data, request.payload)
+        batch.set_visit_diagnoses(visit, codes or visit.diagnoses, str(med_type) if med_type not in (None, "") else None)
         return {}
 
     def cancel_discharge(self, batch: Batch, request: Request) -> dict:
