@@ -850,6 +850,61 @@ def lag(
     raise typer.Exit(0 if all(r.state is LagState.OK for r in rows) else 1)
 
 
+@app.command("his-check")
+def his_check(
+    url: str = typer.Option(..., help="The hub's hospital interface, e.g. http://127.0.0.1:8520 (the path is added)."),
+    hospital: str = typer.Option(..., help="The hospital's code (fixmedins_code)."),
+    pool: str = typer.Option(..., help="The hospital's region (mdtrtarea_admvs), 6 digits."),
+    psn_no: str = typer.Option(..., help="An enrolled test person's insurance number (filed to the hospital's region)."),
+    paas_token: str = typer.Option(..., envvar="HUB_HIS_CHECK_PAAS_TOKEN", help="The hospital's paas token "
+                                   "(better from the environment than the command line)."),
+    paasid: str = typer.Option("", help="x-tif-paasid; the hospital code when empty."),
+    certno: str = typer.Option("", help="The person's resident id number: 1101 then looks them up by it."),
+    insutype: str = typer.Option("390", help="390 residents, 310 employees."),
+    home_pool: str = typer.Option("", help="insuplc_admdvs: the person's home region."),
+    item: str = typer.Option("110001000020000", help="A code of the treatment pool's catalogue for the fee lines."),
+    json_out: Path = typer.Option(None, "--json", help="Also write the report as JSON here."),
+) -> None:
+    """Run a HIS's day and month against any hub deployment, as a vendor would before switching a
+    real HIS to it, and print a report per transaction (exit 1 when any check failed).
+
+    Every answer is read as public HIS code reads it (hsa-his, openhis, nhis-web): the envelope
+    (infcode the string "0" or "-1", inf_refmsgid, timestamps), each node's fields and formats, and
+    that the figures add up. A refusal whose envelope is right is reported, not failed."""
+    import json
+    from decimal import Decimal
+
+    import httpx
+
+    from hub.his_check.client import PATH, HisClient
+    from hub.his_check.scenario import Patient, Scenario
+
+    http = httpx.Client(base_url=url.rstrip("/"), timeout=30)
+
+    def post(path: str, body: bytes, headers: dict) -> tuple[int, dict | bytes]:
+        r = http.post(path, content=body, headers=headers)
+        if not r.headers.get("content-type", "").startswith("application/json"):
+            return r.status_code, r.content
+        try:
+            return r.status_code, r.json()
+        except ValueError:
+            return r.status_code, {"infcode": None, "err_msg": f"not JSON: {r.text[:200]!r}"}
+
+    client = HisClient(post, hospital, "", pool, paasid=paasid or hospital, paas_token=paas_token,
+                       insuplc_admdvs=home_pool)
+    try:
+        report = Scenario(client, Patient(psn_no, insutype, certno, item, Decimal("120.00"))).run()
+    except httpx.HTTPError as exc:
+        typer.secho(f"error: {url}{PATH} did not answer: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
+    for line in report.lines():
+        typer.echo(line)
+    if json_out:
+        json_out.write_text(json.dumps([s.__dict__ | {"status": s.status} for s in report.steps], ensure_ascii=False,
+                                       indent=2), encoding="utf-8")
+    raise typer.Exit(1 if report.failed else 0)
+
+
 @app.command("day")
 def day(
     settlements: int = typer.Option(2000, min=1, max=1_000_000, help="Bills to settle."),
@@ -860,6 +915,9 @@ def day(
                                                        "instead of starting local servers."),
     out: Path = typer.Option(local_services.REPO_ROOT / "out", help="Where runs write their files."),
     seed: int = typer.Option(20261124, help="Seed of the simulation's random choices."),
+    keep: bool = typer.Option(False, "--keep", help="A sandbox for HIS vendors: after the day, leave the services "
+                                                    "running and print their addresses, the hospitals' credentials "
+                                                    "and test persons (on the terminal only); Ctrl-C stops them."),
 ) -> None:
     """Play a simulated day of out-of-region settlements, then clear it and write every bureau's files.
 
@@ -868,12 +926,50 @@ def day(
     Ends with a summary: settlements, latency, money moved gross vs net, where the files are."""
     from tqdm import tqdm
 
-    from hub.simulation.day import DayOptions, fen_to_yuan, run_day
+    from hub.simulation.day import DayOptions, run_day
 
     options = DayOptions(settlements=settlements, pools=pools, hospitals_per_pool=hospitals, concurrency=concurrency,
                          existing_servers=existing_servers, out_dir=out, seed=seed)
-    summary = run_day(options, echo=typer.echo,
+    summary = run_day(options, echo=typer.echo, hold=_hold_sandbox if keep else None,
                       progress=lambda it, total: tqdm(it, total=total, unit=" bills", desc="settling"))
+    if not keep:
+        _print_day(summary)
+
+
+def _hold_sandbox(summary: dict, box: dict) -> None:
+    """`hub day --keep`: the summary, then what a vendor needs, then wait for Ctrl-C (or SIGTERM)."""
+    import signal
+    import threading
+
+    _print_day(summary)
+    typer.echo("")
+    typer.secho("Sandbox: the services keep running until Ctrl-C", bold=True)
+    typer.echo(f"  hospital interface  POST {box['settlement_url']}{box['convention_path']}  (x-tif-* headers, "
+               "paasid = the hospital code)")
+    typer.echo(f"  bureaus' API        {box['registration_url']} (registration), {box['clearing_url']} (clearing)")
+    typer.echo("  hospitals           code, region, level, paas token")
+    for h in box["hospitals"]:
+        typer.echo(f"    {h['code']}  {h['pool']}  {h['level']:<2}  {h['token']}")
+    typer.echo("  test persons        psn_no, resident id, insured in, filed as, to")
+    for p in box["persons"]:
+        typer.echo(f"    {p['psn_no']}  {p['certno']}  {p['pool']}  {p['filing']:<18} {p['target']}")
+    first = box["hospitals"][0]
+    person = next((p for p in box["persons"] if p["target"] == first["pool"]), None)
+    if person:
+        typer.echo(f"  try                 hub his-check --url {box['settlement_url']} --hospital {first['code']} "
+                   f"--pool {first['pool']} --psn-no {person['psn_no']}  (HUB_HIS_CHECK_PAAS_TOKEN={first['token']})")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    typer.echo("stopping the sandbox's services")
+
+
+def _print_day(summary: dict) -> None:
+    from hub.simulation.day import fen_to_yuan
+
     lat = summary["settle_latency_ms"]
     typer.echo("")
     typer.secho(f"Clearing day {summary['clearing_date']}", bold=True)

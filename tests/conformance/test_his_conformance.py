@@ -1,7 +1,7 @@
 """A HIS written from the public convention switches to the hub by changing an address and its
 gateway credentials: it drives an out-of-region outpatient bill and a stay through every
 transaction it uses, signed with the gateway headers, and reads every answer by the convention's
-names (tests/conformance/his_client.py). Real Kafka, Redis and PostgreSQL (the integration stack)."""
+names (hub/his_check/client.py, which `hub his-check` also runs). Real Kafka, Redis and PostgreSQL (the integration stack)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ from tests.integration.test_settlement_service import (  # noqa: F401  (fixtures
 from tests.fixtures.people import new_certno
 from tests.integration.settlement_helpers import PERSON_KEY
 
-from .his_client import DATETIME, HisClient, fen
+from hub.his_check.client import DATETIME, HisClient, fen
 
 
 def _zip(name: str, text: str) -> bytes:

@@ -221,7 +221,26 @@ def _weighted(rnd: random.Random, mix):
     return mix[-1][0]
 
 
-def run_day(opts: DayOptions, echo: Callable[[str], None] = print, progress=None) -> dict:
+def sandbox(urls: dict[str, str], hospitals: list[dict], bureaus: list[dict], persons: list[dict],
+            per_pool: int = 2) -> dict:
+    """What a HIS vendor needs to point a real HIS at the day's hub (`hub day --keep`): the
+    addresses, each hospital's code, region, level and paas token, and a few enrolled persons
+    per region filed to another region (psn_no, resident id, where they are filed). Shown on the
+    terminal only: none of it is written to a file or a log."""
+    chosen: dict[str, list[dict]] = {}
+    for p in persons:
+        if p.get("target") and len(chosen.setdefault(p["pool"], [])) < per_pool:
+            chosen[p["pool"]].append({k: p[k] for k in ("psn_no", "certno", "pool", "filing", "target")})
+    return {**urls, "convention_path": CONVENTION_PATH,
+            "hospitals": [{k: h[k] for k in ("code", "pool", "level", "token")} for h in hospitals],
+            "bureaus": [{k: b[k] for k in ("pool", "token")} for b in bureaus],
+            "persons": [p for rows in chosen.values() for p in rows]}
+
+
+def run_day(opts: DayOptions, echo: Callable[[str], None] = print, progress=None,
+            hold: Callable[[dict, dict], None] | None = None) -> dict:
+    """The day; `hold`, when given, is called with the summary and the sandbox (see `sandbox`)
+    before the services stop, and they stop when it returns (`hub day --keep`)."""
     from hub import local_services
     from hub.messaging import ensure_topics
 
@@ -326,6 +345,10 @@ def run_day(opts: DayOptions, echo: Callable[[str], None] = print, progress=None
         summary["fund_risk"] = _fund_risk(clear_url, pool_codes)
         summary["manual_claims"] = claims
         summary["settled_yesterday"] = len(history.settled)
+        if hold is not None:
+            (run_dir / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")
+            hold(summary, sandbox({"settlement_url": settle_url, "registration_url": reg_url, "clearing_url": clear_url},
+                                  hospitals, bureaus, persons))
     finally:
         services.stop()
         _delete_group(kafka, group)  # the run's consumer group would otherwise show as STOPPED forever
