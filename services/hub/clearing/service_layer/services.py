@@ -391,20 +391,17 @@ class ClearingService:
             applied = conn.execute(sa.select(db.hospital_applications).where(
                 a.treatment_pool == treatment_pool, a.month == month).order_by(a.hospital_code, a.clr_type)).all()
         hospitals: dict[str, dict[str, Any]] = {}
+
+        def of(code: str) -> dict[str, Any]:
+            return hospitals.setdefault(code, {"hospital_code": code, "lines": 0, "applications": [], **{
+                f"{name}_{unit}": 0 for name in ("confirmed", "not_agreed", "unconfirmed") for unit in ("lines", "fen")}})
         for code, flag, count, fund in rows:
-            entry = hospitals.setdefault(code, {"hospital_code": code, "lines": 0, "confirmed_lines": 0, "confirmed_fen": 0,
-                                                "not_agreed_lines": 0, "not_agreed_fen": 0, "unconfirmed_lines": 0,
-                                                "unconfirmed_fen": 0, "applications": []})
-            name = {"1": "confirmed", "0": "not_agreed"}.get(flag, "unconfirmed")
+            entry, name = of(code), {"1": "confirmed", "0": "not_agreed"}.get(flag, "unconfirmed")
             entry["lines"] += count
             entry[f"{name}_lines"] += count
             entry[f"{name}_fen"] += int(fund or 0)
         for r in applied:
-            entry = hospitals.setdefault(r.hospital_code, {"hospital_code": r.hospital_code, "lines": 0,
-                                                           "confirmed_lines": 0, "confirmed_fen": 0, "not_agreed_lines": 0,
-                                                           "not_agreed_fen": 0, "unconfirmed_lines": 0,
-                                                           "unconfirmed_fen": 0, "applications": []})
-            entry["applications"].append({"clr_appy_evt_id": r.clr_appy_evt_id, "clr_type": r.clr_type,
+            of(r.hospital_code)["applications"].append({"clr_appy_evt_id": r.clr_appy_evt_id, "clr_type": r.clr_type,
                                           "status": r.status, "psntime": r.psntime,
                                           "medfee_sumamt_fen": r.medfee_sumamt_fen, "fund_appy_sum_fen": r.fund_appy_sum_fen})
         return {"month": month, "treatment_pool": treatment_pool,
