@@ -65,6 +65,7 @@ CHRONIC_MEAN_YUAN = 3152.17
 GENERAL_MEAN_YUAN = 180.0  # not in DESIGN.md: an assumption of the simulation
 # Visit mix: 2023 national figures, 118 M outpatient vs 11.25 M inpatient direct settlements.
 VISIT_MIX = (("21", 0.087), ("11", 0.55), ("14", 0.35), ("13", 0.013))
+LONG_TERM = frozenset({"LONG_TERM_RESIDENT", "RETIREE_RESETTLED", "POSTED_WORKER"})
 FILING_MIX = (("LONG_TERM_RESIDENT", 0.25), ("RETIREE_RESETTLED", 0.1), ("POSTED_WORKER", 0.1),
               ("REFERRAL", 0.2), ("TEMPORARY_TRIP", 0.1), (None, 0.25))
 
@@ -410,6 +411,7 @@ def _enrol(opts, rnd, run_id, pools, bureaus, reg_url, echo) -> list[dict]:
         echo(f"  {code}: {report['rows_changed']} enrolled, {report['rows_bad']} rows refused "
              f"({', '.join(sorted({b['code'] for b in report['bad_rows']}))})")
     filed = 0
+    today = datetime.now(SHANGHAI).date()
     with httpx.Client(timeout=60) as http:
         for p in persons:
             if p["filing"] is None:
@@ -417,9 +419,14 @@ def _enrol(opts, rnd, run_id, pools, bureaus, reg_url, echo) -> list[dict]:
             target = rnd.choice([c for c, _ in pools if c != p["pool"]])
             p["target"] = target
             token = next(b["token"] for b in bureaus if b["pool"] == p["pool"])
+            # Long-term filings stand from the year's start; a temporary one (referral, trip,
+            # emergency: 183 days unless the bureau says) was made for this trip — or, for a third of
+            # them, in January, and has run out (filing_expired where the home pool requires one).
+            start = date(2026, 1, 1) if p["filing"] in LONG_TERM or rnd.random() < 1 / 3 else \
+                today - timedelta(days=rnd.randint(0, 120))
             r = http.post(f"{reg_url}/v1/filings", headers={"Authorization": f"Bearer {token}"},
                           json={"psn_no": p["psn_no"], "filing_type": p["filing"], "target_pool": target,
-                                "valid_from": "2026-01-01"})
+                                "valid_from": start.isoformat()})
             filed += r.status_code == 201
     echo(f"  {filed} off-site filings recorded")
     return persons
