@@ -477,11 +477,11 @@ def _registration_call(work) -> None:
     import json
 
     from hub.registration.bootstrap import bootstrap
-    from hub.registration.service_layer.services import RegistrationError
+    from hub.registration.service_layer.refusals import RegistrationRefused
 
     try:
         result = work(bootstrap().service)
-    except RegistrationError as exc:
+    except RegistrationRefused as exc:
         typer.echo(json.dumps({"error": {"code": exc.code, "message": exc.message}}, ensure_ascii=False))
         raise typer.Exit(1) from None
     if hasattr(result, "filing_id"):

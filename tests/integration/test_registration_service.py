@@ -21,7 +21,7 @@ from hub.privacy import person_ref
 from hub.registration.adapters import database as db
 from hub.registration.bootstrap import Settings, bootstrap
 from hub.registration.entrypoints.http import create_app
-from hub.registration.service_layer.services import bulk_rows
+from hub.registration.service_layer.enrolments import bulk_rows
 
 from .settlement_helpers import PERSON_KEY, REPO, http_ready, new_psn_no, setup_topics, wait_for
 

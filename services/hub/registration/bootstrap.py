@@ -11,6 +11,7 @@ from hub import settings as shared_settings
 
 from hub.messaging import AvroCodec, EventProducer, SchemaRegistry
 from hub.registration.adapters import database as db
+from hub.registration.adapters.repository import PostgresRegistrationRepository
 from hub.registration.service_layer.services import RegistrationService
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -66,7 +67,7 @@ def bootstrap(settings: Settings | None = None) -> Registration:
     engine = sa.create_engine(settings.database_url, pool_size=8, max_overflow=8, pool_pre_ping=True)
     db.create_schema(engine)
     codec = AvroCodec(SchemaRegistry())
-    return Registration(settings, engine, codec, RegistrationService(engine, codec, settings.person_key, settings.voucher_key),
+    return Registration(settings, engine, codec, RegistrationService(PostgresRegistrationRepository(engine), codec, settings.person_key, settings.voucher_key),
                         load_bureaus(settings.bureaus_file))
 
 

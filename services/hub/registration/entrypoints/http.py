@@ -26,7 +26,8 @@ from hub.operations.health import add_health_routes, database_ready
 from hub.operations.metrics import add_metrics_route
 
 from hub.registration.bootstrap import Bureau, Registration
-from hub.registration.service_layer.services import RegistrationError
+from hub.registration.domain.model import Rejection
+from hub.registration.service_layer.refusals import RegistrationRefused
 
 MAX_IMPORT_BYTES = 200 * 1024 * 1024
 
@@ -69,6 +70,13 @@ def _json_body(model: type[BaseModel]) -> dict:
 CSV_BODY = {"requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}}
 
 
+# How each refusal is answered: the one place registration chooses HTTP statuses.
+STATUS: dict[Rejection, int] = {Rejection.PERSON_NOT_ENROLLED: 404, Rejection.FILING_NOT_FOUND: 404,
+                                Rejection.PERSON_OF_ANOTHER_POOL: 403, Rejection.FILING_REVOKED: 409,
+                                Rejection.ENROLMENT_ENDED: 409, Rejection.INVALID_CSV: 400, Rejection.TOO_MANY_ROWS: 413}
+DEFAULT_STATUS = 422  # the request is well-formed but its content is refused (a filing's dates, a pool code ...)
+
+
 def _error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
@@ -96,8 +104,8 @@ def create_app(reg: Registration, loops=None) -> FastAPI:
                 return _error(400, "invalid_request", f"{'.'.join(map(str, first['loc']))}: {first['msg']}")
         try:
             return await run_in_threadpool(work, bureau, body)
-        except RegistrationError as exc:
-            return _error(exc.status, exc.code, exc.message)
+        except RegistrationRefused as exc:
+            return _error(STATUS.get(exc.reason, DEFAULT_STATUS), exc.code, exc.message)
 
     @app.post("/v1/enrolments/import", openapi_extra=CSV_BODY)
     async def import_enrolments(request: Request):
