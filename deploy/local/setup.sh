@@ -13,6 +13,7 @@ command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || missing+=(maven)
 command -v wrk >/dev/null || missing+=(wrk)  # the settle benchmark's load generator
 command -v chromium >/dev/null || missing+=(chromium)  # headless checks of the status page
+command -v npm >/dev/null || missing+=(nodejs npm)  # the deploy manifests' CRD check (deploy/check)
 # Pool names are Chinese: without a CJK font the browser checks' screenshots show empty boxes.
 dpkg -s fonts-noto-cjk >/dev/null 2>&1 || missing+=(fonts-noto-cjk)
 if [ ${#missing[@]} -gt 0 ]; then
@@ -26,5 +27,9 @@ python3 -m pip --version >/dev/null 2>&1 || { echo "python3 with pip is required
 echo "installing the hub's Python packages (a no-op when they are current)"
 python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore -e '.[test]'
 command -v pyenv >/dev/null && pyenv rehash || true
+if [ ! -d deploy/check/node_modules ] || [ deploy/check/package-lock.json -nt deploy/check/node_modules ]; then
+  echo "installing the deploy check's npm packages (the Strimzi and Prometheus-operator CRD schemas)"
+  (cd deploy/check && npm ci --no-audit --no-fund --silent && touch node_modules)
+fi
 
 python3 -m hub.cli services up
