@@ -196,16 +196,25 @@ def claims_decide(home_pool: str = typer.Argument(...), claim_no: str = typer.Ar
 
 
 @services_app.command("up")
-def services_up() -> None:
+def services_up(
+    brokers: int = typer.Option(None, "--brokers", help="1 Kafka broker, or a local KRaft cluster of 3 (replication "
+                                                        "3, min.insync.replicas 2). Default: as last started here, "
+                                                        "else 1; to change it, `hub services down` first."),
+) -> None:
     """Install what is missing, start what is not running, and wait until each server answers."""
+    import os
+
     t0 = time.monotonic()
     try:
-        local_services.up(report=typer.echo)
+        if brokers is not None:
+            os.environ["HUB_LOCAL_KAFKA_BROKERS"] = str(brokers)
+        settings = local_services.LocalSettings()
+        local_services.up(settings, report=typer.echo)
     except local_services.LocalServiceError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from None
     typer.echo(f"all servers answer ({time.monotonic() - t0:.1f} s). Point the hub at them with:")
-    for key, value in local_services.LocalSettings().environment().items():
+    for key, value in settings.environment().items():
         typer.echo(f"  export {key}={value}")
 
 

@@ -53,10 +53,24 @@ class LocalSettings:
     postgres_port: int = field(default_factory=lambda: settings.local_port("postgres"))
     start_timeout_s: float = float(os.environ.get("HUB_LOCAL_START_TIMEOUT_S", "120"))
     kafka_heap_mb: int = int(os.environ.get("HUB_LOCAL_KAFKA_HEAP_MB", "768"))
+    # 1 broker (the default), or a local KRaft cluster of 3 (`hub services up --brokers 3`): node n
+    # listens on kafka_port + 2(n-1), its controller on kafka_controller_port + 2(n-1).
+    kafka_brokers: int = field(default_factory=lambda: int(os.environ.get("HUB_LOCAL_KAFKA_BROKERS", "0")) or 0)
+
+    def __post_init__(self) -> None:
+        if self.kafka_brokers == 0:  # as `up` last started them in this state directory, else one
+            marker = self.state_dir / "kafka.brokers"
+            object.__setattr__(self, "kafka_brokers", int(marker.read_text()) if marker.is_file() else 1)
+        if self.kafka_brokers not in (1, 3):
+            raise LocalServiceError("a local Kafka is 1 broker or a cluster of 3")
+
+    def kafka_ports(self, node: int) -> tuple[int, int]:
+        """(client port, controller port) of node 1..kafka_brokers."""
+        return self.kafka_port + 2 * (node - 1), self.kafka_controller_port + 2 * (node - 1)
 
     @property
     def kafka_bootstrap(self) -> str:
-        return f"127.0.0.1:{self.kafka_port}"
+        return ",".join(f"127.0.0.1:{self.kafka_ports(n)[0]}" for n in range(1, self.kafka_brokers + 1))
 
     @property
     def redis_url(self) -> str:
@@ -325,9 +339,13 @@ class Redis:
 class Kafka:
     name = "kafka"
 
-    def __init__(self, settings: LocalSettings):
+    def __init__(self, settings: LocalSettings, node: int = 1):
         self.s = settings
-        self.root = settings.state_dir / "kafka"
+        self.node = node
+        self.port, self.controller_port = settings.kafka_ports(node)
+        if settings.kafka_brokers > 1:
+            self.name = f"kafka-{node}"
+        self.root = settings.state_dir / ("kafka" if settings.kafka_brokers == 1 else f"kafka-{node}")
         self.data = self.root / "data"
         self.props = self.root / "server.properties"
         self.pid_file = self.root / "kafka.pid"
@@ -358,12 +376,12 @@ class Kafka:
         return _pid_alive(self.pid_file, str(self.props))
 
     def answers(self) -> bool:
-        if not _port_open(self.s.kafka_port):
+        if not _port_open(self.port):
             return False
         try:
             from kafka import KafkaAdminClient
 
-            admin = KafkaAdminClient(bootstrap_servers=self.s.kafka_bootstrap, request_timeout_ms=3000)
+            admin = KafkaAdminClient(bootstrap_servers=f"127.0.0.1:{self.port}", request_timeout_ms=3000)
             try:
                 admin.list_topics()
             finally:
@@ -377,10 +395,12 @@ class Kafka:
                 f"-Dlog4j2.configurationFile={DEPLOY_LOCAL / 'log4j2.yaml'}",
                 f"-Dkafka.logs.dir={self.root}", "-cp", f"{self.libs}/*"]
 
-    def start(self) -> bool:
+    def start(self, wait: bool = True, cluster_id: str | None = None) -> bool:
+        """Start the node (False: it runs already); `wait` until it answers — a cluster's nodes are
+        all started first (they answer only once a majority of controllers runs)."""
         if self.pid() is not None:
             return False
-        for port in (self.s.kafka_port, self.s.kafka_controller_port):
+        for port in (self.port, self.controller_port):
             if _port_open(port):
                 raise LocalServiceError(
                     f"port {port} is taken by a server this launcher did not start; stop it or set "
@@ -388,34 +408,35 @@ class Kafka:
                 )
         self.root.mkdir(parents=True, exist_ok=True)
         template = (DEPLOY_LOCAL / "server.properties.template").read_text()
-        self.props.write_text(template.format(kafka_port=self.s.kafka_port,
-                                              controller_port=self.s.kafka_controller_port,
-                                              log_dir=self.data))
+        nodes = range(1, self.s.kafka_brokers + 1)
+        self.props.write_text(template.format(
+            node_id=self.node, voters=",".join(f"{n}@127.0.0.1:{self.s.kafka_ports(n)[1]}" for n in nodes),
+            kafka_port=self.port, controller_port=self.controller_port, log_dir=self.data,
+            replication=self.s.kafka_brokers, min_isr=2 if self.s.kafka_brokers >= 3 else 1))
         if not (self.data / "meta.properties").exists():
-            # A KRaft cluster id is 16 random bytes in URL-safe base64 without padding;
-            # making it here saves a JVM start of `StorageTool random-uuid`.
-            # Like Kafka's own Uuid.randomUuid, never start with '-': the tool's argument parser
-            # would take it for an option (seen in CI as "--cluster-id: expected one argument").
-            cluster_id = "-"
-            while cluster_id.startswith("-"):
-                cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-            _run([*self._java(), "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
+            _run([*self._java(), "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id or new_cluster_id()}",
                   "-c", str(self.props), "--ignore-formatted"],
                  what="formatting Kafka's KRaft storage", timeout_s=self.s.start_timeout_s)
         with open(self.stdout_log, "ab") as out:
-            proc = subprocess.Popen([*self._java(), "kafka.Kafka", str(self.props)],
-                                    stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True)
-        self.pid_file.write_text(str(proc.pid))
+            self.proc = subprocess.Popen([*self._java(), "kafka.Kafka", str(self.props)],
+                                         stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         start_new_session=True)
+        self.pid_file.write_text(str(self.proc.pid))
+        if wait:
+            self.wait()
+        return True
+
+    def wait(self) -> None:
+        """Until the started node answers (or its start fails, with its log)."""
+        proc = getattr(self, "proc", None)
+        alive = (lambda: proc.poll() is None) if proc is not None else (lambda: self.pid() is not None)
         try:
-            _wait_until(self.answers, timeout_s=self.s.start_timeout_s, what="Kafka",
-                        still_alive=lambda: proc.poll() is None, log=self.log)
+            _wait_until(self.answers, timeout_s=self.s.start_timeout_s, what=self.name, still_alive=alive, log=self.log)
         except LocalServiceError as exc:
-            if proc.poll() is None:
+            if proc is not None and proc.poll() is None:
                 proc.kill()
             console = _tail(self.stdout_log).strip()
             raise LocalServiceError(f"{exc}\nBroker console:\n{console}" if console else str(exc)) from None
-        return True
 
     def stop(self) -> bool:
         pid = self.pid()
@@ -430,7 +451,18 @@ class Kafka:
     def state(self) -> ServerState:
         pid = self.pid()
         return ServerState(self.name, pid is not None and self.answers(), pid is not None,
-                           self.s.kafka_bootstrap, f"pid {pid}, Kafka {KAFKA_VERSION}" if pid else "")
+                           f"127.0.0.1:{self.port}", f"pid {pid}, Kafka {KAFKA_VERSION}" if pid else "")
+
+
+def new_cluster_id() -> str:
+    """A KRaft cluster id: 16 random bytes in URL-safe base64 without padding (made here, it saves a
+    JVM start of `StorageTool random-uuid`). Like Kafka's own Uuid.randomUuid, never starting with
+    '-': the tool's argument parser would take it for an option (seen in CI as "--cluster-id:
+    expected one argument")."""
+    cluster_id = "-"
+    while cluster_id.startswith("-"):
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    return cluster_id
 
 
 def _wait_for_exit(pid: int, timeout_s: float) -> bool:
@@ -452,7 +484,7 @@ def _wait_for_exit(pid: int, timeout_s: float) -> bool:
 
 def servers(settings: LocalSettings | None = None) -> list[Postgres | Redis | Kafka]:
     settings = settings or LocalSettings()
-    return [Postgres(settings), Redis(settings), Kafka(settings)]
+    return [Postgres(settings), Redis(settings), *(Kafka(settings, n) for n in range(1, settings.kafka_brokers + 1))]
 
 
 def up(settings: LocalSettings | None = None, report: Callable[[str], None] = print) -> list[str]:
@@ -464,9 +496,17 @@ def up(settings: LocalSettings | None = None, report: Callable[[str], None] = pr
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(settings.state_dir, 0o755)
     started = []
+    cluster_id = new_cluster_id()  # one id for every node of a cluster formatted now
+    starting: list[tuple[Kafka, float]] = []
     for server in servers(settings):
         t0 = time.monotonic()
         server.install()
+        if isinstance(server, Kafka) and settings.kafka_brokers > 1:
+            if server.start(wait=False, cluster_id=cluster_id):
+                starting.append((server, t0))
+            else:
+                report(f"{server.name:<11} running   on {server.state().where}")
+            continue
         if server.start():
             started.append(server.name)
             report(f"{server.name:<11} started   on {server.state().where}  ({time.monotonic() - t0:.1f} s)")
@@ -474,6 +514,11 @@ def up(settings: LocalSettings | None = None, report: Callable[[str], None] = pr
             if isinstance(server, Postgres):
                 server.create_databases()
             report(f"{server.name:<11} running   on {server.state().where}")
+    for server, t0 in starting:  # a cluster answers once a majority of its controllers runs
+        server.wait()
+        started.append(server.name)
+        report(f"{server.name:<11} started   on {server.state().where}  ({time.monotonic() - t0:.1f} s)")
+    (settings.state_dir / "kafka.brokers").write_text(str(settings.kafka_brokers))  # what down and status act on
     return started
 
 

@@ -1,0 +1,120 @@
+"""The hub's messaging on a replicated cluster: three local KRaft brokers (`hub services up
+--brokers 3`'s launcher, on ports of its own), its topics made with replication 3 and
+min.insync.replicas 2, and the hub's idempotent acks=all producer losing and doubling nothing while
+the leader of the partitions it writes is killed with SIGKILL — then the broker comes back and
+catches up from its peers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+
+from hub import local_services
+from hub.messaging import AvroCodec, EventProducer, ensure_topics
+from hub.messaging.topics import SETTLEMENT_EVENTS
+from tests.fixtures.avro.samples import SAMPLES
+
+BASE_PORT = int(os.environ.get("HUB_TEST_CLUSTER_PORT", "39192"))  # nodes: +0/+1, +2/+3, +4/+5
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    settings = local_services.LocalSettings(state_dir=tmp_path_factory.mktemp("cluster"), kafka_port=BASE_PORT,
+                                            kafka_controller_port=BASE_PORT + 1, kafka_brokers=3, kafka_heap_mb=384)
+    nodes = [local_services.Kafka(settings, n) for n in (1, 2, 3)]
+    cluster_id = local_services.new_cluster_id()
+    try:
+        for node in nodes:
+            node.install()
+            node.start(wait=False, cluster_id=cluster_id)
+        for node in nodes:
+            node.wait()
+        yield settings, nodes
+    finally:
+        for node in nodes:
+            if node.pid() is not None:
+                node.stop()
+
+
+def leaders(bootstrap: str, topic: str) -> dict[int, int]:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        (described,) = admin.describe_topics([topic])
+        return {p["partition_index"]: p["leader_id"] for p in described["partitions"]}
+    finally:
+        admin.close()
+
+
+def in_sync(bootstrap: str, topic: str) -> dict[int, list[int]]:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        (described,) = admin.describe_topics([topic])
+        return {p["partition_index"]: sorted(p["isr_nodes"]) for p in described["partitions"]}
+    finally:
+        admin.close()
+
+
+def test_the_topics_are_replicated_three_times_and_a_killed_leader_loses_and_doubles_nothing(cluster):
+    settings, nodes = cluster
+    bootstrap = settings.kafka_bootstrap
+    ensure_topics(bootstrap)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        (described,) = admin.describe_topics([SETTLEMENT_EVENTS.name])
+    finally:
+        admin.close()
+    assert {len(p["replica_nodes"]) for p in described["partitions"]} == {3}
+
+    codec = AvroCodec()
+    producer = EventProducer(bootstrap, codec, client_id="cluster-drill")
+    record = SAMPLES["cn.hub.settlement.SettlementCompleted"]
+    acknowledged: list[int] = []
+    lock = threading.Lock()
+    victim = nodes[leaders(bootstrap, SETTLEMENT_EVENTS.name)[0] - 1]  # the leader of partition 0
+
+    def sent(n):
+        def done(_metadata):
+            with lock:
+                acknowledged.append(n)
+        return done
+
+    total, killed_at = 3000, 1000
+    for n in range(total):
+        if n == killed_at:
+            producer.flush()
+            os.kill(victim.pid(), signal.SIGKILL)  # kill -9 the leader mid-stream
+        future = producer.send(SETTLEMENT_EVENTS.name, f"pool-{n % 12}", "SettlementCompleted",
+                               dict(record, settlement_id=f"DRILL-{n:05d}"))
+        future.add_callback(sent(n))
+        if n % 200 == 0:
+            time.sleep(0.05)
+    producer.flush()
+    assert sorted(acknowledged) == list(range(total))  # with 2 of 3 in sync, every write is acknowledged
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    try:
+        partitions = [TopicPartition(SETTLEMENT_EVENTS.name, p) for p in consumer.partitions_for_topic(SETTLEMENT_EVENTS.name)]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        ends = consumer.end_offsets(partitions)
+        seen: list[str] = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and any(consumer.position(tp) < ends[tp] for tp in partitions):
+            for batch in consumer.poll(timeout_ms=500).values():
+                seen += [codec.decode(m.value).value["settlement_id"] for m in batch]
+    finally:
+        consumer.close()
+    drill = [s for s in seen if s.startswith("DRILL-")]
+    assert len(drill) == len(set(drill)) == total  # nothing lost, nothing twice
+
+    victim.start()  # the broker comes back and catches up from its peers
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and any(len(isr) < 3 for isr in in_sync(bootstrap, SETTLEMENT_EVENTS.name).values()):
+        time.sleep(1)
+    assert all(len(isr) == 3 for isr in in_sync(bootstrap, SETTLEMENT_EVENTS.name).values())
