@@ -431,7 +431,8 @@ class Kafka:
         proc = getattr(self, "proc", None)
         alive = (lambda: proc.poll() is None) if proc is not None else (lambda: self.pid() is not None)
         try:
-            _wait_until(self.answers, timeout_s=self.s.start_timeout_s, what=self.name, still_alive=alive, log=self.log)
+            what = "Kafka" if self.s.kafka_brokers == 1 else f"Kafka node {self.node}"
+            _wait_until(self.answers, timeout_s=self.s.start_timeout_s, what=what, still_alive=alive, log=self.log)
         except LocalServiceError as exc:
             if proc is not None and proc.poll() is None:
                 proc.kill()

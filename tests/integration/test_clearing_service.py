@@ -718,11 +718,15 @@ def test_one_month_seen_from_both_sides_the_hospitals_confirmations_beside_the_b
     applied = dict(month, event_id=uuid.uuid4(), event_time=t + timedelta(minutes=9), action="CLEARING_APPLIED",
                    lines=[], application={"clr_appy_evt_id": "CA1", "clr_type": "21", "psntime": 3,
                                           "medfee_sumamt_fen": 1, "fund_appy_sum_fen": 2})
-    for event in (rolled, confirmed, applied, rolled):  # out of order, and one twice: the newest state stands
+    poison = dict(month, event_id=uuid.uuid4(), event_time=t, month="202613", action="LINES_CONFIRMED", lines=[])
+    for event in (rolled, confirmed, applied, rolled, poison):  # out of order, one twice, one of no month
         producer.send(clearing.settings.topic, "H44010000001", "HospitalMonthChanged", event)
     producer.flush()
     consume(clearing)
-    for d in (date(2026, 2, n) for n in range(1, 29)):
+    quarantined = clearing.service.quarantined()
+    assert [(q["record_name"].rsplit(".", 1)[-1], q["reason"].split(":")[0]) for q in quarantined] == [
+        ("HospitalMonthChanged", "EventRefused")]
+    for d in (date(2026, 2, n) for n in range(1, 29)):  # it moves no money: it holds back no day
         clearing.service.close_day(d)
     http.post("/v1/statements/2026-02/issue", headers=operator)
     statement = http.get("/v1/statements/2026-02/360400", headers={"Authorization": "Bearer dev-bureau-360400"}).json()

@@ -865,10 +865,12 @@ class ClearingService:
 
     def _blocking(self, conn: sa.Connection, day: date) -> list[str]:
         """Unresolved quarantined events that may belong to `day`: from it or before (a late
-        event joins the next open day), or of unknown date."""
+        event joins the next open day), or of unknown date. A hospital's month (a confirmation, a
+        clearing application) moves no money between funds: quarantined, it holds back no day."""
         q = db.quarantined_events.c
         return list(conn.execute(sa.select(q.source).where(
-            q.resolved_at.is_(None), sa.or_(q.business_date.is_(None), q.business_date <= day))
+            q.resolved_at.is_(None), sa.or_(q.business_date.is_(None), q.business_date <= day),
+            sa.not_(q.record_name.endswith(HOSPITAL_MONTH)))
             .order_by(q.source)).scalars())
 
     def quarantined(self, include_resolved: bool = False) -> list[dict]:
