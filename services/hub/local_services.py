@@ -526,8 +526,16 @@ def up(settings: LocalSettings | None = None, report: Callable[[str], None] = pr
 def down(settings: LocalSettings | None = None, report: Callable[[str], None] = print) -> list[str]:
     """Stop the servers this launcher started; leave anything else alone."""
     stopped = []
-    for server in reversed(servers(settings)):
-        if server.stop():
+    running = servers(settings)
+    nodes = [s for s in running if isinstance(s, Kafka)]
+    signalled = set()
+    if len(nodes) > 1:  # a cluster's nodes are told to stop together: the last alone would wait for a quorum
+        for node in nodes:
+            if (pid := node.pid()) is not None:
+                os.kill(pid, signal.SIGTERM)
+                signalled.add(node.name)
+    for server in reversed(running):
+        if server.stop() or server.name in signalled:
             stopped.append(server.name)
             report(f"{server.name:<11} stopped")
         else:

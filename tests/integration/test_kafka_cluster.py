@@ -36,26 +36,18 @@ def cluster(tmp_path_factory):
         for node in nodes:
             node.wait()
         yield settings, nodes
-    finally:
+    finally:  # a throwaway cluster: killed, not shut down (its last node would wait for a quorum that is gone)
         for node in nodes:
-            if node.pid() is not None:
-                node.stop()
+            if (pid := node.pid()) is not None:
+                os.kill(pid, signal.SIGKILL)
 
 
-def leaders(bootstrap: str, topic: str) -> dict[int, int]:
+def partitions(bootstrap: str, topic: str) -> dict[int, dict]:
+    """Each partition of the topic as the cluster describes it (leader_id, replica_nodes, isr_nodes)."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
         (described,) = admin.describe_topics([topic])
-        return {p["partition_index"]: p["leader_id"] for p in described["partitions"]}
-    finally:
-        admin.close()
-
-
-def in_sync(bootstrap: str, topic: str) -> dict[int, list[int]]:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        (described,) = admin.describe_topics([topic])
-        return {p["partition_index"]: sorted(p["isr_nodes"]) for p in described["partitions"]}
+        return {p["partition_index"]: p for p in described["partitions"]}
     finally:
         admin.close()
 
@@ -64,19 +56,14 @@ def test_the_topics_are_replicated_three_times_and_a_killed_leader_loses_and_dou
     settings, nodes = cluster
     bootstrap = settings.kafka_bootstrap
     ensure_topics(bootstrap)
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        (described,) = admin.describe_topics([SETTLEMENT_EVENTS.name])
-    finally:
-        admin.close()
-    assert {len(p["replica_nodes"]) for p in described["partitions"]} == {3}
+    assert {len(p["replica_nodes"]) for p in partitions(bootstrap, SETTLEMENT_EVENTS.name).values()} == {3}
 
     codec = AvroCodec()
     producer = EventProducer(bootstrap, codec, client_id="cluster-drill")
     record = SAMPLES["cn.hub.settlement.SettlementCompleted"]
     acknowledged: list[int] = []
     lock = threading.Lock()
-    victim = nodes[leaders(bootstrap, SETTLEMENT_EVENTS.name)[0] - 1]  # the leader of partition 0
+    victim = nodes[partitions(bootstrap, SETTLEMENT_EVENTS.name)[0]["leader_id"] - 1]  # the leader of partition 0
 
     def sent(n):
         def done(_metadata):
@@ -99,13 +86,13 @@ def test_the_topics_are_replicated_three_times_and_a_killed_leader_loses_and_dou
 
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
     try:
-        partitions = [TopicPartition(SETTLEMENT_EVENTS.name, p) for p in consumer.partitions_for_topic(SETTLEMENT_EVENTS.name)]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        ends = consumer.end_offsets(partitions)
+        tps = [TopicPartition(SETTLEMENT_EVENTS.name, p) for p in consumer.partitions_for_topic(SETTLEMENT_EVENTS.name)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        ends = consumer.end_offsets(tps)
         seen: list[str] = []
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and any(consumer.position(tp) < ends[tp] for tp in partitions):
+        while time.monotonic() < deadline and any(consumer.position(tp) < ends[tp] for tp in tps):
             for batch in consumer.poll(timeout_ms=500).values():
                 seen += [codec.decode(m.value).value["settlement_id"] for m in batch]
     finally:
@@ -114,7 +101,9 @@ def test_the_topics_are_replicated_three_times_and_a_killed_leader_loses_and_dou
     assert len(drill) == len(set(drill)) == total  # nothing lost, nothing twice
 
     victim.start()  # the broker comes back and catches up from its peers
+    def all_in_sync() -> bool:
+        return all(len(p["isr_nodes"]) == 3 for p in partitions(bootstrap, SETTLEMENT_EVENTS.name).values())
     deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and any(len(isr) < 3 for isr in in_sync(bootstrap, SETTLEMENT_EVENTS.name).values()):
+    while time.monotonic() < deadline and not all_in_sync():
         time.sleep(1)
-    assert all(len(isr) == 3 for isr in in_sync(bootstrap, SETTLEMENT_EVENTS.name).values())
+    assert all_in_sync()
