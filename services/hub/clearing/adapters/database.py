@@ -373,10 +373,16 @@ def create_schema(engine: sa.Engine) -> None:
 
 def upsert_newest(conn: sa.Connection, table: sa.Table, rows: list[dict], keys: list[str]) -> None:
     """Rows written unless the one kept is newer (event time, then event id): events applied in any
-    order, or again, leave the newest state."""
-    if not rows:
+    order, or again, leave the newest state. A key twice among `rows` is written once, its newest
+    (one statement may not touch a row twice)."""
+    newest: dict[tuple, dict] = {}
+    for row in rows:
+        key = tuple(row[k] for k in keys)
+        if key not in newest or (newest[key]["event_time"], newest[key]["event_id"]) < (row["event_time"], row["event_id"]):
+            newest[key] = row
+    if not newest:
         return
-    stmt = pg_insert(table).values(rows)
+    stmt = pg_insert(table).values(list(newest.values()))
     kept, new = (table.c.event_time, table.c.event_id), (stmt.excluded.event_time, stmt.excluded.event_id)
     conn.execute(stmt.on_conflict_do_update(
         index_elements=[table.c[k] for k in keys],

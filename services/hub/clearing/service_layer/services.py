@@ -352,21 +352,14 @@ class ClearingService:
     def _apply_hospital_months(self, messages: list[Message]) -> None:
         """The hospitals' confirmations and clearing applications, newest state kept (idempotent:
         applying an event again, or an older one after a newer, changes nothing)."""
-        lines: dict[tuple[str, str], dict] = {}
-        applications: dict[str, dict] = {}
+        lines, applications = [], []
         for m in messages:
             got_lines, got_applications = hospital_month_rows(m)
-            for row in got_lines:  # in one statement a key may appear once: the batch's newest
-                key = (row["hospital_code"], row["setl_sn"])
-                if key not in lines or (lines[key]["event_time"], lines[key]["event_id"]) < (row["event_time"], row["event_id"]):
-                    lines[key] = row
-            for row in got_applications:
-                kept = applications.get(row["clr_appy_evt_id"])
-                if kept is None or (kept["event_time"], kept["event_id"]) < (row["event_time"], row["event_id"]):
-                    applications[row["clr_appy_evt_id"]] = row
+            lines += got_lines
+            applications += got_applications
         with self.engine.begin() as conn:
-            db.upsert_newest(conn, db.hospital_month_lines, list(lines.values()), ["hospital_code", "setl_sn"])
-            db.upsert_newest(conn, db.hospital_applications, list(applications.values()), ["clr_appy_evt_id"])
+            db.upsert_newest(conn, db.hospital_month_lines, lines, ["hospital_code", "setl_sn"])
+            db.upsert_newest(conn, db.hospital_applications, applications, ["clr_appy_evt_id"])
             db.advance_marks(conn, _marks([(m.topic, m.partition, m.offset, m.value["event_time"]) for m in messages]))
 
     def hospital_month(self, month: str, treatment_pool: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from hub.registration.adapters.repository import FilingRow, PersonRow, Registrat
 from hub.registration.domain.model import (FilingSpec, FilingType, Refused, Rejection, change_filing, new_filing,
                                            revoke_filing)
 from hub.registration.service_layer.events import publish
-from hub.registration.service_layer.refusals import RegistrationRefused, refuse
+from hub.registration.service_layer.refusals import RegistrationRefused, own, refuse
 
 
 def create(repository: RegistrationRepository, codec: AvroCodec, person_key: bytes, now: Callable[[], datetime],
@@ -22,7 +22,8 @@ def create(repository: RegistrationRepository, codec: AvroCodec, person_key: byt
            valid_to: date | None) -> FilingSpec:
     at = now()
     with repository.unit() as unit:
-        person = _own_person(unit, home_pool, person_ref(person_key, psn_no))
+        ref = person_ref(person_key, psn_no)
+        person = own(unit.persons([ref]).get(ref), home_pool)
         spec = new_filing(f"F{home_pool}{uuid.uuid4().hex[:12].upper()}", home_pool, filing_type, target_pool,
                           valid_from, valid_to)
         if isinstance(spec, Refused):
@@ -55,20 +56,11 @@ def revoke(repository: RegistrationRepository, codec: AvroCodec, now: Callable[[
     return revoked
 
 
-def _own_person(unit: Unit, home_pool: str, ref: str) -> PersonRow:
-    person = unit.persons([ref]).get(ref)
-    if person is None:
-        raise refuse(Rejection.PERSON_NOT_ENROLLED)
-    if person.home_pool != home_pool:
-        raise refuse(Rejection.PERSON_OF_ANOTHER_POOL)
-    return person
-
-
 def _own_filing(unit: Unit, home_pool: str, filing_id: str) -> tuple[PersonRow, FilingSpec]:
     row = unit.filing(filing_id)
     if row is None:
         raise refuse(Rejection.FILING_NOT_FOUND, filing_id)
-    person = _own_person(unit, home_pool, row.person_ref)
+    person = own(unit.persons([row.person_ref]).get(row.person_ref), home_pool)
     return person, FilingSpec(row.filing_id, FilingType(row.filing_type), row.target_pool, row.valid_from,
                               row.valid_to, row.revoked)
 

@@ -7,25 +7,16 @@ from datetime import date, datetime, timezone
 
 from hub import vouchers
 from hub.privacy import person_ref
-from hub.registration.adapters.repository import PersonRow, RegistrationRepository
+from hub.registration.adapters.repository import RegistrationRepository
 from hub.registration.domain.model import Rejection
-from hub.registration.service_layer.refusals import refuse
-
-
-def _own(repository: RegistrationRepository, person_key: bytes, home_pool: str, psn_no: str) -> PersonRow:
-    person = repository.person(person_ref(person_key, psn_no))
-    if person is None:
-        raise refuse(Rejection.PERSON_NOT_ENROLLED)
-    if person.home_pool != home_pool:
-        raise refuse(Rejection.PERSON_OF_ANOTHER_POOL)
-    return person
+from hub.registration.service_layer.refusals import own, refuse
 
 
 def issue_voucher(repository: RegistrationRepository, person_key: bytes, voucher_key: bytes, home_pool: str,
                   psn_no: str, now: datetime) -> dict:
     """The home region's voucher service: a short-lived token (mdtrt_cert_type 01) for one of its
     pool's enrolled persons."""
-    person = _own(repository, person_key, home_pool, psn_no)
+    person = own(repository.person(person_ref(person_key, psn_no)), home_pool)
     if person.enrolled_to is not None and person.enrolled_to < now.date():
         raise refuse(Rejection.ENROLMENT_ENDED)
     token, expires = vouchers.issue(voucher_key, home_pool, person.person_ref, now.timestamp())
@@ -36,7 +27,7 @@ def issue_voucher(repository: RegistrationRepository, person_key: bytes, voucher
 def status(repository: RegistrationRepository, person_key: bytes, home_pool: str, psn_no: str, region: str,
            day: date) -> dict:
     """The person's standing for care in `region` on `day`: enrolment and the filings that count."""
-    person = _own(repository, person_key, home_pool, psn_no)
+    person = own(repository.person(person_ref(person_key, psn_no)), home_pool)
     rows = repository.filings_of(person.person_ref)
     enrolled = person.enrolled_from <= day and (person.enrolled_to is None or person.enrolled_to >= day)
     valid = [f for f in rows if not f.revoked and _targets(f.target_pool, region) and f.valid_from <= day

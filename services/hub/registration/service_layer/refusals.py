@@ -4,6 +4,7 @@ edges choose how to answer it (entrypoints/http.py: one table of HTTP statuses).
 
 from __future__ import annotations
 
+from hub.registration.adapters.repository import PersonRow
 from hub.registration.domain.model import Refused, Rejection
 
 
@@ -19,3 +20,12 @@ class RegistrationRefused(Exception):
 
 def refuse(reason: Rejection, detail: str = "") -> RegistrationRefused:
     return RegistrationRefused(Refused(reason, detail))
+
+
+def own(person: PersonRow | None, home_pool: str) -> PersonRow:
+    """The person, if the asking bureau's pool insures them; else why not."""
+    if person is None:
+        raise refuse(Rejection.PERSON_NOT_ENROLLED)
+    if person.home_pool != home_pool:
+        raise refuse(Rejection.PERSON_OF_ANOTHER_POOL)
+    return person

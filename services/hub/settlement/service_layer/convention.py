@@ -44,6 +44,12 @@ ACCIDENT_MED_TYPES = frozenset({"22"})
 EMERGENCY_ADMISSION_MED_TYPES = frozenset({"24"})  # 急诊转住院: emergency care, treated as filed
 INSUTYPES = {"390": InsuranceType.RESIDENT, "310": InsuranceType.EMPLOYEE}
 INSUTYPE_CODES = {v: k for k, v in INSUTYPES.items()}
+
+
+def insutype_of(registration: dict | None) -> str:
+    """The insutype code (390 / 310) of a registration as the read model holds it ("" with none)."""
+    enrolment = (registration or {}).get("enrolment")
+    return INSUTYPE_CODES[InsuranceType(enrolment["insurance_type"])] if enrolment else ""
 # The national hosp_lv codes (01 三级特等 ... 11 未定级) folded to the policy tables' levels;
 # a provincial tertiary hospital is sent as "3P".
 HOSP_LV = {"01": "3", "02": "3", "03": "3", "04": "3", "05": "2", "06": "2", "07": "2", "08": "1",

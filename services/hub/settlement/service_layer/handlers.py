@@ -21,7 +21,6 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Sequence
 
 from hub.messaging import AvroCodec
-from hub.reference.policy import InsuranceType
 from hub.settlement.adapters.read_model import ReadModel
 from hub.settlement.adapters.repository import Changes, NewClaim, Repository, StoredAnswer
 from hub.settlement.domain.engine import decide_filing
@@ -334,9 +333,9 @@ class SettlementService:
         hospital, data = request.hospital, data_of(request.payload)
         day = request.now.astimezone(SHANGHAI).date()
         ref, psn_no = self._identify(request, data)
-        raw = self.read_model.registration_bytes(ref)
-        value = self.transactions.registration({ref: raw} if raw else {}, ref)
-        person = self.transactions.person({ref: raw} if raw else {}, ref, day)
+        held = self._registered(ref)
+        value = self.transactions.registration(held, ref)
+        person = self.transactions.person(held, ref, day)
         holder = shown(value, self.person_key, day, psn_no)
         filing = decide_filing(person, Claim(convention.VisitType.INPATIENT, hospital.level, hospital.pool, day, day, ()))
         enrolment = value["enrolment"]
@@ -378,9 +377,7 @@ class SettlementService:
             raise Answer(Why.INVALID_FIELD, "cum_ym: yyyyMM")
         ref = person_ref(self.person_key, psn_no)
         acc = self.repository.year_accumulators(ref, int(cum_ym[:4]))
-        raw = self.read_model.registration_bytes(ref)
-        enrolment = (self.transactions.registration({ref: raw}, ref) or {}).get("enrolment") if raw else None
-        insutype = convention.INSUTYPE_CODES[InsuranceType(enrolment["insurance_type"])] if enrolment else ""
+        insutype = convention.insutype_of(self.transactions.registration(self._registered(ref), ref))
         # As HIS code stores a row: its month (cum_ym) and insurance type beside the type and amount.
         return {"cuminfo": [{"cum_ym": cum_ym, "insutype": insutype, "year": cum_ym[:4], "cum_type_code": name,
                              "cum": str(value) if name == "admissions" else convention.fen_to_yuan(value)}
@@ -415,6 +412,11 @@ class SettlementService:
                          "hilist_code": f.med_list_codg if item else "", "hilist_name": item.item_name if item else ""})
         return rows
 
+    def _registered(self, ref: str) -> dict[str, bytes]:
+        """The person's registration as a group holds it: {ref: bytes}, or {} when the read model has none."""
+        raw = self.read_model.registration_bytes(ref)
+        return {ref: raw} if raw else {}
+
     # ------------------------------------------------------------------ around an off-site patient
 
     def _off_site(self, request: Request) -> dict:
@@ -433,8 +435,8 @@ class SettlementService:
             return {"feedetail": []}  # the hub keeps no chronic-disease filings
         if request.infno == "5303":
             return {"data": [dict(row, psn_no=psn_no) for row in off_site.stays(self.repository.open_stays(request.hospital.code, ref))]}
-        raw = self.read_model.registration_bytes(ref)
-        value = self.transactions.registration({ref: raw} if raw else {}, ref)
+        held = self._registered(ref)
+        value = self.transactions.registration(held, ref)
         if request.infno in ("5302", "5304"):
             rows = [dict(row, psn_no=psn_no) for row in off_site.filings(value or {}, request.infno == "5304")]
             return {"psnfixmedin" if request.infno == "5302" else "refmedin": rows}
@@ -444,7 +446,7 @@ class SettlementService:
         if med_type not in convention.MED_TYPES or end < begn:
             raise Answer(Why.INVALID_FIELD, f"med_type {med_type!r}, begntime, endtime: a medical type "
                                             f"({', '.join(sorted(convention.MED_TYPES))}) and a period")
-        person = self.transactions.person({ref: raw} if raw else {}, ref, end)
+        person = self.transactions.person(held, ref, end)
         claim = Claim(convention.MED_TYPES[med_type], request.hospital.level, request.hospital.pool, begn, end, (),
                       emergency_admission=med_type in convention.EMERGENCY_ADMISSION_MED_TYPES)
         policies, catalogues = self.reference.current()
@@ -481,7 +483,7 @@ class SettlementService:
                     if request.infno == "3204":
                         output, change = hospital_month.cancel(request, state.applications.get(data.get("clr_appy_evt_id")))
                     else:
-                        output, change = hospital_month.decide(request, lines, state)
+                        output, change = hospital_month.decide(request, month, last, lines, state)
                     reply = done(output, request.now)
                     tx.write_month(change.confirmations, change.removed, change.applications)
                     events = [(request.hospital.code, self.codec.encode("HospitalMonthChanged", change.event))]
@@ -571,21 +573,17 @@ _RECONCILE_SELECTORS = (("insutype", "insutype", frozenset(convention.INSUTYPES)
 
 
 def _reconcile_selection(data: dict) -> dict[str, str]:
-    """The settlements a 3201/3202 totals: {StandingSettlement field: value} for each selector sent."""
+    """The settlements a 3201/3202 totals: {StandingSettlement field: value} for each selector sent
+    (each a code already: inputs.py)."""
     wanted = {}
     for name, field, allowed in _RECONCILE_SELECTORS:
         value = data.get(name)
         if value in (None, ""):
             continue
-        if not isinstance(value, (str, int)) or isinstance(value, bool) or (allowed and str(value) not in allowed) \
-                or not (allowed or (str(value).isdigit() and len(str(value)) == 6)):
-            accepted = ", ".join(sorted(allowed)) if allowed else "a 6-digit pool code"
-            raise Answer(Why.INVALID_FIELD, f"{name}: {accepted}")
-        wanted[field] = str(value)
+        if value not in allowed if allowed else not (value.isdigit() and len(value) == 6):
+            raise Answer(Why.INVALID_FIELD, f"{name}: {', '.join(sorted(allowed)) if allowed else 'a 6-digit pool code'}")
+        wanted[field] = value
     return wanted
-
-
-MAX_SETL_CNT = 10**9  # settlements one hospital could count in a reconciliation's period
 
 
 def _their_totals(data: dict) -> dict:
@@ -598,12 +596,8 @@ def _their_totals(data: dict) -> dict:
             totals["acct_pay"] = y(yuan_to_fen(data["acct_pay"], "acct_pay"))
     except (AmountError, ValueError, TypeError, ArithmeticError) as exc:
         raise Answer(Why.INVALID_AMOUNT, str(exc)) from None
-    count = data.get("fixmedins_setl_cnt", -1)
-    if isinstance(count, str) and count.strip().isdigit():
-        count = int(count)
-    if not isinstance(count, int) or isinstance(count, bool) or not -1 <= count <= MAX_SETL_CNT:
-        raise Answer(Why.INVALID_FIELD, f"fixmedins_setl_cnt: a whole number of settlements, 0 to {MAX_SETL_CNT}")
-    return {**totals, "fixmedins_setl_cnt": count}
+    # A count the edge read (inputs.py: 0 to 10^9); -1 when not sent, which no hub total matches.
+    return {**totals, "fixmedins_setl_cnt": data.get("fixmedins_setl_cnt", -1)}
 
 
 def _their_details(data: dict) -> dict[str, tuple[int, int]]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import calendar
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any, Callable
 
@@ -92,10 +92,8 @@ def line_row(n: int, line: MonthLine, request: Request, confirmation: Confirmati
 def lines_page(request: Request, lines: list[MonthLine], state: MonthState,
                opened: Callable[[str], dict[str, str]]) -> dict[str, Any]:
     """3260: one page of the month's lines."""
-    data = node(request)
-    start = data.get("startrow", 1)
-    start = int(start) if isinstance(start, (int, str)) and str(start).isdigit() else 0
-    if start < 1:
+    start = node(request).get("startrow", 1)  # a count already (inputs.py), or null
+    if start is None or start < 1:
         raise Answer(Why.INVALID_FIELD, "startrow: the first line to answer, from 1")
     page = lines[start - 1:start - 1 + PAGE]
     return {"data": [line_row(start + n, line, request, state.confirmations.get(line.setl_sn), opened)
@@ -125,11 +123,12 @@ def _fen(value: Any, where: str) -> int:
         raise Answer(Why.INVALID_AMOUNT, str(exc)) from None
 
 
-def decide(request: Request, lines: list[MonthLine], state: MonthState) -> tuple[dict[str, Any], MonthChange]:
-    """A 3203/3261/3262 decided against the month's lines and the hospital's month (locked): its
-    output and what changes; or an Answer raised before anything is. (3204: `cancel`.)"""
+def decide(request: Request, month: str, last: date, lines: list[MonthLine], state: MonthState
+           ) -> tuple[dict[str, Any], MonthChange]:
+    """A 3203/3261/3262 decided against the month's lines (`month_of` the request: yyyyMM and its
+    last day) and the hospital's month (locked): its output and what changes; or an Answer raised
+    before anything is. (3204: `cancel`.)"""
     data = node(request)
-    month, _first, last = month_of(data, request)
     if request.infno == "3203":
         return _apply(request, data, month, last, lines, state)
     standing = _applied(state)
@@ -222,7 +221,7 @@ def cancel(request: Request, application: Application | None) -> tuple[dict, Mon
     if application.status != "APPLIED":
         raise Answer(Why.APPLICATION_CANCELLED, f"clr_appy_evt_id: {application.clr_appy_evt_id} was cancelled "
                                                 f"at {application.cancelled_at.isoformat() if application.cancelled_at else ''}")
-    cancelled = Application(**{**application.__dict__, "status": "CANCELLED", "cancelled_at": request.now})
+    cancelled = replace(application, status="CANCELLED", cancelled_at=request.now)
     change = MonthChange(applications=[cancelled])
     change.event = _event(request, application.month, "CLEARING_CANCELLED", [], {
         "clr_appy_evt_id": application.clr_appy_evt_id, "clr_type": application.clr_type,

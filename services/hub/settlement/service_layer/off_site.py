@@ -16,11 +16,12 @@ Pure: what to answer from the rows the handler read.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
 from hub.reference.catalogue import Catalogue
-from hub.reference.policy import InsuranceType, Policy
+from hub.reference.policy import Policy
 from hub.settlement.adapters.repository import StoredSettlement, Visit
 from hub.settlement.domain.engine import select_policy, settle
 from hub.settlement.domain.model import Accumulators, Claim, FeeLine, Person
@@ -38,7 +39,7 @@ def benefits(person: Person, policies: list[Policy], catalogue: Catalogue | None
     """2001's `trtinfo`: a row per fund (basic, serious illness) with `trt_enjymnt_flag` 1 where
     the engine would pay from it for this visit, else 0 and why (`trt_chk_rslt`)."""
     policy = select_policy(policies, person, claim.service_date)
-    empty = Claim(**{**claim.__dict__, "lines": (FeeLine(1, _NOTHING, convention.quantity("1"), 0, 0),)})
+    empty = replace(claim, lines=(FeeLine(1, _NOTHING, convention.quantity("1"), 0, 0),))
     result = policy if isinstance(policy, Refusal) else settle(empty, person, policy, catalogue or Catalogue("", "", {}),
                                                                Accumulators(claim.service_date.year))
     refused = result if isinstance(result, Refusal) else None
@@ -58,8 +59,7 @@ def benefits(person: Person, policies: list[Policy], catalogue: Catalogue | None
 
 def filings(value: dict[str, Any], referrals_only: bool) -> list[dict[str, Any]]:
     """5302's `psnfixmedin` (every filing) or 5304's `refmedin` (referrals): as the bureau filed them."""
-    enrolment = value.get("enrolment") or {}
-    insutype = convention.INSUTYPE_CODES[InsuranceType(enrolment["insurance_type"])] if enrolment else ""
+    insutype = convention.insutype_of(value)
     rows = []
     for f in value.get("filings") or []:
         if referrals_only and f["filing_type"] != "REFERRAL":
