@@ -19,6 +19,8 @@ import sqlalchemy as sa
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "services"))
+# The benches run the hub on this machine with its sample secrets: the explicit development mode.
+os.environ.setdefault("HUB_ENV", "development")
 
 from hub import local_services  # noqa: E402
 from hub.messaging import AvroCodec, EventProducer, ensure_topics  # noqa: E402

@@ -4,6 +4,7 @@ none of them, so they need no server."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from contextlib import ExitStack
 from pathlib import Path
@@ -14,6 +15,10 @@ import sqlalchemy as sa
 
 from hub.messaging import AvroCodec, EventProducer, SchemaRegistry
 from tests.servers import Servers, find_servers
+
+# The tests run the hub in its explicit development mode (sample secrets allowed) unless a test
+# says otherwise: tests/integration/test_secrets.py starts each service outside it.
+os.environ.setdefault("HUB_ENV", "development")
 
 
 @pytest.fixture(scope="session")

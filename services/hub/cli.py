@@ -10,7 +10,19 @@ import typer
 
 from hub import local_services, settings
 
-app = typer.Typer(
+class _Hub(typer.Typer):
+    """The `hub` app: a service refused a missing or sample secret ends with its message and
+    exit status 2, not a traceback."""
+
+    def __call__(self, *args, **kwargs):
+        try:
+            return super().__call__(*args, **kwargs)
+        except settings.UnsafeSecret as exc:
+            typer.secho(f"error: refusing to start: {exc}", fg=typer.colors.RED, err=True)
+            raise SystemExit(2) from None
+
+
+app = _Hub(
     help="Cross-region settlement clearing hub: settle out-of-region bills under the home "
     "region's rules and net the funds every day.",
     no_args_is_help=True,

@@ -4,13 +4,72 @@ overridable by HUB_LOCAL_*_PORT, unless HUB_KAFKA_BOOTSTRAP / HUB_REDIS_URL / HU
 
 from __future__ import annotations
 
+import hashlib
 import os
+from pathlib import Path
 
 import sqlalchemy as sa
 
 
 def env(name: str, default: str) -> str:
     return os.environ.get(name, default)
+
+
+# ---------------------------------------------------------------- secrets and the development mode
+
+# Every secret the hub reads from its environment, and the sample value this repository publishes
+# for it. The samples are used only in the explicit development mode (HUB_ENV=development, which the
+# local launcher, the simulated day, the benches and the tests set); in any other mode a service
+# refuses to start when a secret is unset or is its sample.
+DEVELOPMENT_SECRETS = {
+    "HUB_PERSON_KEY": "local-development-person-key",
+    "HUB_VOUCHER_KEY": "local-development-voucher-key",
+    "HUB_OPERATOR_TOKEN": "dev-operator",
+    "HUB_CLEARING_SIGNING_KEY": "sample:",
+}
+
+
+class UnsafeSecret(RuntimeError):
+    """A service may not start: a secret is missing, or is a sample anyone can read in this
+    repository, outside the development mode. The message names the secret."""
+
+
+def development_mode() -> bool:
+    return os.environ.get("HUB_ENV", "").strip().lower() == "development"
+
+
+def _not_in_development(what: str) -> str:
+    return (f"{what}. Outside the development mode (HUB_ENV=development, for local runs only) every secret "
+            "must be the deployment's own, from its secret store (README, 'Secrets'; the hub-secrets of deploy/k8s/services.yaml)")
+
+
+def secret(name: str) -> str:
+    """A secret from the environment; its published sample only in the development mode."""
+    sample = DEVELOPMENT_SECRETS[name]
+    value = os.environ.get(name, "")
+    if development_mode():
+        return value or sample
+    if not value.strip():
+        raise UnsafeSecret(_not_in_development(f"{name} is not set"))
+    if value.strip() == sample:
+        raise UnsafeSecret(_not_in_development(f"{name} is the sample value published in this repository"))
+    return value
+
+
+def refuse_sample_tokens(path: Path, rows: list[dict], samples: tuple[str, ...]) -> None:
+    """Outside the development mode, refuse a credentials file (hospitals, bureaus, agencies) whose
+    token is one of the published samples: `samples` are templates over the row ('dev-{code}')."""
+    if development_mode():
+        return
+    for row in rows:
+        published = {hashlib.sha256(t.format(**{k: str(v) for k, v in row.items()}).encode()).hexdigest()
+                     for t in samples}
+        if str(row.get("token_sha256", "")) in published:
+            raise UnsafeSecret(_not_in_development(
+                f"the token of {row.get('code')} in {path} is a sample one (SHA-256 of a published development token)"))
+        if str(row.get("paas_token_ref", "")).startswith("sample:"):
+            raise UnsafeSecret(_not_in_development(
+                f"the gateway secret of {row.get('code')} in {path} is the sample one (paas_token_ref: sample:)"))
 
 
 LOCAL_PORTS = {"kafka": 39092, "kafka_controller": 39093, "redis": 36379, "postgres": 35432}

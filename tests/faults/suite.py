@@ -315,7 +315,7 @@ class Suite:
         self.group = f"interregion-clearing-faults-{self.run_id}"
         sim._commit_end_offsets(self.kafka, self.group, "settlement.events")
         self.clearing_out = self.run_dir / "clearing"
-        self.env = {**os.environ, "HUB_KAFKA_BOOTSTRAP": self.kafka, "HUB_POSTGRES_URL": self.postgres,
+        self.env = {**os.environ, "HUB_ENV": "development", "HUB_KAFKA_BOOTSTRAP": self.kafka, "HUB_POSTGRES_URL": self.postgres,
                     "HUB_REDIS_URL": self.redis_url, "HUB_PERSON_KEY": f"faults-{self.run_id}-{secrets.token_hex(8)}",
                     "HUB_REGISTRATION_DATABASE": self.databases["registration"],
                     "HUB_SETTLEMENT_DATABASE": self.databases["settlement"],

@@ -41,9 +41,10 @@ class Settings:
     bureaus_file: Path = field(default_factory=lambda: Path(_env("HUB_BUREAUS_FILE", str(REPO_ROOT / "reference" / "bureaus.yaml"))))
     reference_dir: Path = field(default_factory=lambda: Path(_env("HUB_REFERENCE_DIR", str(REPO_ROOT / "reference"))))
     operator_token_sha256: str = field(default_factory=lambda: hashlib.sha256(
-        _env("HUB_OPERATOR_TOKEN", "dev-operator").encode()).hexdigest())
-    # The SM2 key the files are signed with: env:NAME, file:PATH, or sample: (the development key).
-    signing_key_ref: str = field(default_factory=lambda: _env("HUB_CLEARING_SIGNING_KEY", "sample:"))
+        shared_settings.secret("HUB_OPERATOR_TOKEN").encode()).hexdigest())
+    # The SM2 key the files are signed with: env:NAME, file:PATH, or sample: (the development key,
+    # refused outside the development mode).
+    signing_key_ref: str = field(default_factory=lambda: shared_settings.secret("HUB_CLEARING_SIGNING_KEY"))
     # The advance-fund rule (hub.clearing.domain.advance): months of average daily payable to
     # hold, over how many days, and the share under which a bureau is warned.
     advance_rule: AdvanceRule = field(default_factory=lambda: AdvanceRule(
@@ -91,13 +92,18 @@ def pool_names(reference_dir: Path) -> dict[str, str]:
 def bootstrap(settings: Settings | None = None) -> Clearing:
     import yaml
 
-    settings = settings or Settings()
+    settings = settings or Settings()  # refuses a missing or sample secret outside the development mode
+    rows = yaml.safe_load(settings.bureaus_file.read_text(encoding="utf-8")) or []
+    shared_settings.refuse_sample_tokens(settings.bureaus_file, rows, ("dev-bureau-{pool}",))
+    bureaus = {r["token_sha256"]: (str(r["code"]), str(r["pool"])) for r in rows}
+    signer = signer_from_reference(settings.signing_key_ref)
+    if signer.sample and not shared_settings.development_mode():
+        raise shared_settings.UnsafeSecret(
+            "HUB_CLEARING_SIGNING_KEY names the sample SM2 key published in this repository; outside the development "
+            "mode (HUB_ENV=development) the files are signed with the deployment's own key (env:NAME or file:PATH)")
     engine = sa.create_engine(settings.database_url, pool_size=4, max_overflow=4, pool_pre_ping=True)
     db.create_schema(engine)
     codec = AvroCodec(SchemaRegistry())
-    rows = yaml.safe_load(settings.bureaus_file.read_text(encoding="utf-8")) or []
-    bureaus = {r["token_sha256"]: (str(r["code"]), str(r["pool"])) for r in rows}
-    signer = signer_from_reference(settings.signing_key_ref)
     if signer.sample:
         log.warning("clearing files are signed with the sample SM2 key (HUB_CLEARING_SIGNING_KEY=sample:): "
                     "anyone can forge it; a deployment references its own key (env:NAME or file:PATH)")

@@ -25,8 +25,8 @@ class Settings:
     postgres_url: str = field(default_factory=lambda: shared_settings.postgres_url())
     kafka_bootstrap: str = field(default_factory=lambda: shared_settings.kafka_bootstrap())
     database: str = field(default_factory=lambda: _env("HUB_REGISTRATION_DATABASE", "hub_registration"))
-    person_key: bytes = field(default_factory=lambda: _env("HUB_PERSON_KEY", "local-development-person-key").encode())
-    voucher_key: bytes = field(default_factory=lambda: _env("HUB_VOUCHER_KEY", "local-development-voucher-key").encode())
+    person_key: bytes = field(default_factory=lambda: shared_settings.secret("HUB_PERSON_KEY").encode())
+    voucher_key: bytes = field(default_factory=lambda: shared_settings.secret("HUB_VOUCHER_KEY").encode())
     bureaus_file: Path = field(default_factory=lambda: Path(_env("HUB_BUREAUS_FILE", str(REPO_ROOT / "reference" / "bureaus.yaml"))))
 
     @property
@@ -43,10 +43,11 @@ class Bureau:
 
 
 def load_bureaus(path: Path) -> dict[str, Bureau]:
-    """Bureaus by the SHA-256 of their API token."""
+    """Bureaus by the SHA-256 of their API token (a sample token only in the development mode)."""
     import yaml
 
     rows = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+    shared_settings.refuse_sample_tokens(path, rows, ("dev-bureau-{pool}",))
     return {r["token_sha256"]: Bureau(str(r["code"]), r["name"], str(r["pool"]), r["token_sha256"]) for r in rows}
 
 
@@ -63,12 +64,13 @@ class Registration:
 
 
 def bootstrap(settings: Settings | None = None) -> Registration:
-    settings = settings or Settings()
+    settings = settings or Settings()  # refuses a missing or sample secret outside the development mode
+    bureaus = load_bureaus(settings.bureaus_file)
     engine = sa.create_engine(settings.database_url, pool_size=8, max_overflow=8, pool_pre_ping=True)
     db.create_schema(engine)
     codec = AvroCodec(SchemaRegistry())
     return Registration(settings, engine, codec, RegistrationService(PostgresRegistrationRepository(engine), codec, settings.person_key, settings.voucher_key),
-                        load_bureaus(settings.bureaus_file))
+                        bureaus)
 
 
 def background(reg: Registration, stop, relay: bool = True, lag_interval_s: float = 15.0):

@@ -36,9 +36,9 @@ class Settings:
     redis_url: str = field(default_factory=lambda: shared_settings.redis_url())
     kafka_bootstrap: str = field(default_factory=lambda: shared_settings.kafka_bootstrap())
     database: str = field(default_factory=lambda: _env("HUB_SETTLEMENT_DATABASE", "hub_settlement"))
-    person_key: bytes = field(default_factory=lambda: _env("HUB_PERSON_KEY", "local-development-person-key").encode())
+    person_key: bytes = field(default_factory=lambda: shared_settings.secret("HUB_PERSON_KEY").encode())
     # verifies the e-vouchers the home regions' voucher service (registration) issues
-    voucher_key: bytes = field(default_factory=lambda: _env("HUB_VOUCHER_KEY", "local-development-voucher-key").encode())
+    voucher_key: bytes = field(default_factory=lambda: shared_settings.secret("HUB_VOUCHER_KEY").encode())
     hospitals_file: Path = field(default_factory=lambda: Path(_env("HUB_HOSPITALS_FILE", str(REPO_ROOT / "reference" / "hospitals.yaml"))))
     # Who may submit manual claims: home bureaus, and designated agencies (代办) of treatment regions.
     bureaus_file: Path = field(default_factory=lambda: Path(_env("HUB_BUREAUS_FILE", str(REPO_ROOT / "reference" / "bureaus.yaml"))))
@@ -82,13 +82,14 @@ class Settlement:
 
 def bootstrap(settings: Settings | None = None, create_schema: bool = True, gateway_secrets: bool = True) -> Settlement:
     """The service wired; `gateway_secrets=False` for tools that answer no hospital (the replay)."""
-    settings = settings or Settings()
+    settings = settings or Settings()  # refuses a missing or sample secret outside the development mode
+    hospitals = load_hospitals(settings.hospitals_file, gateway_secrets)
+    claimants = load_claimants(settings.bureaus_file, settings.agencies_file)
     engine = db.create_engine(settings.database_url, settings.db_pool_size)
     if create_schema:
         db.create_schema(engine)
     read_model = ReadModel(redis.Redis.from_url(settings.redis_url))
     codec = AvroCodec(SchemaRegistry())
-    hospitals = HospitalRegistry.from_yaml(settings.hospitals_file, gateway_secrets)
     repository = PostgresRepository(engine.url.set(drivername="postgresql").render_as_string(hide_password=False))
     if settings.clock_shift_days:
         log.warning("HUB_SETTLEMENT_CLOCK_SHIFT_DAYS=%d: settlements are stamped %d days off the real clock "
@@ -97,8 +98,16 @@ def bootstrap(settings: Settings | None = None, create_schema: bool = True, gate
                                 limits=settings.limits, voucher_key=settings.voucher_key)
     claims = Claims(repository, read_model, service.reference, codec, settings.person_key, hospitals, settings.limits,
                     clock=settings.clock())
-    return Settlement(settings, engine, read_model, codec, hospitals, service, claims,
-                      load_claimants(settings.bureaus_file, settings.agencies_file))
+    return Settlement(settings, engine, read_model, codec, hospitals, service, claims, claimants)
+
+
+def load_hospitals(path: Path, gateway_secrets: bool = True) -> HospitalRegistry:
+    """The designated hospitals (a sample token or gateway secret only in the development mode)."""
+    import yaml
+
+    rows = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+    shared_settings.refuse_sample_tokens(path, rows, ("dev-{code}",))
+    return HospitalRegistry.from_rows(rows, gateway_secrets)
 
 
 def load_claimants(bureaus_file: Path, agencies_file: Path) -> dict[str, Actor]:
@@ -106,9 +115,11 @@ def load_claimants(bureaus_file: Path, agencies_file: Path) -> dict[str, Actor]:
     import yaml
 
     out: dict[str, Actor] = {}
-    for kind, path in (("bureau", bureaus_file), ("agency", agencies_file)):
+    for kind, path, sample in (("bureau", bureaus_file, "dev-bureau-{pool}"), ("agency", agencies_file, "dev-agency-{code}")):
         if path.exists():
-            for r in yaml.safe_load(path.read_text(encoding="utf-8")) or []:
+            rows = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+            shared_settings.refuse_sample_tokens(path, rows, (sample,))
+            for r in rows:
                 out[r["token_sha256"]] = Actor(kind, str(r["code"]), str(r["pool"]))
     return out
 

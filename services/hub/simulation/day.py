@@ -301,7 +301,9 @@ def run_day(opts: DayOptions, echo: Callable[[str], None] = print, progress=None
     group = f"interregion-clearing-{run_id}"
     _commit_end_offsets(kafka, group, "settlement.events")
     clearing_out = run_dir / "clearing"
-    env = {**os.environ, "HUB_KAFKA_BOOTSTRAP": kafka, "HUB_POSTGRES_URL": postgres, "HUB_REDIS_URL": redis_url,
+    # A rehearsal on one machine: the development mode (its operator token and signing key are the
+    # samples; the person and voucher keys and every hospital's, bureau's and agency's token are fresh).
+    env = {**os.environ, "HUB_ENV": "development", "HUB_KAFKA_BOOTSTRAP": kafka, "HUB_POSTGRES_URL": postgres, "HUB_REDIS_URL": redis_url,
            "HUB_PERSON_KEY": f"day-{run_id}-{secrets.token_hex(8)}",
            "HUB_VOUCHER_KEY": f"day-voucher-{run_id}-{secrets.token_hex(8)}",
            "HUB_REGISTRATION_DATABASE": databases["registration"], "HUB_SETTLEMENT_DATABASE": databases["settlement"],

@@ -63,12 +63,9 @@ class HospitalRegistry:
         return self._paas.get(paasid)
 
     @classmethod
-    def from_yaml(cls, path: Path, gateway_secrets: bool = True) -> "HospitalRegistry":
-        """The hospitals file; `gateway_secrets=False` for tools that need the hospitals but serve
-        no request (a policy replay): their secrets are then not looked for."""
-        import yaml
-
-        rows = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+    def from_rows(cls, rows: list[dict], gateway_secrets: bool = True) -> "HospitalRegistry":
+        """The hospitals file's rows; `gateway_secrets=False` for tools that need the hospitals but
+        serve no request (a policy replay): their secrets are then not looked for."""
         hospitals, paas = [], {}
         for r in rows:
             hospital = Hospital(str(r["code"]), r["name"], str(r["pool"]), Level(str(r["level"])), r["token_sha256"],
