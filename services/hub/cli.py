@@ -614,7 +614,7 @@ def clearing_verify(
 ) -> None:
     """Check that a clearing file set is the hub's and unchanged: the SM2 signature over its
     SHA-256 manifest, then each file's digest. Exit 0 when verified, 1 when not."""
-    from hub.clearing.adapters.signing import verify_file_set
+    from hub.signing import verify_file_set
 
     key = public_key.strip()
     if key and Path(key).is_file():
@@ -632,7 +632,7 @@ def clearing_verify(
 @clearing_app.command("public-key")
 def clearing_public_key() -> None:
     """Print the hub's SM2 public key the clearing files are signed with (give it to bureaus)."""
-    from hub.clearing.adapters.signing import signer_from_reference
+    from hub.signing import signer_from_reference
     from hub.clearing.bootstrap import Settings
 
     typer.echo(signer_from_reference(Settings().signing_key_ref).public_key_hex)

@@ -533,7 +533,7 @@ def test_a_month_of_days_a_statement_confirmed_line_by_line_disputes_carried_and
         assert body == written.read_bytes()
         written.unlink()  # a replica without the file renders it again: the same bytes
         assert http.get(f"/v1/statements/2026-02/360400.{suffix}", headers=jj).content == body
-    from hub.clearing.adapters.signing import verify_file_set
+    from hub.signing import verify_file_set
     key = clearing.service.signer.public_key_hex
     assert verify_file_set(fetched / "statement_2026-02_360400.json", key).ok
     document = json.loads((fetched / "statement_2026-02_360400.json").read_text())

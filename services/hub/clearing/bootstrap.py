@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from hub import settings as shared_settings
 
 from hub.clearing.adapters import database as db
-from hub.clearing.adapters.signing import signer_from_reference
+from hub.signing import signer_from_reference
 from hub.clearing.domain.advance import AdvanceRule
 from hub.clearing.domain.anomalies import AnomalyRule
 from hub.clearing.domain.fund_risk import RiskRule

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from gmssl import sm2
 
-from hub.clearing.adapters.signing import (_A, _B, _GX, _GY, _N, _P, Signer, _sign, public_key_of,
+from hub.signing import (_A, _B, _GX, _GY, _N, _P, Signer, _sign, public_key_of,
                                           signer_from_reference, sm3, verify)
 
 SAMPLE = signer_from_reference("sample:")

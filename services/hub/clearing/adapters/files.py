@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
-from hub.clearing.adapters.signing import Signer, signature_document
+from hub.signing import Signer, signature_document
 from hub.clearing.adapters.workbook import MONEY, Number, Sheet, workbook
 from hub.clearing.domain.funds import INSUTYPE_CODES
 from hub.clearing.domain.netting import PoolPosition

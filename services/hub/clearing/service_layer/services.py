@@ -27,7 +27,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from hub.clearing.adapters import database as db
 from hub.clearing.adapters import files
-from hub.clearing.adapters.signing import Signer, signer_from_reference
+from hub.signing import Signer, signer_from_reference
 from hub.clearing.domain.advance import AdvanceRule, day_entry
 from hub.clearing.domain.anomalies import (AnomalyRule, Bill, Flag, jumped, just_under_threshold,
                                            overlapping_regions, readmissions)

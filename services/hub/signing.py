@@ -1,6 +1,7 @@
 """SM2 signatures over SM3 digests (GB/T 32918 with the standard's default user id, GB/T
 32905) for the clearing files: the hub signs each file set's manifest, a bureau verifies it with
-the hub's public key.
+the hub's public key. Shared kernel: the clearing service signs, `hub clearing verify` and the
+bureau portal verify.
 
 The curve's arithmetic is here (Jacobian coordinates on Python integers; SM3 from
 `cryptography`'s OpenSSL). It replaced the `gmssl` package, whose signing took ~25-50 ms (its
@@ -239,25 +240,40 @@ def verify_file_set(path: Path, trusted_public_key: str | None) -> Verification:
         if not needed.is_file():
             return Verification(False, f"{needed.name} is missing beside {path.name}")
     manifest = manifest_path.read_bytes()
+    listed = [line.partition("  ")[2] for line in manifest.decode("utf-8", "replace").splitlines()]
+    files = {name: path.with_name(name).read_bytes() for name in listed if path.with_name(name).is_file()}
+    verdict = verify_file_bytes(manifest_path.name, manifest, sig_path.name, sig_path.read_bytes(), files,
+                                trusted_public_key)
+    if verdict.ok and not trusted_public_key:
+        return Verification(True, verdict.message.replace(
+            "the key the signature names", "the key the signature names (pass --public-key to prove the hub wrote it)"),
+            verdict.files)
+    return verdict
+
+
+def verify_file_bytes(manifest_name: str, manifest: bytes, sig_name: str, sig: bytes, files: dict[str, bytes],
+                      trusted_public_key: str | None) -> Verification:
+    """The same check over a file set held in memory (the bureau portal verifies what it fetched):
+    the signature over the manifest, then each listed file present in `files` by its SHA-256; a
+    listed file absent from `files` fails."""
     try:
-        fields = parse_signature_document(sig_path.read_bytes())
+        fields = parse_signature_document(sig)
     except SignatureError as exc:
-        return Verification(False, f"{sig_path.name}: {exc}")
-    if fields["signed-file"] != manifest_path.name:
-        return Verification(False, f"{sig_path.name} signs {fields['signed-file']}, not {manifest_path.name}")
+        return Verification(False, f"{sig_name}: {exc}")
+    if fields["signed-file"] != manifest_name:
+        return Verification(False, f"{sig_name} signs {fields['signed-file']}, not {manifest_name}")
     key = (trusted_public_key or fields["public-key"]).strip().lower()
     if trusted_public_key and fields["public-key"].lower() != key:
-        return Verification(False, f"{sig_path.name} names another key than the trusted one")
+        return Verification(False, f"{sig_name} names another key than the trusted one")
     if not verify(key, manifest, fields["signature"]):
-        return Verification(False, f"the SM2 signature on {manifest_path.name} does not verify with key {key[:18]}…")
+        return Verification(False, f"the SM2 signature on {manifest_name} does not verify with key {key[:18]}…")
     checked = []
     for line in manifest.decode("utf-8", "replace").splitlines():
         digest, _, name = line.partition("  ")
-        target = path.with_name(name)
-        if not target.is_file():
-            return Verification(False, f"{name}, listed in {manifest_path.name}, is missing")
-        if hashlib.sha256(target.read_bytes()).hexdigest() != digest:
+        if name not in files:
+            return Verification(False, f"{name}, listed in {manifest_name}, is missing")
+        if hashlib.sha256(files[name]).hexdigest() != digest:
             return Verification(False, f"{name} was changed: its SHA-256 is not the one signed")
         checked.append(name)
-    who = "the trusted key" if trusted_public_key else "the key the signature names (pass --public-key to prove the hub wrote it)"
+    who = "the trusted key" if trusted_public_key else "the key the signature names"
     return Verification(True, f"verified {len(checked)} files signed by {who}", tuple(checked))
