@@ -12,7 +12,8 @@ ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || command -v postgres >/d
 command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || missing+=(maven)
 command -v wrk >/dev/null || missing+=(wrk)  # the settle benchmark's load generator
-command -v chromium >/dev/null || missing+=(chromium)  # headless checks of the status page
+command -v chromium >/dev/null || missing+=(chromium)  # headless checks of the status page and the portal
+command -v chromedriver >/dev/null || missing+=(chromium-driver)  # drives it for the portal's browser tests (Selenium)
 command -v npm >/dev/null || missing+=(nodejs npm)  # the deploy manifests' CRD check (deploy/check)
 # Pool names are Chinese: without a CJK font the browser checks' screenshots show empty boxes.
 dpkg -s fonts-noto-cjk >/dev/null 2>&1 || missing+=(fonts-noto-cjk)
@@ -30,6 +31,10 @@ command -v pyenv >/dev/null && pyenv rehash || true
 if [ ! -d deploy/check/node_modules ] || [ deploy/check/package-lock.json -nt deploy/check/node_modules ]; then
   echo "installing the deploy check's npm packages (the Strimzi and Prometheus-operator CRD schemas)"
   (cd deploy/check && npm ci --no-audit --no-fund --silent && touch node_modules)
+fi
+if [ ! -d deploy/portal-assets/node_modules ] || [ deploy/portal-assets/package-lock.json -nt deploy/portal-assets/node_modules ]; then
+  echo "installing the bureau portal's npm packages (Apache ECharts)"
+  (cd deploy/portal-assets && npm ci --no-audit --no-fund --silent && touch node_modules)
 fi
 
 python3 -m hub.cli services up

@@ -48,6 +48,9 @@ claims_app = typer.Typer(help="Manual claims (零星报销): a home bureau's, or
 app.add_typer(claims_app, name="claims")
 policy_app = typer.Typer(help="Policy drafts: what a draft would have cost (what-if replay).", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
+from hub.portal.entrypoints.cli import app as portal_app  # noqa: E402  (lives with its service)
+
+app.add_typer(portal_app, name="portal")
 
 
 @policy_app.command("replay")

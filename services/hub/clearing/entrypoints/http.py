@@ -79,6 +79,16 @@ def create_app(clearing: Clearing, history: StatusHistory | None = None, loops=N
             return _error(403, "operators_only", "only operators list unconfirmed files")
         return await run_in_threadpool(clearing.service.unconfirmed)
 
+    @app.get("/v1/clearing-days/{pool}")
+    async def days_of(pool: str, request: Request):
+        """The pool's closed days, newest first (the bureau portal's list of days)."""
+        who = caller(request)
+        if who is None:
+            return _error(401, "unauthenticated", "send the bureau's token as 'Authorization: Bearer <token>'")
+        if who[1] not in ("*", pool):
+            return _error(403, "days_of_another_pool", "a bureau sees only its own days")
+        return await run_in_threadpool(clearing.service.days_of, pool)
+
     @app.get("/v1/clearing/{day}/summary.html")
     async def summary(day: str, request: Request):
         who = caller(request)

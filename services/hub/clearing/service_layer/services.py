@@ -988,6 +988,18 @@ class ClearingService:
                 db.statements.c.clearing_date == day, db.statements.c.pool_code == pool)).scalar_one()
         return bool(updated or exists)
 
+    def days_of(self, pool: str, limit: int = 62) -> list[dict]:
+        """A pool's closed days, newest first: its net position and whether its bureau confirmed."""
+        s = db.statements.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(db.statements).where(s.pool_code == pool)
+                                .order_by(s.clearing_date.desc()).limit(limit)).all()
+        return [{"clearing_date": r.clearing_date.isoformat(), "pool_code": r.pool_code, "cycle_id": r.cycle_id,
+                 "receivable_fen": r.receivable_fen, "payable_fen": r.payable_fen,
+                 "net_position_fen": r.net_position_fen, "settlement_count": r.settlement_count,
+                 "confirmed_at": r.confirmed_at.isoformat() if r.confirmed_at else None,
+                 "confirmed_by": r.confirmed_by} for r in rows]
+
     def unconfirmed(self) -> list[dict]:
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(db.statements).where(db.statements.c.confirmed_at.is_(None))

@@ -1,0 +1,61 @@
+"""The portal's own tables (no business data): its people, their sessions, the maker-checker
+recommendations and the audit trail."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from hub import settings as shared_settings
+
+metadata = sa.MetaData()
+
+users = sa.Table(
+    "portal_users", metadata,
+    sa.Column("username", sa.Text, primary_key=True),
+    sa.Column("display_name", sa.Text, nullable=False),
+    sa.Column("role", sa.Text, nullable=False),
+    sa.Column("bureau_code", sa.Text, nullable=False),
+    sa.Column("pool", sa.Text, nullable=False),
+    sa.Column("password_hash", sa.Text, nullable=False),  # argon2id
+    sa.Column("failures", sa.Integer, nullable=False),
+    sa.Column("locked_until", sa.DateTime(timezone=True)),
+)
+
+sessions = sa.Table(
+    "portal_sessions", metadata,
+    sa.Column("token_sha256", sa.Text, primary_key=True),  # the cookie's token is never stored
+    sa.Column("username", sa.Text, nullable=False, index=True),
+    sa.Column("csrf", sa.Text, nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+recommendations = sa.Table(
+    "portal_recommendations", metadata,
+    sa.Column("kind", sa.Text, primary_key=True),
+    sa.Column("pool", sa.Text, primary_key=True),
+    sa.Column("subject", sa.Text, primary_key=True),
+    sa.Column("decision", sa.Text, nullable=False),
+    sa.Column("note", sa.Text, nullable=False),
+    sa.Column("made_by", sa.Text, nullable=False),
+    sa.Column("made_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("checked_by", sa.Text, nullable=False),
+    sa.Column("checked_at", sa.DateTime(timezone=True)),
+)
+
+audit = sa.Table(
+    "portal_audit", metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("username", sa.Text, nullable=False),
+    sa.Column("pool", sa.Text, nullable=False, index=True),
+    sa.Column("action", sa.Text, nullable=False),
+    sa.Column("subject", sa.Text, nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+)
+
+SCHEMA_LOCK = 7_310_004
+
+
+def create_schema(engine: sa.Engine) -> None:
+    shared_settings.create_schema(engine, metadata, SCHEMA_LOCK)

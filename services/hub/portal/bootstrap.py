@@ -1,0 +1,104 @@
+"""Wires the bureau portal from settings. Nothing connects at import time."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import sqlalchemy as sa
+
+from hub import settings as shared_settings
+from hub.portal.adapters import database as db
+from hub.portal.adapters.hub_api import HubApi
+from hub.portal.adapters.passwords import Argon2Hasher
+from hub.portal.adapters.repository import PostgresPortalRepository
+from hub.portal.domain.people import LockoutRule
+from hub.portal.service_layer.ports import PasswordHasher, PortalRepository
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+_env = shared_settings.env
+
+
+def bureau_tokens(bureaus_file: Path) -> dict[str, str]:
+    """Each bureau's API token, by pool, the portal calls the services with: HUB_PORTAL_BUREAU_TOKENS
+    as `pool=token,pool=token`; in the development mode the sample `dev-bureau-<pool>` of every
+    bureau in the bureaus file is the default."""
+    import yaml
+
+    given = os.environ.get("HUB_PORTAL_BUREAU_TOKENS", "").strip()
+    tokens = {}
+    for pair in filter(None, (p.strip() for p in given.split(","))):
+        pool, sep, token = pair.partition("=")
+        if not sep or not token.strip():
+            raise shared_settings.UnsafeSecret("HUB_PORTAL_BUREAU_TOKENS is pool=token pairs separated by commas")
+        tokens[pool.strip()] = token.strip()
+    if shared_settings.development_mode():
+        rows = yaml.safe_load(bureaus_file.read_text(encoding="utf-8")) or []
+        return {str(r["pool"]): f"dev-bureau-{r['pool']}" for r in rows} | tokens
+    if not tokens:
+        raise shared_settings.UnsafeSecret(
+            "HUB_PORTAL_BUREAU_TOKENS is not set. Outside the development mode (HUB_ENV=development) the portal "
+            "calls the services with each bureau's own token")
+    if any(t.startswith("dev-bureau-") for t in tokens.values()):
+        raise shared_settings.UnsafeSecret("HUB_PORTAL_BUREAU_TOKENS holds a sample token published in this repository")
+    return tokens
+
+
+@dataclass(frozen=True)
+class Settings:
+    postgres_url: str = field(default_factory=lambda: shared_settings.postgres_url())
+    database: str = field(default_factory=lambda: _env("HUB_PORTAL_DATABASE", "hub_portal"))
+    clearing_url: str = field(default_factory=lambda: _env("HUB_PORTAL_CLEARING_URL", "http://127.0.0.1:8430"))
+    settlement_url: str = field(default_factory=lambda: _env("HUB_PORTAL_SETTLEMENT_URL", "http://127.0.0.1:8410"))
+    operator_token: str = field(default_factory=lambda: shared_settings.secret("HUB_OPERATOR_TOKEN"))
+    bureaus_file: Path = field(default_factory=lambda: Path(_env("HUB_BUREAUS_FILE", str(REPO_ROOT / "reference" / "bureaus.yaml"))))
+    # Apache ECharts, installed from the npm registry by deploy/local/setup.sh
+    assets_dir: Path = field(default_factory=lambda: Path(_env(
+        "HUB_PORTAL_ASSETS", str(REPO_ROOT / "deploy" / "portal-assets" / "node_modules" / "echarts" / "dist"))))
+    # Cookies go only over HTTPS outside the development mode (the portal sits behind TLS there).
+    secure_cookies: bool = field(default_factory=lambda: not shared_settings.development_mode())
+    lockout: LockoutRule = field(default_factory=lambda: LockoutRule(int(_env("HUB_PORTAL_MAX_FAILURES", "5"))))
+
+    @property
+    def database_url(self) -> str:
+        return shared_settings.database_url(self.postgres_url, self.database)
+
+
+@dataclass
+class Portal:
+    settings: Settings
+    repository: PortalRepository
+    hasher: PasswordHasher
+    api: HubApi
+    bureaus: dict[str, tuple[str, str]]  # pool -> (bureau code, name)
+    clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
+
+
+def load_bureaus(path: Path) -> dict[str, tuple[str, str]]:
+    import yaml
+
+    return {str(r["pool"]): (str(r["code"]), str(r["name"])) for r in yaml.safe_load(path.read_text(encoding="utf-8")) or []}
+
+
+def ensure_database(settings: Settings) -> None:
+    """The portal's database on the server, made when missing (as the local launcher makes the others')."""
+    admin = sa.create_engine(settings.postgres_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            if conn.execute(sa.text("select 1 from pg_database where datname = :d"), {"d": settings.database}).first() is None:
+                conn.execute(sa.text(f'create database "{settings.database}"'))
+    finally:
+        admin.dispose()
+
+
+def bootstrap(settings: Settings | None = None) -> Portal:
+    settings = settings or Settings()  # refuses a missing or sample secret outside the development mode
+    tokens = bureau_tokens(settings.bureaus_file)
+    ensure_database(settings)
+    engine = sa.create_engine(settings.database_url, pool_size=4, max_overflow=4, pool_pre_ping=True)
+    db.create_schema(engine)
+    api = HubApi(settings.clearing_url, settings.settlement_url, settings.operator_token, tokens)
+    return Portal(settings, PostgresPortalRepository(engine), Argon2Hasher(), api, load_bureaus(settings.bureaus_file))

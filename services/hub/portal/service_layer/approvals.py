@@ -1,0 +1,58 @@
+"""Maker-checker: a clerk prepares a decision that moves money or closes a period (a claim's
+approval or rejection, a month's close), a supervisor of the same bureau — another person —
+approves it, and only then does the portal ask the service to act."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+from typing import Callable
+
+from hub.portal.domain.people import Recommendation, Refusal, Refused, User, may_check, may_prepare
+from hub.portal.service_layer.ports import PortalRepository, ServiceRefused
+
+DECISIONS = {"claim": ("approve", "reject"), "month_close": ("close",)}
+MAX_NOTE = 200
+
+
+def prepare(repository: PortalRepository, user: User, kind: str, pool: str, subject: str, decision: str, note: str,
+            now: datetime) -> Recommendation | Refused:
+    refused = may_prepare(user, pool)
+    if refused:
+        return refused
+    note = note.strip()
+    if decision not in DECISIONS.get(kind, ()):
+        return Refused(Refusal.INVALID_INPUT, f"decision: one of {', '.join(DECISIONS.get(kind, ()))}")
+    if len(note) > MAX_NOTE or any(not c.isprintable() for c in note):
+        return Refused(Refusal.INVALID_INPUT, f"note: at most {MAX_NOTE} printable characters")
+    if kind == "claim" and decision == "reject" and not note:
+        return Refused(Refusal.INVALID_INPUT, "a rejection says why (note)")
+    standing = repository.recommendation(kind, pool, subject)
+    if standing is not None and standing.status != "PENDING" and standing.status != "REJECTED":
+        return Refused(Refusal.NOTHING_PENDING, f"{subject} was already approved")
+    recommendation = Recommendation(kind, pool, subject, decision, note, user.username, now)
+    repository.save_recommendation(recommendation)
+    repository.record(now, user.username, pool, f"prepare_{kind}", subject, f"{decision} {note}".strip())
+    return recommendation
+
+
+def check(repository: PortalRepository, user: User, kind: str, pool: str, subject: str, approve: bool,
+          now: datetime, act: Callable[[Recommendation], object]) -> Recommendation | Refused:
+    """A supervisor approves (the service is then asked to act: `act`) or sends it back."""
+    recommendation = repository.recommendation(kind, pool, subject)
+    refused = may_check(user, recommendation)
+    if refused:
+        repository.record(now, user.username, pool, f"check_{kind}_refused", subject, refused.reason.code)
+        return refused
+    if approve:
+        try:
+            act(recommendation)
+        except ServiceRefused as exc:
+            repository.record(now, user.username, pool, f"check_{kind}_failed", subject, exc.code)
+            return exc.refused()
+    checked = replace(recommendation, status="APPROVED" if approve else "REJECTED", checked_by=user.username,
+                      checked_at=now)
+    repository.save_recommendation(checked)
+    repository.record(now, user.username, pool, f"{'approve' if approve else 'send_back'}_{kind}", subject,
+                      recommendation.decision)
+    return checked

@@ -1,0 +1,300 @@
+"""The bureau portal in a real headless Chromium (Debian's chromium through its chromidriver and
+Selenium), against the real clearing and settlement services on the real servers: a 九江 clerk
+signs in and sees only 九江, downloads a file and sees its SM2 signature verified, confirms every
+line of February but one and disputes that one, sees the advance ledger and fund-risk charts drawn
+in Chinese (a CJK font, no empty boxes), recommends an agency's claim, cannot approve it alone, and
+a supervisor approves it; a 广州 clerk cannot reach 九江's pages or files by URL; a form posted
+without its CSRF token changes nothing; repeated bad passwords lock the account. The main pages'
+screenshots go to docs/portal/ (the README shows them)."""
+
+from __future__ import annotations
+
+import random
+import shutil
+import socket
+import threading
+import time
+import uuid
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+import sqlalchemy as sa
+import uvicorn
+
+from hub.messaging import AvroCodec
+from hub.registration.entrypoints.reference_load import load_reference
+from tests.integration.settlement_helpers import (PERSON_KEY, http_ready, new_psn_no, register, setup_topics,
+                                                  wait_for)
+from tests.integration.test_clearing_service import consume, reversal, send, settled
+
+REPO = Path(__file__).resolve().parents[2]
+SHOTS = REPO / "docs" / "portal"
+PASSWORD = "correct horse battery staple"
+MONTH, DAYS = "2026-02", [date(2026, 2, d) for d in (3, 4, 5)]
+JIA_DRUG = "XJ01CAA001A001010101001"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve(app) -> tuple[str, uvicorn.Server]:
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    threading.Thread(target=server.run, daemon=True).start()
+    base = f"http://127.0.0.1:{port}"
+    wait_for(lambda: http_ready(base + "/health/live"), base)
+    return base, server
+
+
+def scratch(admin: sa.Engine, made: list[str]) -> str:
+    name = f"portal_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'create database "{name}"'))
+    made.append(name)
+    return name
+
+
+@pytest.fixture
+def hub_running(servers, producer, topic_factory, tmp_path):
+    """Clearing with three closed February days, an advance and the month's statements issued;
+    settlement with an agency's claim lodged for 九江; the portal with its people."""
+    from hub.clearing.bootstrap import Settings as ClearingSettings, bootstrap as clearing_bootstrap
+    from hub.clearing.entrypoints.http import create_app as clearing_app
+    from hub.portal.bootstrap import Settings as PortalSettings, bootstrap as portal_bootstrap
+    from hub.portal.domain.people import Role
+    from hub.portal.entrypoints.http import create_app as portal_app
+    from hub.portal.service_layer import accounts
+    from hub.settlement.bootstrap import Settings as SettlementSettings, bootstrap as settlement_bootstrap
+    from hub.settlement.entrypoints.http import create_app as settlement_app
+    from hub.settlement.entrypoints.read_model_consumer import ReadModelConsumer
+
+    admin = sa.create_engine(servers.postgres_url, isolation_level="AUTOCOMMIT")
+    made: list[str] = []
+    servers_started, stop = [], threading.Event()
+    try:
+        # ---- clearing: February's days closed, the advance kept, the month's statements issued
+        topic = topic_factory(partitions=2)
+        clearing = clearing_bootstrap(ClearingSettings(
+            postgres_url=servers.postgres_url, kafka_bootstrap=servers.kafka_bootstrap, database=scratch(admin, made),
+            out_dir=tmp_path / "clearing", grace_s=0, group_id=f"portal-{uuid.uuid4().hex[:8]}", topic=topic,
+            bureaus_file=REPO / "reference" / "bureaus.yaml"))
+        clearing.service.deposit("360400", "INIT-1", 50_000_000, "operator", "期初预付金 opening advance")
+        rnd, n, events = random.Random(27), 0, []
+        for day in DAYS:
+            todays = []
+            for i in range(6):
+                n += 1
+                home, treat = ("360400", rnd.choice(["440100", "510900"])) if i % 2 == 0 else \
+                    (rnd.choice(["440100", "510900"]), "360400")
+                todays.append(dict(settled(rnd, n, day), home_pool=home, treatment_pool=treat,
+                                   hospital_code=f"H{treat}0001", insurance_type=rnd.choice(["RESIDENT", "EMPLOYEE"])))
+            todays.append(dict(reversal(todays[0], day), insurance_type=todays[0]["insurance_type"]))
+            events += todays
+        send(producer, topic, events)
+        consume(clearing)
+        for day in DAYS:
+            clearing.service.close_day(day)
+        clearing.service.months.issue(MONTH, "operator")
+        clearing_url, server = serve(clearing_app(clearing))
+        servers_started.append(server)
+
+        # ---- settlement: a 九江 resident's claim an agency in 广州 lodged
+        setup_topics(servers.kafka_bootstrap)
+        load_reference(REPO / "reference", servers.kafka_bootstrap, AvroCodec())
+        redis_url = servers.redis_url.rsplit("/", 1)[0] + "/7"
+        redis.Redis.from_url(redis_url).flushdb()
+        settlement = settlement_bootstrap(SettlementSettings(
+            postgres_url=servers.postgres_url, redis_url=redis_url, kafka_bootstrap=servers.kafka_bootstrap,
+            database=scratch(admin, made), person_key=PERSON_KEY))
+        consumer = ReadModelConsumer(servers.kafka_bootstrap, settlement.read_model, settlement.codec,
+                                     settlement.producer("portal-dlq"), stop)
+        threading.Thread(target=consumer.run, daemon=True).start()
+        wait_for(settlement.read_model.ready, "the read model")
+        psn = new_psn_no()
+        register(producer, psn, filings=[])
+        from hub.privacy import person_ref
+        wait_for(lambda: settlement.read_model.registration_bytes(person_ref(PERSON_KEY, psn)), "the registration")
+        settlement_url, server = serve(settlement_app(settlement))
+        servers_started.append(server)
+        claim_no = f"LX-{psn[-8:]}"
+        lodged = httpx.post(settlement_url + "/v1/claims", headers={"Authorization": "Bearer dev-agency-A440100"}, json={
+            "claim_no": claim_no, "home_pool": "360400", "psn_no": psn, "med_type": "21", "treatment_pool": "440100",
+            "hospital_code": "H44010000001", "begntime": "2026-02-10", "endtime": "2026-02-15", "reason": "NOT_FILED",
+            "feedetail": [{"feedetl_sn": "1", "med_list_codg": JIA_DRUG, "cnt": "1", "pric": "10000.00"}]}, timeout=30)
+        assert lodged.status_code == 202, lodged.text
+
+        # ---- the portal and its people
+        portal = portal_bootstrap(PortalSettings(postgres_url=servers.postgres_url, database=scratch(admin, made),
+                                                 clearing_url=clearing_url, settlement_url=settlement_url))
+        for username, name, role, bureau in (("jj-clerk", "李经办", Role.CLERK, ("B360400", "360400")),
+                                             ("jj-super", "王审核", Role.SUPERVISOR, ("B360400", "360400")),
+                                             ("gz-clerk", "陈经办", Role.CLERK, ("B440100", "440100")),
+                                             ("ops", "运维值班", Role.OPERATOR, None)):
+            accounts.add_user(portal.repository, portal.hasher, username, name, role, bureau, PASSWORD)
+        portal_url, server = serve(portal_app(portal))
+        servers_started.append(server)
+        yield {"portal": portal_url, "clearing": clearing, "settlement": settlement, "claim_no": claim_no}
+    finally:
+        stop.set()
+        for server in servers_started:
+            server.should_exit = True
+        time.sleep(1)
+        with admin.connect() as conn:
+            for name in made:
+                conn.execute(sa.text(f'drop database if exists "{name}" with (force)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def browser(tmp_path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    assert chromium and driver, "deploy/local/setup.sh installs Debian's chromium and chromium-driver"
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--lang=zh-CN",
+                 "--window-size=1360,1000", f"--user-data-dir={tmp_path / 'profile'}"):
+        options.add_argument(flag)
+    b = webdriver.Chrome(service=Service(driver), options=options)
+    b.set_page_load_timeout(60)
+    yield b
+    b.quit()
+
+
+def sign_in(b, base: str, username: str, password: str = PASSWORD):
+    from selenium.webdriver.common.by import By
+
+    b.delete_all_cookies()
+    b.get(base + "/login")
+    b.find_element(By.NAME, "username").send_keys(username)
+    b.find_element(By.NAME, "password").send_keys(password)
+    b.find_element(By.ID, "sign-in").click()
+
+
+def fetch(b, url: str, method: str = "GET", form: dict | None = None) -> tuple[int, str]:
+    """A request from inside the page, with the session's cookie (what a person's browser sends)."""
+    return tuple(b.execute_async_script("""
+        const [url, method, form, done] = arguments;
+        const body = form ? new URLSearchParams(form) : undefined;
+        fetch(url, {method, body, redirect: 'manual'}).then(async r => done([r.status, await r.text()]),
+                                                             e => done([0, String(e)]));""", url, method, form))
+
+
+def chart_drawn_in_chinese(b, element_id: str, words: str) -> None:
+    """The chart is an SVG with text, and the CJK font draws its words (no empty boxes)."""
+    from selenium.webdriver.common.by import By
+
+    chart = b.find_element(By.ID, element_id)
+    assert chart.get_attribute("data-rendered") == "true"
+    svg_text = b.execute_script("return [...arguments[0].querySelectorAll('svg text')].map(t => t.textContent).join(' ')",
+                                chart)
+    assert words in svg_text, svg_text
+    assert b.execute_script("return document.fonts.check('14px \"Noto Sans CJK SC\"', arguments[0])", words)
+    families = b.execute_script("return getComputedStyle(document.body).fontFamily")
+    assert "Noto Sans CJK SC" in families
+
+
+def shot(b, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    b.save_screenshot(str(SHOTS / f"{name}.png"))
+
+
+def test_a_bureau_works_its_day_month_advance_risk_and_claims_in_the_browser(hub_running, browser):
+    from selenium.webdriver.common.by import By
+
+    base, b = hub_running["portal"], browser
+    clearing = hub_running["clearing"]
+
+    # the clerk signs in and sees 九江 only
+    sign_in(b, base, "jj-clerk")
+    assert b.current_url.endswith("/day"), b.page_source[-3000:]
+    assert "九江" in b.find_element(By.ID, "who-bureau").text
+    assert b.find_element(By.ID, "verification").get_attribute("data-ok") == "true"
+    chart_drawn_in_chinese(b, "netting-chart", "净额")
+    shot(b, "day")
+    newest = DAYS[-1].isoformat()
+    status, body = fetch(b, f"/files/{newest}/360400.csv")
+    assert status == 200 and body == clearing.service.pool_file(DAYS[-1], "360400", "csv").decode("utf-8-sig")  # fetch drops the BOM
+    assert fetch(b, f"/files/{newest}/440100.csv")[0] == 403  # another bureau's file
+
+    # the month: every line confirmed but one, that one disputed
+    b.get(base + f"/month?month={MONTH}")
+    boxes = b.find_elements(By.CSS_SELECTOR, "#lines input[name=event_id]")
+    assert len(boxes) >= 5
+    kept = boxes[0].get_attribute("value")
+    for box in boxes[1:]:
+        box.click()
+    b.find_element(By.ID, "confirm-selected").click()
+    b.find_element(By.CSS_SELECTOR, f"#lines input[value='{kept}']").click()
+    b.find_element(By.ID, "dispute-reason").send_keys("费用明细与病历不符 fees do not match the record")
+    b.find_element(By.ID, "dispute-selected").click()
+    states = {row.get_attribute("data-event"): row.get_attribute("data-state")
+              for row in b.find_elements(By.CSS_SELECTOR, "#lines tbody tr")}
+    assert states.pop(kept) == "DISPUTED" and set(states.values()) == {"CONFIRMED"}
+    assert b.find_element(By.ID, "pending-lines").text == "0"
+    shot(b, "month")
+
+    # a form posted without its CSRF token changes nothing
+    forged = fetch(b, f"/month/{MONTH}/lines", "POST", {"pool": "360400", "action": "withdraw", "event_id": kept})
+    assert forged[0] == 403 and "bad_csrf" in forged[1]
+    lines = {line["event_id"]: line["state"] for line in clearing.service.months.show(MONTH, "360400")["lines"]}
+    assert lines[kept] == "DISPUTED"
+
+    # the advance fund and the fund-risk watch, drawn in Chinese
+    b.get(base + "/advance")
+    chart_drawn_in_chinese(b, "advance-chart", "余额")
+    shot(b, "advance")
+    b.get(base + "/risk")
+    chart_drawn_in_chinese(b, "risk-chart", "已支出")
+    shot(b, "risk")
+
+    # a claim: the clerk recommends, cannot approve alone; a supervisor approves
+    claim_no = hub_running["claim_no"]
+    b.get(base + "/claims")
+    row = b.find_element(By.CSS_SELECTOR, f"tr[data-claim='{claim_no}']")
+    row.find_element(By.NAME, "note").send_keys("材料齐全 complete")
+    row.find_element(By.CLASS_NAME, "recommend").click()
+    b.find_element(By.CSS_SELECTOR, f"tr[data-claim='{claim_no}'] .approve").click()
+    assert b.find_element(By.ID, "refused").get_attribute("data-code") == "supervisor_only"
+    assert hub_running["settlement"].claims.repository.manual_claims(home_pool="360400", claim_no=claim_no)[0].status == "LODGED"
+    sign_in(b, base, "jj-super")
+    b.get(base + "/claims")
+    b.find_element(By.CSS_SELECTOR, f"tr[data-claim='{claim_no}'] .approve").click()
+    assert b.find_element(By.CSS_SELECTOR, f"tr[data-claim='{claim_no}'] .status").text == "SETTLED"
+    shot(b, "claims")
+    b.get(base + "/audit")
+    trail = b.find_element(By.ID, "audit").text
+    assert "prepare_claim" in trail and "approve_claim" in trail and "jj-clerk" in trail and "jj-super" in trail
+
+    # 广州's clerk cannot reach 九江's pages or files by URL
+    sign_in(b, base, "gz-clerk")
+    assert "广州" in b.find_element(By.ID, "who-bureau").text
+    b.get(base + "/day?pool=360400")
+    assert b.find_element(By.ID, "refused").get_attribute("data-code") == "other_pool"
+    assert fetch(b, f"/files/{newest}/360400.json")[0] == 403
+    assert fetch(b, f"/month?pool=360400&month={MONTH}")[0] == 403
+
+
+def test_repeated_bad_passwords_lock_the_account_and_unknown_names_say_the_same(hub_running):
+    base = hub_running["portal"]
+    with httpx.Client(base_url=base, timeout=30) as http:
+        unknown = http.post("/login", data={"username": "nobody", "password": "x" * 12})
+        wrong = http.post("/login", data={"username": "jj-clerk", "password": "x" * 12})
+        assert unknown.status_code == wrong.status_code == 401
+        assert "bad_credentials" in unknown.text and "bad_credentials" in wrong.text
+        for _ in range(3):
+            http.post("/login", data={"username": "jj-clerk", "password": "x" * 12})
+        locked = http.post("/login", data={"username": "jj-clerk", "password": "x" * 12})
+        assert locked.status_code == 423 and "locked" in locked.text
+        still = http.post("/login", data={"username": "jj-clerk", "password": PASSWORD})
+        assert still.status_code == 423  # the right password does not open a locked account
+        assert "hub_portal" not in still.cookies
+        assert http.get("/day", follow_redirects=False).headers["location"] == "/login"
