@@ -29,9 +29,11 @@ READS = {
     "settlement": (("HUB_PERSON_KEY", "HUB_VOUCHER_KEY"), ("HUB_HOSPITALS_FILE", "HUB_BUREAUS_FILE", "HUB_AGENCIES_FILE")),
     "registration": (("HUB_PERSON_KEY", "HUB_VOUCHER_KEY"), ("HUB_BUREAUS_FILE",)),
     "clearing": (("HUB_OPERATOR_TOKEN", "HUB_CLEARING_SIGNING_KEY"), ("HUB_BUREAUS_FILE",)),
+    "portal": (("HUB_OPERATOR_TOKEN", "HUB_PORTAL_BUREAU_TOKENS"), ()),
 }
+SAMPLE_VALUE = DEVELOPMENT_SECRETS | {"HUB_PORTAL_BUREAU_TOKENS": "360400=dev-bureau-360400"}
 DATABASE = {"settlement": "HUB_SETTLEMENT_DATABASE", "registration": "HUB_REGISTRATION_DATABASE",
-            "clearing": "HUB_CLEARING_DATABASE"}
+            "clearing": "HUB_CLEARING_DATABASE", "portal": "HUB_PORTAL_DATABASE"}
 SAMPLE_FILE = {"HUB_HOSPITALS_FILE": "hospitals.yaml", "HUB_BUREAUS_FILE": "bureaus.yaml",
                "HUB_AGENCIES_FILE": "agencies.yaml"}
 
@@ -41,7 +43,8 @@ def own_credentials(directory: Path) -> dict[str, str]:
     samples with each token replaced (its SHA-256 kept) and each gateway secret referenced by env:."""
     env = {"HUB_PERSON_KEY": secrets.token_urlsafe(32), "HUB_VOUCHER_KEY": secrets.token_urlsafe(32),
            "HUB_OPERATOR_TOKEN": secrets.token_urlsafe(24), "HUB_CLEARING_SIGNING_KEY": "env:HUB_TEST_SM2_KEY",
-           "HUB_TEST_SM2_KEY": "7" + secrets.token_hex(32)[1:]}  # below the curve order
+           "HUB_TEST_SM2_KEY": "7" + secrets.token_hex(32)[1:],  # below the curve order
+           "HUB_PORTAL_BUREAU_TOKENS": f"360400={secrets.token_urlsafe(24)},440100={secrets.token_urlsafe(24)}"}
     for variable, name in SAMPLE_FILE.items():
         rows = yaml.safe_load((SAMPLES / name).read_text(encoding="utf-8"))
         for row in rows:
@@ -86,7 +89,7 @@ def test_a_service_refuses_a_missing_or_sample_secret_and_names_it(tmp_path, ser
     env = own_credentials(tmp_path)
     env.pop(secret)
     if how == "sample":
-        env[secret] = DEVELOPMENT_SECRETS[secret]
+        env[secret] = SAMPLE_VALUE[secret]
     code, err = refused(service, env)
     assert code == 2, err[-2000:]
     assert "refusing to start" in err and secret in err, err[-2000:]
