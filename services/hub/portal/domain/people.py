@@ -7,6 +7,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import Enum
 
+from hub.rejections import Reason
+from hub.rejections import Refusal as Refused  # a reason and what it is about (a field, the service's own reason)
+
 
 class Role(str, Enum):
     CLERK = "clerk"            # 经办: prepares — confirms lines, drafts disputes, recommends claims
@@ -36,9 +39,9 @@ class User:
         return self.pool == ALL_POOLS or self.pool == pool
 
 
-class Refusal(Enum):
+class Refusal(Reason):
     """Why the portal will not do something, in order of precedence: a stable code and the
-    message shown to the person (Chinese first). Each edge maps a refusal to its answer."""
+    message shown to the person (Chinese first). The edge maps each to its HTTP status (STATUS)."""
 
     BAD_CREDENTIALS = ("bad_credentials", "用户名或密码不正确 The user name or password is wrong")
     LOCKED = ("locked", "连续登录失败次数过多，账户已暂时锁定 Too many failed sign-ins: the account is locked for a while")
@@ -51,20 +54,6 @@ class Refusal(Enum):
     NOTHING_PENDING = ("nothing_pending", "没有待审核的建议 There is no recommendation waiting for approval")
     INVALID_INPUT = ("invalid_input", "输入有误 The input is not valid")
     SERVICE_REFUSED = ("service_refused", "服务拒绝了此操作 The service refused")
-
-    def __init__(self, code: str, message: str):
-        self.code, self.message = code, message
-
-
-@dataclass(frozen=True)
-class Refused:
-    """A refusal and what it is about (a field, the service's own reason)."""
-    reason: Refusal
-    detail: str = ""
-
-    @property
-    def message(self) -> str:
-        return f"{self.reason.message}: {self.detail}" if self.detail else self.reason.message
 
 
 @dataclass(frozen=True)
