@@ -939,9 +939,10 @@ def day(
                                                        "instead of starting local servers."),
     out: Path = typer.Option(local_services.REPO_ROOT / "out", help="Where runs write their files."),
     seed: int = typer.Option(20261124, help="Seed of the simulation's random choices."),
-    keep: bool = typer.Option(False, "--keep", help="A sandbox for HIS vendors: after the day, leave the services "
-                                                    "running and print their addresses, the hospitals' credentials "
-                                                    "and test persons (on the terminal only); Ctrl-C stops them."),
+    keep: bool = typer.Option(False, "--keep", help="A sandbox for HIS vendors and bureaus: after the day, leave "
+                                                    "the services running with the bureau portal, and print their "
+                                                    "addresses, the hospitals' credentials, test persons and a "
+                                                    "bureau's portal sign-in (on the terminal only); Ctrl-C stops them."),
 ) -> None:
     """Play a simulated day of out-of-region settlements, then clear it and write every bureau's files.
 
@@ -982,6 +983,9 @@ def _hold_sandbox(summary: dict, box: dict) -> None:
     if person:
         typer.echo(f"  try                 hub his-check --url {box['settlement_url']} --hospital {first['code']} "
                    f"--pool {first['pool']} --psn-no {person['psn_no']}  (HUB_HIS_CHECK_PAAS_TOKEN={first['token']})")
+    typer.echo(f"  bureau portal       {box['portal_url']}/  (经办门户: sign in as)")
+    for p in box["portal_people"]:
+        typer.echo(f"    {p['username']:<20} {p['role']:<11} {p['pool']}  password {p['password']}")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
@@ -1024,6 +1028,8 @@ def _print_day(summary: dict) -> None:
     typer.secho(f"  check              these figures {'agree' if agree else 'DO NOT agree'} with the clearing files",
                 fg=typer.colors.GREEN if agree else typer.colors.RED)
     typer.echo(f"  files              {summary['files']}  (summary_{summary['clearing_date']}.html to look at)")
+    typer.echo("  bureau portal      hub day --keep leaves the services and the portal (经办门户) running on this "
+               "day's data, and prints a bureau's sign-in")
     if not agree or summary["net_positions_sum_fen"] != 0:
         raise typer.Exit(1)
 

@@ -82,6 +82,7 @@ class DayOptions:
     out_dir: Path = REPO_ROOT / "out"
     existing_servers: bool = False
     ports: tuple[int, int, int, int] = (8510, 8520, 8530, 8521)  # the last: the settlement a day behind
+    portal_port: int = 8540  # the bureau portal, started for the sandbox (`hub day --keep`)
 
 
 @dataclass
@@ -350,13 +351,39 @@ def run_day(opts: DayOptions, echo: Callable[[str], None] = print, progress=None
         summary["settled_yesterday"] = len(history.settled)
         if hold is not None:
             (run_dir / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")
-            hold(summary, sandbox({"settlement_url": settle_url, "registration_url": reg_url, "clearing_url": clear_url},
-                                  hospitals, bureaus, persons))
+            box = sandbox({"settlement_url": settle_url, "registration_url": reg_url, "clearing_url": clear_url},
+                          hospitals, bureaus, persons)
+            box |= _start_portal(services, opts.portal_port, run_id, bureaus, clear_url, settle_url, echo)
+            hold(summary, box)
     finally:
         services.stop()
         _delete_group(kafka, group)  # the run's consumer group would otherwise show as STOPPED forever
     (run_dir / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")
     return summary
+
+
+def _start_portal(services: Services, port: int, run_id: str, bureaus: list[dict], clear_url: str, settle_url: str,
+                  echo: Callable[[str], None]) -> dict:
+    """The bureau portal for the sandbox, on the day's services with the day's bureau tokens, and
+    a clerk and a supervisor of the first bureau with fresh passwords (shown on the terminal only)."""
+    url = f"http://127.0.0.1:{port}"
+    extra = {"HUB_PORTAL_DATABASE": f"hubday_{run_id}_portal", "HUB_PORTAL_CLEARING_URL": clear_url,
+             "HUB_PORTAL_SETTLEMENT_URL": settle_url,
+             "HUB_PORTAL_BUREAU_TOKENS": ",".join(f"{b['pool']}={b['token']}" for b in bureaus)}
+    pool = bureaus[0]["pool"]
+    people = [{"username": f"clerk-{pool}", "role": "clerk", "pool": pool, "password": secrets.token_urlsafe(12)},
+              {"username": f"supervisor-{pool}", "role": "supervisor", "pool": pool,
+               "password": secrets.token_urlsafe(12)}]
+    echo("starting the bureau portal")
+    for person in people:
+        added = subprocess.run([sys.executable, "-m", "hub.cli", "portal", "user", "add", person["username"],
+                                "--role", person["role"], "--pool", pool, "--password-stdin"],
+                               input=person["password"] + "\n", env={**services.env, **extra}, capture_output=True,
+                               text=True, timeout=120)
+        if added.returncode != 0:
+            raise RuntimeError(f"adding the portal's {person['role']} failed:\n{added.stderr[-2000:]}")
+    services.start(("portal", ["portal", "serve", "--port", str(port)], f"{url}/health/live", extra))
+    return {"portal_url": url, "portal_people": people}
 
 
 def _delete_group(bootstrap: str, group: str) -> None:
