@@ -76,7 +76,7 @@ def hub_running(servers, producer, topic_factory, tmp_path):
 
     admin = sa.create_engine(servers.postgres_url, isolation_level="AUTOCOMMIT")
     made: list[str] = []
-    servers_started, stop = [], threading.Event()
+    servers_started, threads, stop = [], [], threading.Event()
     try:
         # ---- clearing: February's days closed, the advance kept, the month's statements issued
         topic = topic_factory(partitions=2)
@@ -114,7 +114,9 @@ def hub_running(servers, producer, topic_factory, tmp_path):
             database=scratch(admin, made), person_key=PERSON_KEY))
         consumer = ReadModelConsumer(servers.kafka_bootstrap, settlement.read_model, settlement.codec,
                                      settlement.producer("portal-dlq"), stop)
-        threading.Thread(target=consumer.run, daemon=True).start()
+        reader = threading.Thread(target=consumer.run, daemon=True)
+        reader.start()
+        threads.append(reader)
         wait_for(settlement.read_model.ready, "the read model")
         psn = new_psn_no()
         register(producer, psn, filings=[])
@@ -144,6 +146,8 @@ def hub_running(servers, producer, topic_factory, tmp_path):
         stop.set()
         for server in servers_started:
             server.should_exit = True
+        for thread in threads:  # the next test flushes this Redis database: this reader must be gone
+            thread.join(timeout=30)
         time.sleep(1)
         with admin.connect() as conn:
             for name in made:
