@@ -72,14 +72,9 @@ def policy_replay(
     from tqdm import tqdm
 
     from hub.reference.policy import PolicyFileError, load_policy_file
-    import heapq
-
-    from hub.settlement.adapters.replay_source import count_bills, paid_manual_claims, settled_bills
     from hub.settlement.bootstrap import bootstrap
     from hub.settlement.entrypoints import replay_report
-    from hub.settlement.service_layer.people import person_from_registration
-    from hub.settlement.service_layer.pricing import newest_catalogues
-    from hub.settlement.service_layer.replay import claim_bill, replay
+    from hub.settlement.entrypoints.what_if_http import replay_document
 
     try:
         draft = load_policy_file(policy)
@@ -91,20 +86,12 @@ def policy_replay(
         typer.secho(f"error: {exc} (dates are yyyy-mm-dd)", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
     hub = bootstrap(create_schema=False, gateway_secrets=False)  # answers no hospital: needs none of their secrets
-    hospitals = {h.code: (h.pool, h.level, h.kind) for h in hub.hospitals.by_code.values()}
-    catalogues = newest_catalogues(hub.read_model.catalogues())
-    total = count_bills(hub.engine, draft.pool_code, begin, end)
+    with tqdm(unit=" bills", desc=f"replaying {draft.pool_code}") as bar:
+        def counted(n: int) -> None:
+            bar.total = n
+            bar.refresh()
 
-    def persons(refs: list[str]) -> dict[str, dict]:
-        return {ref: hub.codec.decode(raw).value for ref, raw in hub.read_model.registrations_bytes(refs).items()}
-
-    with tqdm(total=total, unit=" bills", desc=f"replaying {draft.pool_code}") as bar:
-        bills = heapq.merge(settled_bills(hub.engine, draft.pool_code, begin, end),
-                            map(claim_bill, paid_manual_claims(hub.engine, draft.pool_code, begin, end)),
-                            key=lambda b: b.at)
-        report = replay(draft, bills, persons,
-                        person_from_registration, hospitals, catalogues, begin, end, progress=bar.update, top=top)
-    document = report.as_dict(top)
+        document = replay_document(hub, draft, begin, end, top, progress=bar.update, total=counted)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"replay_{draft.policy_version}_{begin.isoformat()}_{end.isoformat()}"
     (out / f"{stem}.json").write_text(json.dumps(document, ensure_ascii=False, indent=2), encoding="utf-8")

@@ -256,6 +256,24 @@ def verify_file_bytes(manifest_name: str, manifest: bytes, sig_name: str, sig: b
     """The same check over a file set held in memory (the bureau portal verifies what it fetched):
     the signature over the manifest, then each listed file present in `files` by its SHA-256; a
     listed file absent from `files` fails."""
+    signed = verify_manifest(manifest_name, manifest, sig_name, sig, trusted_public_key)
+    if not signed.ok:
+        return signed
+    checked = []
+    for name, digest in manifest_digests(manifest).items():
+        if name not in files:
+            return Verification(False, f"{name}, listed in {manifest_name}, is missing")
+        if hashlib.sha256(files[name]).hexdigest() != digest:
+            return Verification(False, f"{name} was changed: its SHA-256 is not the one signed")
+        checked.append(name)
+    who = "the trusted key" if trusted_public_key else "the key the signature names"
+    return Verification(True, f"verified {len(checked)} files signed by {who}", tuple(checked))
+
+
+def verify_manifest(manifest_name: str, manifest: bytes, sig_name: str, sig: bytes,
+                    trusted_public_key: str | None) -> Verification:
+    """The signature over a manifest alone (its files are then checked one by one against
+    `manifest_digests`, as each is fetched)."""
     try:
         fields = parse_signature_document(sig)
     except SignatureError as exc:
@@ -267,13 +285,15 @@ def verify_file_bytes(manifest_name: str, manifest: bytes, sig_name: str, sig: b
         return Verification(False, f"{sig_name} names another key than the trusted one")
     if not verify(key, manifest, fields["signature"]):
         return Verification(False, f"the SM2 signature on {manifest_name} does not verify with key {key[:18]}…")
-    checked = []
+    return Verification(True, f"{manifest_name} is signed by the {'trusted ' if trusted_public_key else ''}key",
+                        tuple(manifest_digests(manifest)))
+
+
+def manifest_digests(manifest: bytes) -> dict[str, str]:
+    """File name -> SHA-256 (hex) as a manifest lists them."""
+    out = {}
     for line in manifest.decode("utf-8", "replace").splitlines():
         digest, _, name = line.partition("  ")
-        if name not in files:
-            return Verification(False, f"{name}, listed in {manifest_name}, is missing")
-        if hashlib.sha256(files[name]).hexdigest() != digest:
-            return Verification(False, f"{name} was changed: its SHA-256 is not the one signed")
-        checked.append(name)
-    who = "the trusted key" if trusted_public_key else "the key the signature names"
-    return Verification(True, f"verified {len(checked)} files signed by {who}", tuple(checked))
+        if name:
+            out[name] = digest
+    return out

@@ -9,6 +9,7 @@ screenshots go to docs/portal/ (the README shows them)."""
 
 from __future__ import annotations
 
+import json
 import random
 import shutil
 import socket
@@ -67,6 +68,8 @@ def hub_running(servers, producer, topic_factory, tmp_path):
     from hub.clearing.bootstrap import Settings as ClearingSettings, bootstrap as clearing_bootstrap
     from hub.clearing.entrypoints.http import create_app as clearing_app
     from hub.portal.bootstrap import Settings as PortalSettings, bootstrap as portal_bootstrap
+    from hub.registration.bootstrap import Settings as RegistrationSettings, bootstrap as registration_bootstrap
+    from hub.registration.entrypoints.http import create_app as registration_app
     from hub.portal.domain.people import Role
     from hub.portal.entrypoints.http import create_app as portal_app
     from hub.portal.service_layer import accounts
@@ -131,17 +134,27 @@ def hub_running(servers, producer, topic_factory, tmp_path):
             "feedetail": [{"feedetl_sn": "1", "med_list_codg": JIA_DRUG, "cnt": "1", "pric": "10000.00"}]}, timeout=30)
         assert lodged.status_code == 202, lodged.text
 
+        # ---- registration (enrolment and filings)
+        registration = registration_bootstrap(RegistrationSettings(
+            postgres_url=servers.postgres_url, kafka_bootstrap=servers.kafka_bootstrap, database=scratch(admin, made),
+            person_key=PERSON_KEY))
+        registration_url, server = serve(registration_app(registration))
+        servers_started.append(server)
+
         # ---- the portal and its people
         portal = portal_bootstrap(PortalSettings(postgres_url=servers.postgres_url, database=scratch(admin, made),
-                                                 clearing_url=clearing_url, settlement_url=settlement_url))
+                                                 clearing_url=clearing_url, settlement_url=settlement_url,
+                                                 registration_url=registration_url))
         for username, name, role, bureau in (("jj-clerk", "李经办", Role.CLERK, ("B360400", "360400")),
                                              ("jj-super", "王审核", Role.SUPERVISOR, ("B360400", "360400")),
                                              ("gz-clerk", "陈经办", Role.CLERK, ("B440100", "440100")),
-                                             ("ops", "运维值班", Role.OPERATOR, None)):
+                                             ("ops", "运维值班", Role.OPERATOR, None),
+                                             ("ops2", "运维复核", Role.OPERATOR, None)):
             accounts.add_user(portal.repository, portal.hasher, username, name, role, bureau, PASSWORD)
         portal_url, server = serve(portal_app(portal))
         servers_started.append(server)
-        yield {"portal": portal_url, "clearing": clearing, "settlement": settlement, "claim_no": claim_no}
+        yield {"portal": portal_url, "clearing": clearing, "settlement": settlement, "claim_no": claim_no,
+               "psn_no": psn, "tmp": tmp_path}
     finally:
         stop.set()
         for server in servers_started:
@@ -302,3 +315,110 @@ def test_repeated_bad_passwords_lock_the_account_and_unknown_names_say_the_same(
         assert still.status_code == 423  # the right password does not open a locked account
         assert "hub_portal" not in still.cookies
         assert http.get("/day", follow_redirects=False).headers["location"] == "/login"
+
+
+def upload(b, field: str, path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    b.find_element(By.NAME, field).send_keys(str(path))
+
+
+def test_enrolment_filings_claim_files_what_if_and_two_operators_in_the_browser(hub_running, browser):
+    """The rest of a bureau's month: an enrolment snapshot with its bad row reported, a filing
+    made and revoked, a person looked up (masked); a supervisor's claim file paid with its refused
+    lines shown (a clerk may not upload: it pays at once); a draft policy replayed with progress to
+    its report; an advance deposit recorded by one operator and approved by another."""
+    import yaml
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    base, b, tmp = hub_running["portal"], browser, hub_running["tmp"]
+    sign_in(b, base, "jj-clerk")
+
+    # an enrolment snapshot: two good rows, one refused with its reason
+    psn_a, psn_b = new_psn_no(), new_psn_no()
+    snapshot = tmp / "snapshot.csv"
+    snapshot.write_text("psn_no,insutype,enrolled_from,enrolled_to,benefits_from,special_populations\n"
+                        f"{psn_a},390,2026-01-01,,2026-01-01,\n{psn_b},310,2026-01-01,,2026-01-01,\n"
+                        f"{new_psn_no()},999,2026-01-01,,2026-01-01,\n", encoding="utf-8")
+    b.get(base + "/people")
+    upload(b, "snapshot", snapshot)
+    b.find_element(By.ID, "import-snapshot").click()
+    assert "变更 changed 2" in b.find_element(By.ID, "import-report").text
+    bad = b.find_element(By.ID, "bad-rows").text
+    assert "invalid_insutype" in bad and psn_a not in b.page_source  # bad rows show masked ids only
+    shot(b, "people")
+
+    # a filing made, the person looked up (masked), the filing revoked
+    form = b.find_element(By.CSS_SELECTOR, "form[action='/people/filings']")
+    form.find_element(By.NAME, "psn_no").send_keys(psn_a)
+    form.find_element(By.NAME, "target_pool").send_keys("440100")
+    b.execute_script("arguments[0].value = '2026-01-01'", form.find_element(By.NAME, "valid_from"))
+    form.find_element(By.ID, "file").click()
+    filing_id = b.find_element(By.ID, "filing").text.split()[1]
+    form = b.find_element(By.CSS_SELECTOR, "form[action='/people/lookup']")
+    form.find_element(By.NAME, "psn_no").send_keys(psn_a)
+    form.find_element(By.NAME, "region").send_keys("440100")
+    form.find_element(By.ID, "look-up").click()
+    assert b.find_element(By.ID, "off-site-status").text == "FILED"
+    assert psn_a not in b.page_source and psn_a[:4] in b.find_element(By.ID, "person").text
+    form = b.find_element(By.CSS_SELECTOR, "form[action='/people/filings/revoke']")
+    form.find_element(By.NAME, "filing_id").send_keys(filing_id)
+    form.find_element(By.ID, "revoke").click()
+    assert "已撤销 revoked" in b.find_element(By.ID, "filing").text
+
+    # a clerk has no upload; a supervisor's claim file: one paid, one refused with its bad line named
+    claims = tmp / "claims.json"
+    claim = {"psn_no": hub_running["psn_no"], "med_type": "21", "treatment_pool": "440100",
+             "hospital_code": "H44010000001", "begntime": "2026-02-20", "endtime": "2026-02-22", "reason": "NOT_FILED"}
+    claims.write_text(json.dumps([
+        {**claim, "claim_no": "UP-1", "feedetail": [{"feedetl_sn": "1", "med_list_codg": JIA_DRUG, "cnt": "1",
+                                                      "pric": "2000.00"}]},
+        {**claim, "claim_no": "UP-2", "feedetail": [{"feedetl_sn": "1", "med_list_codg": JIA_DRUG, "cnt": "1",
+                                                      "pric": "2000.00"},
+                                                     {"feedetl_sn": "2", "med_list_codg": JIA_DRUG, "cnt": "-1",
+                                                      "pric": "abc"}]}]), encoding="utf-8")
+    b.get(base + "/claims")
+    assert not b.find_elements(By.ID, "upload-claims")
+    sign_in(b, base, "jj-super")
+    b.get(base + "/claims")
+    upload(b, "claims_file", claims)
+    b.find_element(By.ID, "upload-claims").click()
+    paid = b.find_element(By.CSS_SELECTOR, "#uploaded tr[data-claim='UP-1']")
+    refused = b.find_element(By.CSS_SELECTOR, "#uploaded tr[data-claim='UP-2']")
+    assert paid.get_attribute("data-ok") == "true" and refused.get_attribute("data-ok") == "false"
+    assert "invalid_lines" in refused.text and "line 2" in refused.text
+    shot(b, "claims-upload")
+
+    # a draft policy replayed: progress, then the report
+    document = yaml.safe_load((REPO / "reference" / "policies" / "360400-RESIDENT-2020.3.yaml").read_text("utf-8"))
+    document["policy_version"] = "360400-RESIDENT-DRAFT.9"
+    draft = tmp / "draft.yaml"
+    draft.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+    b.get(base + "/what-if")
+    upload(b, "draft", draft)
+    b.find_element(By.ID, "start-what-if").click()
+    WebDriverWait(b, 120).until(lambda d: d.find_element(By.ID, "what-if-status").text in ("DONE", "FAILED"))
+    assert b.find_element(By.ID, "what-if-status").text == "DONE", b.page_source[-2000:]
+    assert b.find_element(By.ID, "what-if-totals").text
+    report_status, report = fetch(b, b.find_element(By.ID, "what-if-report").get_attribute("href"))
+    assert report_status == 200 and "360400-RESIDENT-DRAFT.9" in report and "<svg" in report
+    shot(b, "what-if")
+
+    # an advance deposit: recorded by one operator, refused to the same one, approved by another
+    clearing = hub_running["clearing"]
+    before = clearing.service.advance("360400")["balance_fen"]
+    sign_in(b, base, "ops")
+    form = b.find_element(By.CSS_SELECTOR, "form[action='/operator/deposits']")
+    Select(form.find_element(By.NAME, "pool")).select_by_value("360400")
+    form.find_element(By.NAME, "reference").send_keys("BANK-20260301-01")
+    form.find_element(By.NAME, "amount_yuan").send_keys("12345.67")
+    form.find_element(By.ID, "prepare-deposit").click()
+    b.find_element(By.CSS_SELECTOR, "#deposits tr[data-reference='BANK-20260301-01'] .approve").click()
+    assert b.find_element(By.ID, "refused").get_attribute("data-code") == "same_person"
+    assert clearing.service.advance("360400")["balance_fen"] == before
+    sign_in(b, base, "ops2")
+    b.find_element(By.CSS_SELECTOR, "#deposits tr[data-reference='BANK-20260301-01'] .approve").click()
+    assert clearing.service.advance("360400")["balance_fen"] == before + 1_234_567
+    assert b.find_element(By.ID, "pools").text and b.find_element(By.ID, "open-months").text
+    shot(b, "operator")

@@ -53,6 +53,7 @@ class Settings:
     database: str = field(default_factory=lambda: _env("HUB_PORTAL_DATABASE", "hub_portal"))
     clearing_url: str = field(default_factory=lambda: _env("HUB_PORTAL_CLEARING_URL", "http://127.0.0.1:8430"))
     settlement_url: str = field(default_factory=lambda: _env("HUB_PORTAL_SETTLEMENT_URL", "http://127.0.0.1:8410"))
+    registration_url: str = field(default_factory=lambda: _env("HUB_PORTAL_REGISTRATION_URL", "http://127.0.0.1:8420"))
     operator_token: str = field(default_factory=lambda: shared_settings.secret("HUB_OPERATOR_TOKEN"))
     bureaus_file: Path = field(default_factory=lambda: Path(_env("HUB_BUREAUS_FILE", str(REPO_ROOT / "reference" / "bureaus.yaml"))))
     # Apache ECharts, installed from the npm registry by deploy/local/setup.sh
@@ -100,5 +101,6 @@ def bootstrap(settings: Settings | None = None) -> Portal:
     ensure_database(settings)
     engine = sa.create_engine(settings.database_url, pool_size=4, max_overflow=4, pool_pre_ping=True)
     db.create_schema(engine)
-    api = HubApi(settings.clearing_url, settings.settlement_url, settings.operator_token, tokens)
+    api = HubApi(settings.clearing_url, settings.settlement_url, settings.registration_url, settings.operator_token,
+                 tokens)
     return Portal(settings, PostgresPortalRepository(engine), Argon2Hasher(), api, load_bureaus(settings.bureaus_file))

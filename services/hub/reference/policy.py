@@ -409,15 +409,20 @@ def parse_policy(document: Any, source: str = "<policy>") -> Policy:
 
 
 def load_policy_file(path: Path) -> Policy:
+    return load_policy_text(path.read_text(encoding="utf-8"), str(path))
+
+
+def load_policy_text(text: str, source: str = "<policy>") -> Policy:
+    """A policy file's text (an uploaded draft): the same checks as a file's."""
     import yaml  # the file format is an edge concern; the model above is plain data
 
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise PolicyFileError(str(path), [f"(file): not valid YAML: {exc}"]) from None
-    policy = parse_policy(document, str(path))
+        raise PolicyFileError(source, [f"(file): not valid YAML: {exc}"]) from None
+    policy = parse_policy(document, source)
     if (why := policy.uncited()) is not None:
-        raise PolicyFileError(str(path), [f"(file): {why}"])
+        raise PolicyFileError(source, [f"(file): {why}"])
     return policy
 
 

@@ -97,3 +97,23 @@ def test_a_rejection_says_why_and_a_service_refusal_leaves_it_pending(repo):
     answer = approvals.check(repo, boss, "claim", "360400", "LX-2", True, NOW, refuses)
     assert answer.reason is Refusal.SERVICE_REFUSED and "claim_already_decided" in answer.message
     assert repo.recommendation("claim", "360400", "LX-2").status == "PENDING"
+
+
+def test_an_advance_deposit_is_recorded_by_one_operator_and_approved_by_another(repo):
+    acted = []
+    clerk, boss, ops = repo.user("clerk"), repo.user("boss"), repo.user("ops")
+    accounts.add_user(repo, PlainHasher(), "ops2", "", Role.OPERATOR, None, PASSWORD)
+    ops2 = repo.user("ops2")
+    assert approvals.prepare(repo, clerk, "deposit", "360400", "BANK-1", "deposit", "", NOW, 100).reason \
+        is Refusal.OPERATOR_ONLY
+    assert approvals.prepare(repo, ops, "deposit", "360400", "BANK-1", "deposit", "", NOW, 0).reason \
+        is Refusal.INVALID_INPUT
+    assert approvals.prepare(repo, ops, "claim", "360400", "LX-9", "approve", "", NOW).reason is Refusal.BUREAU_ONLY
+    made = approvals.prepare(repo, ops, "deposit", "360400", "BANK-1", "deposit", "wire", NOW, 1_234_567)
+    assert made.amount_fen == 1_234_567
+    assert approvals.check(repo, ops, "deposit", "360400", "BANK-1", True, NOW, acted.append).reason \
+        is Refusal.SAME_PERSON
+    assert approvals.check(repo, boss, "deposit", "360400", "BANK-1", True, NOW, acted.append).reason \
+        is Refusal.OPERATOR_ONLY
+    assert approvals.check(repo, ops2, "deposit", "360400", "BANK-1", True, NOW, acted.append).status == "APPROVED"
+    assert [r.amount_fen for r in acted] == [1_234_567]

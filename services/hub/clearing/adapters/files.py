@@ -112,17 +112,9 @@ def _hospitals(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [by[k] for k in sorted(by)]
 
 
-def render_pool_files(header: DayHeader, position: PoolPosition, rows: Sequence[Any],
-                      signer: Signer | None = None, advance: dict[str, Any] | None = None,
-                      anomalies: list[dict[str, Any]] | None = None,
-                      manual_claims: list[dict[str, Any]] | None = None) -> dict[str, bytes]:
-    """One pool's clearing file set, by file name: CSV, JSON, XLSX, the SHA-256 manifest of the
-    three and (with a signer) the manifest's detached SM2 signature. `advance`: the day's
-    movement of the bureau's advance fund (预付金), when the day kept one."""
-    pool = position.pool
-    lines = sorted((_line_dict(r, pool) for r in rows),
-                   key=lambda l: (l["direction"], l["settlement_id"], l["kind"], l["reversal_id"]))
-    name = header.pool_names.get(pool, "")
+def position_parts(header: DayHeader, position: PoolPosition) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """A pool's position on a day as its file gives it: per fund, and per counterparty and
+    insurance type (the bureau portal shows the same without the lines)."""
     funds = [{"insutype": f.fund.insutype, "fund_pay_type": f.fund.fund_pay_type, "fund_name": f.fund.name,
               "receivable_fen": f.receivable_fen, "payable_fen": f.payable_fen, "net_fen": f.net_fen}
              for f in position.funds]
@@ -135,6 +127,21 @@ def render_pool_files(header: DayHeader, position: PoolPosition, rows: Sequence[
          "net_fen": b.net_fen, "settlement_count": b.settlement_count}
         for b in sorted(position.bilateral, key=lambda b: (b.counterparty_pool, INSUTYPE_CODES[b.insurance_type]))
     ]
+    return funds, bilateral
+
+
+def render_pool_files(header: DayHeader, position: PoolPosition, rows: Sequence[Any],
+                      signer: Signer | None = None, advance: dict[str, Any] | None = None,
+                      anomalies: list[dict[str, Any]] | None = None,
+                      manual_claims: list[dict[str, Any]] | None = None) -> dict[str, bytes]:
+    """One pool's clearing file set, by file name: CSV, JSON, XLSX, the SHA-256 manifest of the
+    three and (with a signer) the manifest's detached SM2 signature. `advance`: the day's
+    movement of the bureau's advance fund (预付金), when the day kept one."""
+    pool = position.pool
+    lines = sorted((_line_dict(r, pool) for r in rows),
+                   key=lambda l: (l["direction"], l["settlement_id"], l["kind"], l["reversal_id"]))
+    name = header.pool_names.get(pool, "")
+    funds, bilateral = position_parts(header, position)
     hospitals = _hospitals(lines)
     totals = {
         "receivable_fen": position.receivable_fen, "payable_fen": position.payable_fen,

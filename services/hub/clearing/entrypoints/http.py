@@ -89,6 +89,20 @@ def create_app(clearing: Clearing, history: StatusHistory | None = None, loops=N
             return _error(403, "days_of_another_pool", "a bureau sees only its own days")
         return await run_in_threadpool(clearing.service.days_of, pool)
 
+    @app.get("/v1/clearing-days/{pool}/{day}")
+    async def day_summary(pool: str, day: str, request: Request):
+        """A pool's closed day without its lines: positions per fund and counterparty, the manifest's hash."""
+        who = caller(request)
+        if who is None:
+            return _error(401, "unauthenticated", "send the bureau's token as 'Authorization: Bearer <token>'")
+        if who[1] not in ("*", pool):
+            return _error(403, "days_of_another_pool", "a bureau sees only its own days")
+        d = parse_day(day)
+        if d is None:
+            return _error(400, "invalid_date", "dates are yyyy-mm-dd")
+        found = await run_in_threadpool(clearing.service.day_summary, d, pool)
+        return found if found is not None else _error(404, "no_such_day", f"no closed clearing day {day} with pool {pool}")
+
     @app.get("/v1/clearing/{day}/summary.html")
     async def summary(day: str, request: Request):
         who = caller(request)
@@ -210,6 +224,14 @@ def create_app(clearing: Clearing, history: StatusHistory | None = None, loops=N
             return {"issued": await run_in_threadpool(clearing.service.months.issue, month, "operator")}
         except StatementError as exc:
             return statement_error(exc)
+
+    @app.get("/v1/statements-open")
+    async def open_statements(request: Request):
+        """Issued monthly statements not closed yet, with their pending lines (operators)."""
+        who = caller(request)
+        if who is None or who[1] != "*":
+            return _error(401 if who is None else 403, "operators_only", "the open statements are for operators")
+        return await run_in_threadpool(clearing.service.months.still_open)
 
     @app.get("/v1/hospital-months/{month}/{pool}")
     async def hospital_month(month: str, pool: str, request: Request):

@@ -988,6 +988,25 @@ class ClearingService:
                 db.statements.c.clearing_date == day, db.statements.c.pool_code == pool)).scalar_one()
         return bool(updated or exists)
 
+    def day_summary(self, day: date, pool: str) -> dict | None:
+        """A pool's closed day without its lines: its position per fund and per counterparty (from
+        the day's running totals, netted again: no line is read) and its statement's state."""
+        with self.engine.connect() as conn:
+            st = conn.execute(sa.select(db.statements).where(db.statements.c.clearing_date == day,
+                                                             db.statements.c.pool_code == pool)).first()
+            if st is None:
+                return None
+            row = conn.execute(sa.select(db.days).where(db.days.c.clearing_date == day)).one()
+            position = net(self._obligations(conn, day)).by_pool.get(pool)
+        header = files.DayHeader(day, row.cycle_id, row.closed_at, self.pool_names)
+        funds, bilateral = files.position_parts(header, position) if position else ([], [])
+        return {"pool_code": pool, "pool_name": self.pool_names.get(pool, ""), "clearing_date": day.isoformat(),
+                "cycle_id": st.cycle_id, "receivable_fen": st.receivable_fen, "payable_fen": st.payable_fen,
+                "net_position_fen": st.net_position_fen, "settlement_count": st.settlement_count,
+                "manifest_sha256": st.manifest_sha256, "funds": funds, "bilateral": bilateral,
+                "confirmed_at": st.confirmed_at.isoformat() if st.confirmed_at else None,
+                "confirmed_by": st.confirmed_by}
+
     def days_of(self, pool: str, limit: int = 62) -> list[dict]:
         """A pool's closed days, newest first: its net position and whether its bureau confirmed."""
         s = db.statements.c

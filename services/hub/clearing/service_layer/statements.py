@@ -184,6 +184,14 @@ class MonthlyStatements:
 
     # ------------------------------------------------------------------ reading
 
+    def still_open(self) -> list[dict[str, Any]]:
+        """Every issued statement not closed yet, with what is pending (the operators' overview)."""
+        s = db.monthly_statements.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(s.month, s.bureau_pool).where(s.status != "CLOSED")
+                                .order_by(s.month, s.bureau_pool)).all()
+            return [self._summary(conn, r.month, r.bureau_pool) for r in rows]
+
     def show(self, month: str, pool: str) -> dict[str, Any] | None:
         month_days(month)
         with self.engine.connect() as conn:

@@ -41,6 +41,7 @@ recommendations = sa.Table(
     sa.Column("status", sa.Text, nullable=False),
     sa.Column("checked_by", sa.Text, nullable=False),
     sa.Column("checked_at", sa.DateTime(timezone=True)),
+    sa.Column("amount_fen", sa.BigInteger, nullable=False, server_default="0"),
 )
 
 audit = sa.Table(

@@ -20,7 +20,7 @@ def _user(r) -> User:
 
 def _recommendation(r) -> Recommendation:
     return Recommendation(r.kind, r.pool, r.subject, r.decision, r.note, r.made_by, r.made_at, r.status,
-                          r.checked_by, r.checked_at)
+                          r.checked_by, r.checked_at, r.amount_fen)
 
 
 class PostgresPortalRepository(PortalRepository):
@@ -73,7 +73,7 @@ class PostgresPortalRepository(PortalRepository):
                   "decision": recommendation.decision, "note": recommendation.note,
                   "made_by": recommendation.made_by, "made_at": recommendation.made_at,
                   "status": recommendation.status, "checked_by": recommendation.checked_by,
-                  "checked_at": recommendation.checked_at}
+                  "checked_at": recommendation.checked_at, "amount_fen": recommendation.amount_fen}
         keys = ("kind", "pool", "subject")
         with self.engine.begin() as conn:
             conn.execute(insert(db.recommendations).values(values).on_conflict_do_update(

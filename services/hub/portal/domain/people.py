@@ -50,10 +50,12 @@ class Refusal(Reason):
     OTHER_POOL = ("other_pool", "无权查看其他统筹区的数据 You see only your own bureau's data")
     SUPERVISOR_ONLY = ("supervisor_only", "此操作须由审核人员完成 A supervisor approves this")
     OPERATOR_ONLY = ("operator_only", "此操作须由运维人员完成 Only the clearing centre's operators do this")
+    BUREAU_ONLY = ("bureau_only", "此操作由参保地经办机构完成 Only the bureau's own people do this")
     SAME_PERSON = ("same_person", "经办与审核不能是同一人 The person who prepared it cannot approve it")
     NOTHING_PENDING = ("nothing_pending", "没有待审核的建议 There is no recommendation waiting for approval")
     INVALID_INPUT = ("invalid_input", "输入有误 The input is not valid")
     SERVICE_REFUSED = ("service_refused", "服务拒绝了此操作 The service refused")
+    NOT_AS_SIGNED = ("not_as_signed", "文件与签名清单不符，未提供下载 The file is not the one the hub signed: not served")
 
 
 @dataclass(frozen=True)
@@ -80,9 +82,9 @@ class LockoutRule:
 
 @dataclass(frozen=True)
 class Recommendation:
-    """A clerk's prepared decision on something a supervisor must approve (a claim, a month's
-    close): who prepared it and what they recommend; then who approved it."""
-    kind: str       # "claim" or "month_close"
+    """A prepared decision another person must approve (a claim, a month's close, an advance
+    deposit): who prepared it and what they recommend; then who approved it."""
+    kind: str       # "claim", "month_close" or "deposit"
     pool: str
     subject: str    # the claim number, the month
     decision: str   # "approve" / "reject" for a claim, "close" for a month
@@ -92,22 +94,33 @@ class Recommendation:
     status: str = "PENDING"  # PENDING, APPROVED, REJECTED
     checked_by: str = ""
     checked_at: datetime | None = None
+    amount_fen: int = 0  # a deposit's amount
 
 
-def may_prepare(user: User, pool: str) -> Refused | None:
+# Who prepares each kind, and who approves it: a bureau's claims and month by its clerks, approved
+# by its supervisors; the clearing centre's advance deposits by one operator, approved by another.
+MAKERS = {"claim": (Role.CLERK, Role.SUPERVISOR), "month_close": (Role.CLERK, Role.SUPERVISOR),
+          "deposit": (Role.OPERATOR,)}
+CHECKER = {"claim": Role.SUPERVISOR, "month_close": Role.SUPERVISOR, "deposit": Role.OPERATOR}
+
+
+def may_prepare(user: User, kind: str, pool: str) -> Refused | None:
     if not user.sees(pool):
         return Refused(Refusal.OTHER_POOL, pool)
+    if user.role not in MAKERS[kind]:
+        return Refused(Refusal.OPERATOR_ONLY if CHECKER[kind] is Role.OPERATOR else Refusal.BUREAU_ONLY)
     return None
 
 
 def may_check(user: User, recommendation: Recommendation | None) -> Refused | None:
-    """A supervisor of the pool, not the person who prepared it, approves a pending recommendation."""
+    """The approving role for its kind, seeing its pool, and not the person who prepared it."""
     if recommendation is None or recommendation.status != "PENDING":
         return Refused(Refusal.NOTHING_PENDING)
     if not user.sees(recommendation.pool):
         return Refused(Refusal.OTHER_POOL, recommendation.pool)
-    if user.role is not Role.SUPERVISOR:
-        return Refused(Refusal.SUPERVISOR_ONLY)
+    if user.role is not CHECKER[recommendation.kind]:
+        return Refused(Refusal.OPERATOR_ONLY if CHECKER[recommendation.kind] is Role.OPERATOR
+                       else Refusal.SUPERVISOR_ONLY)
     if user.username == recommendation.made_by:
         return Refused(Refusal.SAME_PERSON, recommendation.made_by)
     return None

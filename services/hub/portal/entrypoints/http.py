@@ -11,14 +11,16 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Form, Request
+from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
+from hub.money import AmountError, yuan_to_fen
 from hub.portal.adapters.hub_api import ServiceUnavailable
 from hub.portal.bootstrap import Portal
 from hub.portal.domain.people import ALL_POOLS, Refusal, Refused, Role
+from hub.privacy import mask_person_id
 from hub.portal.service_layer import accounts, approvals, pages
 from hub.portal.service_layer.ports import ServiceRefused
 
@@ -28,7 +30,7 @@ COOKIE = "hub_portal"
 STATUS = {Refusal.BAD_CREDENTIALS: 401, Refusal.LOCKED: 423, Refusal.SIGNED_OUT: 401, Refusal.BAD_CSRF: 403,
           Refusal.OTHER_POOL: 403, Refusal.SUPERVISOR_ONLY: 403, Refusal.OPERATOR_ONLY: 403,
           Refusal.SAME_PERSON: 403, Refusal.NOTHING_PENDING: 409, Refusal.INVALID_INPUT: 400,
-          Refusal.SERVICE_REFUSED: 409}
+          Refusal.SERVICE_REFUSED: 409, Refusal.NOT_AS_SIGNED: 409}
 SUFFIXES = {"csv": "text/csv; charset=utf-8", "json": "application/json", "sha256": "text/plain; charset=utf-8",
             "sig": "text/plain; charset=utf-8",
             "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
@@ -171,9 +173,10 @@ def create_app(portal: Portal) -> FastAPI:
         pool = pool_of(who, pool)
         if suffix not in SUFFIXES or not _is_date(day):
             raise PortalRefusal(Refused(Refusal.INVALID_INPUT, filename))
-        body = portal.api.day_file(day, pool, suffix, as_pool(who, pool))
+        body, why = pages.checked_file(portal.api, day, pool, suffix, as_pool(who, pool))
         if body is None:
-            raise PortalRefusal(Refused(Refusal.INVALID_INPUT, f"no file {filename} of {day}"))
+            raise PortalRefusal(Refused(Refusal.NOT_AS_SIGNED if "signed" in why else Refusal.INVALID_INPUT,
+                                        f"{filename} of {day}: {why}"))
         portal.repository.record(now(), who.user.username, pool, "download", f"{day}/{filename}", "")
         return Response(body, media_type=SUFFIXES[suffix],
                         headers={"content-disposition": f'attachment; filename="clearing_{day}_{pool}.{suffix}"'})
@@ -232,14 +235,136 @@ def create_app(portal: Portal) -> FastAPI:
         return page(request, "risk.html", who, pool=pool, risk=portal.api.fund_risk(pool, as_pool(who, pool)),
                     anomalies=portal.api.anomalies(pool, as_pool(who, pool)))
 
-    @ui.get("/claims", response_class=HTMLResponse)
-    def claims_page(request: Request, who: Signed, pool: str | None = None):
-        pool = pool_of(who, pool)
+    def bureau_person(who: accounts.Session) -> str:
         if who.user.role is Role.OPERATOR:
-            raise PortalRefusal(Refused(Refusal.OTHER_POOL, "manual claims are the home bureau's"))
-        claims = portal.api.claims(pool)
+            raise PortalRefusal(Refused(Refusal.BUREAU_ONLY))
+        return who.user.pool
+
+    def claims_view(request: Request, who: accounts.Session, status: str = "", number: int = 1,
+                    uploaded: list | None = None, code: int = 200):
+        pool = bureau_person(who)
+        if status not in ("", "LODGED", "SETTLED", "REJECTED"):
+            raise PortalRefusal(Refused(Refusal.INVALID_INPUT, "status: LODGED, SETTLED or REJECTED"))
+        claims = portal.api.claims(pool, status or None)
+        shown = pages.paged(claims, number)
         recommendations = {r.subject: r for r in portal.repository.pending(pool) if r.kind == "claim"}
-        return page(request, "claims.html", who, pool=pool, claims=claims, recommendations=recommendations)
+        return page(request, "claims.html", who, code, pool=pool, claims=shown["rows"], paging=shown, status=status,
+                    recommendations=recommendations, uploaded=uploaded)
+
+    @ui.get("/claims", response_class=HTMLResponse)
+    def claims_page(request: Request, who: Signed, status: str = "", page_number: Annotated[int, Query(
+            alias="page", ge=1, le=10_000)] = 1):
+        return claims_view(request, who, status, page_number)
+
+    @ui.post("/claims/upload", response_class=HTMLResponse)
+    async def upload_claims(request: Request, who: Checked, claims_file: UploadFile):
+        """A bureau's own claims (one JSON object or a list), priced and paid at once: a supervisor's."""
+        pool = bureau_person(who)
+        if who.user.role is not Role.SUPERVISOR:
+            raise PortalRefusal(Refused(Refusal.SUPERVISOR_ONLY, "uploaded claims are paid at once"))
+        claims, why = pages.claim_file(await claims_file.read(pages.MAX_CLAIM_FILE + 1))
+        if why:
+            raise PortalRefusal(Refused(Refusal.INVALID_INPUT, why))
+        results = []
+        for claim in claims:
+            code, answer = await run_in_threadpool(portal.api.submit_claim, pool, claim)
+            results.append(pages.claim_result(claim, code, answer))
+        portal.repository.record(now(), who.user.username, pool, "upload_claims", claims_file.filename or "",
+                                 f"{sum(r['ok'] for r in results)} paid, {sum(not r['ok'] for r in results)} refused")
+        return claims_view(request, who, uploaded=results)
+
+    # ------------------------------------------------------------ policy what-if (settlement's replay)
+
+    @ui.get("/what-if", response_class=HTMLResponse)
+    def what_if_page(request: Request, who: Signed):
+        pool = bureau_person(who)
+        today = now().date()
+        return page(request, "what_if.html", who, pool=pool, runs=portal.api.what_ifs(pool),
+                    first=today.replace(month=1, day=1).isoformat(), last=today.isoformat())
+
+    @ui.post("/what-if")
+    async def start_what_if(who: Checked, draft: UploadFile, first: Annotated[str, Form(max_length=10)],
+                            last: Annotated[str, Form(max_length=10)]):
+        pool = bureau_person(who)
+        body = await draft.read(pages.MAX_DRAFT + 1)
+        if len(body) > pages.MAX_DRAFT:
+            raise PortalRefusal(Refused(Refusal.INVALID_INPUT, f"a draft is at most {pages.MAX_DRAFT} bytes"))
+        try:
+            text = body.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise PortalRefusal(Refused(Refusal.INVALID_INPUT, "the draft is a UTF-8 YAML file")) from None
+        started = await run_in_threadpool(portal.api.start_what_if, pool, text, first, last, who.user.username)
+        portal.repository.record(now(), who.user.username, pool, "what_if", started["run_id"],
+                                 f"{draft.filename} {first}..{last}")
+        return RedirectResponse(f"/what-if/{started['run_id']}", status_code=303)
+
+    @ui.get("/what-if/{run_id}", response_class=HTMLResponse)
+    def what_if_run(request: Request, who: Signed, run_id: str):
+        pool = bureau_person(who)
+        found = portal.api.what_if(pool, run_id)
+        if found is None:
+            raise PortalRefusal(Refused(Refusal.INVALID_INPUT, f"no what-if run {run_id} of yours"))
+        return page(request, "what_if_run.html", who, pool=pool, run=found)
+
+    @ui.get("/what-if/{run_id}/progress.json")
+    def what_if_progress(who: Signed, run_id: str):
+        found = portal.api.what_if(bureau_person(who), run_id)
+        if found is None:
+            raise PortalRefusal(Refused(Refusal.INVALID_INPUT, f"no what-if run {run_id} of yours"))
+        return {k: found[k] for k in ("status", "done", "total", "error")}
+
+    @ui.get("/what-if/{run_id}/report.html")
+    def what_if_report(who: Signed, run_id: str):
+        html = portal.api.what_if_report(bureau_person(who), run_id)
+        if html is None:
+            raise PortalRefusal(Refused(Refusal.INVALID_INPUT, f"no finished what-if run {run_id} of yours"))
+        return HTMLResponse(html, headers={"content-security-policy": "script-src 'none'"})
+
+    # ------------------------------------------------------------ enrolment and filings (registration)
+
+    @ui.get("/people", response_class=HTMLResponse)
+    def people_page(request: Request, who: Signed):
+        bureau_person(who)
+        return page(request, "people.html", who, pool=who.user.pool, today=now().date().isoformat())
+
+    @ui.post("/people/enrolments", response_class=HTMLResponse)
+    async def import_enrolments(request: Request, who: Checked, snapshot: UploadFile):
+        pool = bureau_person(who)
+        body = await snapshot.read(pages.MAX_SNAPSHOT + 1)
+        if len(body) > pages.MAX_SNAPSHOT:
+            raise PortalRefusal(Refused(Refusal.INVALID_INPUT, f"a snapshot is at most {pages.MAX_SNAPSHOT} bytes"))
+        report = await run_in_threadpool(portal.api.import_enrolments, pool, body)
+        portal.repository.record(now(), who.user.username, pool, "import_enrolments", snapshot.filename or "",
+                                 f"{report['rows_changed']} changed, {report['rows_bad']} bad of {report['rows_total']}")
+        return page(request, "people.html", who, pool=pool, today=now().date().isoformat(), report=report)
+
+    @ui.post("/people/filings", response_class=HTMLResponse)
+    def file(request: Request, who: Checked, psn_no: Annotated[str, Form(max_length=64)],
+             filing_type: Annotated[str, Form(max_length=32)], target_pool: Annotated[str, Form(max_length=6)],
+             valid_from: Annotated[str, Form(max_length=10)], valid_to: Annotated[str, Form(max_length=10)] = ""):
+        pool = bureau_person(who)
+        filing = portal.api.file(pool, {"psn_no": psn_no, "filing_type": filing_type, "target_pool": target_pool,
+                                        "valid_from": valid_from, "valid_to": valid_to or None})
+        portal.repository.record(now(), who.user.username, pool, "file", filing["filing_id"],
+                                 f"{mask_person_id(psn_no)} {filing_type} → {target_pool}")
+        return page(request, "people.html", who, pool=pool, today=now().date().isoformat(), filing=filing)
+
+    @ui.post("/people/filings/revoke", response_class=HTMLResponse)
+    def revoke(request: Request, who: Checked, filing_id: Annotated[str, Form(max_length=64)]):
+        pool = bureau_person(who)
+        filing = portal.api.revoke_filing(pool, filing_id)
+        portal.repository.record(now(), who.user.username, pool, "revoke_filing", filing_id, "")
+        return page(request, "people.html", who, pool=pool, today=now().date().isoformat(), filing=filing)
+
+    @ui.post("/people/lookup", response_class=HTMLResponse)
+    def look_up(request: Request, who: Checked, psn_no: Annotated[str, Form(max_length=64)],
+                region: Annotated[str, Form(max_length=6)], on: Annotated[str, Form(max_length=10)]):
+        """A person's standing, asked by number (a POST: the number stays out of addresses and
+        logs); answered with the masked id only."""
+        pool = bureau_person(who)
+        found = portal.api.person_status(pool, psn_no, region, on)
+        portal.repository.record(now(), who.user.username, pool, "look_up", found["person_id_masked"], region)
+        return page(request, "people.html", who, pool=pool, today=now().date().isoformat(), person=found)
 
     @ui.post("/claims/{claim_no}")
     def claim_step(who: Checked, claim_no: str, step: Annotated[str, Form()],
@@ -253,6 +378,7 @@ def create_app(portal: Portal) -> FastAPI:
                                                                        r.note or "经审核同意 approved")))
         return RedirectResponse(f"/claims?done={step}:{claim_no}", status_code=303)
 
+
     @ui.get("/audit", response_class=HTMLResponse)
     def audit_page(request: Request, who: Signed):
         trail = portal.repository.trail(None if who.user.pool == ALL_POOLS else who.user.pool)
@@ -262,7 +388,30 @@ def create_app(portal: Portal) -> FastAPI:
     def operator_page(request: Request, who: Signed):
         if who.user.role is not Role.OPERATOR:
             raise PortalRefusal(Refused(Refusal.OPERATOR_ONLY))
-        return page(request, "operator.html", who, status=portal.api.status())
+        deposits = [r for r in portal.repository.pending(None) if r.kind == "deposit"]
+        return page(request, "operator.html", who, status=portal.api.status(), deposits=deposits,
+                    months=portal.api.monthly_unconfirmed())
+
+    @ui.post("/operator/deposits")
+    def deposit_step(who: Checked, step: Annotated[str, Form()], pool: Annotated[str, Form(max_length=12)] = "",
+                     reference: Annotated[str, Form(max_length=64)] = "",
+                     amount_yuan: Annotated[str, Form(max_length=24)] = "",
+                     note: Annotated[str, Form(max_length=400)] = ""):
+        if step == "prepare":
+            try:
+                amount = yuan_to_fen(amount_yuan, "amount")
+            except AmountError as exc:
+                raise PortalRefusal(Refused(Refusal.INVALID_INPUT, str(exc))) from None
+            if pool not in portal.bureaus:
+                raise PortalRefusal(Refused(Refusal.INVALID_INPUT, f"pool {pool!r}"))
+            _outcome(approvals.prepare(portal.repository, who.user, "deposit", pool, reference, "deposit", note, now(),
+                                       amount_fen=amount))
+        else:
+            _outcome(approvals.check(
+                portal.repository, who.user, "deposit", pool, reference, step == "approve", now(),
+                lambda r: portal.api.deposit(r.pool, r.subject, r.amount_fen, f"{r.made_by}+{who.user.username}",
+                                             r.note)))
+        return RedirectResponse(f"/operator?done=deposit:{step}:{reference}", status_code=303)
 
     @ui.get("/static/echarts.min.js")
     def echarts():

@@ -174,6 +174,26 @@ clearing_applications = sa.Table(
 sa.Index("clearing_applications_month", clearing_applications.c.hospital_code, clearing_applications.c.month)
 
 outbox = define_outbox(metadata)
+
+# What-if replays a bureau asked for over the API (entrypoints/what_if.py): their progress and,
+# once done, the report (the same JSON and HTML `hub policy replay` writes).
+what_if_runs = sa.Table(
+    "what_if_runs", metadata,
+    sa.Column("run_id", sa.Text, primary_key=True),
+    sa.Column("pool", sa.Text, nullable=False, index=True),
+    sa.Column("policy_version", sa.Text, nullable=False),
+    sa.Column("first_day", sa.Date, nullable=False),
+    sa.Column("last_day", sa.Date, nullable=False),
+    sa.Column("requested_by", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),  # RUNNING, DONE, FAILED
+    sa.Column("done", sa.BigInteger, nullable=False),
+    sa.Column("total", sa.BigInteger, nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("document", sa.LargeBinary),  # the report's JSON
+    sa.Column("html", sa.Text),
+    sa.Column("error", sa.Text, nullable=False, server_default=""),
+)
 OUTBOX_RELAY_LOCK = 4242002
 
 

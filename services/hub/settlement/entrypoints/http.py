@@ -35,6 +35,7 @@ from hub.rejections import Reason
 from hub.settlement.adapters.nonces import RedisNonces
 from hub.settlement.bootstrap import Settlement
 from hub.settlement.entrypoints.claims_http import add_claim_routes
+from hub.settlement.entrypoints.what_if_http import add_what_if_routes
 from hub.settlement.entrypoints.gateway import Gateway, parse_body
 from hub.settlement.service_layer.envelope import GROUPED, Reply, refused
 from hub.settlement.service_layer.group_commit import GroupCommit
@@ -172,6 +173,7 @@ def create_app(hub: Settlement, loops=None) -> ConventionApp:
     add_health_routes(app, lambda: None if hub.read_model.ready() else "the read model is rebuilding", loops,
                       notes=(f"business clock shifted {shifted} days (HUB_SETTLEMENT_CLOCK_SHIFT_DAYS)",) if shifted else ())
     add_claim_routes(app, hub)
+    add_what_if_routes(app, hub)
     if hub.hospitals.sample_secrets:
         log.warning("some hospitals use the sample gateway secrets (paas_token_ref 'sample:'): for local runs only")
     gateway = Gateway(hub.hospitals, RedisNonces(hub.settings.redis_url))

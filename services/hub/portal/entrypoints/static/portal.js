@@ -50,3 +50,17 @@
     window.addEventListener("resize", () => chart.resize());
   });
 })();
+
+// A what-if run's progress: polled every second while it runs; the page reloads when it ends.
+(function () {
+  "use strict";
+  const box = document.getElementById("what-if");
+  if (!box || box.dataset.status !== "RUNNING") return;
+  const tick = () => fetch(`/what-if/${box.dataset.run}/progress.json`).then((r) => r.json()).then((p) => {
+    document.getElementById("what-if-progress").max = p.total || 1;
+    document.getElementById("what-if-progress").value = p.done;
+    document.getElementById("what-if-count").textContent = `${p.done} / ${p.total}`;
+    if (p.status !== "RUNNING") window.location.reload(); else setTimeout(tick, 1000);
+  }, () => setTimeout(tick, 3000));
+  setTimeout(tick, 1000);
+})();
