@@ -153,7 +153,7 @@ def hub_running(servers, producer, topic_factory, tmp_path):
             accounts.add_user(portal.repository, portal.hasher, username, name, role, bureau, PASSWORD)
         portal_url, server = serve(portal_app(portal))
         servers_started.append(server)
-        yield {"portal": portal_url, "clearing": clearing, "settlement": settlement, "claim_no": claim_no,
+        yield {"portal": portal_url, "portal_app": portal, "clearing": clearing, "settlement": settlement, "claim_no": claim_no,
                "psn_no": psn, "tmp": tmp_path}
     finally:
         stop.set()
@@ -290,6 +290,15 @@ def test_a_bureau_works_its_day_month_advance_risk_and_claims_in_the_browser(hub
     b.get(base + "/audit")
     trail = b.find_element(By.ID, "audit").text
     assert "prepare_claim" in trail and "approve_claim" in trail and "jj-clerk" in trail and "jj-super" in trail
+    # every audit line is also an event, written with it for the relay to publish on portal.audit
+    from hub.portal.adapters import database as portal_db
+
+    portal = hub_running["portal_app"]
+    with portal.engine.connect() as conn:
+        lines = conn.execute(sa.select(sa.func.count()).select_from(portal_db.audit)).scalar()
+        events = [portal.codec.decode(row.payload).value for row in conn.execute(sa.select(portal_db.outbox))]
+    assert len(events) == lines and {"prepare_claim", "approve_claim"} <= {e["action"] for e in events}
+    assert all(e["username"] and e["pool"] for e in events)
 
     # 广州's clerk cannot reach 九江's pages or files by URL
     sign_in(b, base, "gz-clerk")

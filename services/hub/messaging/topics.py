@@ -72,7 +72,13 @@ REFERENCE_CATALOGUE = Topic(
     compacted=True,
 )
 
-ALL_TOPICS = (REGISTRATION_EVENTS, SETTLEMENT_EVENTS, CLEARING_STATEMENTS, REFERENCE_POLICIES, REFERENCE_CATALOGUE)
+PORTAL_AUDIT = Topic(
+    "portal.audit", key="pool", records=("cn.hub.portal.PortalActionRecorded",), partitions=1,
+    configs={"retention.ms": str(400 * 24 * 3600 * 1000)},  # over a year: an audit trail outlives the books' year
+)
+
+ALL_TOPICS = (REGISTRATION_EVENTS, SETTLEMENT_EVENTS, CLEARING_STATEMENTS, REFERENCE_POLICIES, REFERENCE_CATALOGUE,
+              PORTAL_AUDIT)
 
 
 def dead_letter_of(topic: Topic) -> Topic:

@@ -11,6 +11,7 @@ from typing import Callable
 import sqlalchemy as sa
 
 from hub import settings as shared_settings
+from hub.messaging import AvroCodec, SchemaRegistry
 from hub.portal.adapters import database as db
 from hub.portal.adapters.hub_api import HubApi
 from hub.portal.adapters.passwords import Argon2Hasher
@@ -50,6 +51,7 @@ def bureau_tokens(bureaus_file: Path) -> dict[str, str]:
 @dataclass(frozen=True)
 class Settings:
     postgres_url: str = field(default_factory=lambda: shared_settings.postgres_url())
+    kafka_bootstrap: str = field(default_factory=lambda: shared_settings.kafka_bootstrap())
     database: str = field(default_factory=lambda: _env("HUB_PORTAL_DATABASE", "hub_portal"))
     clearing_url: str = field(default_factory=lambda: _env("HUB_PORTAL_CLEARING_URL", "http://127.0.0.1:8430"))
     settlement_url: str = field(default_factory=lambda: _env("HUB_PORTAL_SETTLEMENT_URL", "http://127.0.0.1:8410"))
@@ -76,6 +78,8 @@ class Portal:
     api: HubApi
     bureaus: dict[str, tuple[str, str]]  # pool -> (bureau code, name)
     clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
+    engine: sa.Engine | None = None
+    codec: AvroCodec | None = None
 
 
 def load_bureaus(path: Path) -> dict[str, tuple[str, str]]:
@@ -101,6 +105,22 @@ def bootstrap(settings: Settings | None = None) -> Portal:
     ensure_database(settings)
     engine = sa.create_engine(settings.database_url, pool_size=4, max_overflow=4, pool_pre_ping=True)
     db.create_schema(engine)
+    codec = AvroCodec(SchemaRegistry())
     api = HubApi(settings.clearing_url, settings.settlement_url, settings.registration_url, settings.operator_token,
                  tokens)
-    return Portal(settings, PostgresPortalRepository(engine), Argon2Hasher(), api, load_bureaus(settings.bureaus_file))
+    return Portal(settings, PostgresPortalRepository(engine, codec), Argon2Hasher(), api,
+                  load_bureaus(settings.bureaus_file), engine=engine, codec=codec)
+
+
+def background(portal: Portal, stop, relay: bool = True):
+    """The portal's one loop under a Supervisor (not started): the audit events' outbox relay."""
+    from hub.messaging import EventProducer
+    from hub.messaging.outbox import supervise_relay
+    from hub.operations.supervision import Supervisor
+
+    supervisor = Supervisor(stop)
+    if relay:
+        supervise_relay(supervisor, "portal", portal.engine, db.outbox, db.OUTBOX_RELAY_LOCK,
+                        lambda: EventProducer(portal.settings.kafka_bootstrap, portal.codec, client_id="portal-outbox"),
+                        stop, portal.settings.kafka_bootstrap)
+    return supervisor

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from hub import settings as shared_settings
+from hub.messaging.outbox import define_outbox
 
 metadata = sa.MetaData()
 
@@ -55,7 +56,12 @@ audit = sa.Table(
     sa.Column("detail", sa.Text, nullable=False),
 )
 
+# Each audit line is also an event (cn.hub.portal.PortalActionRecorded on portal.audit), written
+# here in the same transaction and published by the relay.
+outbox = define_outbox(metadata)
+
 SCHEMA_LOCK = 7_310_004
+OUTBOX_RELAY_LOCK = 7_310_005
 
 
 def create_schema(engine: sa.Engine) -> None:

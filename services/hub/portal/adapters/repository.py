@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
+from hub.messaging import AvroCodec
+from hub.messaging.topics import PORTAL_AUDIT
 from hub.portal.adapters import database as db
 from hub.portal.domain.people import Recommendation, Role, User
 from hub.portal.service_layer.ports import PortalRepository
@@ -24,8 +27,8 @@ def _recommendation(r) -> Recommendation:
 
 
 class PostgresPortalRepository(PortalRepository):
-    def __init__(self, engine: sa.Engine):
-        self.engine = engine
+    def __init__(self, engine: sa.Engine, codec: AvroCodec):
+        self.engine, self.codec = engine, codec
 
     def user(self, username: str) -> User | None:
         with self.engine.connect() as conn:
@@ -88,9 +91,14 @@ class PostgresPortalRepository(PortalRepository):
             return [_recommendation(row) for row in conn.execute(query)]
 
     def record(self, at: datetime, username: str, pool: str, action: str, subject: str, detail: str) -> None:
+        """The audit line and its event, in one transaction (the relay publishes the event)."""
+        event = {"event_id": uuid.uuid4(), "event_time": at, "producer": "bureau-portal", "schema_version": 1,
+                 "username": username, "pool": pool, "action": action, "subject": subject, "detail": detail}
         with self.engine.begin() as conn:
             conn.execute(sa.insert(db.audit).values(at=at, username=username, pool=pool, action=action,
                                                     subject=subject, detail=detail))
+            conn.execute(db.outbox.insert(), [{"topic": PORTAL_AUDIT.name, "message_key": pool or "*",
+                                               "payload": self.codec.encode("PortalActionRecorded", event)}])
 
     def trail(self, pool: str | None, limit: int = 200) -> list[dict[str, Any]]:
         a = db.audit.c

@@ -17,15 +17,24 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on."),
           port: int = typer.Option(8440, help="Port (the services use 8410-8430).")) -> None:
     """Serve the portal (HUB_PORTAL_CLEARING_URL and HUB_PORTAL_SETTLEMENT_URL say where the
     services are; HUB_PORTAL_BUREAU_TOKENS gives each bureau's token, outside development)."""
+    import threading
+
     import uvicorn
 
-    from hub.portal.bootstrap import bootstrap
+    from hub.portal.bootstrap import background, bootstrap
     from hub.portal.entrypoints.http import create_app
 
     portal = bootstrap()
+    stop = threading.Event()
+    supervisor = background(portal, stop)  # the audit events' relay
     typer.echo(f"bureau portal on http://{host}:{port}/ (clearing {portal.settings.clearing_url}, "
-               f"settlement {portal.settings.settlement_url})")
-    uvicorn.run(create_app(portal), host=host, port=port, log_level="warning")
+               f"settlement {portal.settings.settlement_url}, registration {portal.settings.registration_url})")
+    supervisor.start()
+    try:
+        uvicorn.run(create_app(portal, supervisor), host=host, port=port, log_level="warning")
+    finally:
+        stop.set()
+        supervisor.join(timeout=10)
 
 
 @users.command("add")

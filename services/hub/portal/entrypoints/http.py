@@ -17,6 +17,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from hub.money import AmountError, yuan_to_fen
+from hub.operations.health import add_health_routes, database_ready
 from hub.portal.adapters.hub_api import ServiceUnavailable
 from hub.portal.bootstrap import Portal
 from hub.portal.domain.people import ALL_POOLS, Refusal, Refused, Role
@@ -80,7 +81,7 @@ async def checked(request: Request, who: Signed) -> accounts.Session:
 Checked = Annotated[accounts.Session, Depends(checked)]
 
 
-def create_app(portal: Portal) -> FastAPI:
+def create_app(portal: Portal, loops=None) -> FastAPI:
     app = FastAPI(title="bureau portal", docs_url=None, redoc_url=None)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.filters["yuan"] = yuan
@@ -423,9 +424,7 @@ def create_app(portal: Portal) -> FastAPI:
             return Response(status_code=404)
         return FileResponse(HERE / "static" / name)
 
-    @ui.get("/health/live")
-    def live():
-        return {"status": "ok"}
+    add_health_routes(app, database_ready(portal.engine) if portal.engine is not None else (lambda: None), loops)  # /health/live, /health/ready (the relay's loop counts)
 
     app.include_router(auth)
     app.include_router(ui)
