@@ -193,7 +193,19 @@ def sign_in(b, base: str, username: str, password: str = PASSWORD):
     b.get(base + "/login")
     b.find_element(By.NAME, "username").send_keys(username)
     b.find_element(By.NAME, "password").send_keys(password)
-    b.find_element(By.ID, "sign-in").click()
+    submit(b, b.find_element(By.ID, "sign-in"))
+
+
+def submit(b, button) -> None:
+    """Click a button that sends its form, and wait for the page that answers (after its redirect)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    old = b.find_element(By.TAG_NAME, "html")
+    button.click()
+    WebDriverWait(b, 60).until(expected_conditions.staleness_of(old))
+    WebDriverWait(b, 60).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
 
 def fetch(b, url: str, method: str = "GET", form: dict | None = None) -> tuple[int, str]:
@@ -249,10 +261,10 @@ def test_a_bureau_works_its_day_month_advance_risk_and_claims_in_the_browser(hub
     kept = boxes[0].get_attribute("value")
     for box in boxes[1:]:
         box.click()
-    b.find_element(By.ID, "confirm-selected").click()
+    submit(b, b.find_element(By.ID, "confirm-selected"))
     b.find_element(By.CSS_SELECTOR, f"#lines input[value='{kept}']").click()
     b.find_element(By.ID, "dispute-reason").send_keys("费用明细与病历不符 fees do not match the record")
-    b.find_element(By.ID, "dispute-selected").click()
+    submit(b, b.find_element(By.ID, "dispute-selected"))
     states = {row.get_attribute("data-event"): row.get_attribute("data-state")
               for row in b.find_elements(By.CSS_SELECTOR, "#lines tbody tr")}
     assert states.pop(kept) == "DISPUTED" and set(states.values()) == {"CONFIRMED"}
@@ -278,13 +290,13 @@ def test_a_bureau_works_its_day_month_advance_risk_and_claims_in_the_browser(hub
     b.get(base + "/claims")
     row = b.find_element(By.CSS_SELECTOR, f"tr[data-claim='{claim_no}']")
     row.find_element(By.NAME, "note").send_keys("材料齐全 complete")
-    row.find_element(By.CLASS_NAME, "recommend").click()
-    b.find_element(By.CSS_SELECTOR, f"tr[data-claim='{claim_no}'] .approve").click()
+    submit(b, row.find_element(By.CLASS_NAME, "recommend"))
+    submit(b, b.find_element(By.CSS_SELECTOR, f"tr[data-claim='{claim_no}'] .approve"))
     assert b.find_element(By.ID, "refused").get_attribute("data-code") == "supervisor_only"
     assert hub_running["settlement"].claims.repository.manual_claims(home_pool="360400", claim_no=claim_no)[0].status == "LODGED"
     sign_in(b, base, "jj-super")
     b.get(base + "/claims")
-    b.find_element(By.CSS_SELECTOR, f"tr[data-claim='{claim_no}'] .approve").click()
+    submit(b, b.find_element(By.CSS_SELECTOR, f"tr[data-claim='{claim_no}'] .approve"))
     assert b.find_element(By.CSS_SELECTOR, f"tr[data-claim='{claim_no}'] .status").text == "SETTLED"
     shot(b, "claims")
     b.get(base + "/audit")
@@ -352,8 +364,8 @@ def test_enrolment_filings_claim_files_what_if_and_two_operators_in_the_browser(
                         f"{new_psn_no()},999,2026-01-01,,2026-01-01,\n", encoding="utf-8")
     b.get(base + "/people")
     upload(b, "snapshot", snapshot)
-    b.find_element(By.ID, "import-snapshot").click()
-    assert "变更 changed 2" in b.find_element(By.ID, "import-report").text
+    submit(b, b.find_element(By.ID, "import-snapshot"))
+    assert "变更 changed 2" in b.find_element(By.ID, "import-report").text, b.page_source[-3000:]
     bad = b.find_element(By.ID, "bad-rows").text
     assert "invalid_insutype" in bad and psn_a not in b.page_source  # bad rows show masked ids only
     shot(b, "people")
@@ -362,18 +374,19 @@ def test_enrolment_filings_claim_files_what_if_and_two_operators_in_the_browser(
     form = b.find_element(By.CSS_SELECTOR, "form[action='/people/filings']")
     form.find_element(By.NAME, "psn_no").send_keys(psn_a)
     form.find_element(By.NAME, "target_pool").send_keys("440100")
-    b.execute_script("arguments[0].value = '2026-01-01'", form.find_element(By.NAME, "valid_from"))
-    form.find_element(By.ID, "file").click()
-    filing_id = b.find_element(By.ID, "filing").text.split()[1]
+    submit(b, form.find_element(By.ID, "file"))
+    filing_text = b.find_element(By.ID, "filing").text
+    filing_id = b.find_element(By.ID, "filing").get_attribute("data-filing")
     form = b.find_element(By.CSS_SELECTOR, "form[action='/people/lookup']")
     form.find_element(By.NAME, "psn_no").send_keys(psn_a)
     form.find_element(By.NAME, "region").send_keys("440100")
-    form.find_element(By.ID, "look-up").click()
-    assert b.find_element(By.ID, "off-site-status").text == "FILED"
+    submit(b, form.find_element(By.ID, "look-up"))
+    assert b.find_element(By.ID, "off-site-status").text == "FILED", (filing_text, b.find_element(By.ID, "person").text)
     assert psn_a not in b.page_source and psn_a[:4] in b.find_element(By.ID, "person").text
     form = b.find_element(By.CSS_SELECTOR, "form[action='/people/filings/revoke']")
     form.find_element(By.NAME, "filing_id").send_keys(filing_id)
-    form.find_element(By.ID, "revoke").click()
+    submit(b, form.find_element(By.ID, "revoke"))
+    assert b.find_elements(By.ID, "filing"), b.find_element(By.TAG_NAME, "main").text
     assert "已撤销 revoked" in b.find_element(By.ID, "filing").text
 
     # a clerk has no upload; a supervisor's claim file: one paid, one refused with its bad line named
@@ -392,7 +405,7 @@ def test_enrolment_filings_claim_files_what_if_and_two_operators_in_the_browser(
     sign_in(b, base, "jj-super")
     b.get(base + "/claims")
     upload(b, "claims_file", claims)
-    b.find_element(By.ID, "upload-claims").click()
+    submit(b, b.find_element(By.ID, "upload-claims"))
     paid = b.find_element(By.CSS_SELECTOR, "#uploaded tr[data-claim='UP-1']")
     refused = b.find_element(By.CSS_SELECTOR, "#uploaded tr[data-claim='UP-2']")
     assert paid.get_attribute("data-ok") == "true" and refused.get_attribute("data-ok") == "false"
@@ -402,14 +415,18 @@ def test_enrolment_filings_claim_files_what_if_and_two_operators_in_the_browser(
     # a draft policy replayed: progress, then the report
     document = yaml.safe_load((REPO / "reference" / "policies" / "360400-RESIDENT-2020.3.yaml").read_text("utf-8"))
     document["policy_version"] = "360400-RESIDENT-DRAFT.9"
+    document["off_site"]["rules"]["UNREGISTERED"]["ratio_by_level"] = {"1": 50, "2": 50, "3": 50}
     draft = tmp / "draft.yaml"
     draft.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
     b.get(base + "/what-if")
     upload(b, "draft", draft)
-    b.find_element(By.ID, "start-what-if").click()
+    submit(b, b.find_element(By.ID, "start-what-if"))
     WebDriverWait(b, 120).until(lambda d: d.find_element(By.ID, "what-if-status").text in ("DONE", "FAILED"))
     assert b.find_element(By.ID, "what-if-status").text == "DONE", b.page_source[-2000:]
-    assert b.find_element(By.ID, "what-if-totals").text
+    # the paid claims of the period re-priced: UP-1, unfiled, (2,000 - 800) x 40 % = 480.00 as settled,
+    # x 50 % = 600.00 under the draft (the agency's claim of the other test is not in this one's database)
+    totals = b.find_element(By.ID, "what-if-totals").text
+    assert "390100 480.00 600.00 120.00" in totals, totals
     report_status, report = fetch(b, b.find_element(By.ID, "what-if-report").get_attribute("href"))
     assert report_status == 200 and "360400-RESIDENT-DRAFT.9" in report and "<svg" in report
     shot(b, "what-if")
@@ -422,12 +439,12 @@ def test_enrolment_filings_claim_files_what_if_and_two_operators_in_the_browser(
     Select(form.find_element(By.NAME, "pool")).select_by_value("360400")
     form.find_element(By.NAME, "reference").send_keys("BANK-20260301-01")
     form.find_element(By.NAME, "amount_yuan").send_keys("12345.67")
-    form.find_element(By.ID, "prepare-deposit").click()
-    b.find_element(By.CSS_SELECTOR, "#deposits tr[data-reference='BANK-20260301-01'] .approve").click()
+    submit(b, form.find_element(By.ID, "prepare-deposit"))
+    submit(b, b.find_element(By.CSS_SELECTOR, "#deposits tr[data-reference='BANK-20260301-01'] .approve"))
     assert b.find_element(By.ID, "refused").get_attribute("data-code") == "same_person"
     assert clearing.service.advance("360400")["balance_fen"] == before
     sign_in(b, base, "ops2")
-    b.find_element(By.CSS_SELECTOR, "#deposits tr[data-reference='BANK-20260301-01'] .approve").click()
+    submit(b, b.find_element(By.CSS_SELECTOR, "#deposits tr[data-reference='BANK-20260301-01'] .approve"))
     assert clearing.service.advance("360400")["balance_fen"] == before + 1_234_567
     assert b.find_element(By.ID, "pools").text and b.find_element(By.ID, "open-months").text
     shot(b, "operator")

@@ -102,11 +102,11 @@ def create_app(portal: Portal, loops=None) -> FastAPI:
     def as_pool(who: accounts.Session, pool: str) -> str:
         return ALL_POOLS if who.user.role is Role.OPERATOR else pool
 
-    def page(request: Request, name: str, who: accounts.Session | None, status: int = 200, **context: Any):
+    def page(request: Request, name: str, who: accounts.Session | None, http_status: int = 200, **context: Any):
         pools = sorted(portal.bureaus) if who and who.user.pool == ALL_POOLS else []
         return templates.TemplateResponse(request, name, {"who": who, "bureaus": portal.bureaus, "pools": pools,
                                                           "flash": request.query_params.get("done", ""), **context},
-                                          status_code=status)
+                                          status_code=http_status)
 
     @app.exception_handler(SignInFirst)
     async def sign_in_first(request: Request, exc: SignInFirst):
