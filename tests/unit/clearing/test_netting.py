@@ -98,3 +98,22 @@ def test_net_positions_sum_to_zero_equal_receivable_minus_payable_and_ignore_ord
     again = net(shuffled)
     assert [(p.pool, p.net_fen, p.bilateral) for p in again.positions] == [
         (p.pool, p.net_fen, p.bilateral) for p in result.positions]
+
+
+def test_one_pools_position_alone_is_the_one_netting_every_pool_gives():
+    """position_of (a page's view of a closed day) agrees with net for every pool, on random days."""
+    import random
+
+    from hub.clearing.domain.netting import position_of
+
+    rnd = random.Random(11)
+    pools = [f"{n:06d}" for n in range(100100, 100112)]
+    for _ in range(30):
+        obligations = []
+        for _ in range(rnd.randint(1, 80)):
+            home, treat = rnd.sample(pools, 2)
+            obligations.append(Obligation(home, treat, rnd.randint(-500, 5000), rnd.randint(0, 900), rnd.randint(0, 50),
+                                          rnd.randint(1, 4), rnd.choice(["RESIDENT", "EMPLOYEE"])))
+        whole = net(obligations)
+        for pool, position in whole.by_pool.items():
+            assert position_of(pool, obligations) == position

@@ -101,40 +101,12 @@ def net(obligations: Iterable[Obligation]) -> NettingResult:
     """Gross bilateral obligations per insurance type and share, each pool's multilateral net in
     total and per fund, the efficiency; raises ZeroSumViolated before returning anything whose
     nets do not sum to zero, in total or in any one fund."""
-    pair: dict[tuple[str, str, str], list[int]] = {}
-    for o in obligations:
-        if o.home_pool == o.treatment_pool:
-            continue  # care inside the home pool is not interregion money
-        acc = pair.setdefault((o.home_pool, o.treatment_pool, o.insurance_type), [0, 0, 0, 0])
-        acc[0] += o.hifp_pay_fen
-        acc[1] += o.hifmi_pay_fen
-        acc[2] += o.maf_pay_fen
-        acc[3] += o.settlement_count
-    pools = sorted({p for home, treat, _ in pair for p in (home, treat)})
-    types = sorted({t for _, _, t in pair})
-    zero = [0, 0, 0, 0]
-    positions = []
-    for pool in pools:
-        lines, count = [], 0
-        funds: dict[Fund, list[int]] = {}
-        for other in pools:
-            if other == pool:
-                continue
-            for kind in types:
-                recv, pay = pair.get((other, pool, kind)), pair.get((pool, other, kind))
-                if recv is None and pay is None:
-                    continue
-                recv, pay = recv or zero, pay or zero
-                lines.append(BilateralLine(other, Shares(*recv[:3]), Shares(*pay[:3]), recv[3] + pay[3], kind))
-                count += recv[3] + pay[3]
-                for fund, r, p in zip(funds_of(kind), recv[:3], pay[:3]):
-                    f = funds.setdefault(fund, [0, 0])
-                    f[0] += r
-                    f[1] += p
-        receivable = sum(sum(l.receivable) for l in lines)
-        payable = sum(sum(l.payable) for l in lines)
-        fund_positions = tuple(FundPosition(fund, r, p) for fund, (r, p) in sorted(funds.items()) if r or p)
-        positions.append(PoolPosition(pool, receivable, payable, count, tuple(lines), fund_positions))
+    pair = _pairs(obligations)
+    flows: dict[str, dict[tuple[str, str], list]] = {}
+    for (home, treat, kind), amounts in pair.items():
+        flows.setdefault(treat, {}).setdefault((home, kind), [None, None])[0] = amounts
+        flows.setdefault(home, {}).setdefault((treat, kind), [None, None])[1] = amounts
+    positions = [_position(pool, flows[pool]) for pool in sorted(flows)]
     total_net = sum(p.net_fen for p in positions)
     if total_net != 0:
         raise ZeroSumViolated(f"net positions sum to {total_net} fen, not 0")
@@ -152,6 +124,48 @@ def net(obligations: Iterable[Obligation]) -> NettingResult:
     result = NettingResult(tuple(positions), gross, obligations_fen, net_abs, efficiency)
     result.by_pool.update({p.pool: p for p in positions})
     return result
+
+
+def position_of(pool: str, obligations: Iterable[Obligation]) -> PoolPosition:
+    """One pool's position as `net` gives it, from the obligations that involve it: what a page
+    shows of a closed day (netting every pool, and checking the sums, is the close's work)."""
+    flows: dict[tuple[str, str], list] = {}
+    for (home, treat, kind), amounts in _pairs(o for o in obligations if pool in (o.home_pool, o.treatment_pool)).items():
+        flows.setdefault((home if treat == pool else treat, kind), [None, None])[0 if treat == pool else 1] = amounts
+    return _position(pool, flows)
+
+
+def _pairs(obligations: Iterable[Obligation]) -> dict[tuple[str, str, str], list[int]]:
+    """The obligations summed per (home, treatment, insurance type): three shares and a count."""
+    pair: dict[tuple[str, str, str], list[int]] = {}
+    for o in obligations:
+        if o.home_pool == o.treatment_pool:
+            continue  # care inside the home pool is not interregion money
+        acc = pair.setdefault((o.home_pool, o.treatment_pool, o.insurance_type), [0, 0, 0, 0])
+        acc[0] += o.hifp_pay_fen
+        acc[1] += o.hifmi_pay_fen
+        acc[2] += o.maf_pay_fen
+        acc[3] += o.settlement_count
+    return pair
+
+
+def _position(pool: str, flows: dict[tuple[str, str], list]) -> PoolPosition:
+    """A pool's position from what it receives and pays per (counterparty, insurance type)."""
+    zero = [0, 0, 0, 0]
+    lines, count = [], 0
+    funds: dict[Fund, list[int]] = {}
+    for (other, kind) in sorted(flows):
+        recv, pay = (amounts or zero for amounts in flows[(other, kind)])
+        lines.append(BilateralLine(other, Shares(*recv[:3]), Shares(*pay[:3]), recv[3] + pay[3], kind))
+        count += recv[3] + pay[3]
+        for fund, r, p in zip(funds_of(kind), recv[:3], pay[:3]):
+            f = funds.setdefault(fund, [0, 0])
+            f[0] += r
+            f[1] += p
+    receivable = sum(sum(l.receivable) for l in lines)
+    payable = sum(sum(l.payable) for l in lines)
+    fund_positions = tuple(FundPosition(fund, r, p) for fund, (r, p) in sorted(funds.items()) if r or p)
+    return PoolPosition(pool, receivable, payable, count, tuple(lines), fund_positions)
 
 
 def clearing_day_for(business_date: date, closed: set[date]) -> tuple[date, bool]:

@@ -36,7 +36,7 @@ from hub.reference.budget import Budget, in_force
 from hub.clearing.domain.events import EARLIEST_MS, LATEST_MS, ClearingEvent, day_of, instant_of
 from hub.clearing.domain.funds import INSUTYPE_CODES, funds_of
 from hub.clearing.service_layer.statements import MonthlyStatements
-from hub.clearing.domain.netting import NettingResult, Obligation, clearing_day_for, net
+from hub.clearing.domain.netting import NettingResult, Obligation, clearing_day_for, net, position_of
 from hub.clearing.domain.statements import month_days
 from hub.messaging import AvroCodec, Message
 from hub.messaging.topics import CLEARING_STATEMENTS
@@ -907,10 +907,10 @@ class ClearingService:
         return {"source": source, "resolution": "APPLIED" if action == "APPLY" else "DISCARDED",
                 "already_resolved": False}
 
-    def _obligations(self, conn: sa.Connection, day: date) -> list[Obligation]:
+    def _obligations(self, conn: sa.Connection, day: date, *where) -> list[Obligation]:
         return [Obligation(r.home_pool, r.treatment_pool, r.hifp_pay_fen, r.hifmi_pay_fen, r.maf_pay_fen,
                            r.settlement_count, r.insurance_type)
-                for r in conn.execute(sa.select(db.bilateral).where(db.bilateral.c.clearing_date == day))]
+                for r in conn.execute(sa.select(db.bilateral).where(db.bilateral.c.clearing_date == day, *where))]
 
     def _lines(self, conn: sa.Connection, day: date, pool: str) -> list[files.LineRow]:
         a = db.applied_events.c
@@ -997,9 +997,11 @@ class ClearingService:
             if st is None:
                 return None
             row = conn.execute(sa.select(db.days).where(db.days.c.clearing_date == day)).one()
-            position = net(self._obligations(conn, day)).by_pool.get(pool)
+            b = db.bilateral.c
+            position = position_of(pool, self._obligations(conn, day, sa.or_(b.home_pool == pool,
+                                                                             b.treatment_pool == pool)))
         header = files.DayHeader(day, row.cycle_id, row.closed_at, self.pool_names)
-        funds, bilateral = files.position_parts(header, position) if position else ([], [])
+        funds, bilateral = files.position_parts(header, position)
         return {"pool_code": pool, "pool_name": self.pool_names.get(pool, ""), "clearing_date": day.isoformat(),
                 "cycle_id": st.cycle_id, "receivable_fen": st.receivable_fen, "payable_fen": st.payable_fen,
                 "net_position_fen": st.net_position_fen, "settlement_count": st.settlement_count,

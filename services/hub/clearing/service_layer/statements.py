@@ -185,12 +185,28 @@ class MonthlyStatements:
     # ------------------------------------------------------------------ reading
 
     def still_open(self) -> list[dict[str, Any]]:
-        """Every issued statement not closed yet, with what is pending (the operators' overview)."""
-        s = db.monthly_statements.c
+        """Every issued statement not closed yet, with its lines per state (the operators'
+        overview): one grouped query, however many bureaus."""
+        s, l = db.monthly_statements.c, db.statement_lines.c
+        amount = sa.func.coalesce(sa.func.sum(l.hifp_pay_fen + l.hifmi_pay_fen + l.maf_pay_fen), 0)
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(s.month, s.bureau_pool).where(s.status != "CLOSED")
-                                .order_by(s.month, s.bureau_pool)).all()
-            return [self._summary(conn, r.month, r.bureau_pool) for r in rows]
+            rows = conn.execute(
+                sa.select(s.month, s.bureau_pool, s.status, s.issued_at, l.state, sa.func.count(l.event_id), amount)
+                .select_from(db.monthly_statements.outerjoin(db.statement_lines, sa.and_(
+                    l.month == s.month, l.bureau_pool == s.bureau_pool)))
+                .where(s.status != "CLOSED").group_by(s.month, s.bureau_pool, s.status, s.issued_at, l.state)
+                .order_by(s.month, s.bureau_pool)).all()
+        out: dict[tuple[str, str], dict[str, Any]] = {}
+        for month, pool, status, issued_at, state, count, fen in rows:
+            one = out.setdefault((month, pool), {
+                "month": month, "bureau_pool": pool, "status": status, "issued_at": _text(issued_at), "line_count": 0,
+                **{f"{state_.value.lower()}_fen": 0 for state_ in LineState}, "pending_lines": 0})
+            if state is not None:
+                one["line_count"] += count
+                one[f"{state.lower()}_fen"] = int(fen)
+                if state == LineState.PENDING.value:
+                    one["pending_lines"] = count
+        return list(out.values())
 
     def show(self, month: str, pool: str) -> dict[str, Any] | None:
         month_days(month)
