@@ -599,17 +599,18 @@ def clearing_close(day: str = typer.Option(..., "--date", help="Clearing day, yy
 def clearing_verify(
     file: Path = typer.Argument(..., exists=True, dir_okay=False, help="Any file of a bureau's file set "
                                 "(.csv, .json, .xlsx, .sha256 or .sig); the others are found beside it."),
-    public_key: str = typer.Option("", help="The hub's SM2 public key (hex, from GET /v1/clearing/public-key) "
-                                   "or a file holding it. Without it, only integrity is checked, not authorship."),
+    public_key: list[str] = typer.Option([], help="The hub's SM2 public key (hex, from GET /v1/clearing/public-key) "
+                                         "or a file holding it; repeat it for the keys a rotation retired "
+                                         "(GET /v1/clearing/public-keys). Without it, only integrity is checked, "
+                                         "not authorship."),
 ) -> None:
     """Check that a clearing file set is the hub's and unchanged: the SM2 signature over its
     SHA-256 manifest, then each file's digest. Exit 0 when verified, 1 when not."""
     from hub.signing import verify_file_set
 
-    key = public_key.strip()
-    if key and Path(key).is_file():
-        key = Path(key).read_text(encoding="utf-8").strip()
-    result = verify_file_set(file, key or None)
+    keys = [Path(k).read_text(encoding="utf-8").strip() if Path(k.strip()).is_file() else k.strip()
+            for k in public_key if k.strip()]
+    result = verify_file_set(file, keys or None)
     if result.ok:
         typer.secho(result.message, fg=typer.colors.GREEN)
         for name in result.files:

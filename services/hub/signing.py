@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Iterable
 
 from cryptography.hazmat.primitives import hashes
 
@@ -186,6 +187,16 @@ def verify(public_key_hex: str, data: bytes, signature_hex: str) -> bool:
     return (_digest(public, data) + x1) % _N == r
 
 
+def public_keys(text: str) -> tuple[str, ...]:
+    """Public keys (04 ‖ x ‖ y, hex) separated by commas, each checked to be a point of the curve
+    (HUB_CLEARING_PREVIOUS_PUBLIC_KEYS: the keys a rotation retired, which still verify)."""
+    keys = tuple(k.strip().lower() for k in text.split(",") if k.strip())
+    for k in keys:
+        if _public_point(k) is None:
+            raise SignatureError(f"{k[:18]}… is not an SM2 public key (04 followed by x and y, 130 hex digits)")
+    return keys
+
+
 def signer_from_reference(ref: str) -> Signer:
     """The hub's signing key from its reference: `env:NAME` (hex in an environment variable),
     `file:PATH` (hex in a mounted secret file), or `sample:` (the development key)."""
@@ -230,7 +241,7 @@ class Verification:
     files: tuple[str, ...] = ()
 
 
-def verify_file_set(path: Path, trusted_public_key: str | None) -> Verification:
+def verify_file_set(path: Path, trusted_public_key: str | Iterable[str] | None) -> Verification:
     """Verify the file set `path` belongs to (any of its files: .csv, .json, .xlsx, .sha256, .sig):
     the signature over the manifest, by the trusted key (else the key the signature file names,
     which proves integrity but not authorship), then every file the manifest lists, by its SHA-256."""
@@ -252,7 +263,7 @@ def verify_file_set(path: Path, trusted_public_key: str | None) -> Verification:
 
 
 def verify_file_bytes(manifest_name: str, manifest: bytes, sig_name: str, sig: bytes, files: dict[str, bytes],
-                      trusted_public_key: str | None) -> Verification:
+                      trusted_public_key: str | Iterable[str] | None) -> Verification:
     """The same check over a file set held in memory (the bureau portal verifies what it fetched):
     the signature over the manifest, then each listed file present in `files` by its SHA-256; a
     listed file absent from `files` fails."""
@@ -271,18 +282,22 @@ def verify_file_bytes(manifest_name: str, manifest: bytes, sig_name: str, sig: b
 
 
 def verify_manifest(manifest_name: str, manifest: bytes, sig_name: str, sig: bytes,
-                    trusted_public_key: str | None) -> Verification:
+                    trusted_public_key: str | Iterable[str] | None) -> Verification:
     """The signature over a manifest alone (its files are then checked one by one against
-    `manifest_digests`, as each is fetched)."""
+    `manifest_digests`, as each is fetched). `trusted_public_key`: one key, or every key the
+    verifier trusts (after a rotation the hub's current key and its previous ones: files signed
+    before the rotation keep verifying), or None to check integrity only."""
     try:
         fields = parse_signature_document(sig)
     except SignatureError as exc:
         return Verification(False, f"{sig_name}: {exc}")
     if fields["signed-file"] != manifest_name:
         return Verification(False, f"{sig_name} signs {fields['signed-file']}, not {manifest_name}")
-    key = (trusted_public_key or fields["public-key"]).strip().lower()
-    if trusted_public_key and fields["public-key"].lower() != key:
-        return Verification(False, f"{sig_name} names another key than the trusted one")
+    key = fields["public-key"].strip().lower()
+    if trusted_public_key:
+        trusted = {trusted_public_key} if isinstance(trusted_public_key, str) else set(trusted_public_key)
+        if key not in {k.strip().lower() for k in trusted}:
+            return Verification(False, f"{sig_name} names another key than the trusted one")
     if not verify(key, manifest, fields["signature"]):
         return Verification(False, f"the SM2 signature on {manifest_name} does not verify with key {key[:18]}…")
     return Verification(True, f"{manifest_name} is signed by the {'trusted ' if trusted_public_key else ''}key",

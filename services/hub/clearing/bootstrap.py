@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from hub import settings as shared_settings
 
 from hub.clearing.adapters import database as db
-from hub.signing import signer_from_reference
+from hub.signing import SignatureError, public_keys, signer_from_reference
 from hub.clearing.domain.advance import AdvanceRule
 from hub.clearing.domain.anomalies import AnomalyRule
 from hub.clearing.domain.fund_risk import RiskRule
@@ -45,6 +45,10 @@ class Settings:
     # The SM2 key the files are signed with: env:NAME, file:PATH, or sample: (the development key,
     # refused outside the development mode).
     signing_key_ref: str = field(default_factory=lambda: shared_settings.secret("HUB_CLEARING_SIGNING_KEY"))
+    # Key rotation: the public keys of signing keys retired (comma-separated hex). Files are signed
+    # with the current key; bureaus trust these too, so files signed before the rotation still verify
+    # (GET /v1/clearing/public-keys lists them all).
+    previous_public_keys: str = field(default_factory=lambda: _env("HUB_CLEARING_PREVIOUS_PUBLIC_KEYS", ""))
     # The advance-fund rule (hub.clearing.domain.advance): months of average daily payable to
     # hold, over how many days, and the share under which a bureau is warned.
     advance_rule: AdvanceRule = field(default_factory=lambda: AdvanceRule(
@@ -73,6 +77,7 @@ class Clearing:
     codec: AvroCodec
     service: ClearingService
     bureaus: dict[str, tuple[str, str]]  # token sha256 -> (bureau code, pool)
+    retired_public_keys: tuple[str, ...] = ()  # signing keys a rotation retired: they still verify
 
     def producer(self, client_id: str) -> EventProducer:
         return EventProducer(self.settings.kafka_bootstrap, self.codec, client_id=client_id)
@@ -97,6 +102,10 @@ def bootstrap(settings: Settings | None = None) -> Clearing:
     shared_settings.refuse_sample_tokens(settings.bureaus_file, rows, ("dev-bureau-{pool}",))
     bureaus = {r["token_sha256"]: (str(r["code"]), str(r["pool"])) for r in rows}
     signer = signer_from_reference(settings.signing_key_ref)
+    try:
+        retired = public_keys(settings.previous_public_keys)
+    except SignatureError as exc:
+        raise shared_settings.UnsafeSecret(f"HUB_CLEARING_PREVIOUS_PUBLIC_KEYS: {exc}") from None
     if signer.sample and not shared_settings.development_mode():
         raise shared_settings.UnsafeSecret(
             "HUB_CLEARING_SIGNING_KEY names the sample SM2 key published in this repository; outside the development "
@@ -111,7 +120,7 @@ def bootstrap(settings: Settings | None = None) -> Clearing:
                               pool_names(settings.reference_dir), signer=signer, advance_rule=settings.advance_rule,
                               budgets=load_budgets(settings.reference_dir / "budgets"), risk_rule=settings.risk_rule,
                               anomaly_rule=settings.anomaly_rule)
-    return Clearing(settings, engine, codec, service, bureaus)
+    return Clearing(settings, engine, codec, service, bureaus, retired)
 
 
 def background(clearing: Clearing, stop, history, consume: bool = True, relay: bool = True,

@@ -10,8 +10,10 @@ from hypothesis import strategies as st
 
 from gmssl import sm2
 
-from hub.signing import (_A, _B, _GX, _GY, _N, _P, Signer, _sign, public_key_of,
-                                          signer_from_reference, sm3, verify)
+import pytest
+
+from hub.signing import (_A, _B, _GX, _GY, _N, _P, SignatureError, Signer, _sign, public_key_of, signature_document,
+                         signer_from_reference, sm3, verify)
 
 SAMPLE = signer_from_reference("sample:")
 OTHER = Signer("%064x" % 0x1234567890ABCDEF)
@@ -95,3 +97,17 @@ def test_verify_refuses_points_off_the_curve_and_out_of_range_signatures():
     assert not verify(SAMPLE.public_key_hex, b"x", "-" + signature[1:])  # not hex digits
     assert not verify("04" + x[:-1] + "_" + y, b"x", signature)
     assert verify(SAMPLE.public_key_hex.upper(), b"x", signature.upper())  # hex in either case
+
+
+def test_after_a_rotation_files_signed_with_the_retired_key_still_verify_and_only_with_it_trusted():
+    from hub.signing import public_keys, verify_manifest
+
+    old, new = Signer("5" + "a" * 63), Signer("6" + "b" * 63)
+    manifest = b"0" * 64 + b"  clearing_2026-02-05_360400.csv\n"
+    sig = signature_document("m.sha256", old.public_key_hex, old.sign(manifest))
+    trusted = [new.public_key_hex, *public_keys(f" {old.public_key_hex} ,")]
+    assert verify_manifest("m.sha256", manifest, "m.sig", sig, trusted).ok
+    assert not verify_manifest("m.sha256", manifest, "m.sig", sig, [new.public_key_hex]).ok
+    assert not verify_manifest("m.sha256", manifest, "m.sig", sig, new.public_key_hex).ok
+    with pytest.raises(SignatureError):
+        public_keys("04" + "1" * 128)  # not a point of the curve

@@ -53,8 +53,8 @@ class DayFiles:
     def day_file(self, day, pool, suffix, as_pool):
         return self.files.get(suffix)
 
-    def public_key(self):
-        return SIGNER.public_key_hex
+    def public_keys(self):
+        return [SIGNER.public_key_hex]
 
 
 def test_a_file_is_served_only_when_it_is_the_one_the_hub_signed():

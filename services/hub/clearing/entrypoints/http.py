@@ -70,6 +70,12 @@ def create_app(clearing: Clearing, history: StatusHistory | None = None, loops=N
         """The hub's SM2 public key (04 + x + y, hex): `hub clearing verify FILE --public-key KEY`."""
         return Response(clearing.service.signer.public_key_hex + "\n", media_type="text/plain; charset=utf-8")
 
+    @app.get("/v1/clearing/public-keys")
+    async def all_public_keys():
+        """The key the files are signed with now and the keys a rotation retired: a verifier
+        trusts them all (files signed before a rotation keep verifying)."""
+        return {"current": clearing.service.signer.public_key_hex, "previous": list(clearing.retired_public_keys)}
+
     @app.get("/v1/clearing/unconfirmed")
     async def unconfirmed(request: Request):
         who = caller(request)

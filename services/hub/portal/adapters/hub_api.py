@@ -81,8 +81,10 @@ class HubApi:
         answer = self._call("clearing", "GET", f"/v1/clearing/{day}/{pool}.{suffix}", as_pool, missing_ok=True)
         return answer.content if answer is not None else None
 
-    def public_key(self) -> str:
-        return self._call("clearing", "GET", "/v1/clearing/public-key", ALL_POOLS).text.strip()
+    def public_keys(self) -> list[str]:
+        """The hub's current signing key and the ones a rotation retired."""
+        keys = self._call("clearing", "GET", "/v1/clearing/public-keys", ALL_POOLS).json()
+        return [keys["current"], *keys["previous"]]
 
     def confirm_day(self, day: str, pool: str) -> dict:
         return self._call("clearing", "POST", f"/v1/clearing/{day}/{pool}/confirm", pool).json()

@@ -40,7 +40,7 @@ def signed_manifest(api, day: str, pool: str, as_pool: str) -> dict[str, Any]:
     manifest, sig = api.day_file(day, pool, "sha256", as_pool), api.day_file(day, pool, "sig", as_pool)
     if manifest is None or sig is None:
         return {"ok": False, "message": "the manifest or its signature is missing", "files": {}}
-    check = verify_manifest(f"{stem}.sha256", manifest, f"{stem}.sig", sig, api.public_key())
+    check = verify_manifest(f"{stem}.sha256", manifest, f"{stem}.sig", sig, api.public_keys())
     return {"ok": check.ok, "message": check.message, "files": manifest_digests(manifest) if check.ok else {}}
 
 
