@@ -154,7 +154,7 @@ def hub_running(servers, producer, topic_factory, tmp_path):
         portal_url, server = serve(portal_app(portal))
         servers_started.append(server)
         yield {"portal": portal_url, "portal_app": portal, "clearing": clearing, "settlement": settlement, "claim_no": claim_no,
-               "psn_no": psn, "tmp": tmp_path}
+               "psn_no": psn, "tmp": tmp_path, "settlement_url": settlement_url}
     finally:
         stop.set()
         for server in servers_started:
@@ -429,6 +429,12 @@ def test_enrolment_filings_claim_files_what_if_and_two_operators_in_the_browser(
     assert "390100 480.00 600.00 120.00" in totals, totals
     report_status, report = fetch(b, b.find_element(By.ID, "what-if-report").get_attribute("href"))
     assert report_status == 200 and "360400-RESIDENT-DRAFT.9" in report and "<svg" in report
+    what_if = hub_running["settlement_url"] + "/v1/what-if"
+    assert httpx.get(what_if, timeout=10).status_code == 401  # a home bureau's, not anyone's
+    assert httpx.get(what_if, headers={"Authorization": "Bearer dev-agency-A440100"}, timeout=10).status_code == 401
+    foreign = httpx.post(what_if, headers={"Authorization": "Bearer dev-bureau-440100"}, timeout=10,
+                         json={"policy": draft.read_text(encoding="utf-8"), "from": "2026-01-01", "to": "2026-02-01"})
+    assert foreign.status_code == 403 and foreign.json()["error"]["code"] == "policy_of_another_pool"
     shot(b, "what-if")
 
     # an advance deposit: recorded by one operator, refused to the same one, approved by another

@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 from datetime import date
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -254,7 +254,10 @@ def create_app(clearing: Clearing, history: StatusHistory | None = None, loops=N
             return statement_error(exc)
 
     @app.get("/v1/statements/{month}/{name}")
-    async def statement(month: str, name: str, request: Request):
+    async def statement(month: str, name: str, request: Request, counterparty: str = "", hospital: str = "",
+                        insutype: str = "", state: str = "", limit: int | None = Query(None, ge=1, le=100_000)):
+        """The statement (JSON) with its lines — filtered by counterparty, hospital, insutype and
+        state, at most `limit` of them, when asked — or one of a closed statement's files."""
         who = caller(request)
         if who is None:
             return _error(401, "unauthenticated", "send the bureau's token as 'Authorization: Bearer <token>'")
@@ -263,7 +266,10 @@ def create_app(clearing: Clearing, history: StatusHistory | None = None, loops=N
             return _error(403, "statement_of_another_pool", "a bureau sees only its own statements")
         try:
             if not suffix:
-                found = await run_in_threadpool(clearing.service.months.show, month, pool)
+                asked = {"counterparty_pool": counterparty, "hospital_code": hospital, "insutype": insutype,
+                         "state": state}
+                found = await run_in_threadpool(clearing.service.months.show, month, pool,
+                                                asked if any(asked.values()) or limit else None, limit)
                 return found if found is not None else _error(404, "statement_not_found", f"no {month} statement for {pool}")
             if suffix not in MEDIA:
                 return _error(404, "no_such_file", "files are <pool>.csv, .json, .xlsx, .sha256 and .sig")

@@ -185,35 +185,34 @@ class MonthlyStatements:
     # ------------------------------------------------------------------ reading
 
     def still_open(self) -> list[dict[str, Any]]:
-        """Every issued statement not closed yet, with its lines per state (the operators'
-        overview): one grouped query, however many bureaus."""
-        s, l = db.monthly_statements.c, db.statement_lines.c
-        amount = sa.func.coalesce(sa.func.sum(l.hifp_pay_fen + l.hifmi_pay_fen + l.maf_pay_fen), 0)
+        """Every issued statement not closed yet (the operators' overview; each one's lines are on
+        its own page: counting every bureau's lines would read the month's whole table)."""
+        s = db.monthly_statements.c
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(s.month, s.bureau_pool, s.status, s.issued_at, l.state, sa.func.count(l.event_id), amount)
-                .select_from(db.monthly_statements.outerjoin(db.statement_lines, sa.and_(
-                    l.month == s.month, l.bureau_pool == s.bureau_pool)))
-                .where(s.status != "CLOSED").group_by(s.month, s.bureau_pool, s.status, s.issued_at, l.state)
-                .order_by(s.month, s.bureau_pool)).all()
-        out: dict[tuple[str, str], dict[str, Any]] = {}
-        for month, pool, status, issued_at, state, count, fen in rows:
-            one = out.setdefault((month, pool), {
-                "month": month, "bureau_pool": pool, "status": status, "issued_at": _text(issued_at), "line_count": 0,
-                **{f"{state_.value.lower()}_fen": 0 for state_ in LineState}, "pending_lines": 0})
-            if state is not None:
-                one["line_count"] += count
-                one[f"{state.lower()}_fen"] = int(fen)
-                if state == LineState.PENDING.value:
-                    one["pending_lines"] = count
-        return list(out.values())
+            rows = conn.execute(sa.select(s.month, s.bureau_pool, s.status, s.issued_at, s.top_up_fen)
+                                .where(s.status != "CLOSED").order_by(s.month, s.bureau_pool)).all()
+        return [{"month": r.month, "bureau_pool": r.bureau_pool, "status": r.status, "issued_at": _text(r.issued_at),
+                 "top_up_fen": r.top_up_fen} for r in rows]
 
-    def show(self, month: str, pool: str) -> dict[str, Any] | None:
+    def show(self, month: str, pool: str, filters: dict[str, str] | None = None,
+             limit: int | None = None) -> dict[str, Any] | None:
+        """The statement with its lines: all of them, or those matching `filters` (counterparty_pool,
+        hospital_code, insutype, state), at most `limit`; `lines_matching` counts them all, and the
+        statement's counterparties and hospitals are listed for choosing."""
         month_days(month)
+        l = db.statement_lines.c
+        where = [l.month == month, l.bureau_pool == pool]
+        for name, value in (filters or {}).items():
+            if not value:
+                continue
+            if name == "insutype":
+                where.append(l.insurance_type == {v: k for k, v in INSUTYPE_CODES.items()}.get(value, value))
+            elif name in ("counterparty_pool", "hospital_code", "state"):
+                where.append(l[name] == value)
         with self.engine.connect() as conn:
             if self._statement(conn, month, pool) is None:
                 return None
-            lines = self._lines(conn, month, pool)
+            lines = self._lines(conn, where, limit)
             h = db.hospital_month_lines.c
             flags = {(r.settlement_id, r.kind): r.cnfm_flag for r in conn.execute(
                 sa.select(h.settlement_id, h.kind, h.cnfm_flag).where(
@@ -221,7 +220,14 @@ class MonthlyStatements:
             # The treating hospital's own confirmation of each line (3261): shown, not part of the signed files.
             for line in lines:
                 line["hospital_cnfm"] = flags.get((line["settlement_id"], line["kind"]), "")
-            return {**self._summary(conn, month, pool), "lines": lines}
+            out = {**self._summary(conn, month, pool), "lines": lines}
+            if filters is not None or limit is not None:
+                out["lines_matching"] = conn.execute(sa.select(sa.func.count()).where(*where)
+                                                     .select_from(db.statement_lines)).scalar_one()
+                for name in ("counterparty_pool", "hospital_code"):
+                    out[f"{name}s"] = list(conn.execute(sa.select(l[name]).distinct().where(
+                        l.month == month, l.bureau_pool == pool).order_by(l[name])).scalars())
+            return out
 
     def statement_file(self, month: str, pool: str, suffix: str) -> bytes | None:
         """A closed statement's file: as written, else rendered again (byte-identical)."""
@@ -266,10 +272,10 @@ class MonthlyStatements:
                 "pending_lines": totals["PENDING"][0], "advance_balance_fen": st.advance_balance_fen,
                 "advance_required_fen": st.advance_required_fen, "top_up_fen": st.top_up_fen}
 
-    def _lines(self, conn: sa.Connection, month: str, pool: str) -> list[dict[str, Any]]:
+    def _lines(self, conn: sa.Connection, where: list, limit: int | None = None) -> list[dict[str, Any]]:
         l = db.statement_lines.c
-        rows = conn.execute(sa.select(db.statement_lines).where(l.month == month, l.bureau_pool == pool)
-                            .order_by(l.clearing_date, l.settlement_id, l.kind, l.event_id)).all()
+        rows = conn.execute(sa.select(db.statement_lines).where(*where)
+                            .order_by(l.clearing_date, l.settlement_id, l.kind, l.event_id).limit(limit)).all()
         return [{"event_id": r.event_id, "state": r.state, "reason": r.reason, "carried_from": r.carried_from,
                  "kind": r.kind, "settlement_id": r.settlement_id, "reversal_id": r.reversal_id or "",
                  "clearing_date": r.clearing_date.isoformat(), "hospital_code": r.hospital_code,
@@ -279,7 +285,9 @@ class MonthlyStatements:
     def _render(self, conn: sa.Connection, month: str, pool: str) -> dict[str, bytes]:
         statement = self._statement(conn, month, pool)
         summary = self._summary(conn, month, pool)
-        return files.render_statement_files(summary, self._lines(conn, month, pool), self.clearing.pool_names,
+        l = db.statement_lines.c
+        return files.render_statement_files(summary, self._lines(conn, [l.month == month, l.bureau_pool == pool]),
+                                            self.clearing.pool_names,
                                             statement.closed_at, self.clearing.signer,
                                             self._manual_claims(conn, month, pool))
 

@@ -61,19 +61,18 @@ def checked_file(api, day: str, pool: str, suffix: str, as_pool: str) -> tuple[b
 
 
 def month(api, pool: str, as_pool: str, asked: str | None, filters: dict[str, str]) -> dict[str, Any]:
-    """The month's statement (default: the month of the newest closed day), lines filtered."""
+    """The month's statement (default: the month of the newest closed day), its lines filtered and
+    at most MAX_LINES_SHOWN of them, by the clearing service (a month of a big pool has thousands)."""
     if not asked:
         days = api.days(pool, as_pool)
         asked = days[0]["clearing_date"][:7] if days else ""
-    statement = api.statement(asked, pool, as_pool) if asked else None
-    lines = []
-    if statement:
-        lines = [line for line in statement.get("lines", [])
-                 if all(not wanted or str(line.get(field, "")) == wanted for field, wanted in filters.items())]
-    return {"month": asked, "statement": statement, "lines": lines[:MAX_LINES_SHOWN], "shown_of": len(lines),
-            "filters": filters,
-            "counterparties": sorted({l["counterparty_pool"] for l in (statement or {}).get("lines", [])}),
-            "hospitals": sorted({l["hospital_code"] for l in (statement or {}).get("lines", [])})}
+    wanted = {"counterparty": filters.get("counterparty_pool", ""), "hospital": filters.get("hospital_code", ""),
+              "insutype": filters.get("insutype", ""), "state": filters.get("state", "")}
+    statement = api.statement(asked, pool, as_pool, wanted, MAX_LINES_SHOWN) if asked else None
+    return {"month": asked, "statement": statement, "lines": (statement or {}).get("lines", []),
+            "shown_of": (statement or {}).get("lines_matching", 0), "filters": filters,
+            "counterparties": (statement or {}).get("counterparty_pools", []),
+            "hospitals": (statement or {}).get("hospital_codes", [])}
 
 
 # ---------------------------------------------------------------- claims and enrolments

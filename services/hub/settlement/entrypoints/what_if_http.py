@@ -20,16 +20,17 @@ import secrets
 import threading
 import time
 from datetime import date, datetime, timezone
-from typing import Callable
+from typing import Annotated, Callable
 
 import orjson
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from hub.reference.policy import Policy, PolicyFileError, load_policy_text
 from hub.settlement.adapters.what_if_runs import WhatIfRuns
 from hub.settlement.bootstrap import Settlement
+from hub.settlement.service_layer.claims import Actor
 
 log = logging.getLogger(__name__)
 MAX_POLICY_BYTES = 256 * 1024
@@ -74,17 +75,31 @@ def _run_view(row, with_document: bool) -> dict:
     return out
 
 
+class _NoBureau(Exception):
+    """A what-if request without a home bureau's token (answered 401 by the app's handler)."""
+
+
+def _bureau(request: Request) -> Actor:
+    """The home bureau the Bearer token belongs to."""
+    auth = request.headers.get("authorization", "")
+    who = request.app.state.what_if_claimants.get(hashlib.sha256(auth[7:].encode()).hexdigest()) \
+        if auth.lower().startswith("bearer ") else None
+    if who is None or who.kind != "bureau":
+        raise _NoBureau()
+    return who
+
+
+Bureau = Annotated[Actor, Depends(_bureau)]
+
+
 def add_what_if_routes(app: FastAPI, hub: Settlement) -> None:
     from hub.settlement.entrypoints import replay_report
 
     runs = WhatIfRuns(hub.engine)
     now = lambda: datetime.now(timezone.utc)  # noqa: E731
-
-    def bureau(request: Request):
-        auth = request.headers.get("authorization", "")
-        who = hub.claimants.get(hashlib.sha256(auth[7:].encode()).hexdigest()) \
-            if auth.lower().startswith("bearer ") else None
-        return who if who is not None and who.kind == "bureau" else None
+    app.state.what_if_claimants = hub.claimants
+    app.add_exception_handler(_NoBureau, lambda request, exc: _error(401, "unauthenticated",
+                                                                     "a home bureau's Bearer token"))
 
     def run(run_id: str, draft: Policy, begin: date, end: date) -> None:
         done, last = 0, 0.0
@@ -105,10 +120,7 @@ def add_what_if_routes(app: FastAPI, hub: Settlement) -> None:
             runs.fail(run_id, f"{exc.__class__.__name__}: {exc}", now())
 
     @app.post("/v1/what-if", status_code=202)
-    async def start(request: Request):
-        who = bureau(request)
-        if who is None:
-            return _error(401, "unauthenticated", "a home bureau's Bearer token")
+    async def start(request: Request, who: Bureau):
         raw = await request.body()
         if len(raw) > MAX_POLICY_BYTES + 1024:
             return _error(413, "request_too_large", f"a draft is at most {MAX_POLICY_BYTES} bytes")
@@ -134,25 +146,16 @@ def add_what_if_routes(app: FastAPI, hub: Settlement) -> None:
         return {"run_id": run_id, "status": "RUNNING"}
 
     @app.get("/v1/what-if")
-    async def mine(request: Request):
-        who = bureau(request)
-        if who is None:
-            return _error(401, "unauthenticated", "a home bureau's Bearer token")
+    async def mine(who: Bureau):
         return {"runs": [_run_view(r, False) for r in await run_in_threadpool(runs.of, who.pool)]}
 
     @app.get("/v1/what-if/{run_id}")
-    async def one(run_id: str, request: Request):
-        who = bureau(request)
-        if who is None:
-            return _error(401, "unauthenticated", "a home bureau's Bearer token")
+    async def one(run_id: str, who: Bureau):
         row = await run_in_threadpool(runs.get, run_id, who.pool)
         return _run_view(row, True) if row is not None else _error(404, "no_such_run", f"no what-if run {run_id} of yours")
 
     @app.get("/v1/what-if/{run_id}/report.html")
-    async def report(run_id: str, request: Request):
-        who = bureau(request)
-        if who is None:
-            return _error(401, "unauthenticated", "a home bureau's Bearer token")
+    async def report(run_id: str, who: Bureau):
         row = await run_in_threadpool(runs.get, run_id, who.pool)
         if row is None or row.status != "DONE":
             return _error(404, "no_report", f"no finished what-if run {run_id} of yours")
