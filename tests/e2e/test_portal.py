@@ -98,11 +98,18 @@ def hub_running(servers, producer, topic_factory, tmp_path):
                 todays.append(dict(settled(rnd, n, day), home_pool=home, treatment_pool=treat,
                                    hospital_code=f"H{treat}0001", insurance_type=rnd.choice(["RESIDENT", "EMPLOYEE"])))
             todays.append(dict(reversal(todays[0], day), insurance_type=todays[0]["insurance_type"]))
-            events += todays
-        send(producer, topic, events)
+            events.append(todays)
+        for day, todays in zip(DAYS[:2], events):  # the first two days closed ...
+            send(producer, topic, todays)
         consume(clearing)
-        for day in DAYS:
+        for day in DAYS[:2]:
             clearing.service.close_day(day)
+        # ... then the last day's events, and one of the first day's arriving late: cleared in the last
+        late = dict(settled(rnd, 999, DAYS[0]), home_pool="360400", treatment_pool="440100",
+                    hospital_code="H4401000001", settlement_id="S-LATE-000001", insurance_type="RESIDENT")
+        send(producer, topic, [*events[2], late])
+        consume(clearing)
+        clearing.service.close_day(DAYS[2])
         clearing.service.months.issue(MONTH, "operator")
         clearing_url, server = serve(clearing_app(clearing))
         servers_started.append(server)
@@ -247,6 +254,7 @@ def test_a_bureau_works_its_day_month_advance_risk_and_claims_in_the_browser(hub
     assert b.current_url.endswith("/day"), b.page_source[-3000:]
     assert "九江" in b.find_element(By.ID, "who-bureau").text
     assert b.find_element(By.ID, "verification").get_attribute("data-ok") == "true"
+    assert "S-LATE-000001" in b.find_element(By.ID, "late-events").text  # a day-one event cleared on day three
     chart_drawn_in_chinese(b, "netting-chart", "净额")
     shot(b, "day")
     newest = DAYS[-1].isoformat()

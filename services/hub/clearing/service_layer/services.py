@@ -72,6 +72,7 @@ class EventRefused(ValueError):
     """An event clearing will not count (a fault of the data: the consumer quarantines it)."""
 
 
+LATE_SHOWN = 50  # late events a day summary lists
 log = logging.getLogger(__name__)
 AMOUNT_FIELDS = ("medfee_sumamt_fen", "hifp_pay_fen", "hifmi_pay_fen", "maf_pay_fen")
 
@@ -1000,12 +1001,22 @@ class ClearingService:
             b = db.bilateral.c
             position = position_of(pool, self._obligations(conn, day, sa.or_(b.home_pool == pool,
                                                                              b.treatment_pool == pool)))
+            a = db.applied_events.c
+            late = conn.execute(sa.select(a.settlement_id, a.kind, a.business_date, a.home_pool, a.treatment_pool,
+                                          (a.hifp_pay_fen + a.hifmi_pay_fen + a.maf_pay_fen).label("fund_fen"))
+                                .where(a.clearing_date == day, a.late, sa.or_(a.home_pool == pool, a.treatment_pool == pool))
+                                .order_by(a.business_date, a.settlement_id).limit(LATE_SHOWN + 1)).all()
         header = files.DayHeader(day, row.cycle_id, row.closed_at, self.pool_names)
         funds, bilateral = files.position_parts(header, position)
         return {"pool_code": pool, "pool_name": self.pool_names.get(pool, ""), "clearing_date": day.isoformat(),
                 "cycle_id": st.cycle_id, "receivable_fen": st.receivable_fen, "payable_fen": st.payable_fen,
                 "net_position_fen": st.net_position_fen, "settlement_count": st.settlement_count,
                 "manifest_sha256": st.manifest_sha256, "funds": funds, "bilateral": bilateral,
+                # events of earlier, closed days that arrived after their close: cleared in this day
+                "late_events": [{"settlement_id": r.settlement_id, "kind": r.kind,
+                                 "business_date": r.business_date.isoformat(), "home_pool": r.home_pool,
+                                 "treatment_pool": r.treatment_pool, "fund_fen": int(r.fund_fen)} for r in late[:LATE_SHOWN]],
+                "late_events_more": len(late) > LATE_SHOWN,
                 "confirmed_at": st.confirmed_at.isoformat() if st.confirmed_at else None,
                 "confirmed_by": st.confirmed_by}
 
