@@ -200,17 +200,27 @@ def sign_in(b, base: str, username: str, password: str = PASSWORD):
     b.get(base + "/login")
     b.find_element(By.NAME, "username").send_keys(username)
     b.find_element(By.NAME, "password").send_keys(password)
-    submit(b, b.find_element(By.ID, "sign-in"))
+    submit(b, lambda: b.find_element(By.ID, "sign-in"))
 
 
-def submit(b, button) -> None:
-    """Click a button that sends its form, and wait for the page that answers (after its redirect)."""
+def submit(b, find) -> None:
+    """Click the button `find()` finds, which sends its form, and wait for the page that answers
+    (after its redirect). The button is found again if the page changed under it."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
-    old = b.find_element(By.TAG_NAME, "html")
-    button.click()
+    for attempt in range(3):
+        WebDriverWait(b, 60).until(lambda d: d.execute_script("return document.readyState") == "complete")
+        old = b.find_element(By.TAG_NAME, "html")
+        try:
+            find().click()
+            break
+        except (StaleElementReferenceException, WebDriverException):
+            if attempt == 2:
+                raise
+            time.sleep(0.5)
     WebDriverWait(b, 60).until(expected_conditions.staleness_of(old))
     WebDriverWait(b, 60).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
@@ -269,10 +279,10 @@ def test_a_bureau_works_its_day_month_advance_risk_and_claims_in_the_browser(hub
     kept = boxes[0].get_attribute("value")
     for box in boxes[1:]:
         box.click()
-    submit(b, b.find_element(By.ID, "confirm-selected"))
+    submit(b, lambda: b.find_element(By.ID, "confirm-selected"))
     b.find_element(By.CSS_SELECTOR, f"#lines input[value='{kept}']").click()
     b.find_element(By.ID, "dispute-reason").send_keys("费用明细与病历不符 fees do not match the record")
-    submit(b, b.find_element(By.ID, "dispute-selected"))
+    submit(b, lambda: b.find_element(By.ID, "dispute-selected"))
     states = {row.get_attribute("data-event"): row.get_attribute("data-state")
               for row in b.find_elements(By.CSS_SELECTOR, "#lines tbody tr")}
     assert states.pop(kept) == "DISPUTED" and set(states.values()) == {"CONFIRMED"}
@@ -298,13 +308,13 @@ def test_a_bureau_works_its_day_month_advance_risk_and_claims_in_the_browser(hub
     b.get(base + "/claims")
     row = b.find_element(By.CSS_SELECTOR, f"tr[data-claim='{claim_no}']")
     row.find_element(By.NAME, "note").send_keys("材料齐全 complete")
-    submit(b, row.find_element(By.CLASS_NAME, "recommend"))
-    submit(b, b.find_element(By.CSS_SELECTOR, f"tr[data-claim='{claim_no}'] .approve"))
+    submit(b, lambda: row.find_element(By.CLASS_NAME, "recommend"))
+    submit(b, lambda: b.find_element(By.CSS_SELECTOR, f"tr[data-claim='{claim_no}'] .approve"))
     assert b.find_element(By.ID, "refused").get_attribute("data-code") == "supervisor_only"
     assert hub_running["settlement"].claims.repository.manual_claims(home_pool="360400", claim_no=claim_no)[0].status == "LODGED"
     sign_in(b, base, "jj-super")
     b.get(base + "/claims")
-    submit(b, b.find_element(By.CSS_SELECTOR, f"tr[data-claim='{claim_no}'] .approve"))
+    submit(b, lambda: b.find_element(By.CSS_SELECTOR, f"tr[data-claim='{claim_no}'] .approve"))
     assert b.find_element(By.CSS_SELECTOR, f"tr[data-claim='{claim_no}'] .status").text == "SETTLED"
     shot(b, "claims")
     b.get(base + "/audit")
@@ -372,7 +382,7 @@ def test_enrolment_filings_claim_files_what_if_and_two_operators_in_the_browser(
                         f"{new_psn_no()},999,2026-01-01,,2026-01-01,\n", encoding="utf-8")
     b.get(base + "/people")
     upload(b, "snapshot", snapshot)
-    submit(b, b.find_element(By.ID, "import-snapshot"))
+    submit(b, lambda: b.find_element(By.ID, "import-snapshot"))
     assert "变更 changed 2" in b.find_element(By.ID, "import-report").text, b.page_source[-3000:]
     bad = b.find_element(By.ID, "bad-rows").text
     assert "invalid_insutype" in bad and psn_a not in b.page_source  # bad rows show masked ids only
@@ -382,18 +392,18 @@ def test_enrolment_filings_claim_files_what_if_and_two_operators_in_the_browser(
     form = b.find_element(By.CSS_SELECTOR, "form[action='/people/filings']")
     form.find_element(By.NAME, "psn_no").send_keys(psn_a)
     form.find_element(By.NAME, "target_pool").send_keys("440100")
-    submit(b, form.find_element(By.ID, "file"))
+    submit(b, lambda: form.find_element(By.ID, "file"))
     filing_text = b.find_element(By.ID, "filing").text
     filing_id = b.find_element(By.ID, "filing").get_attribute("data-filing")
     form = b.find_element(By.CSS_SELECTOR, "form[action='/people/lookup']")
     form.find_element(By.NAME, "psn_no").send_keys(psn_a)
     form.find_element(By.NAME, "region").send_keys("440100")
-    submit(b, form.find_element(By.ID, "look-up"))
+    submit(b, lambda: form.find_element(By.ID, "look-up"))
     assert b.find_element(By.ID, "off-site-status").text == "FILED", (filing_text, b.find_element(By.ID, "person").text)
     assert psn_a not in b.page_source and psn_a[:4] in b.find_element(By.ID, "person").text
     form = b.find_element(By.CSS_SELECTOR, "form[action='/people/filings/revoke']")
     form.find_element(By.NAME, "filing_id").send_keys(filing_id)
-    submit(b, form.find_element(By.ID, "revoke"))
+    submit(b, lambda: form.find_element(By.ID, "revoke"))
     assert b.find_elements(By.ID, "filing"), b.find_element(By.TAG_NAME, "main").text
     assert "已撤销 revoked" in b.find_element(By.ID, "filing").text
 
@@ -413,7 +423,7 @@ def test_enrolment_filings_claim_files_what_if_and_two_operators_in_the_browser(
     sign_in(b, base, "jj-super")
     b.get(base + "/claims")
     upload(b, "claims_file", claims)
-    submit(b, b.find_element(By.ID, "upload-claims"))
+    submit(b, lambda: b.find_element(By.ID, "upload-claims"))
     paid = b.find_element(By.CSS_SELECTOR, "#uploaded tr[data-claim='UP-1']")
     refused = b.find_element(By.CSS_SELECTOR, "#uploaded tr[data-claim='UP-2']")
     assert paid.get_attribute("data-ok") == "true" and refused.get_attribute("data-ok") == "false"
@@ -428,7 +438,7 @@ def test_enrolment_filings_claim_files_what_if_and_two_operators_in_the_browser(
     draft.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
     b.get(base + "/what-if")
     upload(b, "draft", draft)
-    submit(b, b.find_element(By.ID, "start-what-if"))
+    submit(b, lambda: b.find_element(By.ID, "start-what-if"))
     WebDriverWait(b, 120).until(lambda d: d.find_element(By.ID, "what-if-status").text in ("DONE", "FAILED"))
     assert b.find_element(By.ID, "what-if-status").text == "DONE", b.page_source[-2000:]
     # the paid claims of the period re-priced: UP-1, unfiled, (2,000 - 800) x 40 % = 480.00 as settled,
@@ -453,12 +463,12 @@ def test_enrolment_filings_claim_files_what_if_and_two_operators_in_the_browser(
     Select(form.find_element(By.NAME, "pool")).select_by_value("360400")
     form.find_element(By.NAME, "reference").send_keys("BANK-20260301-01")
     form.find_element(By.NAME, "amount_yuan").send_keys("12345.67")
-    submit(b, form.find_element(By.ID, "prepare-deposit"))
-    submit(b, b.find_element(By.CSS_SELECTOR, "#deposits tr[data-reference='BANK-20260301-01'] .approve"))
+    submit(b, lambda: form.find_element(By.ID, "prepare-deposit"))
+    submit(b, lambda: b.find_element(By.CSS_SELECTOR, "#deposits tr[data-reference='BANK-20260301-01'] .approve"))
     assert b.find_element(By.ID, "refused").get_attribute("data-code") == "same_person"
     assert clearing.service.advance("360400")["balance_fen"] == before
     sign_in(b, base, "ops2")
-    submit(b, b.find_element(By.CSS_SELECTOR, "#deposits tr[data-reference='BANK-20260301-01'] .approve"))
+    submit(b, lambda: b.find_element(By.CSS_SELECTOR, "#deposits tr[data-reference='BANK-20260301-01'] .approve"))
     assert clearing.service.advance("360400")["balance_fen"] == before + 1_234_567
     assert b.find_element(By.ID, "pools").text and b.find_element(By.ID, "open-months").text
     shot(b, "operator")
