@@ -64,3 +64,11 @@ def test_a_file_is_served_only_when_it_is_the_one_the_hub_signed():
     assert body is None and "not the file the hub signed" in why
     assert pages.checked_file(changed, "2026-02-05", "360400", "json", "360400")[0] == b"{}"
     assert pages.signed_manifest(good, "2026-02-05", "360400", "360400")["ok"]
+
+
+def test_every_refusal_has_its_http_status():
+    """A refusal without an entry would be answered 500: the table covers every reason."""
+    from hub.portal.domain.people import Refusal
+    from hub.portal.entrypoints.web import STATUS
+
+    assert set(STATUS) == set(Refusal) and all(400 <= s < 500 for s in STATUS.values())
