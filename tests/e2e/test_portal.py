@@ -16,7 +16,7 @@ import socket
 import threading
 import time
 import uuid
-from datetime import date, datetime, timezone
+from datetime import date
 from pathlib import Path
 
 import httpx
