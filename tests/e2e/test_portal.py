@@ -127,7 +127,7 @@ def hub_running(servers, producer, topic_factory, tmp_path):
         reader = threading.Thread(target=consumer.run, daemon=True)
         reader.start()
         threads.append(reader)
-        wait_for(settlement.read_model.ready, "the read model")
+        wait_for(settlement.read_model.ready, "the read model", limit_s=240)  # it reads every registration first
         psn = new_psn_no()
         register(producer, psn, filings=[])
         from hub.privacy import person_ref

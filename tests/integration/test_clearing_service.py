@@ -493,6 +493,13 @@ def test_a_month_of_days_a_statement_confirmed_line_by_line_disputes_carried_and
     assert {s["bureau_pool"] for s in issued} == set(pools)
     assert http.post("/v1/statements/2026-02/issue", headers=operator).json()["issued"] == []  # nothing twice
     statement = http.get("/v1/statements/2026-02/360400", headers=jj).json()
+    # the portal's view: a page of the lines, filtered in SQL, with how many match
+    page = http.get("/v1/statements/2026-02/360400?limit=5&offset=5", headers=jj).json()
+    assert page["lines"] == statement["lines"][5:10] and page["lines_matching"] == len(statement["lines"])
+    other = statement["lines"][0]["counterparty_pool"]
+    only = http.get(f"/v1/statements/2026-02/360400?counterparty={other}&limit=1000", headers=jj).json()
+    assert only["lines"] == [l for l in statement["lines"] if l["counterparty_pool"] == other]
+    assert other in only["counterparty_pools"]
     owed = sum(e["hifp_pay_fen"] + e["hifmi_pay_fen"] + e["maf_pay_fen"] for e in sent
                if e["home_pool"] == "360400" and "reversal_id" not in e) - sum(
         e["hifp_pay_fen"] + e["hifmi_pay_fen"] + e["maf_pay_fen"] for e in sent

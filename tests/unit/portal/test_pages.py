@@ -72,3 +72,24 @@ def test_every_refusal_has_its_http_status():
     from hub.portal.entrypoints.web import STATUS
 
     assert set(STATUS) == set(Refusal) and all(400 <= s < 500 for s in STATUS.values())
+
+
+class Statement:
+    """Clearing's statement route as the portal's client calls it: records what was asked."""
+
+    def __init__(self, matching: int):
+        self.matching, self.asked = matching, []
+
+    def statement(self, month, pool, as_pool, filters, limit, offset):
+        self.asked.append((filters, limit, offset))
+        return {"status": "ISSUED", "lines": [], "lines_matching": self.matching, "counterparty_pools": ["440100"],
+                "hospital_codes": []}
+
+
+def test_a_months_lines_are_asked_of_clearing_a_page_at_a_time_with_their_filters():
+    api = Statement(matching=1_234)
+    view = pages.month(api, "360400", "360400", "2026-02", {"state": "PENDING"}, number=3)
+    assert api.asked == [({"counterparty": "", "hospital": "", "insutype": "", "state": "PENDING"},
+                          pages.MAX_LINES_SHOWN, 2 * pages.MAX_LINES_SHOWN)]
+    assert view["paging"] == {"number": 3, "pages": 3} and view["shown_of"] == 1_234
+    assert view["counterparties"] == ["440100"]

@@ -255,7 +255,8 @@ def create_app(clearing: Clearing, history: StatusHistory | None = None, loops=N
 
     @app.get("/v1/statements/{month}/{name}")
     async def statement(month: str, name: str, request: Request, counterparty: str = "", hospital: str = "",
-                        insutype: str = "", state: str = "", limit: int | None = Query(None, ge=1, le=100_000)):
+                        insutype: str = "", state: str = "", limit: int | None = Query(None, ge=1, le=100_000),
+                        offset: int = Query(0, ge=0, le=100_000_000)):
         """The statement (JSON) with its lines — filtered by counterparty, hospital, insutype and
         state, at most `limit` of them, when asked — or one of a closed statement's files."""
         who = caller(request)
@@ -269,7 +270,7 @@ def create_app(clearing: Clearing, history: StatusHistory | None = None, loops=N
                 asked = {"counterparty_pool": counterparty, "hospital_code": hospital, "insutype": insutype,
                          "state": state}
                 found = await run_in_threadpool(clearing.service.months.show, month, pool,
-                                                asked if any(asked.values()) or limit else None, limit)
+                                                asked if any(asked.values()) or limit else None, limit, offset)
                 return found if found is not None else _error(404, "statement_not_found", f"no {month} statement for {pool}")
             if suffix not in MEDIA:
                 return _error(404, "no_such_file", "files are <pool>.csv, .json, .xlsx, .sha256 and .sig")

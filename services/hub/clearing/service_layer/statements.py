@@ -195,10 +195,10 @@ class MonthlyStatements:
                  "top_up_fen": r.top_up_fen} for r in rows]
 
     def show(self, month: str, pool: str, filters: dict[str, str] | None = None,
-             limit: int | None = None) -> dict[str, Any] | None:
+             limit: int | None = None, offset: int = 0) -> dict[str, Any] | None:
         """The statement with its lines: all of them, or those matching `filters` (counterparty_pool,
-        hospital_code, insutype, state), at most `limit`; `lines_matching` counts them all, and the
-        statement's counterparties and hospitals are listed for choosing."""
+        hospital_code, insutype, state), at most `limit` from `offset` on; `lines_matching` counts
+        them all, and the statement's counterparties and hospitals are listed for choosing."""
         month_days(month)
         l = db.statement_lines.c
         where = [l.month == month, l.bureau_pool == pool]
@@ -212,7 +212,7 @@ class MonthlyStatements:
         with self.engine.connect() as conn:
             if self._statement(conn, month, pool) is None:
                 return None
-            lines = self._lines(conn, where, limit)
+            lines = self._lines(conn, where, limit, offset)
             h = db.hospital_month_lines.c
             flags = {(r.settlement_id, r.kind): r.cnfm_flag for r in conn.execute(
                 sa.select(h.settlement_id, h.kind, h.cnfm_flag).where(
@@ -272,10 +272,11 @@ class MonthlyStatements:
                 "pending_lines": totals["PENDING"][0], "advance_balance_fen": st.advance_balance_fen,
                 "advance_required_fen": st.advance_required_fen, "top_up_fen": st.top_up_fen}
 
-    def _lines(self, conn: sa.Connection, where: list, limit: int | None = None) -> list[dict[str, Any]]:
+    def _lines(self, conn: sa.Connection, where: list, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
         l = db.statement_lines.c
         rows = conn.execute(sa.select(db.statement_lines).where(*where)
-                            .order_by(l.clearing_date, l.settlement_id, l.kind, l.event_id).limit(limit)).all()
+                            .order_by(l.clearing_date, l.settlement_id, l.kind, l.event_id)
+                            .limit(limit).offset(offset or None)).all()
         return [{"event_id": r.event_id, "state": r.state, "reason": r.reason, "carried_from": r.carried_from,
                  "kind": r.kind, "settlement_id": r.settlement_id, "reversal_id": r.reversal_id or "",
                  "clearing_date": r.clearing_date.isoformat(), "hospital_code": r.hospital_code,

@@ -90,10 +90,11 @@ class HubApi:
         return self._call("clearing", "POST", f"/v1/clearing/{day}/{pool}/confirm", pool).json()
 
     def statement(self, month: str, pool: str, as_pool: str, filters: dict[str, str] | None = None,
-                  limit: int | None = None) -> dict | None:
-        """The month's statement; with `filters` (counterparty, hospital, insutype, state) and
-        `limit`, only the lines asked for (the clearing service filters them)."""
-        params = {k: v for k, v in (filters or {}).items() if v} | ({"limit": limit} if limit else {})
+                  limit: int | None = None, offset: int = 0) -> dict | None:
+        """The month's statement; with `filters` (counterparty, hospital, insutype, state), `limit`
+        and `offset`, only the lines asked for (the clearing service filters and pages them)."""
+        params = ({k: v for k, v in (filters or {}).items() if v} | ({"limit": limit} if limit else {})
+                  | ({"offset": offset} if offset else {}))
         return self._json("clearing", f"/v1/statements/{month}/{pool}", as_pool, params=params)
 
     def act_on_lines(self, month: str, pool: str, action: str, event_ids: list[str], reason: str,

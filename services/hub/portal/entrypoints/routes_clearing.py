@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -59,11 +59,12 @@ def confirm_day(who: Checked, portal: Wired, day: str, pool: Annotated[str, Form
 
 @router.get("/month", response_class=HTMLResponse)
 def month_page(request: Request, who: Signed, portal: Wired, pool: str | None = None, month: str | None = None,
-               counterparty: str = "", hospital: str = "", insutype: str = "", state: str = ""):
+               counterparty: str = "", hospital: str = "", insutype: str = "", state: str = "",
+               number: Annotated[int, Query(alias="page", ge=1, le=100_000)] = 1):
     pool = pool_of(portal, who, pool)
     view = pages.month(portal.api, pool, as_pool(who, pool), month,
                        {"counterparty_pool": counterparty, "hospital_code": hospital, "insutype": insutype,
-                        "state": state})
+                        "state": state}, number)
     pending = portal.repository.recommendation("month_close", pool, view["month"]) if view["month"] else None
     return page(request, "month.html", who, pool=pool, close=pending, **view)
 

@@ -60,17 +60,20 @@ def checked_file(api, day: str, pool: str, suffix: str, as_pool: str) -> tuple[b
     return body, ""
 
 
-def month(api, pool: str, as_pool: str, asked: str | None, filters: dict[str, str]) -> dict[str, Any]:
+def month(api, pool: str, as_pool: str, asked: str | None, filters: dict[str, str], number: int = 1) -> dict[str, Any]:
     """The month's statement (default: the month of the newest closed day), its lines filtered and
-    at most MAX_LINES_SHOWN of them, by the clearing service (a month of a big pool has thousands)."""
+    paged MAX_LINES_SHOWN at a time by the clearing service (a month of a big pool has thousands)."""
     if not asked:
         days = api.days(pool, as_pool)
         asked = days[0]["clearing_date"][:7] if days else ""
     wanted = {"counterparty": filters.get("counterparty_pool", ""), "hospital": filters.get("hospital_code", ""),
               "insutype": filters.get("insutype", ""), "state": filters.get("state", "")}
-    statement = api.statement(asked, pool, as_pool, wanted, MAX_LINES_SHOWN) if asked else None
+    statement = api.statement(asked, pool, as_pool, wanted, MAX_LINES_SHOWN, (number - 1) * MAX_LINES_SHOWN) \
+        if asked else None
+    matching = (statement or {}).get("lines_matching", 0)
     return {"month": asked, "statement": statement, "lines": (statement or {}).get("lines", []),
-            "shown_of": (statement or {}).get("lines_matching", 0), "filters": filters,
+            "shown_of": matching, "filters": filters,
+            "paging": {"number": number, "pages": max(1, -(-matching // MAX_LINES_SHOWN))},
             "counterparties": (statement or {}).get("counterparty_pools", []),
             "hospitals": (statement or {}).get("hospital_codes", [])}
 
