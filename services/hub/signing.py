@@ -251,14 +251,12 @@ def verify_file_set(path: Path, trusted_public_key: str | Iterable[str] | None) 
         if not needed.is_file():
             return Verification(False, f"{needed.name} is missing beside {path.name}")
     manifest = manifest_path.read_bytes()
-    listed = [line.partition("  ")[2] for line in manifest.decode("utf-8", "replace").splitlines()]
-    files = {name: path.with_name(name).read_bytes() for name in listed if path.with_name(name).is_file()}
+    files = {name: path.with_name(name).read_bytes() for name in manifest_digests(manifest)
+             if path.with_name(name).is_file()}
     verdict = verify_file_bytes(manifest_path.name, manifest, sig_path.name, sig_path.read_bytes(), files,
                                 trusted_public_key)
     if verdict.ok and not trusted_public_key:
-        return Verification(True, verdict.message.replace(
-            "the key the signature names", "the key the signature names (pass --public-key to prove the hub wrote it)"),
-            verdict.files)
+        return Verification(True, f"{verdict.message} (pass --public-key to prove the hub wrote it)", verdict.files)
     return verdict
 
 

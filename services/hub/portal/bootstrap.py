@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import sqlalchemy as sa
 
@@ -23,12 +23,10 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 _env = shared_settings.env
 
 
-def bureau_tokens(bureaus_file: Path) -> dict[str, str]:
+def bureau_tokens(pools: Iterable[str]) -> dict[str, str]:
     """Each bureau's API token, by pool, the portal calls the services with: HUB_PORTAL_BUREAU_TOKENS
     as `pool=token,pool=token`; in the development mode the sample `dev-bureau-<pool>` of every
-    bureau in the bureaus file is the default."""
-    import yaml
-
+    bureau (`pools`, from the bureaus file) is the default."""
     given = os.environ.get("HUB_PORTAL_BUREAU_TOKENS", "").strip()
     tokens = {}
     for pair in filter(None, (p.strip() for p in given.split(","))):
@@ -37,8 +35,7 @@ def bureau_tokens(bureaus_file: Path) -> dict[str, str]:
             raise shared_settings.UnsafeSecret("HUB_PORTAL_BUREAU_TOKENS is pool=token pairs separated by commas")
         tokens[pool.strip()] = token.strip()
     if shared_settings.development_mode():
-        rows = yaml.safe_load(bureaus_file.read_text(encoding="utf-8")) or []
-        return {str(r["pool"]): f"dev-bureau-{r['pool']}" for r in rows} | tokens
+        return {pool: f"dev-bureau-{pool}" for pool in pools} | tokens
     if not tokens:
         raise shared_settings.UnsafeSecret(
             "HUB_PORTAL_BUREAU_TOKENS is not set. Outside the development mode (HUB_ENV=development) the portal "
@@ -101,15 +98,16 @@ def ensure_database(settings: Settings) -> None:
 
 def bootstrap(settings: Settings | None = None) -> Portal:
     settings = settings or Settings()  # refuses a missing or sample secret outside the development mode
-    tokens = bureau_tokens(settings.bureaus_file)
+    bureaus = load_bureaus(settings.bureaus_file)
+    tokens = bureau_tokens(bureaus)
     ensure_database(settings)
     engine = sa.create_engine(settings.database_url, pool_size=4, max_overflow=4, pool_pre_ping=True)
     db.create_schema(engine)
     codec = AvroCodec(SchemaRegistry())
     api = HubApi(settings.clearing_url, settings.settlement_url, settings.registration_url, settings.operator_token,
                  tokens)
-    return Portal(settings, PostgresPortalRepository(engine, codec), Argon2Hasher(), api,
-                  load_bureaus(settings.bureaus_file), engine=engine, codec=codec)
+    return Portal(settings, PostgresPortalRepository(engine, codec), Argon2Hasher(), api, bureaus,
+                  engine=engine, codec=codec)
 
 
 def background(portal: Portal, stop, relay: bool = True):

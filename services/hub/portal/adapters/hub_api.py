@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 
+from hub.money import fen_to_yuan
 from hub.portal.domain.people import ALL_POOLS
 from hub.portal.service_layer.ports import ServiceRefused
 
@@ -33,18 +34,26 @@ class HubApi:
             raise ServiceRefused(403, "no_bureau_token", f"the portal holds no token for bureau {pool}")
         return token
 
-    def _call(self, service: str, method: str, path: str, as_pool: str, *, missing_ok: bool = False,
-              headers_extra: dict[str, str] | None = None, **kwargs) -> httpx.Response | None:
+    def _send(self, service: str, method: str, path: str, as_pool: str, headers_extra: dict[str, str] | None = None,
+              **kwargs) -> httpx.Response:
+        """The request with the caller's token; a service that does not answer, or answers 5xx, is
+        unavailable. Its 4xx answers are the caller's to read."""
         try:
             answer = self._clients[service].request(
                 method, path, headers={"Authorization": f"Bearer {self._token(as_pool)}", **(headers_extra or {})},
                 **kwargs)
         except httpx.TransportError as exc:
             raise ServiceUnavailable(f"the {service} service does not answer ({exc.__class__.__name__})") from None
-        if answer.status_code == 404 and missing_ok:
-            return None
         if answer.status_code >= 500:
             raise ServiceUnavailable(f"the {service} service answered {answer.status_code}")
+        return answer
+
+    def _call(self, service: str, method: str, path: str, as_pool: str, *, missing_ok: bool = False,
+              **kwargs) -> httpx.Response | None:
+        """As `_send`, a 4xx raised as ServiceRefused (a 404 answered None when `missing_ok`)."""
+        answer = self._send(service, method, path, as_pool, **kwargs)
+        if answer.status_code == 404 and missing_ok:
+            return None
         if answer.status_code >= 400:
             try:
                 error = answer.json()["error"]
@@ -52,17 +61,6 @@ class HubApi:
             except (ValueError, KeyError, TypeError):
                 code, message = str(answer.status_code), answer.text[:200]
             raise ServiceRefused(answer.status_code, code, message)
-        return answer
-
-    def _call_answering(self, service: str, method: str, path: str, as_pool: str, **kwargs) -> httpx.Response:
-        """A call whose 4xx answers the caller reads itself."""
-        try:
-            answer = self._clients[service].request(
-                method, path, headers={"Authorization": f"Bearer {self._token(as_pool)}"}, **kwargs)
-        except httpx.TransportError as exc:
-            raise ServiceUnavailable(f"the {service} service does not answer ({exc.__class__.__name__})") from None
-        if answer.status_code >= 500:
-            raise ServiceUnavailable(f"the {service} service answered {answer.status_code}")
         return answer
 
     def _json(self, service: str, path: str, as_pool: str, **kwargs) -> Any:
@@ -120,7 +118,7 @@ class HubApi:
 
     def deposit(self, pool: str, reference: str, amount_fen: int, recorded_by: str, note: str) -> dict:
         return self._call("clearing", "POST", f"/v1/advances/{pool}/deposits", ALL_POOLS,
-                          json={"reference": reference, "amount_yuan": f"{amount_fen // 100}.{amount_fen % 100:02d}",
+                          json={"reference": reference, "amount_yuan": fen_to_yuan(amount_fen),
                                 "recorded_by": recorded_by, "note": note}).json()
 
     def monthly_unconfirmed(self) -> list[dict]:
@@ -138,7 +136,7 @@ class HubApi:
     def submit_claim(self, pool: str, claim: Any) -> tuple[int, dict]:
         """A bureau's own claim, priced at once: (status, answer) — a refusal is an answer here
         (its refused lines are shown), not an exception."""
-        answer = self._call_answering("settlement", "POST", "/v1/claims", pool, json=claim)
+        answer = self._send("settlement", "POST", "/v1/claims", pool, json=claim)
         return answer.status_code, answer.json()
 
     def claim(self, pool: str, claim_no: str) -> dict | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from hub.portal.domain.people import ALL_POOLS, LockoutRule, Refusal, Refused, Role, User
@@ -87,7 +87,7 @@ def unlock(repository: PortalRepository, username: str) -> User | None:
     user = repository.user(username)
     if user is None:
         return None
-    user = replace(user, failures=0, locked_until=None)
+    user = LockoutRule.after_success(user)
     repository.save_user(user)
     return user
 

@@ -29,14 +29,14 @@ def prepare(repository: PortalRepository, user: User, kind: str, pool: str, subj
         return Refused(Refusal.INVALID_INPUT, "the claim number, month or deposit reference: 1 to 64 printable characters")
     if kind == "deposit" and not 0 < amount_fen <= MAX_DEPOSIT_FEN:
         return Refused(Refusal.INVALID_INPUT, "amount: more than 0 yuan")
-    if decision not in DECISIONS.get(kind, ()):
-        return Refused(Refusal.INVALID_INPUT, f"decision: one of {', '.join(DECISIONS.get(kind, ()))}")
+    if decision not in DECISIONS[kind]:
+        return Refused(Refusal.INVALID_INPUT, f"decision: one of {', '.join(DECISIONS[kind])}")
     if len(note) > MAX_NOTE or any(not c.isprintable() for c in note):
         return Refused(Refusal.INVALID_INPUT, f"note: at most {MAX_NOTE} printable characters")
     if kind == "claim" and decision == "reject" and not note:
         return Refused(Refusal.INVALID_INPUT, "a rejection says why (note)")
     standing = repository.recommendation(kind, pool, subject)
-    if standing is not None and standing.status != "PENDING" and standing.status != "REJECTED":
+    if standing is not None and standing.status == "APPROVED":
         return Refused(Refusal.NOTHING_PENDING, f"{subject} was already approved")
     recommendation = Recommendation(kind, pool, subject, decision, note, user.username, now, amount_fen=amount_fen)
     repository.save_recommendation(recommendation)
