@@ -335,6 +335,7 @@ def test_a_bureau_works_its_day_month_advance_risk_and_claims_in_the_browser(hub
     assert "广州" in b.find_element(By.ID, "who-bureau").text
     b.get(base + "/day?pool=360400")
     assert b.find_element(By.ID, "refused").get_attribute("data-code") == "other_pool"
+    shot(b, "other-bureau-refused")
     assert fetch(b, f"/files/{newest}/360400.json")[0] == 403
     assert fetch(b, f"/month?pool=360400&month={MONTH}")[0] == 403
 
