@@ -39,7 +39,7 @@ from kafka.errors import KafkaError
 from common import REPO, cpu_seconds, cpu_ms_per
 
 sys.path.insert(0, str(REPO))
-from hub import local_services  # noqa: E402
+from hub.development import local_services  # noqa: E402
 from hub.clearing.adapters import database as db  # noqa: E402
 from hub.clearing.bootstrap import Settings  # noqa: E402
 from hub.messaging import AvroCodec, EventProducer  # noqa: E402

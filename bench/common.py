@@ -22,7 +22,7 @@ sys.path.insert(0, str(REPO / "services"))
 # The benches run the hub on this machine with its sample secrets: the explicit development mode.
 os.environ.setdefault("HUB_ENV", "development")
 
-from hub import local_services  # noqa: E402
+from hub.development import local_services  # noqa: E402
 from hub.messaging import AvroCodec, EventProducer, ensure_topics  # noqa: E402
 from hub.messaging.topics import REGISTRATION_EVENTS  # noqa: E402
 from hub.privacy import mask_person_id, person_ref  # noqa: E402

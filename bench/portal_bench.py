@@ -36,7 +36,7 @@ from common import REPO
 
 sys.path.insert(0, str(REPO))
 from clearing_bench import write_events  # noqa: E402
-from hub import local_services  # noqa: E402
+from hub.development import local_services  # noqa: E402
 from hub.clearing.adapters import database as db  # noqa: E402
 from hub.clearing.bootstrap import Settings  # noqa: E402
 from hub.messaging import AvroCodec  # noqa: E402

@@ -51,7 +51,7 @@ def find_servers(stack: ExitStack) -> Servers:
         return Servers(*(os.environ[k] for k in ENV_KEYS), source="environment")
     if _docker_answers():
         return _from_testcontainers(stack)
-    from hub import local_services
+    from hub.development import local_services
 
     settings = local_services.LocalSettings()
     started = local_services.up(settings, report=lambda _line: None)

@@ -46,12 +46,13 @@ import redis
 import sqlalchemy as sa
 import yaml
 
-from hub import local_services, money
-from hub.simulation import day as sim
+from hub import money
+from hub.development import local_services
+from hub.simulation import bills, day as sim, interface, parties
 
 REPO = Path(__file__).resolve().parents[2]
-CONVENTION_PATH = sim.CONVENTION_PATH
-_visit_id = sim.visit_id
+CONVENTION_PATH = interface.CONVENTION_PATH
+_visit_id = interface.visit_id
 SHANGHAI = sim.SHANGHAI
 
 
@@ -139,8 +140,8 @@ class Load:
         self.opts, self.ledger, self.targets = opts, Ledger(), targets  # targets: settlement URLs, changed live
         self.stop = threading.Event()
         self.threads: list[threading.Thread] = []
-        self.catalogues = {c: sim.catalogue_codes(ref, c) for c in pools}
-        self.covered = {c: sim.covered_visit_types(ref, c) for c in pools}
+        self.catalogues = {c: parties.catalogue_codes(ref, c) for c in pools}
+        self.covered = {c: parties.covered_visit_types(ref, c) for c in pools}
         self.hospitals, self.persons, self.pools = hospitals, persons, pools
         self.seed = rnd.randrange(2**32)
         self.started = 0  # bills begun; the load runs until stopped (a broker outage does not stop settling)
@@ -153,8 +154,8 @@ class Load:
         treat = person.get("target") if person.get("target") and rnd.random() < 0.8 else \
             rnd.choice([c for c in self.pools if c != person["pool"]])
         hospital = rnd.choice([h for h in self.hospitals if h["pool"] == treat])
-        mix = [(t, w) for t, w in sim.VISIT_MIX if t in self.covered[person["pool"]]]
-        med_type = sim._weighted(rnd, [(t, w / sum(w for _, w in mix)) for t, w in mix])
+        mix = [(t, w) for t, w in bills.VISIT_MIX if t in self.covered[person["pool"]]]
+        med_type = interface.weighted(rnd, [(t, w / sum(w for _, w in mix)) for t, w in mix])
         items = rnd.sample(self.catalogues[treat], rnd.randint(2, 6))
         lines = [{"med_list_codg": code, "cnt": str(rnd.randint(1, 3)), "pric": money.fen_to_yuan(price)}
                  for code, price in items]
@@ -289,9 +290,9 @@ class Suite:
         self.run_dir = self.opts.out_dir / f"faults-{self.run_id}"
         self.logs = self.run_dir / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
-        pools = sim.choose_pools(self.opts.pools)
+        pools = parties.choose_pools(self.opts.pools)
         self.pool_codes = [c for c, _ in pools]
-        self.ref = sim.prepare_reference(self.run_dir, pools)
+        self.ref = parties.prepare_reference(self.run_dir, pools)
         self.codec = AvroCodec()
         load_reference(self.ref, self.kafka, self.codec)
         levels = ("1", "2", "3", "3P")
@@ -313,7 +314,7 @@ class Suite:
                 conn.execute(sa.text(f'create database "{name}"'))
         admin.dispose()
         self.group = f"interregion-clearing-faults-{self.run_id}"
-        sim._commit_end_offsets(self.kafka, self.group, "settlement.events")
+        sim.commit_end_offsets(self.kafka, self.group, "settlement.events")
         self.clearing_out = self.run_dir / "clearing"
         self.env = {**os.environ, "HUB_ENV": "development", "HUB_KAFKA_BOOTSTRAP": self.kafka, "HUB_POSTGRES_URL": self.postgres,
                     "HUB_REDIS_URL": self.redis_url, "HUB_PERSON_KEY": f"faults-{self.run_id}-{secrets.token_hex(8)}",
@@ -335,9 +336,9 @@ class Suite:
             proc.wait_ready()
         self.echo(f"run {self.run_id}: services ready; files and logs in {self.run_dir}")
         opts = sim.DayOptions(settlements=max(300, self.opts.bills // 3), pools=self.opts.pools)
-        self.persons = sim._enrol(opts, self.rnd, self.run_id, pools, self.bureaus, self.procs["registration"].url,
+        self.persons = parties.enrol(opts, self.rnd, self.run_id, pools, self.bureaus, self.procs["registration"].url,
                                   lambda line: self.echo(line))
-        sim._wait_registered(self.procs["settlement"].url, self.hospitals, self.persons, self.echo)
+        parties.wait_registered(self.procs["settlement"].url, self.hospitals, self.persons, self.echo)
 
     # -- faults ------------------------------------------------------------------------------
 
@@ -395,7 +396,7 @@ class Suite:
         pid = kafka.pid()
         assert pid is not None, "the local broker is not running"
         os.kill(pid, signal.SIGKILL)
-        local_services._wait_for_exit(pid, 30)
+        local_services.wait_for_exit(pid, 30)
         time.sleep(12)  # longer than the relay's flush timeout: the settlement service must say it is not ready
 
     def start_broker(self) -> None:
@@ -473,7 +474,7 @@ class Suite:
             for proc in self.procs.values():
                 proc.stop()
             if hasattr(self, "group"):  # a failed run's group would show as STOPPED forever
-                sim._delete_group(self.kafka, self.group)
+                sim.delete_group(self.kafka, self.group)
 
     def _run(self) -> dict:
         started = time.monotonic()

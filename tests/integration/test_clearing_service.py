@@ -250,7 +250,7 @@ def test_a_day_closes_by_itself_once_every_partition_is_past_its_cut_off_and_sta
         clearing, producer, servers):
     from kafka import KafkaConsumer, TopicPartition
 
-    from hub.clearing.service_layer.services import day_end
+    from hub.clearing.service_layer.closing import day_end
     from hub.messaging.outbox import OutboxRelay
 
     rnd = random.Random(5)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
-from hub import local_services
+from hub.development import local_services
 from hub.messaging import AvroCodec, EventProducer, ensure_topics
 from hub.messaging.topics import SETTLEMENT_EVENTS
 from tests.fixtures.avro.samples import SAMPLES

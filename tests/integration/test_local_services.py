@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from hub import local_services
-from hub.local_services import Kafka, LocalServiceError, LocalSettings
+from hub.development import local_services
+from hub.development.local_services import Kafka, LocalServiceError, LocalSettings
 
 
 def _free_port() -> int:

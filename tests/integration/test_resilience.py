@@ -16,7 +16,8 @@ from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 
 from hub.clearing.adapters import database as clearing_db
 from hub.clearing.entrypoints.consumer import ClearingConsumer
-from hub.clearing.service_layer.services import DayBlocked, QuarantineError
+from hub.clearing.service_layer.closing import DayBlocked
+from hub.clearing.service_layer.quarantine import QuarantineError
 from hub.messaging.outbox import define_outbox, relay_loop
 from hub.messaging.topics import REFERENCE_CATALOGUE, REFERENCE_POLICIES, Topic, ensure_topics
 from hub.operations.supervision import Supervisor

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from hub import settings as shared_settings
 
 from hub.clearing.adapters import database as db
+from hub.clearing.adapters.postgres import PostgresClearingRepository
 from hub.signing import SignatureError, public_keys, signer_from_reference
 from hub.clearing.domain.advance import AdvanceRule
 from hub.clearing.domain.anomalies import AnomalyRule
@@ -116,39 +117,10 @@ def bootstrap(settings: Settings | None = None) -> Clearing:
     if signer.sample:
         log.warning("clearing files are signed with the sample SM2 key (HUB_CLEARING_SIGNING_KEY=sample:): "
                     "anyone can forge it; a deployment references its own key (env:NAME or file:PATH)")
-    service = ClearingService(engine, codec, settings.out_dir, timedelta(seconds=settings.grace_s),
-                              pool_names(settings.reference_dir), signer=signer, advance_rule=settings.advance_rule,
+    service = ClearingService(PostgresClearingRepository(engine), codec, settings.out_dir,
+                              timedelta(seconds=settings.grace_s), signer, pool_names(settings.reference_dir),
+                              advance_rule=settings.advance_rule,
                               budgets=load_budgets(settings.reference_dir / "budgets"), risk_rule=settings.risk_rule,
                               anomaly_rule=settings.anomaly_rule)
     return Clearing(settings, engine, codec, service, bureaus, retired)
 
-
-def background(clearing: Clearing, stop, history, consume: bool = True, relay: bool = True,
-               interval_s: float = 15.0):
-    """The service's background loops under one Supervisor (not started): the settlement-event
-    consumer (which also closes due days), the outbox relay, and the status and lag samplers."""
-    from hub.clearing.entrypoints.consumer import ClearingConsumer
-    from hub.messaging import ensure_topics
-    from hub.messaging.outbox import supervise_relay
-    from hub.operations.metrics import supervise_lag_sampler
-    from hub.operations.status import sample_status_forever
-    from hub.operations.supervision import Supervisor
-
-    bootstrap_servers = clearing.settings.kafka_bootstrap
-    supervisor = Supervisor(stop)
-
-    def consumer_loop(beat):
-        ensure_topics(bootstrap_servers)
-        return ClearingConsumer(clearing, stop, beat=beat).run
-
-    if consume:
-        # Closing a large day happens inside this loop: it may be silent for minutes.
-        supervisor.add("clearing-consumer", consumer_loop, stale_after_s=300)
-    if relay:
-        supervise_relay(supervisor, "clearing", clearing.engine, db.outbox, db.OUTBOX_RELAY_LOCK,
-                        lambda: clearing.producer("clearing-outbox"), stop, bootstrap_servers)
-    supervisor.add("clearing-status-sampler",
-                   lambda beat: lambda: sample_status_forever(bootstrap_servers, history, stop, interval_s, beat=beat),
-                   stale_after_s=interval_s * 4 + 10, critical=False)
-    supervise_lag_sampler(supervisor, "clearing", bootstrap_servers, stop, interval_s)
-    return supervisor

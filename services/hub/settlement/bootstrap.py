@@ -17,7 +17,7 @@ from hub import settings as shared_settings
 from hub.messaging import AvroCodec, EventProducer, SchemaRegistry
 from hub.settlement.adapters import database as db
 from hub.settlement.adapters.read_model import ReadModel
-from hub.settlement.adapters.repository import PostgresRepository
+from hub.settlement.adapters.postgres import PostgresRepository
 from hub.settlement.service_layer.claims import Actor, Claims
 from hub.settlement.service_layer.convention import Limits
 from hub.settlement.service_layer.handlers import SettlementService

@@ -8,7 +8,9 @@ from datetime import date, datetime, timezone
 import pytest
 
 from hub.clearing.adapters.database import APPLIED_COLUMNS
-from hub.clearing.service_layer.services import EventRefused, _marks, applied_row, clearing_event
+from hub.clearing.adapters.wire import clearing_event
+from hub.clearing.domain.events import EventRefused, Place
+from hub.clearing.service_layer.applying import applied_row, marks
 from hub.messaging import AvroCodec, Message
 from tests.fixtures.avro.samples import SAMPLES
 
@@ -46,6 +48,6 @@ def test_a_date_or_time_no_calendar_holds_is_refused(field, value):
 
 
 def test_a_partitions_mark_is_its_next_offset_and_newest_time():
-    marks = _marks([("t", 0, 5, 2_000), ("t", 0, 3, 9_000), ("t", 1, 1, 1_000)])
-    assert sorted(marks) == [("t", 0, 6, datetime.fromtimestamp(9, timezone.utc)),
+    found = marks([Place("t", 0, 5, 2_000), Place("t", 0, 3, 9_000), Place("t", 1, 1, 1_000)])
+    assert sorted(found) == [("t", 0, 6, datetime.fromtimestamp(9, timezone.utc)),
                              ("t", 1, 2, datetime.fromtimestamp(1, timezone.utc))]

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
-from typing import NamedTuple
+from dataclasses import dataclass
+from typing import Any, NamedTuple, Union
 
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
@@ -70,3 +71,32 @@ class ClearingEvent(NamedTuple):
     @property
     def source(self) -> str:
         return f"{self.topic}:{self.partition}:{self.offset}"
+
+
+class EventRefused(ValueError):
+    """An event clearing will not count (a fault of the data: the consumer quarantines it)."""
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a record was read (a partition's mark moves past it) and the event's time, in ms."""
+    topic: str
+    partition: int
+    offset: int
+    event_time_ms: int
+
+
+@dataclass(frozen=True)
+class ManualClaim:
+    row: dict[str, Any]  # its row in manual_claims, but for its clearing day
+    place: Place
+
+
+@dataclass(frozen=True)
+class HospitalMonth:
+    lines: list[dict[str, Any]]  # hospital_month_lines rows
+    applications: list[dict[str, Any]]  # hospital_applications rows
+    place: Place
+
+
+Record = Union[ClearingEvent, ManualClaim, HospitalMonth]

@@ -2,7 +2,7 @@
 
 The Kafka loop is the kernel's ConsumerLoop: offsets are committed only after a batch's
 effect is committed, and every effect is applied once by event id; an event that keeps
-failing is quarantined (`ClearingService.quarantine`) and blocks its day's close until an
+failing is quarantined (`ClearingService.quarantine`, the row made by adapters/wire.py) and blocks its day's close until an
 operator resolves it. Every `check_every_s` it also closes the days whose cut-off has passed
 on every partition.
 """
@@ -16,8 +16,9 @@ from typing import Callable
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
+from hub.clearing.adapters import wire
 from hub.clearing.bootstrap import Clearing
-from hub.clearing.service_layer.services import DayBlocked
+from hub.clearing.service_layer.closing import DayBlocked
 from hub.messaging import ConsumerLoop, ConsumerSettings
 
 log = logging.getLogger(__name__)
@@ -35,9 +36,12 @@ class ClearingConsumer:
         # one offset commit), so bigger batches read closer to Kafka's own pace.
         settings = ConsumerSettings(group_id=clearing.settings.group_id, topics=(clearing.settings.topic,),
                                     client_id="interregion-clearing", max_batch_records=5000)
-        self.loop = ConsumerLoop(clearing.settings.kafka_bootstrap, settings, clearing.service.apply, clearing.service.events,
+        service = clearing.service
+        self.loop = ConsumerLoop(clearing.settings.kafka_bootstrap, settings,
+                                 lambda batch: service.apply([wire.record(m) for m in batch]), service.events,
                                  clearing.producer("clearing-dlq"), self.stop,
-                                 on_poison=clearing.service.quarantine, beat=beat, after_poll=self._maybe_close)
+                                 on_poison=lambda m, exc: service.quarantine(wire.quarantined(m, exc, service.clock())),
+                                 beat=beat, after_poll=self._maybe_close)
         self._offsets = KafkaConsumer(bootstrap_servers=clearing.settings.kafka_bootstrap, group_id=None)
         self._admin = KafkaAdminClient(bootstrap_servers=clearing.settings.kafka_bootstrap, client_id="clearing-close")
 

@@ -2,7 +2,8 @@
 
 Every transaction that writes (and pre-settlement, which reads what they write) is decided in a
 **group**: the requests that arrive while one group is in the database go together in the next
-one (`group_commit.py`), in one transaction of three round trips (`adapters/repository.py`).
+one (`group_commit.py`), in one transaction of three round trips (`adapters/repository.py`, on
+PostgreSQL in `adapters/postgres.py`).
 A single request is a group of one; there is no other path.
 
 Mutating transactions are idempotent by (hospital, msgid): the first request claims the msgid

@@ -1,0 +1,125 @@
+"""What every clearing route shares: who is calling (a bearer token: the operators' or a bureau's,
+by its SHA-256), a refusal as the service's error answer, and one table of HTTP statuses for the
+use cases' refusals (StatementError, AdvanceError, QuarantineError codes)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import date
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from hub.clearing.bootstrap import Clearing
+from hub.clearing.domain.statements import StatementError
+from hub.clearing.service_layer.advances import AdvanceError
+from hub.clearing.service_layer.quarantine import QuarantineError
+
+MEDIA = {"csv": "text/csv; charset=utf-8", "json": "application/json", "sha256": "text/plain; charset=utf-8",
+         "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "sig": "text/plain; charset=utf-8"}
+# The use cases' refusals by code; any other is 400.
+STATUS = {"statement_not_found": 404, "line_not_found": 404, "not_quarantined": 404, "statement_closed": 409,
+          "lines_pending": 409, "invalid_transition": 409, "days_open": 409, "month_not_over": 409,
+          "reference_reused": 409, "still_failing": 409}
+
+
+class Refused(Exception):
+    """A request the edge refuses: answered {"error": {"code", "message"}} with its status."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+def add_refusal_handlers(app: FastAPI) -> None:
+    @app.exception_handler(Refused)
+    async def refused(_request: Request, exc: Refused):
+        return error(exc.status, exc.code, exc.message)
+
+    for kind in (StatementError, AdvanceError, QuarantineError):
+        @app.exception_handler(kind)
+        async def coded(_request: Request, exc: StatementError | AdvanceError | QuarantineError):
+            return error(STATUS.get(exc.code, 400), exc.code, exc.message)
+
+
+def clearing_of(request: Request) -> Clearing:
+    return request.app.state.clearing
+
+
+Service = Annotated[Clearing, Depends(clearing_of)]
+
+
+@dataclass(frozen=True)
+class Caller:
+    name: str  # "operator" or the bureau's code
+    pool: str  # "*" for operators
+
+    @property
+    def operator(self) -> bool:
+        return self.pool == "*"
+
+    def sees(self, pool: str, code: str, message: str) -> None:
+        """Only the pool's own bureau (or an operator) goes on; anyone else is refused `code`."""
+        if self.pool not in ("*", pool):
+            raise Refused(403, code, message)
+
+    def acts_for(self, pool: str, code: str, message: str) -> None:
+        """Only the pool's own bureau goes on (an operator does not act for a bureau)."""
+        if self.pool != pool:
+            raise Refused(403, code, message)
+
+
+def caller(request: Request, clearing: Service) -> Caller:
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        digest = hashlib.sha256(auth[7:].encode()).hexdigest()
+        if digest == clearing.settings.operator_token_sha256:
+            return Caller("operator", "*")
+        if digest in clearing.bureaus:
+            return Caller(*clearing.bureaus[digest])
+    raise Refused(401, "unauthenticated", "send a token as 'Authorization: Bearer <token>'")
+
+
+Who = Annotated[Caller, Depends(caller)]
+
+
+def operator(who: Who) -> Caller:
+    if not who.operator:
+        raise Refused(403, "operators_only", "this is for the clearing centre's operators")
+    return who
+
+
+Operator = Annotated[Caller, Depends(operator)]
+
+
+def day_of(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise Refused(400, "invalid_date", "dates are yyyy-mm-dd") from None
+
+
+def optional_day(day: str | None = None) -> date | None:
+    return day_of(day) if day else None
+
+
+AsOf = Annotated[date | None, Depends(optional_day)]
+
+
+async def json_object(request: Request) -> dict:
+    try:
+        body = await request.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise Refused(400, "invalid_json", "the body is a JSON object")
+    return body
+
+
+Body = Annotated[dict, Depends(json_object)]
