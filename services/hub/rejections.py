@@ -1,6 +1,9 @@
 """Shared kernel: rejections as data (STYLE.md 3). Each operation declares one enum of reasons,
 ordered by precedence, each with a stable code and a human message; a refusal is a reason plus
-the detail of the case. Exceptions stay for infrastructure faults and bugs."""
+the detail of the case. Where a return would not reach (a parser deep in a call, a use case under
+an edge), a service raises one exception carrying its Refusal (ClearingRefused,
+RegistrationRefused, ClaimRefused; the settlement interface's Answer), and each edge answers every
+reason from one table. Exceptions otherwise stay for infrastructure faults and bugs."""
 
 from __future__ import annotations
 
@@ -29,12 +32,3 @@ class Refusal:
     def message(self) -> str:
         return f"{self.reason.message}: {self.detail}" if self.detail else self.reason.message
 
-
-class CodedError(ValueError):
-    """A refusal raised where a return would not reach (a parser deep in a call, an operator's
-    command): a stable `code` and a `message` that says what to fix."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message

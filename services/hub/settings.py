@@ -96,35 +96,3 @@ def postgres_url() -> str:
 def database_url(postgres_url: str, database: str) -> str:
     """The server URL pointed at one service's own database."""
     return sa.make_url(postgres_url).set(database=database).render_as_string(hide_password=False)
-
-
-def create_schema(engine: sa.Engine, metadata: sa.MetaData, lock_key: int,
-                  added: dict[str, tuple[str, ...]] | None = None) -> None:
-    """Create the service's tables; processes starting at once serialise on an advisory lock.
-    `added` names the columns (by table) added after a table's first schema: a database made
-    before them gets them in place, as the metadata declares them (each has a server default)."""
-    with engine.begin() as conn:
-        conn.execute(sa.text("select pg_advisory_xact_lock(:k)"), {"k": lock_key})
-        metadata.create_all(conn)
-        for table, names in (added or {}).items():
-            # ALTER TABLE takes an exclusive lock even when the column exists (IF NOT EXISTS): a
-            # replica starting beside running ones would queue every reader of the table behind
-            # it, or wait forever behind a long reader. So only a missing column is altered in.
-            present = set(conn.execute(sa.text(
-                "select column_name from information_schema.columns where table_schema = current_schema()"
-                " and table_name = :t"), {"t": table}).scalars())
-            for name in names:
-                if name in present:
-                    continue
-                column = metadata.tables[table].c[name]
-                if column.nullable and column.server_default is None:  # rows made before hold null
-                    conn.execute(sa.text(f"alter table {table} add column if not exists {name}"
-                                         f" {column.type.compile(dialect=engine.dialect)}"))
-                    continue
-                default = column.server_default.arg
-                if isinstance(default, str):  # a plain value: a literal ('' for text, '0' cast to bigint)
-                    default = "'" + default.replace("'", "''") + "'"
-                else:  # an SQL expression
-                    default = default.text if hasattr(default, "text") else str(default.compile(dialect=engine.dialect))
-                conn.execute(sa.text(f"alter table {table} add column if not exists {name}"
-                                     f" {column.type.compile(dialect=engine.dialect)} not null default {default}"))

@@ -16,6 +16,8 @@ from datetime import date, datetime, timedelta, timezone
 import openpyxl
 import pytest
 import sqlalchemy as sa
+
+from hub import migrations
 from fastapi.testclient import TestClient
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
@@ -298,6 +300,7 @@ def test_a_clearing_database_made_before_the_amount_renames_is_renamed_in_place(
         with engine.connect() as conn:
             row = conn.execute(sa.select(db.bilateral)).one()
         assert (row.hifp_pay_fen, row.hifmi_pay_fen, row.maf_pay_fen, row.settlement_count) == (470000, 1200, 300, 2)
+        assert migrations.current(engine) == migrations.head(db.MIGRATIONS)  # the history began with it
         # and the funds kept apart since: its rows are residents', its key names the insurance type
         assert row.insurance_type == "RESIDENT"
         with engine.begin() as conn:

@@ -17,7 +17,7 @@ from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from hub.clearing.adapters import database as clearing_db
 from hub.clearing.entrypoints.consumer import ClearingConsumer
 from hub.clearing.service_layer.closing import DayBlocked
-from hub.clearing.service_layer.quarantine import QuarantineError
+from hub.clearing.domain.refusals import ClearingRefused
 from hub.messaging.outbox import define_outbox, relay_loop
 from hub.messaging.topics import REFERENCE_CATALOGUE, REFERENCE_POLICIES, Topic, ensure_topics
 from hub.operations.supervision import Supervisor
@@ -126,10 +126,10 @@ def test_a_poison_event_is_quarantined_the_rest_is_cleared_and_its_day_waits_for
     with pytest.raises(DayBlocked, match="resolve them"):
         clearing.service.close_day(D1)
     assert clearing.service.due_days({}) == []  # the automatic close waits too
-    with pytest.raises(QuarantineError) as still:
+    with pytest.raises(ClearingRefused) as still:
         clearing.service.resolve(quarantined[0]["source"], "APPLY", "operator-1")
     assert still.value.code == "still_failing"
-    with pytest.raises(QuarantineError):
+    with pytest.raises(ClearingRefused):
         clearing.service.resolve(quarantined[0]["source"], "DISCARD", "operator-1")  # a discard says why
     clearing.service.resolve(quarantined[0]["source"], "DISCARD", "operator-1", "test overflow, never a real bill")
     result = clearing.service.close_day(D1)

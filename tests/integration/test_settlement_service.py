@@ -18,6 +18,8 @@ import psycopg
 import pytest
 import redis
 import sqlalchemy as sa
+
+from hub import migrations
 from fastapi.testclient import TestClient
 
 from hub.messaging import AvroCodec
@@ -435,11 +437,13 @@ def test_a_chronic_visits_2203_diagnosis_and_medical_type_reach_the_rules(stack,
 
 def test_a_database_made_before_a_column_was_added_gets_it_in_place(scratch_database):
     """Columns added after a table's first schema (ADDED_COLUMNS) are added to an existing
-    database, with their defaults, and existing rows keep working."""
+    database, with their defaults, and existing rows keep working: a database made before the
+    schema's history began (no alembic_version) is brought to its head by the baseline revision."""
     engine = sa.create_engine(scratch_database)
     try:
         db.create_schema(engine)
         with engine.begin() as conn:
+            conn.execute(sa.text("drop table alembic_version"))  # as the create-at-start code left it
             conn.execute(sa.text("alter table visits drop column diagnoses"))
             conn.execute(sa.text("alter table accumulators drop column accident_outpatient_fund_paid"))
             conn.execute(sa.text("insert into visits (mdtrt_id, hospital_code, person_ref, person_id_masked, med_type,"
@@ -452,6 +456,7 @@ def test_a_database_made_before_a_column_was_added_gets_it_in_place(scratch_data
             columns = {r[0] for r in conn.execute(sa.text(
                 "select column_name from information_schema.columns where table_name = 'accumulators'"))}
         assert "accident_outpatient_fund_paid" in columns
+        assert migrations.current(engine) == migrations.head(db.MIGRATIONS)
     finally:
         engine.dispose()
 

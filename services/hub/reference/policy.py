@@ -83,6 +83,10 @@ class InsuranceType(str, Enum):
     EMPLOYEE = "EMPLOYEE"  # 职工 (national code 310)
 
 
+# Each insurance type's national code (险种 insutype), the one table the services read it from.
+INSUTYPE_CODES: dict[str, str] = {InsuranceType.RESIDENT.value: "390", InsuranceType.EMPLOYEE.value: "310"}
+
+
 class FilingStatus(str, Enum):
     REGISTERED = "REGISTERED"  # long-term filing: 异地安置退休, 异地长期居住, 常驻异地工作
     REFERRAL = "REFERRAL"  # 转诊转院

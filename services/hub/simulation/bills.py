@@ -11,15 +11,14 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import httpx
 
 from hub import money
+from hub.business_day import SHANGHAI
 from hub.simulation.interface import CONVENTION_PATH, gateway_headers, visit_id, weighted
 from hub.simulation.parties import catalogue_codes, covered_visit_types, settles_unfiled, uncapped_items
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 # Average cost per inpatient stay by level (DESIGN.md section 4, one county, 2018 H1), yuan.
 INPATIENT_MEAN_YUAN = {"1": 1984.65, "2": 5904.83, "3": 8201.19, "3P": 20325.67}

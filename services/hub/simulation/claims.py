@@ -6,15 +6,14 @@ from __future__ import annotations
 import math
 from collections import Counter
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import httpx
 
 from hub import money
+from hub.business_day import SHANGHAI
 from hub.simulation.interface import fen_to_yuan
 from hub.simulation.parties import catalogue_codes
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 CLAIM_REASONS = ("NOT_FILED", "HOSPITAL_NOT_CONNECTED", "COUNTER_DOWN", "ROUTED_HOME")
 

@@ -28,17 +28,16 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Callable
-from zoneinfo import ZoneInfo
 
 import httpx
 import sqlalchemy as sa
 
+from hub.business_day import SHANGHAI
 from hub.simulation.bills import ANOMALY_KINDS, DAY_MANY_BILLS, Ledger, anomaly_plans, settle_bills
 from hub.simulation.claims import manual_claims
 from hub.simulation.interface import CONVENTION_PATH
 from hub.simulation.parties import choose_pools, enrol, make_parties, prepare_reference, wait_registered
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
 

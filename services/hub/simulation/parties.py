@@ -12,16 +12,15 @@ import time
 import uuid
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import httpx
 import yaml
 
 from hub import money
+from hub.business_day import SHANGHAI
 from hub.privacy import resident_id_check_char
 from hub.simulation.interface import CONVENTION_PATH, weighted
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
 SAMPLE_POOLS = ("371525", "230800", "360400", "510900", "440100", "999903", "999901")

@@ -7,7 +7,8 @@ from datetime import date
 import pytest
 
 from hub.clearing.domain.statements import LineState as S
-from hub.clearing.domain.statements import StatementError, after, month_days
+from hub.clearing.domain.refusals import ClearingRefused
+from hub.clearing.domain.statements import after, month_days
 
 
 @pytest.mark.parametrize("action,before,expected", [
@@ -24,7 +25,7 @@ def test_what_a_bureau_can_do_to_a_line(action, before, expected):
     ("confirm", S.RESOLVED, "invalid_transition"), ("approve", S.PENDING, "invalid_action"),
 ])
 def test_what_it_cannot(action, before, code):
-    with pytest.raises(StatementError) as err:
+    with pytest.raises(ClearingRefused) as err:
         after(action, before, "e1")
     assert err.value.code == code
 
@@ -34,5 +35,5 @@ def test_months():
     assert month_days("2028-02") == (date(2028, 2, 1), date(2028, 2, 29))
     assert month_days("2026-12") == (date(2026, 12, 1), date(2026, 12, 31))
     for bad in ("2026-13", "2026-1", "March", ""):
-        with pytest.raises(StatementError):
+        with pytest.raises(ClearingRefused):
             month_days(bad)

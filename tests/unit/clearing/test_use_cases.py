@@ -13,10 +13,8 @@ import pytest
 from hub.clearing.adapters.files import file_stem
 from hub.clearing.domain.anomalies import AnomalyRule
 from hub.clearing.domain.events import ClearingEvent, EventRefused, ManualClaim, Place
-from hub.clearing.domain.statements import StatementError
-from hub.clearing.service_layer.advances import AdvanceError
+from hub.clearing.domain.refusals import REASONS, AdvanceRefusal, ClearingRefused, StatementRefusal
 from hub.clearing.service_layer.closing import DayBlocked
-from hub.clearing.service_layer.quarantine import QuarantineError
 from hub.clearing.service_layer.services import ClearingService
 from hub.clearing.adapters.repository import Quarantined
 from hub.messaging import AvroCodec
@@ -135,7 +133,7 @@ def test_a_quarantined_event_holds_its_day_back_until_an_operator_resolves_it(se
     assert service.due_days({("settlement.events", 0): 2}) == []
     with pytest.raises(DayBlocked):
         service.close_day(DAY)
-    with pytest.raises(QuarantineError, match="say why"):
+    with pytest.raises(ClearingRefused, match="say why"):
         service.resolve("settlement.events:0:7", "DISCARD", "ops")
     service.resolve("settlement.events:0:7", "DISCARD", "ops", note="a test producer's mistake")
     assert service.due_days({("settlement.events", 0): 2}) == [DAY]  # the partition is read to its end
@@ -145,9 +143,9 @@ def test_a_quarantined_event_holds_its_day_back_until_an_operator_resolves_it(se
 def test_a_deposit_is_recorded_once_by_its_reference(service):
     first = service.deposit(JJ, "BANK-1", 500_000, "ops")
     assert service.deposit(JJ, "BANK-1", 500_000, "ops") == first
-    with pytest.raises(AdvanceError) as refused:
+    with pytest.raises(ClearingRefused) as refused:
         service.deposit(JJ, "BANK-1", 400_000, "ops")
-    assert refused.value.code == "reference_reused"
+    assert refused.value.reason is AdvanceRefusal.REFERENCE_REUSED and refused.value.code == "reference_reused"
     assert service.advance(JJ)["balance_fen"] == 500_000 and len(service.advance(JJ)["ledger"]) == 1
 
 
@@ -178,12 +176,12 @@ def test_a_monthly_statement_from_issue_to_close(service, tmp_path):
         assert service.months.issue("2026-03", "ops") == []  # issuing again adds none
         lines = service.months.show("2026-03", JJ)["lines"]
         assert sorted(line["settlement_id"] for line in lines) == ["S1", "S2", "S3"]
-        with pytest.raises(StatementError, match="a dispute says why"):
+        with pytest.raises(ClearingRefused, match="a dispute says why"):
             service.months.act("2026-03", JJ, "dispute", ["e1"], "", "clerk")
         service.months.act("2026-03", JJ, "dispute", ["e1"], "not our insured", "clerk")
-        with pytest.raises(StatementError) as pending:
+        with pytest.raises(ClearingRefused) as pending:
             service.months.close("2026-03", JJ, "clerk")
-        assert pending.value.code == "lines_pending"
+        assert pending.value.reason is StatementRefusal.LINES_PENDING
         summary = service.months.act("2026-03", JJ, "confirm", None, "", "clerk", all_pending=True)
         assert summary["changed"] == ["e2", "e3"] and summary["confirmed_fen"] == 1_200_000
         closed = service.months.close("2026-03", JJ, "clerk")
@@ -196,3 +194,14 @@ def test_a_monthly_statement_from_issue_to_close(service, tmp_path):
         assert actions.count("ISSUED") == 3 and "CLOSED" in actions and actions[-1] == "RESOLVED"
     finally:
         NOW[0] = datetime(2026, 3, 3, 2, tzinfo=timezone.utc)
+
+
+def test_every_reason_clearing_refuses_with_has_one_http_status():
+    from hub.clearing.entrypoints.web import STATUS
+
+    reasons = [reason for kind in REASONS for reason in kind]
+    assert set(STATUS) == set(reasons) and all(400 <= STATUS[r] < 500 for r in reasons)
+    assert (STATUS[StatementRefusal.LINES_PENDING], STATUS[StatementRefusal.STATEMENT_NOT_FOUND],
+            STATUS[AdvanceRefusal.INVALID_AMOUNT]) == (409, 404, 400)
+    codes = {(kind, r.code) for kind in REASONS for r in kind}
+    assert len(codes) == len(reasons)  # a code means one thing within an operation

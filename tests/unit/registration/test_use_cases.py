@@ -14,7 +14,7 @@ from hub import vouchers
 from hub.messaging import AvroCodec
 from hub.privacy import person_ref
 from hub.registration.domain.model import Rejection
-from hub.registration.entrypoints.http import DEFAULT_STATUS, STATUS
+from hub.registration.entrypoints.web import DEFAULT_STATUS, STATUS
 from hub.registration.service_layer.enrolments import bulk_rows
 from hub.registration.service_layer.refusals import RegistrationRefused
 from hub.registration.service_layer.services import RegistrationService

@@ -27,12 +27,25 @@ def test_every_reason_has_one_stable_code_and_an_answer_on_the_wire():
     assert set(TRANSPORT_STATUS) == {Why.UNAUTHENTICATED, Why.REQUEST_TOO_LARGE, Why.HUB_UNAVAILABLE, Why.INTERNAL_ERROR}
 
 
-def test_the_convention_translation_raises_only_codes_the_service_knows():
-    convention = (SERVICE_LAYER / "convention.py").read_text()
-    raised = {node.args[0].value for node in ast.walk(ast.parse(convention))
-              if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "ConventionError"
-              and node.args and isinstance(node.args[0], ast.Constant)}
-    assert raised and all(reason_of(code) for code in raised)
+def test_the_convention_translation_refuses_only_with_reasons_the_service_knows():
+    """Every ConventionError and ClaimRefused names its reason as a member of an enum the service
+    declares (no free-string codes, no HTTP status below the edge)."""
+    from hub.settlement.service_layer.reasons import ClaimWhy, Why
+
+    declared = {"Why": Why, "ClaimWhy": ClaimWhy}
+    found = 0
+    for path in SERVICE_LAYER.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) in (
+                    "ConventionError", "ClaimRefused") and node.args:
+                first = node.args[0]
+                assert not isinstance(first, ast.Constant), f"{path.name}:{node.lineno} refuses with a literal"
+                if isinstance(first, ast.Attribute) and isinstance(first.value, ast.Name) and first.value.id in declared:
+                    assert hasattr(declared[first.value.id], first.attr), f"{path.name}:{node.lineno}"
+                    found += 1
+                assert not any(isinstance(a, ast.Constant) and isinstance(a.value, int) for a in node.args), \
+                    f"{path.name}:{node.lineno} passes an HTTP status"
+    assert found > 40
 
 
 def test_no_http_status_numbers_below_the_edge():

@@ -7,13 +7,14 @@ day and pool pair, so netting reads pools x pools rows, never the day's events.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from hub import settings
 
+from hub import migrations
 from hub.messaging.outbox import define_outbox
 
 metadata = sa.MetaData()
@@ -351,24 +352,28 @@ ADDED_COLUMNS = {"applied_events": ("insurance_type", "person_ref", "visit_type"
 
 
 def create_schema(engine: sa.Engine) -> None:
-    with engine.begin() as conn:
-        conn.execute(sa.text("select pg_advisory_xact_lock(:k)"), {"k": SCHEMA_LOCK})
-        for table, renames in RENAMED_COLUMNS.items():
-            existing = set(conn.execute(sa.text(
-                "select column_name from information_schema.columns where table_schema = current_schema()"
-                " and table_name = :t"), {"t": table}).scalars())
-            for old, new in renames.items():
-                if old in existing and new not in existing:
-                    conn.execute(sa.text(f"alter table {table} rename column {old} to {new}"))
-    settings.create_schema(engine, metadata, SCHEMA_LOCK, ADDED_COLUMNS)
-    with engine.begin() as conn:  # a bilateral table made before the funds were kept apart: its key
-        conn.execute(sa.text("select pg_advisory_xact_lock(:k)"), {"k": SCHEMA_LOCK})
-        key = set(conn.execute(sa.text(
-            "select a.attname from pg_index i join pg_attribute a on a.attrelid = i.indrelid"
-            " and a.attnum = any(i.indkey) where i.indrelid = 'bilateral'::regclass and i.indisprimary")).scalars())
-        if "insurance_type" not in key:
-            conn.execute(sa.text("alter table bilateral drop constraint bilateral_pkey, add primary key"
-                                 " (clearing_date, home_pool, treatment_pool, insurance_type)"))
+    """The service's database brought to the head of its Alembic history (adapters/migrations)."""
+    migrations.upgrade(engine, MIGRATIONS, SCHEMA_LOCK)
+
+
+def baseline(conn: sa.Connection) -> None:
+    """The history's first revision (migrations/versions/0001_baseline.py): the amounts' columns
+    renamed where a database still has their first names, the tables and added columns, and a
+    bilateral table made before the funds were kept apart given its key."""
+    for table, renames in RENAMED_COLUMNS.items():
+        existing = set(conn.execute(sa.text(
+            "select column_name from information_schema.columns where table_schema = current_schema()"
+            " and table_name = :t"), {"t": table}).scalars())
+        for old, new in renames.items():
+            if old in existing and new not in existing:
+                conn.execute(sa.text(f"alter table {table} rename column {old} to {new}"))
+    migrations.baseline(conn, metadata, ADDED_COLUMNS)
+    key = set(conn.execute(sa.text(
+        "select a.attname from pg_index i join pg_attribute a on a.attrelid = i.indrelid"
+        " and a.attnum = any(i.indkey) where i.indrelid = 'bilateral'::regclass and i.indisprimary")).scalars())
+    if "insurance_type" not in key:
+        conn.execute(sa.text("alter table bilateral drop constraint bilateral_pkey, add primary key"
+                             " (clearing_date, home_pool, treatment_pool, insurance_type)"))
 
 
 def upsert_newest(conn: sa.Connection, table: sa.Table, rows: list[dict], keys: list[str]) -> None:
@@ -388,3 +393,6 @@ def upsert_newest(conn: sa.Connection, table: sa.Table, rows: list[dict], keys: 
         index_elements=[table.c[k] for k in keys],
         set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys},
         where=sa.tuple_(*kept) < sa.tuple_(*new)))
+
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"

@@ -17,17 +17,16 @@ from datetime import date, datetime
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence
-from zoneinfo import ZoneInfo
 
 import orjson
 
+from hub.business_day import SHANGHAI
 from hub.signing import Signer, signature_document
 from hub.clearing.adapters.workbook import MONEY, Number, Sheet, workbook
 from hub.clearing.domain.funds import INSUTYPE_CODES
 from hub.clearing.domain.netting import PoolPosition
 from hub.money import fen_to_yuan as yuan
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 # The lines as the JSON has them (amounts in fen, integers) ...
 LINE_COLUMNS = ("direction", "kind", "settlement_id", "reversal_id", "business_date", "late", "hospital_code",
                 "home_pool", "treatment_pool", "insutype", "person_id_masked", "medfee_sumamt_fen", "hifp_pay_fen",

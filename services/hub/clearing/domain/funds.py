@@ -19,7 +19,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-INSUTYPE_CODES = {"EMPLOYEE": "310", "RESIDENT": "390"}
+from hub.reference.policy import INSUTYPE_CODES  # noqa: F401  (clearing names a line's insutype by it)
+
 SHARES = ("hifp_pay_fen", "hifmi_pay_fen", "maf_pay_fen")
 FUND_PAY_TYPES = {
     "EMPLOYEE": ("310100", "330100", "610100"),

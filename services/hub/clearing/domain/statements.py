@@ -17,7 +17,7 @@ import re
 from datetime import date, timedelta
 from enum import Enum
 
-from hub.rejections import CodedError
+from hub.clearing.domain.refusals import ClearingRefused, StatementRefusal
 
 MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
@@ -27,10 +27,6 @@ class LineState(str, Enum):
     CONFIRMED = "CONFIRMED"
     DISPUTED = "DISPUTED"  # withheld
     RESOLVED = "RESOLVED"  # a dispute settled; carried into the next statement
-
-
-class StatementError(CodedError):
-    """A statement action that cannot be done; `code` is stable, nothing was changed."""
 
 
 # action -> {state before: state after}; a state already reached is answered as it is (idempotent)
@@ -47,9 +43,9 @@ def after(action: str, state: LineState, event_id: str) -> LineState:
     """The line's state after a bureau's action, or why not."""
     table = BUREAU_ACTIONS.get(action)
     if table is None:
-        raise StatementError("invalid_action", f"{action!r}: one of {', '.join(BUREAU_ACTIONS)}")
+        raise ClearingRefused(StatementRefusal.INVALID_ACTION, repr(action))
     if state not in table:
-        raise StatementError("invalid_transition", f"line {event_id} is {state.value}: it cannot be {action}ed"
+        raise ClearingRefused(StatementRefusal.INVALID_TRANSITION, f"line {event_id} is {state.value}: it cannot be {action}ed"
                              + (" (a resolved dispute is confirmed in the next statement)" if state is LineState.RESOLVED
                                 else " (withdraw the dispute first)" if state is LineState.DISPUTED
                                 else " (unconfirm it first)"))
@@ -60,7 +56,7 @@ def month_days(month: str) -> tuple[date, date]:
     """The first and last day of a month written yyyy-mm."""
     m = MONTH.match(month or "")
     if not m:
-        raise StatementError("invalid_month", f"{month!r}: a month is yyyy-mm")
+        raise ClearingRefused(StatementRefusal.INVALID_MONTH, repr(month))
     first = date(int(m.group(1)), int(m.group(2)), 1)
     following = (first.replace(day=28) + timedelta(days=4)).replace(day=1)
     return first, following - timedelta(days=1)

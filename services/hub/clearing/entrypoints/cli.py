@@ -97,11 +97,11 @@ clearing_app.add_typer(month_app, name="month")
 def _statement_call(call, *args, **kwargs):
     import json
 
-    from hub.clearing.domain.statements import StatementError
+    from hub.clearing.domain.refusals import ClearingRefused
 
     try:
         result = call(*args, **kwargs)
-    except StatementError as exc:
+    except ClearingRefused as exc:
         typer.secho(f"error: {exc.code}: {exc.message}", fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from None
     typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
@@ -201,12 +201,12 @@ def advance_deposit(
     import json
 
     from hub.clearing.bootstrap import bootstrap
-    from hub.clearing.service_layer.advances import AdvanceError
+    from hub.clearing.domain.refusals import ClearingRefused
     from hub.money import AmountError, yuan_to_fen
 
     try:
         entry = bootstrap().service.deposit(pool, reference, yuan_to_fen(amount, "amount"), operator, note)
-    except (AmountError, AdvanceError) as exc:
+    except (AmountError, ClearingRefused) as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from None
     typer.echo(json.dumps(entry, ensure_ascii=False))
@@ -251,14 +251,14 @@ def quarantine_resolve(
     import json
 
     from hub.clearing.bootstrap import bootstrap
-    from hub.clearing.service_layer.quarantine import QuarantineError
+    from hub.clearing.domain.refusals import ClearingRefused
 
     if apply == discard:
         typer.secho("error: say --apply or --discard", fg=typer.colors.RED, err=True)
         raise typer.Exit(2)
     try:
         result = bootstrap().service.resolve(source, "APPLY" if apply else "DISCARD", operator, note)
-    except QuarantineError as exc:
+    except ClearingRefused as exc:
         typer.secho(f"error: {exc.code}: {exc.message}", fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from None
     typer.echo(json.dumps(result, ensure_ascii=False))

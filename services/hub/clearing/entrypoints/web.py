@@ -1,6 +1,6 @@
 """What every clearing route shares: who is calling (a bearer token: the operators' or a bureau's,
-by its SHA-256), a refusal as the service's error answer, and one table of HTTP statuses for the
-use cases' refusals (StatementError, AdvanceError, QuarantineError codes)."""
+by its SHA-256), a refusal as the service's error answer, and one table of HTTP statuses for every
+reason the use cases refuse with (domain/refusals.py)."""
 
 from __future__ import annotations
 
@@ -13,16 +13,19 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from hub.clearing.bootstrap import Clearing
-from hub.clearing.domain.statements import StatementError
-from hub.clearing.service_layer.advances import AdvanceError
-from hub.clearing.service_layer.quarantine import QuarantineError
+from hub.clearing.domain.refusals import AdvanceRefusal, ClearingRefused, QuarantineRefusal, StatementRefusal
+from hub.rejections import Reason
 
 MEDIA = {"csv": "text/csv; charset=utf-8", "json": "application/json", "sha256": "text/plain; charset=utf-8",
          "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "sig": "text/plain; charset=utf-8"}
-# The use cases' refusals by code; any other is 400.
-STATUS = {"statement_not_found": 404, "line_not_found": 404, "not_quarantined": 404, "statement_closed": 409,
-          "lines_pending": 409, "invalid_transition": 409, "days_open": 409, "month_not_over": 409,
-          "reference_reused": 409, "still_failing": 409}
+# Every reason the use cases refuse with: 404 what is not there, 409 what the state does not allow
+# now, 400 a request to correct (a unit test holds every reason to this table).
+_NOT_FOUND = (StatementRefusal.STATEMENT_NOT_FOUND, StatementRefusal.LINE_NOT_FOUND, QuarantineRefusal.NOT_QUARANTINED)
+_CONFLICT = (StatementRefusal.MONTH_NOT_OVER, StatementRefusal.DAYS_OPEN, StatementRefusal.STATEMENT_CLOSED,
+             StatementRefusal.INVALID_TRANSITION, StatementRefusal.LINES_PENDING, AdvanceRefusal.REFERENCE_REUSED,
+             QuarantineRefusal.STILL_FAILING)
+STATUS: dict[Reason, int] = {reason: 404 if reason in _NOT_FOUND else 409 if reason in _CONFLICT else 400
+                             for kind in (StatementRefusal, AdvanceRefusal, QuarantineRefusal) for reason in kind}
 
 
 class Refused(Exception):
@@ -42,10 +45,9 @@ def add_refusal_handlers(app: FastAPI) -> None:
     async def refused(_request: Request, exc: Refused):
         return error(exc.status, exc.code, exc.message)
 
-    for kind in (StatementError, AdvanceError, QuarantineError):
-        @app.exception_handler(kind)
-        async def coded(_request: Request, exc: StatementError | AdvanceError | QuarantineError):
-            return error(STATUS.get(exc.code, 400), exc.code, exc.message)
+    @app.exception_handler(ClearingRefused)
+    async def clearing_refused(_request: Request, exc: ClearingRefused):
+        return error(STATUS[exc.reason], exc.code, exc.message)
 
 
 def clearing_of(request: Request) -> Clearing:

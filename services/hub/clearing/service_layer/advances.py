@@ -9,15 +9,11 @@ from typing import Any, Sequence
 
 from hub.clearing.adapters.repository import ClearingRepository, LedgerRow, Unit
 from hub.clearing.domain.advance import AdvanceRule, day_entry
+from hub.clearing.domain.refusals import AdvanceRefusal, ClearingRefused
 from hub.clearing.domain.netting import PoolPosition
 from hub.clearing.adapters.files import SHANGHAI
 from hub.money import MAX_AMOUNT_FEN
 from hub.operations.metrics import ADVANCE_BALANCE, ADVANCE_WARNING
-from hub.rejections import CodedError
-
-
-class AdvanceError(CodedError):
-    """An advance-fund action that cannot be done; `code` is stable."""
 
 
 def draw(unit: Unit, rule: AdvanceRule, day: date, positions: Sequence[PoolPosition],
@@ -58,17 +54,17 @@ def deposit(repository: ClearingRepository, rule: AdvanceRule, now: datetime, po
     """The centre records money a bureau paid into its advance; idempotent by `reference` (the same
     reference again answers the entry it made; with another amount it is refused)."""
     if not (len(pool) == 6 and pool.isdigit()):
-        raise AdvanceError("invalid_pool", f"{pool!r}: a pool code is 6 digits")
+        raise ClearingRefused(AdvanceRefusal.INVALID_POOL, repr(pool))
     if not reference.strip() or len(reference) > 100:
-        raise AdvanceError("invalid_reference", "a deposit names its reference (1 to 100 characters)")
+        raise ClearingRefused(AdvanceRefusal.INVALID_REFERENCE)
     if not 0 < amount_fen <= MAX_AMOUNT_FEN:
-        raise AdvanceError("invalid_amount", "a deposit is a positive amount")
+        raise ClearingRefused(AdvanceRefusal.INVALID_AMOUNT, f"{amount_fen} fen")
     with repository.unit() as unit:
         current = unit.lock_advances([pool], now)[pool]
         earlier = unit.ledger_entry(pool, reference)
         if earlier is not None:
             if earlier.amount_fen != amount_fen or earlier.kind != "DEPOSIT":
-                raise AdvanceError("reference_reused", f"{reference} already recorded {earlier.kind} "
+                raise ClearingRefused(AdvanceRefusal.REFERENCE_REUSED, f"{reference} recorded {earlier.kind} "
                                                        f"{earlier.amount_fen / 100:.2f} yuan")
             return entry_dict(earlier)
         balance = current.balance_fen + amount_fen

@@ -9,11 +9,7 @@ from datetime import date, datetime
 from typing import Any, Callable
 
 from hub.clearing.adapters.repository import ClearingRepository, Quarantined
-from hub.rejections import CodedError
-
-
-class QuarantineError(CodedError):
-    """An operator's quarantine action that cannot be done; `code` is stable."""
+from hub.clearing.domain.refusals import ClearingRefused, QuarantineRefusal
 
 
 def keep(repository: ClearingRepository, row: Quarantined) -> None:
@@ -34,20 +30,20 @@ def resolve(repository: ClearingRepository, apply_again: Callable[[Quarantined],
     """APPLY the event again (after fixing what made it fail: `apply_again` decodes and applies its
     bytes) or DISCARD it (it will be in no clearing file; `note` says why)."""
     if action not in ("APPLY", "DISCARD"):
-        raise QuarantineError("invalid_action", "APPLY or DISCARD")
+        raise ClearingRefused(QuarantineRefusal.INVALID_RESOLUTION, repr(action))
     if action == "DISCARD" and not note.strip():
-        raise QuarantineError("note_required", "say why the event is discarded (--note)")
+        raise ClearingRefused(QuarantineRefusal.NOTE_REQUIRED)
     with repository.unit() as unit:
         row = unit.quarantined_one(source)
     if row is None:
-        raise QuarantineError("not_quarantined", f"no quarantined event {source}")
+        raise ClearingRefused(QuarantineRefusal.NOT_QUARANTINED, source)
     if row.resolved_at is not None:
         return {"source": source, "resolution": row.resolution, "already_resolved": True}
     if action == "APPLY":
         try:
             apply_again(row)
         except Exception as exc:  # it still fails: it stays quarantined, and the operator is told why
-            raise QuarantineError("still_failing", f"{type(exc).__name__}: {str(exc)[:500]}") from None
+            raise ClearingRefused(QuarantineRefusal.STILL_FAILING, f"{type(exc).__name__}: {str(exc)[:500]}") from None
     resolution = "APPLIED" if action == "APPLY" else "DISCARDED"
     with repository.unit() as unit:
         unit.resolve_quarantined(source, now, resolution, who, note or None)

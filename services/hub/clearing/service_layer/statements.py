@@ -13,7 +13,8 @@ from hub.clearing.adapters import files
 from hub.clearing.adapters.repository import ClearingRepository, MonthlyStatement, Unit
 from hub.clearing.domain.advance import AdvanceRule
 from hub.clearing.domain.funds import INSUTYPE_CODES
-from hub.clearing.domain.statements import EVENT_ACTION, LineState, StatementError, after, month_days
+from hub.clearing.domain.refusals import ClearingRefused, StatementRefusal
+from hub.clearing.domain.statements import EVENT_ACTION, LineState, after, month_days
 from hub.clearing.service_layer.day_files import PRODUCER, Publishing, claim_dict
 from hub.messaging import AvroCodec
 from hub.messaging.topics import CLEARING_STATEMENTS
@@ -31,13 +32,13 @@ def issue(repository: ClearingRepository, codec: AvroCodec, rule: AdvanceRule, n
     resolved disputes of earlier months. Issuing again adds none twice."""
     first, last = month_days(month)
     if last >= now.astimezone(files.SHANGHAI).date():
-        raise StatementError("month_not_over", f"{month} is not over yet")
+        raise ClearingRefused(StatementRefusal.MONTH_NOT_OVER, month)
     issued = []
     with repository.unit() as unit:
         unit.lock_month_issue()
         still_open = unit.days_not_closed(first, last)
         if still_open:
-            raise StatementError("days_open", f"close {', '.join(x.isoformat() for x in still_open)} first")
+            raise ClearingRefused(StatementRefusal.DAYS_OPEN, f"close {', '.join(x.isoformat() for x in still_open)}")
         for pool in sorted(unit.pools_to_state(month, first, last) - unit.month_pools_issued(month)):
             advance = unit.advance(pool)
             balance, required = (advance.balance_fen, advance.required_fen) if advance else (0, 0)
@@ -55,25 +56,25 @@ def act(repository: ClearingRepository, codec: AvroCodec, now: datetime, month: 
     ISSUED statement; all of them or none. Repeating an action changes nothing."""
     month_days(month)
     if action == "dispute" and not reason.strip():
-        raise StatementError("reason_required", "a dispute says why")
+        raise ClearingRefused(StatementRefusal.REASON_REQUIRED)
     if len(reason) > 500:
-        raise StatementError("reason_too_long", "a reason is at most 500 characters")
+        raise ClearingRefused(StatementRefusal.REASON_TOO_LONG)
     with repository.unit() as unit:
         _locked(unit, month, pool, open_only=True)
         if all_pending:
             if action != "confirm":
-                raise StatementError("invalid_action", "only confirm applies to all pending lines")
+                raise ClearingRefused(StatementRefusal.INVALID_ACTION, f"{action} of all pending lines")
             event_ids = [i for i, state in unit.line_states(month, pool, None, lock=False).items()
                          if state == LineState.PENDING.value]
         ids = sorted(set(event_ids or []))
         if not ids and not all_pending:
-            raise StatementError("no_lines", "name the lines (event_ids)")
+            raise ClearingRefused(StatementRefusal.NO_LINES)
         if len(ids) > MAX_LINES_PER_ACTION or not all(isinstance(i, str) for i in ids):
-            raise StatementError("invalid_lines", f"event_ids: at most {MAX_LINES_PER_ACTION} strings")
+            raise ClearingRefused(StatementRefusal.INVALID_LINES)
         states = unit.line_states(month, pool, ids)
         missing = [i for i in ids if i not in states]
         if missing:
-            raise StatementError("line_not_found", f"{missing[0]} is not a line of {pool}'s {month} statement"
+            raise ClearingRefused(StatementRefusal.LINE_NOT_FOUND, f"{missing[0]} in {pool}'s {month} statement"
                                  + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
         changed = [i for i in ids if after(action, LineState(states[i]), i).value != states[i]]
         if changed:
@@ -90,16 +91,16 @@ def resolve(repository: ClearingRepository, codec: AvroCodec, now: datetime, mon
     """The centre records a disputed line's resolution; it is carried into the bureau's next
     statement (withheld from this one either way)."""
     if not note.strip():
-        raise StatementError("note_required", "say how the dispute was resolved")
+        raise ClearingRefused(StatementRefusal.NOTE_REQUIRED)
     with repository.unit() as unit:
         _locked(unit, month, pool, open_only=False)
         state = unit.line_states(month, pool, [event_id]).get(event_id)
         if state is None:
-            raise StatementError("line_not_found", f"{event_id} is not a line of {pool}'s {month} statement")
+            raise ClearingRefused(StatementRefusal.LINE_NOT_FOUND, f"{event_id} in {pool}'s {month} statement")
         if state == LineState.RESOLVED.value:
             return {**_summary(unit, month, pool), "changed": []}
         if state != LineState.DISPUTED.value:
-            raise StatementError("invalid_transition", f"line {event_id} is {state}: only a dispute is resolved")
+            raise ClearingRefused(StatementRefusal.INVALID_TRANSITION, f"line {event_id} is {state}: only a dispute is resolved")
         unit.set_line_states(month, pool, [event_id], LineState.RESOLVED.value, note.strip(), now, who)
         summary = _summary(unit, month, pool)
         _emit(unit, codec, summary, "RESOLVED", [event_id], note.strip(), who, now)
@@ -115,8 +116,7 @@ def close(repository: ClearingRepository, codec: AvroCodec, publishing: Publishi
             return _summary(unit, month, pool)
         summary = _summary(unit, month, pool)
         if summary["pending_lines"]:
-            raise StatementError("lines_pending", f"{summary['pending_lines']} line(s) are neither confirmed nor "
-                                                  "disputed")
+            raise ClearingRefused(StatementRefusal.LINES_PENDING, f"{summary['pending_lines']} line(s)")
         unit.close_monthly(month, pool, now, who)
         rendered = _render(unit, publishing, month, pool)
         unit.set_monthly_digest(month, pool, files.manifest_sha256(rendered))
@@ -179,9 +179,9 @@ def statement_file(repository: ClearingRepository, publishing: Publishing, month
 def _locked(unit: Unit, month: str, pool: str, open_only: bool) -> MonthlyStatement:
     statement = unit.monthly(month, pool, lock=True)
     if statement is None:
-        raise StatementError("statement_not_found", f"no {month} statement for {pool}")
+        raise ClearingRefused(StatementRefusal.STATEMENT_NOT_FOUND, f"{month} for {pool}")
     if open_only and statement.status != "ISSUED":
-        raise StatementError("statement_closed", f"{pool}'s {month} statement is closed")
+        raise ClearingRefused(StatementRefusal.STATEMENT_CLOSED, f"{pool}'s {month} statement")
     return statement
 
 

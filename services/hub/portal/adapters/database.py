@@ -3,9 +3,11 @@ recommendations and the audit trail."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import sqlalchemy as sa
 
-from hub import settings as shared_settings
+from hub import migrations
 from hub.messaging.outbox import define_outbox
 
 metadata = sa.MetaData()
@@ -65,4 +67,13 @@ OUTBOX_RELAY_LOCK = 7_310_005
 
 
 def create_schema(engine: sa.Engine) -> None:
-    shared_settings.create_schema(engine, metadata, SCHEMA_LOCK)
+    """The service's database brought to the head of its Alembic history (adapters/migrations)."""
+    migrations.upgrade(engine, MIGRATIONS, SCHEMA_LOCK)
+
+
+def baseline(conn: sa.Connection) -> None:
+    """The history's first revision (migrations/versions/0001_baseline.py)."""
+    migrations.baseline(conn, metadata, None)
+
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"

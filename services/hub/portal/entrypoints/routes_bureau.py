@@ -9,6 +9,7 @@ from fastapi import APIRouter, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
+from hub.business_day import business_day
 from hub.portal.bootstrap import Portal
 from hub.portal.domain.people import Refusal, Refused, Role
 from hub.portal.service_layer import accounts, approvals, pages
@@ -75,7 +76,7 @@ def claim_step(who: Checked, portal: Wired, claim_no: str, step: Annotated[str, 
 
 
 def people_page(request: Request, portal: Portal, who: accounts.Session, **shown):
-    return page(request, "people.html", who, pool=who.user.pool, today=portal.clock().date().isoformat(), **shown)
+    return page(request, "people.html", who, pool=who.user.pool, today=business_day(portal.clock()).isoformat(), **shown)
 
 
 @router.get("/people", response_class=HTMLResponse)
@@ -137,7 +138,7 @@ def no_run(run_id: str) -> PortalRefusal:
 @router.get("/what-if", response_class=HTMLResponse)
 def what_if_page(request: Request, who: Signed, portal: Wired):
     pool = bureau_person(who)
-    today = portal.clock().date()
+    today = business_day(portal.clock())
     return page(request, "what_if.html", who, pool=pool, runs=portal.api.what_ifs(pool),
                 first=today.replace(month=1, day=1).isoformat(), last=today.isoformat())
 

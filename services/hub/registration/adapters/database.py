@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import sqlalchemy as sa
 
-from hub import settings
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
+from hub import migrations
 from hub.messaging.outbox import define_outbox
 
 metadata = sa.MetaData()
@@ -70,5 +72,13 @@ ADDED_COLUMNS = {"persons": ("identities", "sealed", "credential_refs")}  # sinc
 
 
 def create_schema(engine: sa.Engine) -> None:
-    """The tables; a database made before a column was added gets it added in place."""
-    settings.create_schema(engine, metadata, 4242100, ADDED_COLUMNS)
+    """The service's database brought to the head of its Alembic history (adapters/migrations)."""
+    migrations.upgrade(engine, MIGRATIONS, 4242100)
+
+
+def baseline(conn: sa.Connection) -> None:
+    """The history's first revision (migrations/versions/0001_baseline.py)."""
+    migrations.baseline(conn, metadata, ADDED_COLUMNS)
+
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"

@@ -10,11 +10,12 @@ from datetime import date, timedelta
 from enum import Enum
 
 from hub.privacy import resident_id_facts
+from hub.reference.policy import INSUTYPE_CODES
 from hub.rejections import Reason, Refusal
 
 TEMPORARY_DEFAULT_DAYS = 183  # "commonly at least 6 months" (DESIGN.md 2.2), when the bureau gives no end
 MAX_PSN_NO_LEN = 64
-INSUTYPE_WORDS = {"390": "RESIDENT", "310": "EMPLOYEE", "RESIDENT": "RESIDENT", "EMPLOYEE": "EMPLOYEE",
+INSUTYPE_WORDS = {**{code: name for name, code in INSUTYPE_CODES.items()}, **{name: name for name in INSUTYPE_CODES},
                   "居民": "RESIDENT", "职工": "EMPLOYEE"}
 SPECIAL_POPULATIONS = ("POVERTY_REGISTERED", "EXTREME_POVERTY", "SUBSISTENCE_ALLOWANCE", "STUDENT_CHILD")
 CSV_COLUMNS = ("psn_no", "insutype", "enrolled_from", "enrolled_to", "benefits_from", "special_populations",

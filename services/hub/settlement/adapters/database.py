@@ -7,11 +7,13 @@ hospitals settling the same person at once are serialised and no cap is ever exc
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import sqlalchemy as sa
 
-from hub import settings
 from sqlalchemy.dialects.postgresql import JSONB
 
+from hub import migrations
 from hub.messaging.outbox import define_outbox
 from hub.settlement.domain.model import ACCUMULATOR_FIELDS
 
@@ -206,5 +208,13 @@ ADDED_COLUMNS = {"accumulators": ("accident_outpatient_fund_paid", "accident_out
 
 
 def create_schema(engine: sa.Engine) -> None:
-    """The tables; a database made before an accumulator was added gets its column in place."""
-    settings.create_schema(engine, metadata, 4242001, ADDED_COLUMNS)
+    """The service's database brought to the head of its Alembic history (adapters/migrations)."""
+    migrations.upgrade(engine, MIGRATIONS, 4242001)
+
+
+def baseline(conn: sa.Connection) -> None:
+    """The history's first revision (migrations/versions/0001_baseline.py)."""
+    migrations.baseline(conn, metadata, ADDED_COLUMNS)
+
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"

@@ -9,12 +9,13 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Iterator
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
+from hub.business_day import SHANGHAI
 from hub.settlement.adapters import database as db
-from hub.settlement.adapters.repository import CLAIM_COLUMNS, StoredClaim
+from hub.settlement.adapters.postgres import CLAIM_COLUMNS
+from hub.settlement.adapters.repository import StoredClaim
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,6 @@ class SettledBill:
     kind: str | None = None
 
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 def _paid_claims(pool: str, first: date, last: date):

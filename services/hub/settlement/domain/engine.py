@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from typing import NamedTuple
 
 from hub.reference.catalogue import Catalogue, ItemClass, OverCapRule
 from hub.reference.policy import (
@@ -20,9 +21,6 @@ from hub.reference.policy import (
     Outpatient,
     OutpatientTier,
     Policy,
-    SegmentBasis,
-    SeriousIllness,
-    SpecialPopulation,
 )
 from hub.settlement.domain.model import (
     Accumulators,
@@ -35,6 +33,7 @@ from hub.settlement.domain.model import (
 )
 from hub.settlement.domain.money import BP, apply_bp, div_half_up
 from hub.settlement.domain.refusals import Refusal, RefusalCode
+from hub.settlement.domain.supplementary import medical_assistance, serious_illness
 
 MAX_LINES = 2_000
 
@@ -173,24 +172,69 @@ def _adjust_ratio(ratio: int, level: Level, rule: OffSiteRule, pop_points: int) 
     return _clamp_bp(ratio + pop_points)
 
 
-def _serious_due(si_rules: SeriousIllness, threshold: int, segments, cumulative: int) -> int:
-    """Step 5: what serious illness owes in total on a year's cumulative compliant out-of-pocket."""
-    numerator = 0
-    for seg in segments:
-        if si_rules.segment_basis is SegmentBasis.ABOVE_THRESHOLD:
-            x = max(0, cumulative - threshold)
-            lo, hi = seg.lower, seg.upper
-        else:
-            x = cumulative
-            lo, hi = max(seg.lower, threshold), seg.upper
-        top = x if hi is None else min(x, hi)
-        if top > lo:
-            numerator += (top - lo) * seg.ratio
-    return div_half_up(numerator, BP)
-
-
 def settle(claim: Claim, person: Person, policy: Policy, catalogue: Catalogue, acc: Accumulators) -> Settlement | Refusal:
     """Settle one claim. Returns a Settlement whose figures add up to the fen, or a Refusal."""
+    admitted = _admit(claim, person, policy)
+    if isinstance(admitted, Refusal):
+        return admitted
+    filing, accident_outpatient, outpatient = admitted
+    rule = policy.off_site.rule(filing.status) if filing.status is not None else OffSiteRule()
+    pops = sorted(person.special_populations & set(policy.special_populations), key=lambda p: p.value)
+    pop_rules = [policy.special_populations[p] for p in pops]
+    level = claim.hospital_level
+
+    # Step 1: classify every line by the treatment catalogue.
+    lines = tuple(classify_line(line, catalogue) for line in claim.lines)
+    # Outpatient tiers and fixed payments (READINGS.md 32): which in-scope lines the ratio pays.
+    tier, fixed, aside = None, 0, set()
+    if outpatient is not None:
+        tier = outpatient.tier_for(level, claim.hospital_kind, claim.diagnoses)
+        fixed, aside = _fixed_and_aside(claim, lines, catalogue, outpatient, tier)
+    a = _amounts(lines, aside, rule)
+
+    # Step 2b: the deductible; step 3: the ratio.
+    deductible_due = _deductible(claim, policy, rule, pop_rules, acc, outpatient, accident_outpatient)
+    dedc = min(a.eligible, deductible_due)
+    ratio, ratio_essential = _ratios(claim, policy, rule, pop_rules, tier, outpatient)
+    # The deductible is met from the non-essential eligible amount first, then from essential drugs.
+    after_other = max(0, a.eligible_other - dedc)
+    after_essential = a.eligible_essential - max(0, dedc - a.eligible_other)
+    payable = after_other + after_essential
+    fund_before_cap = div_half_up(after_other * ratio + after_essential * ratio_essential, BP) + fixed
+
+    # Step 4: the annual cap of the fund that pays this visit type.
+    cap_remaining, shares_inpatient, own_cap = _cap_remaining(claim, policy, acc, outpatient, accident_outpatient)
+    hifp = fund_before_cap if cap_remaining is None else min(fund_before_cap, cap_remaining)
+    # Compliant out-of-pocket: deductible, coinsurance, and the part above the basic cap.
+    above_cap = payable - div_half_up(payable * hifp, fund_before_cap) if hifp < fund_before_cap else 0
+    compliant = a.eligible + a.set_aside - hifp
+    if policy.serious_illness is not None and policy.serious_illness.includes_self_pay_first:
+        compliant += a.pre + a.offsite_first
+
+    # Step 5 and after: serious-illness insurance, medical assistance, special populations' limits.
+    hifmi, serious_oop = serious_illness(policy.serious_illness, claim, person, acc, compliant, above_cap)
+    maf = medical_assistance(policy, pop_rules, claim, person, acc, compliant, hifp, hifmi, a.scope, a.medfee)
+
+    # Step 6: the patient pays the rest; the year's accumulators move.
+    delta = _delta(claim, policy, acc, hifp, dedc, accident_outpatient, shares_inpatient, own_cap,
+                   serious_oop, hifmi, maf)
+    result = Settlement(
+        policy_version=policy.policy_version, catalogue_version=catalogue.catalogue_version,
+        filing_status=filing.status, filing_id=filing.filing_id, lines=lines, medfee_sumamt=a.medfee,
+        fulamt_ownpay_amt=a.fulamt, overlmt_amt=a.overlmt, hospital_absorbed_amt=a.absorbed, preselfpay_amt=a.pre,
+        inscp_scp_amt=a.scope, offsite_selfpay_first_amt=a.offsite_first, deductible_due=deductible_due,
+        act_pay_dedc=dedc, pool_ratio_bp=ratio, essential_drug_ratio_bp=ratio_essential,
+        fund_before_cap=fund_before_cap, basic_cap_remaining=cap_remaining, hifp_pay=hifp, compliant_oop=compliant,
+        compliant_oop_above_basic_cap=above_cap, hifmi_pay=hifmi, maf_pay=maf, fund_pay_sumamt=hifp + hifmi + maf,
+        psn_part_amt=a.medfee - hifp - hifmi - maf, accumulators_delta=delta)
+    check_balanced(result)
+    return result
+
+
+def _admit(claim: Claim, person: Person, policy: Policy) -> tuple[FilingDecision, bool, Outpatient | None] | Refusal:
+    """Whether the claim is settled at all (the claim, the policy, the enrolment, the filing, the
+    visit type), in the order of precedence; if so: the filing decision, whether the accident
+    outpatient rules apply, and the outpatient rules that do."""
     invalid = _check_claim(claim)
     if invalid:
         return invalid
@@ -201,7 +245,6 @@ def settle(claim: Claim, person: Person, policy: Policy, catalogue: Catalogue, a
         return Refusal(RefusalCode.PERSON_NOT_ENROLLED, f"enrolment {person.enrolled_from}..{person.enrolled_to or ''}")
     if person.benefits_from > claim.admission_date:
         return Refusal(RefusalCode.ENROLMENT_IN_WAITING_PERIOD, f"benefits from {person.benefits_from.isoformat()}")
-
     filing = decide_filing(person, claim)
     if (filing.status is FilingStatus.UNREGISTERED and not policy.off_site.unregistered_settles_directly
             and not claim.manual):
@@ -215,63 +258,68 @@ def settle(claim: Claim, person: Person, policy: Policy, catalogue: Catalogue, a
             return Refusal(RefusalCode.VISIT_TYPE_NOT_COVERED, f"{policy.policy_version} has no {claim.visit_type.value} rules")
         if filing.status is not None and filing.status not in outpatient.off_site_statuses:
             return Refusal(RefusalCode.VISIT_TYPE_NOT_COVERED_OFF_SITE, f"{claim.visit_type.value} with filing status {filing.status.value}")
+    return filing, accident_outpatient, outpatient
 
-    rule = policy.off_site.rule(filing.status) if filing.status is not None else OffSiteRule()
-    pops = sorted(person.special_populations & set(policy.special_populations), key=lambda p: p.value)
-    pop_rules = [policy.special_populations[p] for p in pops]
 
-    # Step 1: classify every line by the treatment catalogue.
-    lines = tuple(classify_line(line, catalogue) for line in claim.lines)
-    medfee = sum(l.amount_fen for l in lines)
-    fulamt = sum(l.fulamt_ownpay_amt for l in lines)
-    overlmt = sum(l.overlmt_amt for l in lines)
-    absorbed = sum(l.hospital_absorbed_amt for l in lines)
-    pre = sum(l.preselfpay_amt for l in lines)
+class _Amounts(NamedTuple):
+    medfee: int
+    fulamt: int
+    overlmt: int
+    absorbed: int
+    pre: int
+    scope: int
+    set_aside: int  # in scope, but not paid by the ratio (fixed payments, lines outside the tier)
+    offsite_first: int
+    eligible_other: int
+    eligible_essential: int
+
+    @property
+    def eligible(self) -> int:
+        return self.eligible_other + self.eligible_essential
+
+
+def _amounts(lines: tuple[LineResult, ...], aside: set[int], rule: OffSiteRule) -> _Amounts:
+    """The bill's totals by class, and step 2a: an off-site self-pay-first share comes off the
+    eligible amount (what the ratio pays, essential drugs apart) before the deductible."""
     scope = sum(l.inscp_scp_amt for l in lines)
-    level = claim.hospital_level
-
-    # Outpatient tiers and fixed payments (READINGS.md 32): which in-scope lines the ratio pays.
-    tier, fixed, aside = None, 0, set()
-    if outpatient is not None:
-        tier = outpatient.tier_for(level, claim.hospital_kind, claim.diagnoses)
-        fixed, aside = _fixed_and_aside(claim, lines, catalogue, outpatient, tier)
     rated = [l for l in lines if l.line_no not in aside]
     scope_essential = sum(l.inscp_scp_amt for l in rated if l.essential_drug)
     scope_other = sum(l.inscp_scp_amt for l in rated) - scope_essential
-    set_aside = scope - scope_essential - scope_other
-
-    # Step 2a: an off-site self-pay-first share comes off the eligible amount before the deductible.
     first_other = apply_bp(scope_other, rule.self_pay_first_pct)
     first_essential = apply_bp(scope_essential, rule.self_pay_first_pct)
-    offsite_first = first_other + first_essential
-    eligible_other, eligible_essential = scope_other - first_other, scope_essential - first_essential
-    eligible = eligible_other + eligible_essential
-    delta = Accumulators(year=acc.year)
-    pop_deductible_pcts = [r.deductible_multiplier_pct for r in pop_rules if r.deductible_multiplier_pct is not None]
-    pop_points = max((r.ratio_plus_points for r in pop_rules), default=0)
+    return _Amounts(sum(l.amount_fen for l in lines), sum(l.fulamt_ownpay_amt for l in lines),
+                    sum(l.overlmt_amt for l in lines), sum(l.hospital_absorbed_amt for l in lines),
+                    sum(l.preselfpay_amt for l in lines), scope, scope - scope_essential - scope_other,
+                    first_other + first_essential, scope_other - first_other, scope_essential - first_essential)
 
-    # Step 2b: the deductible.
+
+def _deductible(claim: Claim, policy: Policy, rule: OffSiteRule, pop_rules: list, acc: Accumulators,
+                outpatient: Outpatient | None, accident_outpatient: bool) -> int:
+    """Step 2b: the deductible due. A stay's: the off-site rule's (else the policy's) by level, times
+    the admission's share, the off-site multiplier and the lowest special-population multiplier; an
+    outpatient visit's: what is left of its fund's annual deductible."""
     if claim.visit_type.is_stay:
-        base = rule.deductible_for(level)
+        base = rule.deductible_for(claim.hospital_level)
         if base is None:
-            base = policy.inpatient.deductible_for(level)
+            base = policy.inpatient.deductible_for(claim.hospital_level)
         shares = policy.inpatient.admission_deductible_pct
-        admission_share = shares[min(acc.admissions, len(shares) - 1)]
-        factors = [admission_share]
+        factors = [shares[min(acc.admissions, len(shares) - 1)]]
         if rule.deductible_multiplier_pct is not None:
             factors.append(rule.deductible_multiplier_pct)
-        if pop_deductible_pcts:
-            factors.append(min(pop_deductible_pcts))
-        deductible_due = _product_bp(base, *factors)
-        delta = _with(delta, admissions=1)
-    else:
-        met = (acc.accident_outpatient_deductible_met if accident_outpatient
-               else acc.general_outpatient_deductible_met if claim.visit_type.is_general_outpatient
-               else acc.chronic_deductible_met)
-        deductible_due = max(0, outpatient.annual_deductible - met)
-    dedc = min(eligible, deductible_due)
+        pop_pcts = [r.deductible_multiplier_pct for r in pop_rules if r.deductible_multiplier_pct is not None]
+        if pop_pcts:
+            factors.append(min(pop_pcts))
+        return _product_bp(base, *factors)
+    met = (acc.accident_outpatient_deductible_met if accident_outpatient
+           else acc.general_outpatient_deductible_met if claim.visit_type.is_general_outpatient
+           else acc.chronic_deductible_met)
+    return max(0, outpatient.annual_deductible - met)
 
-    # Step 3: the ratio.
+
+def _ratios(claim: Claim, policy: Policy, rule: OffSiteRule, pop_rules: list, tier: OutpatientTier | None,
+            outpatient: Outpatient | None) -> tuple[int, int]:
+    """Step 3: the ratio the fund pays, and the ratio for essential drugs."""
+    level = claim.hospital_level
     if claim.visit_type.is_stay:
         ratio = policy.inpatient.ratio_for(level)
         ratio_essential = policy.inpatient.essential_drug_ratio_by_level.get(level, ratio)
@@ -279,23 +327,20 @@ def settle(claim: Claim, person: Person, policy: Policy, catalogue: Catalogue, a
             ratio = ratio_essential = policy.accident_injury.ratio
     else:
         ratio = ratio_essential = tier.ratio if tier is not None else outpatient.ratio
-    ratio = _adjust_ratio(ratio, level, rule, pop_points)
-    ratio_essential = _adjust_ratio(ratio_essential, level, rule, pop_points)
+    pop_points = max((r.ratio_plus_points for r in pop_rules), default=0)
+    return _adjust_ratio(ratio, level, rule, pop_points), _adjust_ratio(ratio_essential, level, rule, pop_points)
 
-    # The deductible is met from the non-essential eligible amount first, then from essential drugs.
-    after_other = max(0, eligible_other - dedc)
-    after_essential = eligible_essential - max(0, dedc - eligible_other)
-    payable = after_other + after_essential
-    fund_before_cap = div_half_up(after_other * ratio + after_essential * ratio_essential, BP) + fixed
 
-    # Step 4: the annual cap of the fund that pays this visit type. A chronic disease that shares
-    # the inpatient cap is bounded by it instead of its visit type's own (READINGS.md 33).
+def _cap_remaining(claim: Claim, policy: Policy, acc: Accumulators, outpatient: Outpatient | None,
+                   accident_outpatient: bool) -> tuple[int | None, bool, bool]:
+    """Step 4: what is left of the annual caps that bound this visit's fund (None: no cap), whether
+    it shares the inpatient cap, and whether it counts toward its own. A chronic disease that shares
+    the inpatient cap is bounded by it instead of its visit type's own (READINGS.md 33)."""
     shares_inpatient = outpatient is not None and outpatient.shares_inpatient_cap(claim.diagnoses)
     own_cap = outpatient is not None and (outpatient.counts_toward_inpatient_cap or not shares_inpatient)
     remaining: list[int] = []
-    if claim.visit_type.is_stay or shares_inpatient:
-        if policy.inpatient.annual_cap is not None:
-            remaining.append(policy.inpatient.annual_cap - acc.inpatient_fund_paid)
+    if (claim.visit_type.is_stay or shares_inpatient) and policy.inpatient.annual_cap is not None:
+        remaining.append(policy.inpatient.annual_cap - acc.inpatient_fund_paid)
     if claim.visit_type.is_stay and claim.accident_injury and policy.accident_injury is not None:
         if policy.accident_injury.annual_cap is not None:
             remaining.append(policy.accident_injury.annual_cap - acc.accident_fund_paid)
@@ -304,71 +349,16 @@ def settle(claim: Claim, person: Person, policy: Policy, catalogue: Catalogue, a
                 else acc.general_outpatient_fund_paid if claim.visit_type.is_general_outpatient
                 else acc.chronic_fund_paid)
         remaining.append(outpatient.annual_cap - paid)
-    cap_remaining = max(0, min(remaining)) if remaining else None
-    hifp = fund_before_cap if cap_remaining is None else min(fund_before_cap, cap_remaining)
+    return (max(0, min(remaining)) if remaining else None), shares_inpatient, own_cap
 
-    # Compliant out-of-pocket: deductible, coinsurance, and the part above the basic cap.
-    above_cap = 0
-    if hifp < fund_before_cap:
-        covered = div_half_up(payable * hifp, fund_before_cap)
-        above_cap = payable - covered
-    compliant = eligible + set_aside - hifp
-    si = policy.serious_illness
-    if si is not None and si.includes_self_pay_first:
-        compliant += pre + offsite_first
 
-    # Step 5: serious-illness insurance on the year's cumulative compliant out-of-pocket.
-    hifmi = 0
-    if si is not None and claim.visit_type.value in si.applies_to and si.at_counter and (
-            si.off_site_at_counter or claim.treatment_pool == person.home_pool or claim.manual):
-        threshold, segments, no_cap = si.threshold, si.segments, False
-        for p in pops_with_override(si, person):
-            override = si.special_populations[p]
-            threshold = override.threshold if override.threshold is not None else threshold
-            segments = override.segments if override.segments is not None else segments
-            no_cap = no_cap or override.no_cap
-            break
-        ordinary = compliant - above_cap if si.above_basic_cap_ratio is not None else compliant
-        due_before = _serious_due(si, threshold, segments, acc.serious_compliant_oop)
-        due_after = _serious_due(si, threshold, segments, acc.serious_compliant_oop + ordinary)
-        owed = due_after - due_before
-        if si.above_basic_cap_ratio is not None:
-            owed += apply_bp(above_cap, si.above_basic_cap_ratio)
-        cap = None if no_cap or si.annual_cap is None else si.annual_cap + max(
-            (inc.extra for inc in si.cap_increments if person.continuous_years >= inc.min_continuous_years), default=0
-        )
-        hifmi = owed if cap is None else max(0, min(owed, cap - acc.serious_paid))
-        delta = _with(delta, serious_compliant_oop=ordinary, serious_paid=hifmi)
-
-    # Medical assistance on what is left of the compliant out-of-pocket.
-    maf = 0
-    ma = policy.medical_assistance
-    if ma is not None and person.special_populations & set(ma.eligible):
-        left = max(0, compliant - hifmi)
-        maf = apply_bp(left, ma.ratio)
-        if ma.annual_cap is not None:
-            maf = max(0, min(maf, ma.annual_cap - acc.assistance_paid))
-        delta = _with(delta, assistance_paid=maf)
-
-    # A special population's out-of-pocket limit on the in-scope amount (READINGS.md 29).
-    limits = [r.max_compliant_oop_pct for r in pop_rules if r.max_compliant_oop_pct is not None
-              and (not r.oop_limit_in_home_pool_only or claim.treatment_pool == person.home_pool)]
-    if limits:
-        top_up = max(0, scope - hifp - hifmi - maf - apply_bp(scope, min(limits)))
-        if top_up:
-            maf += top_up
-            delta = _with(delta, assistance_paid=top_up)
-    # A special population's floor on what the funds pay of the whole bill (READINGS.md 34).
-    floors = [r.min_actual_reimbursement_pct for r in pop_rules if r.min_actual_reimbursement_pct is not None
-              and (not r.oop_limit_in_home_pool_only or claim.treatment_pool == person.home_pool)]
-    if floors:
-        top_up = max(0, apply_bp(medfee, max(floors)) - hifp - hifmi - maf)
-        if top_up:
-            maf += top_up
-            delta = _with(delta, assistance_paid=top_up)
-
-    # Step 6: the patient pays the rest.
-    psn = medfee - hifp - hifmi - maf
+def _delta(claim: Claim, policy: Policy, acc: Accumulators, hifp: int, dedc: int, accident_outpatient: bool,
+           shares_inpatient: bool, own_cap: bool, serious_oop: int, hifmi: int, maf: int) -> Accumulators:
+    """The year's accumulators this settlement moves."""
+    delta = _with(Accumulators(year=acc.year), serious_compliant_oop=serious_oop, serious_paid=hifmi,
+                  assistance_paid=maf)
+    if claim.visit_type.is_stay:
+        delta = _with(delta, admissions=1)
     if claim.visit_type.is_stay or shares_inpatient:
         delta = _with(delta, inpatient_fund_paid=hifp)
     if claim.visit_type.is_stay and claim.accident_injury and policy.accident_injury is not None:
@@ -379,37 +369,7 @@ def settle(claim: Claim, person: Person, policy: Policy, catalogue: Catalogue, a
         delta = _with(delta, general_outpatient_fund_paid=hifp, general_outpatient_deductible_met=dedc)
     elif claim.visit_type is VisitType.CHRONIC_OUTPATIENT:
         delta = _with(delta, chronic_fund_paid=hifp if own_cap else 0, chronic_deductible_met=dedc)
-
-    result = Settlement(
-        policy_version=policy.policy_version,
-        catalogue_version=catalogue.catalogue_version,
-        filing_status=filing.status,
-        filing_id=filing.filing_id,
-        lines=lines,
-        medfee_sumamt=medfee,
-        fulamt_ownpay_amt=fulamt,
-        overlmt_amt=overlmt,
-        hospital_absorbed_amt=absorbed,
-        preselfpay_amt=pre,
-        inscp_scp_amt=scope,
-        offsite_selfpay_first_amt=offsite_first,
-        deductible_due=deductible_due,
-        act_pay_dedc=dedc,
-        pool_ratio_bp=ratio,
-        essential_drug_ratio_bp=ratio_essential,
-        fund_before_cap=fund_before_cap,
-        basic_cap_remaining=cap_remaining,
-        hifp_pay=hifp,
-        compliant_oop=compliant,
-        compliant_oop_above_basic_cap=above_cap,
-        hifmi_pay=hifmi,
-        maf_pay=maf,
-        fund_pay_sumamt=hifp + hifmi + maf,
-        psn_part_amt=psn,
-        accumulators_delta=delta,
-    )
-    check_balanced(result)
-    return result
+    return delta
 
 
 def _fixed_and_aside(claim: Claim, lines: tuple[LineResult, ...], catalogue: Catalogue, outpatient: Outpatient,
@@ -429,10 +389,6 @@ def _fixed_and_aside(claim: Claim, lines: tuple[LineResult, ...], catalogue: Cat
         elif tier is not None and not tier.covers(codes[1] if item is not None else line.item_code):
             aside.add(result.line_no)
     return fixed, aside
-
-
-def pops_with_override(si: SeriousIllness, person: Person) -> list[SpecialPopulation]:
-    return sorted((p for p in person.special_populations if p in si.special_populations), key=lambda p: p.value)
 
 
 def _with(acc: Accumulators, **increments: int) -> Accumulators:

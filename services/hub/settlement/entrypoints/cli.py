@@ -182,6 +182,7 @@ def settle_preview(
     from hub.reference.policy import PolicyFileError, load_policies
     from hub.settlement.domain.refusals import Refusal
     from hub.settlement.service_layer import convention
+    from hub.settlement.service_layer.reasons import Why
     from hub.settlement.service_layer.pricing import newest_catalogues, price_claim
 
     def answer(body: dict, code: int) -> None:
@@ -197,7 +198,7 @@ def settle_preview(
     try:
         document = json.loads(claim_file.read_text(encoding="utf-8"))
         if not isinstance(document, dict):
-            raise convention.ConventionError("invalid_json", "the claim file is a JSON object")
+            raise convention.ConventionError(Why.INVALID_JSON, "the claim file is a JSON object")
         manual = convention.manual_claim(document.get("manual"))
         claim = convention.claim_from(document.get("mdtrt"), document.get("feedetail"), manual=manual)
         person = convention.person_from(document.get("psn"), person_ref="preview")

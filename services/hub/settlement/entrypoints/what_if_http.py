@@ -93,56 +93,22 @@ Bureau = Annotated[Actor, Depends(_bureau)]
 
 
 def add_what_if_routes(app: FastAPI, hub: Settlement) -> None:
-    from hub.settlement.entrypoints import replay_report
-
     runs = WhatIfRuns(hub.engine)
     now = lambda: datetime.now(timezone.utc)  # noqa: E731
     app.state.what_if_claimants = hub.claimants
     app.add_exception_handler(_NoBureau, lambda request, exc: _error(401, "unauthenticated",
                                                                      "a home bureau's Bearer token"))
 
-    def run(run_id: str, draft: Policy, begin: date, end: date) -> None:
-        done, last = 0, 0.0
-
-        def progress(n: int) -> None:
-            nonlocal done, last
-            done += n
-            if time.monotonic() - last >= PROGRESS_EVERY_S:
-                last = time.monotonic()
-                runs.progress(run_id, done, now())
-
-        try:
-            document = replay_document(hub, draft, begin, end, progress=progress,
-                                       total=lambda n: runs.counted(run_id, n))
-            runs.finish(run_id, orjson.dumps(document), replay_report.render(document), done, now())
-        except Exception as exc:  # a run that fails says so; the service goes on
-            log.exception("what-if run %s failed", run_id)
-            runs.fail(run_id, f"{exc.__class__.__name__}: {exc}", now())
-
     @app.post("/v1/what-if", status_code=202)
     async def start(request: Request, who: Bureau):
-        raw = await request.body()
-        if len(raw) > MAX_POLICY_BYTES + 1024:
-            return _error(413, "request_too_large", f"a draft is at most {MAX_POLICY_BYTES} bytes")
-        try:
-            body = orjson.loads(raw)
-            text, begin, end = body["policy"], date.fromisoformat(body["from"]), date.fromisoformat(body["to"])
-            if not isinstance(text, str):
-                raise TypeError
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-            return _error(400, "invalid_request", 'the body is {"policy": "<YAML>", "from": "yyyy-mm-dd", "to": "yyyy-mm-dd"}')
-        if not 0 <= (end - begin).days < MAX_DAYS:
-            return _error(400, "invalid_dates", f"from ≤ to, at most {MAX_DAYS} days")
-        try:
-            draft = load_policy_text(text, "the draft")
-        except PolicyFileError as exc:
-            return _error(400, "invalid_policy", str(exc))
-        if draft.pool_code != who.pool:
-            return _error(403, "policy_of_another_pool", f"a bureau replays drafts of its own pool ({who.pool})")
+        draft = _draft(await request.body(), who)
+        if isinstance(draft, JSONResponse):
+            return draft
+        policy, begin, end, requested_by = draft
         run_id = f"WI{datetime.now(timezone.utc):%Y%m%d%H%M%S}{secrets.token_hex(4)}"
-        await run_in_threadpool(runs.create, run_id, who.pool, draft.policy_version, begin, end,
-                                str(body.get("requested_by") or who.name)[:64], 0, now())
-        threading.Thread(target=run, args=(run_id, draft, begin, end), name=f"what-if-{run_id}", daemon=True).start()
+        await run_in_threadpool(runs.create, run_id, who.pool, policy.policy_version, begin, end, requested_by, 0, now())
+        threading.Thread(target=_run, args=(hub, runs, run_id, policy, begin, end), name=f"what-if-{run_id}",
+                         daemon=True).start()
         return {"run_id": run_id, "status": "RUNNING"}
 
     @app.get("/v1/what-if")
@@ -160,3 +126,47 @@ def add_what_if_routes(app: FastAPI, hub: Settlement) -> None:
         if row is None or row.status != "DONE":
             return _error(404, "no_report", f"no finished what-if run {run_id} of yours")
         return HTMLResponse(row.html)
+
+
+def _draft(raw: bytes, who: Actor) -> tuple[Policy, date, date, str] | JSONResponse:
+    """The request's draft, its date range and who asked; or the refusal."""
+    if len(raw) > MAX_POLICY_BYTES + 1024:
+        return _error(413, "request_too_large", f"a draft is at most {MAX_POLICY_BYTES} bytes")
+    try:
+        body = orjson.loads(raw)
+        text, begin, end = body["policy"], date.fromisoformat(body["from"]), date.fromisoformat(body["to"])
+        if not isinstance(text, str):
+            raise TypeError
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return _error(400, "invalid_request", 'the body is {"policy": "<YAML>", "from": "yyyy-mm-dd", "to": "yyyy-mm-dd"}')
+    if not 0 <= (end - begin).days < MAX_DAYS:
+        return _error(400, "invalid_dates", f"from ≤ to, at most {MAX_DAYS} days")
+    try:
+        draft = load_policy_text(text, "the draft")
+    except PolicyFileError as exc:
+        return _error(400, "invalid_policy", str(exc))
+    if draft.pool_code != who.pool:
+        return _error(403, "policy_of_another_pool", f"a bureau replays drafts of its own pool ({who.pool})")
+    return draft, begin, end, str(body.get("requested_by") or who.name)[:64]
+
+
+def _run(hub: Settlement, runs: WhatIfRuns, run_id: str, draft: Policy, begin: date, end: date) -> None:
+    """One run's replay, in the background: its progress recorded every PROGRESS_EVERY_S, then its
+    report; a run that fails says so, and the service goes on."""
+    from hub.settlement.entrypoints import replay_report
+
+    done, last = 0, 0.0
+
+    def progress(n: int) -> None:
+        nonlocal done, last
+        done += n
+        if time.monotonic() - last >= PROGRESS_EVERY_S:
+            last = time.monotonic()
+            runs.progress(run_id, done, datetime.now(timezone.utc))
+
+    try:
+        document = replay_document(hub, draft, begin, end, progress=progress, total=lambda n: runs.counted(run_id, n))
+        runs.finish(run_id, orjson.dumps(document), replay_report.render(document), done, datetime.now(timezone.utc))
+    except Exception as exc:
+        log.exception("what-if run %s failed", run_id)
+        runs.fail(run_id, f"{exc.__class__.__name__}: {exc}", datetime.now(timezone.utc))

@@ -32,7 +32,7 @@ from decimal import Decimal
 from typing import Any, Callable
 
 from hub.messaging import AvroCodec
-from hub.rejections import CodedError
+from hub.rejections import Reason
 from hub.settlement.adapters.read_model import ReadModel
 from hub.settlement.adapters.repository import Changes, Repository, StoredClaim
 from hub.settlement.domain.model import ACCUMULATOR_FIELDS, Claim, FeeLine, HospitalKind, Level, Person, Settlement
@@ -42,6 +42,7 @@ from hub.settlement.service_layer.envelope import SHANGHAI
 from hub.settlement.service_layer.identity import HospitalRegistry, mask_person_id, person_ref
 from hub.settlement.service_layer.people import person_from_registration
 from hub.settlement.service_layer.pricing import ReferenceCache, price_claim
+from hub.settlement.service_layer.reasons import ClaimWhy, Why
 
 PRODUCER = "settle-at-treatment"
 REASONS = {  # convention.MANUAL_REASONS names the same (the preview's edge)
@@ -55,13 +56,15 @@ MAX_CLAIM_NO = 40
 MAX_NOTE = 500
 
 
-class ClaimRefused(CodedError):
-    """A claim or a decision refused: a stable `code`, a message, the HTTP status to answer
-    with, and (for fee lines) every refused line. Nothing was changed."""
+class ClaimRefused(Exception):
+    """A claim or a decision refused: its reason (ClaimWhy, the input's Why, or the engine's
+    refusal when pricing it), the detail of the case, and (for fee lines) every refused line.
+    Nothing was changed. The API's edge (entrypoints/claims_http.py) chooses the HTTP status."""
 
-    def __init__(self, code: str, message: str, status: int = 422, lines: list[dict] | None = None):
-        super().__init__(code, message)
-        self.status = status
+    def __init__(self, reason: Reason, detail: str = "", lines: list[dict] | None = None):
+        self.refusal = Refusal(reason, detail)
+        super().__init__(f"{self.refusal.code}: {self.refusal.message}")
+        self.reason, self.code, self.message = reason, self.refusal.code, self.refusal.message
         self.lines = lines or []
 
     def body(self) -> dict:
@@ -158,8 +161,8 @@ class Claims:
             assert stored is not None
             if not inserted:
                 if stored.request_sha256 != claim.request_sha256:
-                    raise ClaimRefused("claim_number_reused", f"claim {claim.claim_no} of {claim.home_pool} was "
-                                                              "already submitted with other content", 409)
+                    raise ClaimRefused(ClaimWhy.CLAIM_NUMBER_REUSED, f"claim {claim.claim_no} of {claim.home_pool} was "
+                                                              "already submitted with other content")
                 return 200, self.view(stored)
             # after the lookup: the same claim sent again answers as before, even once the
             # person's enrolment has ended; a refusal here rolls the new claim back
@@ -176,27 +179,27 @@ class Claims:
         decision again answers the same; the other one is refused."""
         if not isinstance(body, dict) or not isinstance(body.get("decision"), str) or \
                 body["decision"] not in ("APPROVE", "REJECT"):
-            raise ClaimRefused("invalid_decision", "decision: APPROVE or REJECT (a REJECT with a note)", 400)
+            raise ClaimRefused(ClaimWhy.INVALID_DECISION)
         decision, note = body["decision"], body.get("note") or ""
         try:
             convention.check_text(note, "note", self.limits)
         except convention.ConventionError:
             note = None
         if not isinstance(note, str) or len(note) > MAX_NOTE:
-            raise ClaimRefused("invalid_note", f"note: at most {MAX_NOTE} printable characters", 400)
+            raise ClaimRefused(ClaimWhy.INVALID_NOTE)
         if decision == "REJECT" and not note.strip():
-            raise ClaimRefused("note_required", "a rejection says why (note)", 400)
+            raise ClaimRefused(ClaimWhy.NOTE_REQUIRED)
         if actor.kind != "bureau" or actor.pool != home_pool:
-            raise ClaimRefused("claim_not_found", f"no claim {claim_no} of {home_pool} for you to decide", 404)
+            raise ClaimRefused(ClaimWhy.CLAIM_NOT_FOUND, f"no claim {claim_no} of {home_pool} for you to decide")
         now = self.clock()
         with self.repository.transaction() as tx:
             stored, _ = tx.manual_claim(home_pool, claim_no)
             if stored is None:
-                raise ClaimRefused("claim_not_found", f"no claim {claim_no} of {home_pool}", 404)
+                raise ClaimRefused(ClaimWhy.CLAIM_NOT_FOUND, f"no claim {claim_no} of {home_pool}")
             if stored.status != "LODGED":
                 if (stored.status == "SETTLED") == (decision == "APPROVE"):
                     return self.view(stored)
-                raise ClaimRefused("claim_already_decided", f"claim {claim_no} is {stored.status}", 409)
+                raise ClaimRefused(ClaimWhy.CLAIM_ALREADY_DECIDED, f"claim {claim_no} is {stored.status}")
             if decision == "REJECT":
                 stored.status, stored.decided_at, stored.decided_by, stored.note = "REJECTED", now, actor.name, note
                 stored.result = self._lodged_view(stored)
@@ -209,12 +212,12 @@ class Claims:
     def get(self, actor: Actor, home_pool: str, claim_no: str) -> dict:
         found = self.repository.manual_claims(home_pool=home_pool, claim_no=claim_no, limit=1)
         if not found or not self._sees(actor, found[0]):
-            raise ClaimRefused("claim_not_found", f"no claim {claim_no} of {home_pool} of yours", 404)
+            raise ClaimRefused(ClaimWhy.CLAIM_NOT_FOUND, f"no claim {claim_no} of {home_pool} of yours")
         return self.view(found[0])
 
     def list(self, actor: Actor, status: str | None = None, limit: int = 1000) -> list[dict]:
         if status is not None and status not in ("LODGED", "SETTLED", "REJECTED"):
-            raise ClaimRefused("invalid_status", "status: LODGED, SETTLED or REJECTED", 400)
+            raise ClaimRefused(ClaimWhy.INVALID_STATUS)
         if actor.kind == "bureau":
             rows = self.repository.manual_claims(home_pool=actor.pool, status=status, limit=limit)
         else:
@@ -234,8 +237,8 @@ class Claims:
         person = person_from_registration(self.codec.decode(raw).value, claim.endtime) if raw else None
         if person is None or person.home_pool != claim.home_pool:
             if not self.read_model.ready():
-                raise ClaimRefused("hub_not_ready", "the hub is rebuilding its registrations; submit again shortly", 503)
-            raise ClaimRefused("person_not_enrolled", f"the hub has no enrolment of this person with {claim.home_pool}")
+                raise ClaimRefused(Why.HUB_NOT_READY, "its registrations; submit again shortly")
+            raise ClaimRefused(ClaimWhy.PERSON_NOT_ENROLLED, claim.home_pool)
         return person
 
     def _settle(self, tx, stored: StoredClaim, claim: ClaimIn, person: Person, now: datetime, by: str,
@@ -248,7 +251,7 @@ class Claims:
         engine_claim = claim.engine_claim()
         result = price_claim(engine_claim, person, policies, catalogues, before)
         if isinstance(result, Refusal):
-            raise ClaimRefused(result.reason.code, result.message)
+            raise ClaimRefused(result.reason, result.detail)
         delta = result.accumulators_delta
         stored.status, stored.decided_at, stored.decided_by, stored.note = "SETTLED", now, by, note
         stored.policy_year = key[1]
@@ -295,48 +298,47 @@ class Claims:
     def parse(self, actor: Actor, body: Any) -> ClaimIn:
         """The claim checked whole; every refused fee line is reported at once (`invalid_lines`)."""
         if not isinstance(body, dict):
-            raise ClaimRefused("invalid_claim", "the claim is a JSON object", 400)
+            raise ClaimRefused(ClaimWhy.INVALID_CLAIM)
         try:
             convention.check_text(body, "claim", self.limits)
             claim_no = convention.code(body.get("claim_no"), "claim_no", self.limits)
         except convention.ConventionError as exc:
-            raise ClaimRefused(exc.code, exc.message) from None
+            raise ClaimRefused(exc.reason, exc.message) from None
         if len(claim_no) > MAX_CLAIM_NO:
-            raise ClaimRefused("invalid_field", f"claim_no: at most {MAX_CLAIM_NO} characters")
+            raise ClaimRefused(Why.INVALID_FIELD, f"claim_no: at most {MAX_CLAIM_NO} characters")
         home_pool = body.get("home_pool", actor.pool if actor.kind == "bureau" else None)
         if not isinstance(home_pool, str) or not _POOL.match(home_pool):
-            raise ClaimRefused("invalid_field", "home_pool: the insured's pool, 6 digits")
+            raise ClaimRefused(Why.INVALID_FIELD, "home_pool: the insured's pool, 6 digits")
         if actor.kind == "bureau" and home_pool != actor.pool:
-            raise ClaimRefused("claim_of_another_pool", "a bureau submits claims of its own insured only", 403)
+            raise ClaimRefused(ClaimWhy.CLAIM_OF_ANOTHER_POOL, f"{home_pool}, not {actor.pool}")
         treatment_pool = body.get("treatment_pool")
         if not isinstance(treatment_pool, str) or not _POOL.match(treatment_pool):
-            raise ClaimRefused("invalid_field", "treatment_pool: where the care was given, 6 digits")
+            raise ClaimRefused(Why.INVALID_FIELD, "treatment_pool: where the care was given, 6 digits")
         if treatment_pool == home_pool:
-            raise ClaimRefused("not_off_site", "the hub takes claims for care outside the home pool")
+            raise ClaimRefused(ClaimWhy.NOT_OFF_SITE, treatment_pool)
         if actor.kind == "agency" and treatment_pool != actor.pool:
-            raise ClaimRefused("claim_outside_agency_region", f"an agency lodges claims for care in its own region "
-                                                              f"({actor.pool})", 403)
+            raise ClaimRefused(ClaimWhy.CLAIM_OUTSIDE_AGENCY_REGION, f"{treatment_pool}, not {actor.pool}")
         psn_no = body.get("psn_no")
         if not isinstance(psn_no, str) or not 1 <= len(psn_no.strip()) <= self.limits.max_code_length:
-            raise ClaimRefused("invalid_field", "psn_no: the insured's person number")
+            raise ClaimRefused(Why.INVALID_FIELD, "psn_no: the insured's person number")
         med_type = str(body.get("med_type", ""))
         if med_type not in convention.MED_TYPES:
-            raise ClaimRefused("invalid_field", f"med_type: one of {', '.join(sorted(convention.MED_TYPES))}")
+            raise ClaimRefused(Why.INVALID_FIELD, f"med_type: one of {', '.join(sorted(convention.MED_TYPES))}")
         begn, end = convention.parse_day(body.get("begntime")), convention.parse_day(body.get("endtime"))
         if begn is None or end is None or end < begn:
-            raise ClaimRefused("invalid_field", "begntime, endtime: yyyy-MM-dd, the end not before the beginning")
+            raise ClaimRefused(Why.INVALID_FIELD, "begntime, endtime: yyyy-MM-dd, the end not before the beginning")
         if end > self.clock().astimezone(SHANGHAI).date():
-            raise ClaimRefused("invalid_field", "endtime: a claim is for care that has ended")
+            raise ClaimRefused(Why.INVALID_FIELD, "endtime: a claim is for care that has ended")
         reason = body.get("reason")
         if not isinstance(reason, str) or reason not in REASONS:
-            raise ClaimRefused("invalid_field", f"reason: why it was not settled directly, one of {', '.join(REASONS)}")
+            raise ClaimRefused(Why.INVALID_FIELD, f"reason: why it was not settled directly, one of {', '.join(REASONS)}")
         hospital_code, level, kind = self._hospital(body, treatment_pool)
         diagnoses = body.get("diagnoses") or []
         if not isinstance(diagnoses, list) or not all(isinstance(d, str) and d.strip() for d in diagnoses):
-            raise ClaimRefused("invalid_field", "diagnoses: a list of ICD-10 codes")
+            raise ClaimRefused(Why.INVALID_FIELD, "diagnoses: a list of ICD-10 codes")
         accident = body.get("accident_injury", False)
         if not isinstance(accident, bool):
-            raise ClaimRefused("invalid_field", "accident_injury: true or false")
+            raise ClaimRefused(Why.INVALID_FIELD, "accident_injury: true or false")
         lines = self._lines(body.get("feedetail"))
         digest = hashlib.sha256(json.dumps({"by": actor.name, "claim": body}, sort_keys=True, ensure_ascii=False,
                                            default=str).encode()).hexdigest()
@@ -349,25 +351,25 @@ class Claims:
         """(code, level, kind): a connected hospital's from the hub's registry, another's as sent."""
         code = body.get("hospital_code")
         if not isinstance(code, str) or not convention.is_code(code) or len(code) > self.limits.max_code_length:
-            raise ClaimRefused("invalid_field", "hospital_code: the treating hospital's code")
+            raise ClaimRefused(Why.INVALID_FIELD, "hospital_code: the treating hospital's code")
         known = self.hospitals.by_code.get(code)
         if known is not None:
             if known.pool != treatment_pool:
-                raise ClaimRefused("hospital_region_mismatch", f"{code} is in {known.pool}, not {treatment_pool}")
+                raise ClaimRefused(ClaimWhy.HOSPITAL_REGION_MISMATCH, f"{code} is in {known.pool}, not {treatment_pool}")
             return code, known.level.value, known.kind.value
         lv = body.get("hosp_lv")
         level = convention.HOSP_LV.get(lv) if isinstance(lv, str) else None
         if level is None:
-            raise ClaimRefused("invalid_field", "hosp_lv: the hospital's level (the convention's 01-11, or 1, 2, 3, 3P)")
+            raise ClaimRefused(Why.INVALID_FIELD, "hosp_lv: the hospital's level (the convention's 01-11, or 1, 2, 3, 3P)")
         return code, level, HospitalKind.GENERAL.value
 
     def _lines(self, feedetail: Any) -> tuple[tuple[str, str, int, int], ...]:
         """Every receipt line through the interface's one fee-line parser, each on its own, so
         that every refused line is named with its reason, not only the first."""
         if not isinstance(feedetail, list) or not feedetail:
-            raise ClaimRefused("invalid_field", "feedetail: the receipts' fee lines, a non-empty list")
+            raise ClaimRefused(Why.INVALID_FIELD, "feedetail: the receipts' fee lines, a non-empty list")
         if len(feedetail) > self.limits.max_lines:
-            raise ClaimRefused("too_many_lines", f"feedetail: at most {self.limits.max_lines} lines")
+            raise ClaimRefused(Why.TOO_MANY_LINES, f"feedetail: at most {self.limits.max_lines} lines")
         refused, lines = [], []
         for n, raw in enumerate(feedetail):
             try:
@@ -378,10 +380,10 @@ class Claims:
                 continue
             lines.append((line.med_list_codg, str(line.cnt), line.pric_fen, line.amount_fen))
         if refused:
-            raise ClaimRefused("invalid_lines", f"{len(refused)} of {len(feedetail)} fee lines refused; nothing was "
+            raise ClaimRefused(ClaimWhy.INVALID_LINES, f"{len(refused)} of {len(feedetail)} fee lines refused; nothing was "
                                                 "kept — correct them and submit the claim again", lines=refused)
         if sum(l[3] for l in lines) > self.limits.max_bill_fen:
-            raise ClaimRefused("amount_too_large", f"a claim of at most {convention.fen_to_yuan(self.limits.max_bill_fen)} yuan")
+            raise ClaimRefused(Why.AMOUNT_TOO_LARGE, f"a claim of at most {convention.fen_to_yuan(self.limits.max_bill_fen)} yuan")
         return tuple(lines)
 
 

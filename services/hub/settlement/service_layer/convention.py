@@ -16,8 +16,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hub.reference.catalogue import CatalogueItem, ItemClass
-from hub.reference.policy import HospitalKind, InsuranceType, Level, SpecialPopulation
-from hub.rejections import CodedError
+from hub.reference.policy import INSUTYPE_CODES, HospitalKind, InsuranceType, Level, SpecialPopulation
+from hub.settlement.service_layer.reasons import Why
 from hub.settlement.domain.engine import MAX_LINES
 from hub.settlement.domain.model import (
     Accumulators,
@@ -42,8 +42,7 @@ MED_TYPE_CODES = {v: k for k, v in MED_TYPES.items()}  # the code a visit type i
 MED_TYPES.update({"22": VisitType.INPATIENT, "24": VisitType.INPATIENT, "41": VisitType.GENERAL_OUTPATIENT})
 ACCIDENT_MED_TYPES = frozenset({"22"})
 EMERGENCY_ADMISSION_MED_TYPES = frozenset({"24"})  # 急诊转住院: emergency care, treated as filed
-INSUTYPES = {"390": InsuranceType.RESIDENT, "310": InsuranceType.EMPLOYEE}
-INSUTYPE_CODES = {v: k for k, v in INSUTYPES.items()}
+INSUTYPES = {code: InsuranceType(name) for name, code in INSUTYPE_CODES.items()}
 
 
 def insutype_of(registration: dict | None) -> str:
@@ -107,14 +106,14 @@ def check_text(value: Any, where: str = "input", limits: Limits = DEFAULT_LIMITS
     deeper than `limits.max_depth`: nothing a hospital sends can break a log line or a database
     text column."""
     if depth > limits.max_depth:
-        raise ConventionError("invalid_input", f"{where}: nested deeper than {limits.max_depth} levels")
+        raise ConventionError(Why.INVALID_INPUT, f"{where}: nested deeper than {limits.max_depth} levels")
     if isinstance(value, str):
         if _CONTROL.search(value):
-            raise ConventionError("invalid_characters", f"{where}: control characters are not allowed")
+            raise ConventionError(Why.INVALID_CHARACTERS, f"{where}: control characters are not allowed")
     elif isinstance(value, dict):
         for key, item in value.items():
             if _CONTROL.search(key):
-                raise ConventionError("invalid_characters", f"{where}: control characters in a field name")
+                raise ConventionError(Why.INVALID_CHARACTERS, f"{where}: control characters in a field name")
             check_text(item, f"{where}.{key}", limits, depth + 1)
     elif isinstance(value, list):
         for n, item in enumerate(value):
@@ -131,13 +130,18 @@ def is_code(value: str) -> bool:
 def code(value: Any, where: str, limits: Limits = DEFAULT_LIMITS) -> str:
     """An identifier (msgid, catalogue code, visit or settlement id): printable ASCII, no spaces."""
     if not isinstance(value, str) or not 1 <= len(value) <= limits.max_code_length or not _PRINTABLE_CODE.match(value):
-        raise ConventionError("invalid_field", f"{where}: 1 to {limits.max_code_length} printable characters "
+        raise ConventionError(Why.INVALID_FIELD, f"{where}: 1 to {limits.max_code_length} printable characters "
                                                "(letters, digits, punctuation; no spaces)")
     return value
 
 
-class ConventionError(CodedError):
-    """Input that does not follow the convention; `code` is stable, `message` says what to fix."""
+class ConventionError(ValueError):
+    """Input that does not follow the convention, raised from deep in a parser: its reason (a Why of
+    the input's), and a message that says exactly what to fix."""
+
+    def __init__(self, reason: Why, message: str):
+        super().__init__(f"{reason.code}: {message}")
+        self.reason, self.code, self.message = reason, reason.code, message
 
 
 class _In(BaseModel):
@@ -212,7 +216,7 @@ def _parse(model: type[BaseModel], data: Any, where: str) -> Any:
     except ValidationError as exc:
         first = exc.errors()[0]
         path = ".".join(str(p) for p in (where, *first["loc"]))
-        raise ConventionError("invalid_field", f"{path}: {first['msg']}") from None
+        raise ConventionError(Why.INVALID_FIELD, f"{path}: {first['msg']}") from None
 
 
 def insurance_type(code: str) -> InsuranceType:
@@ -221,7 +225,7 @@ def insurance_type(code: str) -> InsuranceType:
     try:
         return InsuranceType(code)
     except ValueError:
-        raise ConventionError("invalid_field", f"insutype {code!r}: 390 (residents) or 310 (employees)") from None
+        raise ConventionError(Why.INVALID_FIELD, f"insutype {code!r}: 390 (residents) or 310 (employees)") from None
 
 
 @dataclass(frozen=True)
@@ -240,9 +244,9 @@ def fee_lines(feedetail: Any, limits: Limits = DEFAULT_LIMITS) -> list[FeeLineIn
     shape, code, a price from 0 up to the limit, a quantity, the line total (which must equal
     cnt × pric when sent), the line and bill totals within their limits."""
     if not isinstance(feedetail, list) or not feedetail:
-        raise ConventionError("invalid_field", "feedetail: a non-empty list of fee lines")
+        raise ConventionError(Why.INVALID_FIELD, "feedetail: a non-empty list of fee lines")
     if len(feedetail) > limits.max_lines:
-        raise ConventionError("too_many_lines", f"feedetail: at most {limits.max_lines} lines")
+        raise ConventionError(Why.TOO_MANY_LINES, f"feedetail: at most {limits.max_lines} lines")
     lines: list[FeeLineIn] = []
     total = 0
     for n, raw in enumerate(feedetail):
@@ -254,25 +258,25 @@ def fee_lines(feedetail: Any, limits: Limits = DEFAULT_LIMITS) -> list[FeeLineIn
             unit = yuan_to_fen(f.pric, f"{where}.pric")
             qty = quantity(f.cnt, f"{where}.cnt")
             if unit < 0:
-                raise ConventionError("invalid_amount", f"{where}.pric: a price is not negative (reverse a settlement "
+                raise ConventionError(Why.INVALID_AMOUNT, f"{where}.pric: a price is not negative (reverse a settlement "
                                                         "or cancel the line instead)")
             if unit > limits.max_price_fen:
-                raise ConventionError("amount_too_large", f"{where}.pric: at most {fen_to_yuan(limits.max_price_fen)} yuan")
+                raise ConventionError(Why.AMOUNT_TOO_LARGE, f"{where}.pric: at most {fen_to_yuan(limits.max_price_fen)} yuan")
             if qty > limits.max_quantity:
-                raise ConventionError("amount_too_large", f"{where}.cnt: at most {limits.max_quantity}")
+                raise ConventionError(Why.AMOUNT_TOO_LARGE, f"{where}.cnt: at most {limits.max_quantity}")
             amount = times_quantity(unit, qty)
             if amount > limits.max_line_fen:
-                raise ConventionError("amount_too_large",
+                raise ConventionError(Why.AMOUNT_TOO_LARGE,
                                       f"{where}: a line of at most {fen_to_yuan(limits.max_line_fen)} yuan")
             if f.det_item_fee_sumamt is not None and yuan_to_fen(f.det_item_fee_sumamt,
                                                                  f"{where}.det_item_fee_sumamt") != amount:
-                raise ConventionError("amount_mismatch",
+                raise ConventionError(Why.AMOUNT_MISMATCH,
                                       f"{where}: det_item_fee_sumamt is not cnt x pric ({fen_to_yuan(amount)})")
         except AmountError as exc:
-            raise ConventionError("invalid_amount", str(exc)) from None
+            raise ConventionError(Why.INVALID_AMOUNT, str(exc)) from None
         total += amount
         if total > limits.max_bill_fen:
-            raise ConventionError("amount_too_large", f"feedetail: a bill of at most {fen_to_yuan(limits.max_bill_fen)} yuan")
+            raise ConventionError(Why.AMOUNT_TOO_LARGE, f"feedetail: a bill of at most {fen_to_yuan(limits.max_bill_fen)} yuan")
         lines.append(FeeLineIn(sn, item, qty, unit, amount))
     return lines
 
@@ -286,22 +290,22 @@ def manual_claim(value: Any) -> bool:
     if value is None:
         return False
     if not isinstance(value, dict) or value.get("reason") not in MANUAL_REASONS:
-        raise ConventionError("invalid_field", f"manual.reason: one of {', '.join(MANUAL_REASONS)}")
+        raise ConventionError(Why.INVALID_FIELD, f"manual.reason: one of {', '.join(MANUAL_REASONS)}")
     return True
 
 
 def claim_from(mdtrt: Any, feedetail: Any, limits: Limits = DEFAULT_LIMITS, manual: bool = False) -> Claim:
     m: MdtrtIn = _parse(MdtrtIn, mdtrt, "mdtrt")
     if m.med_type not in MED_TYPES:
-        raise ConventionError("invalid_field", f"mdtrt.med_type {m.med_type!r}: one of {', '.join(MED_TYPES)}")
+        raise ConventionError(Why.INVALID_FIELD, f"mdtrt.med_type {m.med_type!r}: one of {', '.join(MED_TYPES)}")
     if m.hosp_lv not in HOSP_LV:
-        raise ConventionError("invalid_field", f"mdtrt.hosp_lv {m.hosp_lv!r} is not a hospital level")
+        raise ConventionError(Why.INVALID_FIELD, f"mdtrt.hosp_lv {m.hosp_lv!r} is not a hospital level")
     lines = tuple(FeeLine(n, item.med_list_codg, item.cnt, item.pric_fen, item.amount_fen)
                   for n, item in enumerate(fee_lines(feedetail, limits), start=1))
     end = m.endtime or m.begntime
     diagnoses = tuple(dict.fromkeys(c for c in (m.dise_codg, *m.diag_codes) if c))
     if m.emergency_admission and MED_TYPES[m.med_type] is not VisitType.INPATIENT:
-        raise ConventionError("invalid_field", "mdtrt.emergency_admission: only a stay is admitted (med_type 21, 22, 24)")
+        raise ConventionError(Why.INVALID_FIELD, "mdtrt.emergency_admission: only a stay is admitted (med_type 21, 22, 24)")
     return Claim(MED_TYPES[m.med_type], Level(HOSP_LV[m.hosp_lv]), m.mdtrtarea_admvs, m.begntime, end,
                  tuple(lines), m.accident_injury, diagnoses, m.hospital_kind, manual=manual,
                  emergency_admission=m.emergency_admission or m.med_type in EMERGENCY_ADMISSION_MED_TYPES)
@@ -327,15 +331,15 @@ def accumulators_from(data: Any, year: int) -> Accumulators:
     if not data:
         return Accumulators(year=year)
     if not isinstance(data, dict):
-        raise ConventionError("invalid_field", "accumulators: an object of yuan amounts and an admissions count")
+        raise ConventionError(Why.INVALID_FIELD, "accumulators: an object of yuan amounts and an admissions count")
     values = {}
     for name, value in data.items():
         if name not in Accumulators.__dataclass_fields__ or name == "year":
-            raise ConventionError("invalid_field", f"accumulators.{name} is not an accumulator")
+            raise ConventionError(Why.INVALID_FIELD, f"accumulators.{name} is not an accumulator")
         try:
             values[name] = int(value) if name == "admissions" else yuan_to_fen(value, f"accumulators.{name}")
         except (AmountError, ValueError) as exc:
-            raise ConventionError("invalid_amount", str(exc)) from None
+            raise ConventionError(Why.INVALID_AMOUNT, str(exc)) from None
     return Accumulators(year=year, **values)
 
 

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import os
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, NamedTuple
-from zoneinfo import ZoneInfo
 
+from hub.business_day import SHANGHAI
 from hub.rejections import Reason
 from hub.settlement.service_layer.identity import Hospital, mask_person_id
 from hub.settlement.service_layer.reasons import Why
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 OPEN_VISIT = frozenset({"2201", "2401"})
 CANCEL_VISIT = frozenset({"2202", "2404"})
@@ -168,3 +169,10 @@ def _revealed(node: Any, sent: dict[str, str], clear: dict[str, str]) -> Any:
         return node
     node = {**node, **{k: clear[k] for k in ("psn_no", "certno", "psn_name", "brdy") if k in node and clear.get(k)}}
     return {**node, **{k: sent[node[k]] for k in _ID_FIELDS if node.get(k) in sent}}
+
+
+def canonical_sha256(infno: str, payload: Any) -> str:
+    """A request's content as the msgid's idempotency compares it: SHA-256 of the canonical `infno` + `input`."""
+    text = json.dumps({"infno": infno, "input": payload}, sort_keys=True, ensure_ascii=False, separators=(",", ":"),
+                      default=str)  # Decimal: amounts sent as JSON numbers
+    return hashlib.sha256(text.encode()).hexdigest()

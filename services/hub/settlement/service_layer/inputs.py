@@ -33,6 +33,7 @@ from pydantic_core import PydanticCustomError
 
 from hub.money import AmountError, yuan_to_fen
 from hub.settlement.service_layer.convention import ConventionError, is_code, parse_day
+from hub.settlement.service_layer.reasons import Why
 
 MAX_CODE = 64
 MAX_TEXT = 500
@@ -238,6 +239,6 @@ def checked(infno: str, payload: dict) -> dict:
         where = ".".join(["input", *(str(part) for part in error["loc"])])
         if error["type"] in _NODE_ERRORS:
             shape = "a list" if error["type"] in ("list_type", "invalid_input") else "an object"
-            raise ConventionError("invalid_input", f"{where}: {shape}") from None
-        reason = error["type"] if error["type"] in ("invalid_field", "invalid_amount") else "invalid_field"
+            raise ConventionError(Why.INVALID_INPUT, f"{where}: {shape}") from None
+        reason = Why.INVALID_AMOUNT if error["type"] == "invalid_amount" else Why.INVALID_FIELD
         raise ConventionError(reason, f"{where}: {error['msg']}") from None

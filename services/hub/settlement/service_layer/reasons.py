@@ -55,6 +55,26 @@ class Why(Reason):
     HUB_NOT_READY = ("hub_not_ready", "The hub's reference data is rebuilding; retry shortly")
 
 
+class ClaimWhy(Reason):
+    """Why a manual claim (零星报销) or a bureau's decision on one is refused (claims.py); the
+    input's own refusals are Why's (invalid_field, too_many_lines, amount_too_large ...)."""
+    UNAUTHENTICATED = ("unauthenticated", "Send a bureau's or an agency's Bearer token")
+    INVALID_CLAIM = ("invalid_claim", "The claim is a JSON object")
+    CLAIM_OF_ANOTHER_POOL = ("claim_of_another_pool", "A bureau submits claims of its own insured only")
+    CLAIM_OUTSIDE_AGENCY_REGION = ("claim_outside_agency_region", "An agency lodges claims for care in its own region")
+    NOT_OFF_SITE = ("not_off_site", "The hub takes claims for care outside the home pool")
+    HOSPITAL_REGION_MISMATCH = ("hospital_region_mismatch", "The hospital is in another region than the care's")
+    INVALID_LINES = ("invalid_lines", "Fee lines are refused, each named; nothing was kept")
+    PERSON_NOT_ENROLLED = ("person_not_enrolled", "The hub has no enrolment of this person with the home pool")
+    CLAIM_NUMBER_REUSED = ("claim_number_reused", "The claim number was submitted already with other content")
+    INVALID_STATUS = ("invalid_status", "status is LODGED, SETTLED or REJECTED")
+    INVALID_DECISION = ("invalid_decision", "decision is APPROVE or REJECT (a REJECT with a note)")
+    INVALID_NOTE = ("invalid_note", "note is at most 500 printable characters")
+    NOTE_REQUIRED = ("note_required", "A rejection says why (note)")
+    CLAIM_NOT_FOUND = ("claim_not_found", "No such claim of yours")
+    CLAIM_ALREADY_DECIDED = ("claim_already_decided", "The claim is decided already")
+
+
 _BY_CODE: dict[str, Reason] = {r.code: r for r in (*RefusalCode, *Why)}
 
 

@@ -27,6 +27,7 @@ from hub.settlement.adapters.replay_source import SettledBill
 from hub.settlement.adapters.repository import StoredClaim
 from hub.settlement.domain.engine import settle
 from hub.settlement.domain.model import Accumulators, Claim, FeeLine, Person, Settlement
+from hub.settlement.domain.refusals import Refusal
 from hub.settlement.service_layer.claims import ClaimIn
 from hub.settlement.service_layer.convention import EMERGENCY_ADMISSION_MED_TYPES, FUND_PAY_TYPES, INSUTYPES, MED_TYPES
 from hub.settlement.service_layer.envelope import SHANGHAI
@@ -114,43 +115,65 @@ def replay(draft: Policy, bills: Iterable[SettledBill], persons: Callable[[list[
     """Re-price `bills` (the draft's pool's, oldest first) under `draft`. `persons` gives the
     registrations of a chunk's person refs, `person_of` the Person from one on a day; `hospitals`
     a hospital code's (pool, level, kind)."""
-    policy = draft.model_copy(update={"effective_from": date.min, "effective_to": None})
-    report = ReplayReport(draft.pool_code, draft.insurance_type.value, draft.policy_version, first, last)
-    accumulators: dict[tuple[str, int], Accumulators] = {}
+    pricer = _Repricer(draft, person_of, hospitals, catalogues, first, last, top)
     pending: list[SettledBill] = []
+    for bill in bills:
+        pending.append(bill)
+        if len(pending) >= chunk:
+            pricer.chunk(pending, persons(sorted({b.person_ref for b in pending})))
+            progress(len(pending))
+            pending = []
+    if pending:
+        pricer.chunk(pending, persons(sorted({b.person_ref for b in pending})))
+        progress(len(pending))
+    return pricer.report
 
-    def run(chunk_bills: list[SettledBill]) -> None:
-        registrations = persons(sorted({b.person_ref for b in chunk_bills}))
-        for bill in chunk_bills:
-            _one(bill, registrations)
-        progress(len(chunk_bills))
 
-    def _one(bill: SettledBill, registrations: Mapping[str, dict]) -> None:
-        if INSUTYPES.get(bill.insutype) is not InsuranceType(policy.insurance_type):
+class _Repricer:
+    """The draft (in force on every day replayed), each person-year's accumulators as the replay
+    moves them, and the report."""
+
+    def __init__(self, draft: Policy, person_of, hospitals, catalogues, first: date, last: date, top: int):
+        self.policy = draft.model_copy(update={"effective_from": date.min, "effective_to": None})
+        self.report = ReplayReport(draft.pool_code, draft.insurance_type.value, draft.policy_version, first, last)
+        self.person_of, self.hospitals, self.catalogues, self.top = person_of, hospitals, catalogues, top
+        self.accumulators: dict[tuple[str, int], Accumulators] = {}
+
+    def chunk(self, bills: list[SettledBill], registrations: Mapping[str, dict]) -> None:
+        for bill in bills:
+            self.one(bill, registrations)
+
+    def one(self, bill: SettledBill, registrations: Mapping[str, dict]) -> None:
+        """One bill re-priced (or skipped, and why), its figures before and after in the report."""
+        report = self.report
+        if INSUTYPES.get(bill.insutype) is not InsuranceType(self.policy.insurance_type):
             report.skipped["another insurance type"] += 1
             return
         hospital = ((bill.treatment_pool, Level(bill.level), HospitalKind(bill.kind)) if bill.manual
-                    else hospitals.get(bill.hospital_code))
-        if hospital is None:
-            report.skipped["hospital not in the hospitals file"] += 1
-            return
+                    else self.hospitals.get(bill.hospital_code))
         end = bill.endtime or bill.begntime
         value = registrations.get(bill.person_ref)
-        person = person_of(value, end) if value is not None else None
-        if person is None:
-            report.skipped["person not in the read model"] += 1
-            return
-        catalogue = catalogues.get(bill.treatment_pool)
-        if catalogue is None:
-            report.skipped["no catalogue for the treatment pool"] += 1
+        person = self.person_of(value, end) if value is not None else None
+        catalogue = self.catalogues.get(bill.treatment_pool)
+        skipped = ("hospital not in the hospitals file" if hospital is None
+                   else "person not in the read model" if person is None
+                   else "no catalogue for the treatment pool" if catalogue is None else None)
+        if skipped:
+            report.skipped[skipped] += 1
             return
         claim = Claim(MED_TYPES[bill.med_type], hospital[1], bill.treatment_pool, bill.begntime, end,
                       tuple(FeeLine(n, code, qty, price, amount) for n, (code, qty, price, amount) in enumerate(bill.lines, 1)),
                       bill.accident_injury, tuple(bill.diagnoses.split()), hospital[2], manual=bill.manual,
                       emergency_admission=bill.med_type in EMERGENCY_ADMISSION_MED_TYPES)
         key = (bill.person_ref, end.year)
-        acc = accumulators.get(key) or Accumulators(end.year)
-        result = settle(claim, person, policy, catalogue, acc)
+        acc = self.accumulators.get(key) or Accumulators(end.year)
+        result = settle(claim, person, self.policy, catalogue, acc)
+        if isinstance(result, Settlement):
+            self.accumulators[key] = acc.plus(result.accumulators_delta)
+        self.record(bill, result)
+
+    def record(self, bill: SettledBill, result: Settlement | Refusal) -> None:
+        report = self.report
         funds_before = bill.hifp_pay_fen + bill.hifmi_pay_fen + bill.maf_pay_fen
         report.before[bill.treatment_pool].add(bill.medfee_sumamt_fen, bill.hifp_pay_fen, bill.hifmi_pay_fen,
                                                bill.maf_pay_fen, bill.psn_part_amt_fen)
@@ -161,7 +184,6 @@ def replay(draft: Policy, bills: Iterable[SettledBill], persons: Callable[[list[
             report.share_after[_bucket(bill.medfee_sumamt_fen, bill.medfee_sumamt_fen)] += 1
             funds_after = 0
         else:
-            accumulators[key] = acc.plus(result.accumulators_delta)
             report.after[bill.treatment_pool].add(result.medfee_sumamt, result.hifp_pay, result.hifmi_pay,
                                                   result.maf_pay, result.psn_part_amt)
             report.share_after[_bucket(result.psn_part_amt, result.medfee_sumamt)] += 1
@@ -169,15 +191,6 @@ def replay(draft: Policy, bills: Iterable[SettledBill], persons: Callable[[list[
         change = abs(funds_after - funds_before)
         if change:
             report.changes.append((change, bill.setl_id, funds_before, funds_after))
-            if len(report.changes) > 4 * top:  # keep only the largest
+            if len(report.changes) > 4 * self.top:  # keep only the largest
                 report.changes.sort(key=lambda c: (-c[0], c[1]))
-                del report.changes[top:]
-
-    for bill in bills:
-        pending.append(bill)
-        if len(pending) >= chunk:
-            run(pending)
-            pending = []
-    if pending:
-        run(pending)
-    return report
+                del report.changes[self.top:]

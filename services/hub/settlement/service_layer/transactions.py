@@ -53,7 +53,8 @@ from hub.settlement.service_layer.identity import Hospital, mask_person_id, pers
 from hub.settlement.service_layer.people import (CredentialError, PersonShown, check_credential, credential,
                                                  person_from_registration, shown)
 from hub.settlement.service_layer.pricing import ReferenceCache, price_claim
-from hub.settlement.service_layer.reasons import Why, reason_of
+from hub.settlement.service_layer import visit_data
+from hub.settlement.service_layer.reasons import Why
 
 INPATIENT_MED_TYPES = frozenset({"21", "22", "24"})  # 2401 admits: a stay, an injury's, an emergency's
 OUTPATIENT_MED_TYPES = frozenset({"11", "13", "14", "41"})  # 2201: outpatient, emergency, chronic, pharmacy
@@ -99,15 +100,15 @@ class Transactions:
         if request.infno in UPLOAD_FEES:
             lines = payload.get("feedetail")
             first = lines[0] if isinstance(lines, list) and lines else None
-            return (_text(first.get("mdtrt_id")) if isinstance(first, dict) else None), None
+            return (visit_data.text(first.get("mdtrt_id")) if isinstance(first, dict) else None), None
         data = payload.get(DATA_NODE.get(request.infno, "data"))
         if not isinstance(data, dict):
             return None, None
         if request.infno in REVERSE:
-            return None, _text(data.get("setl_id"))
+            return None, visit_data.text(data.get("setl_id"))
         if request.infno in OPEN_VISIT | UNDO:  # what a 2601 names comes from its original (`undone_names`)
             return None, None
-        return _text(data.get("mdtrt_id")), None
+        return visit_data.text(data.get("mdtrt_id")), None
 
     @staticmethod
     def undone_key(request: Request) -> tuple[str, str] | None:
@@ -123,8 +124,8 @@ class Transactions:
             return None, None
         output = original.response.get("output") or {}
         if original.infno in SETTLE:
-            return None, _text((output.get("setlinfo") or {}).get("setl_id"))
-        return _text((output.get("data") or output.get("result") or {}).get("mdtrt_id")), None
+            return None, visit_data.text((output.get("setlinfo") or {}).get("setl_id"))
+        return visit_data.text((output.get("data") or output.get("result") or {}).get("mdtrt_id")), None
 
     def touches(self, request: Request, loaded: Loaded, into: Touches) -> None:
         """Add the people and person-years the request will read or change, as far as they can
@@ -137,16 +138,16 @@ class Transactions:
             if isinstance(psn_no, str):
                 into.people.add(person_ref(self.person_key, psn_no))
         elif infno in SETTLE | PRE_SETTLE:
-            visit = loaded.visits.get(_text(data.get("mdtrt_id")) or "")
+            visit = loaded.visits.get(visit_data.text(data.get("mdtrt_id")) or "")
             if visit is not None:
-                end_day = _end_day(data, visit) or visit.begntime
+                end_day = visit_data.end_day(data, visit) or visit.begntime
                 into.people.add(visit.person_ref)
                 (into.lock if infno in SETTLE else into.read).add((visit.person_ref, end_day.year))
         elif infno in REVERSE | UNDO:
             setl_id = data.get("setl_id") if infno in REVERSE else None
             if infno in UNDO and (key := self.undone_key(request)) is not None:
                 setl_id = self.undone_names(loaded.originals.get(key))[1]
-            settlement = loaded.settlements.get(_text(setl_id) or "")
+            settlement = loaded.settlements.get(visit_data.text(setl_id) or "")
             if settlement is not None:
                 into.lock.add((settlement.person_ref, settlement.policy_year))
 
@@ -157,7 +158,7 @@ class Transactions:
         try:
             return self._by_infno[request.infno](batch, request)
         except convention.ConventionError as exc:
-            raise Answer(reason_of(exc.code), exc.message) from None
+            raise Answer(exc.reason, exc.message) from None
         except CredentialError as exc:
             raise Answer(exc.reason, exc.message) from None
 
@@ -181,8 +182,8 @@ class Transactions:
         insutype = str(data.get("insutype") or convention.INSUTYPE_CODES[person.insurance_type])
         mdtrt_id = f"M{hospital.code}{uuid.uuid4().hex[:16].upper()}"
         batch.add_visit(Visit(mdtrt_id, hospital.code, ref, masked, med_type, insutype, begn, "OPEN",
-                              accident_injury=_accident(med_type, data),
-                              diagnoses=_diagnosis_codes(data, request.payload)))
+                              accident_injury=visit_data.accident(med_type, data),
+                              diagnoses=visit_data.diagnosis_codes(data, request.payload)))
         answer = {"mdtrt_id": mdtrt_id, "psn_no": masked, "ipt_otp_no": str(data.get("ipt_otp_no") or "")}
         if infno == "2201":  # 挂号 answers in `data`, 入院办理 in `result`, as the convention has them
             return {"data": {**answer, "exp_content": ""}}
@@ -201,14 +202,14 @@ class Transactions:
         codes: 冠县's chronic diseases sharing the inpatient cap, 九江's hypertension tier."""
         data = data_of(request.payload, "mdtrtinfo")
         visit = self.open_visit_of(batch, request.hospital, data.get("mdtrt_id"))
-        _diagnoses(request.payload, required=True)
+        visit_data.check_diagnoses(request.payload, required=True)
         med_type = data.get("med_type")
         if med_type is not None and str(med_type) not in OUTPATIENT_MED_TYPES:
             raise Answer(Why.INVALID_FIELD, f"med_type {med_type!r}: 2203 describes an outpatient visit, one of "
                                             f"{', '.join(sorted(OUTPATIENT_MED_TYPES))}")
         if med_type is not None and visit.med_type not in OUTPATIENT_MED_TYPES:
             raise Answer(Why.INVALID_FIELD, "2203 describes an outpatient visit (2201); a stay's diagnoses come with 2402")
-        batch.set_visit_diagnoses(visit, _diagnosis_codes(data, request.payload),
+        batch.set_visit_diagnoses(visit, visit_data.diagnosis_codes(data, request.payload),
                                   str(med_type) if med_type is not None else None)
         return {}
 
@@ -221,9 +222,9 @@ class Transactions:
         end = convention.parse_day(data.get("endtime"))
         if end is None or end < visit.begntime:
             raise Answer(Why.INVALID_FIELD, "endtime: yyyy-MM-dd HH:mm:ss, not before the stay began")
-        _diagnoses(request.payload)
+        visit_data.check_diagnoses(request.payload)
         batch.set_visit_end(visit, end)
-        codes = _diagnosis_codes(data, request.payload)
+        codes = visit_data.diagnosis_codes(data, request.payload)
         if codes:
             batch.set_visit_diagnoses(visit, " ".join(dict.fromkeys([*visit.diagnoses.split(), *codes.split()])))
         return {}
@@ -243,8 +244,8 @@ class Transactions:
         begn = convention.parse_day(data.get("begntime")) if data.get("begntime") else None
         if begn is not None and begn != visit.begntime:
             raise Answer(Why.INVALID_FIELD, "begntime: the admission day does not change (cancel with 2404 and admit anew)")
-        _diagnoses(request.payload)
-        codes = _diagnosis_codes(data, request.payload)
+        visit_data.check_diagnoses(request.payload)
+        codes = visit_data.diagnosis_codes(data, request.payload)
         batch.set_visit_diagnoses(visit, codes or visit.diagnoses, str(med_type) if med_type not in (None, "") else None)
         return {}
 
@@ -259,7 +260,7 @@ class Transactions:
         lines = request.payload.get("feedetail")
         if not isinstance(lines, list) or not 1 <= len(lines) <= MAX_FEE_LINES_PER_UPLOAD:
             raise Answer(Why.INVALID_FIELD, f"feedetail: 1 to {MAX_FEE_LINES_PER_UPLOAD} fee lines")
-        ids = {_text(l.get("mdtrt_id")) if isinstance(l, dict) else None for l in lines}
+        ids = {visit_data.text(l.get("mdtrt_id")) if isinstance(l, dict) else None for l in lines}
         if len(ids) != 1 or None in ids:
             raise Answer(Why.INVALID_FIELD, "feedetail: every line names the same mdtrt_id (a string)")
         checked = convention.fee_lines(lines, self.limits)
@@ -292,7 +293,7 @@ class Transactions:
         """Pre-settlement (2206/2303): the settlement as it would be now; nothing changes."""
         visit, claim, person, key, holder = self._priceable(batch, request)
         result = self.price(claim, person, batch.accumulators(key))
-        return _sealed(convention.settlement_output(result, claim, self.context(request, visit, person, holder, None)),
+        return visit_data.sealed(convention.settlement_output(result, claim, self.context(request, visit, person, holder, None)),
                        holder)
 
     def settle(self, batch: Batch, request: Request) -> dict:
@@ -300,7 +301,7 @@ class Transactions:
         result = self.price(claim, person, batch.accumulators(key))
         hospital, now, msgid = request.hospital, request.now, request.msgid
         setl_id = f"S{hospital.code}{uuid.uuid4().hex[:16].upper()}"
-        output = _sealed(convention.settlement_output(result, claim, self.context(request, visit, person, holder, setl_id)),
+        output = visit_data.sealed(convention.settlement_output(result, claim, self.context(request, visit, person, holder, setl_id)),
                          holder)
         business_date = now.astimezone(SHANGHAI).date()
         delta = result.accumulators_delta
@@ -342,7 +343,7 @@ class Transactions:
         event = settlement_reversed_event(row, reversal_id, request.msgid, hospital,
                                           now.astimezone(SHANGHAI).date(), now)
         batch.emit(row.home_pool, self.codec.encode("SettlementReversed", event))
-        return reversal_output(row, reversal_id, now)
+        return visit_data.reversal_output(row, reversal_id, now)
 
     def undo(self, batch: Batch, request: Request) -> dict:
         """2601 冲正: undo the request `omsgid` (of type `oinfno`) whose answer the hospital never
@@ -442,7 +443,7 @@ class Transactions:
         """The visit's claim: its fee lines (in feedetl_sn order), checked once more as a bill."""
         if not visit.fees:
             raise Answer(RefusalCode.CLAIM_INVALID, "no fee details uploaded for this visit")
-        end_day = _end_day(data, visit)
+        end_day = visit_data.end_day(data, visit)
         if end_day is None or end_day < visit.begntime:
             raise Answer(Why.INVALID_FIELD, "endtime: yyyy-MM-dd HH:mm:ss, not before the visit began")
         lines = tuple(FeeLine(n, f.med_list_codg, f.cnt, f.pric_fen, f.amount_fen)
@@ -491,72 +492,3 @@ class Transactions:
         if isinstance(result, Refusal):
             raise Answer(result.reason, result.detail)
         return result
-
-
-def reversal_output(row: StoredSettlement, reversal_id: str, now) -> dict:
-    """2208/2305 as the convention answers it: the reversal as a settlement of its own (its own
-    `setl_id`; every amount the original's, negated, so the two net to zero), its fund lines
-    likewise; the settlement it reverses in the hub's extension `hub_reversal`."""
-    def negated(value: str) -> str:
-        return convention.fen_to_yuan(-yuan_to_fen(value))
-
-    setlinfo = dict(row.output["setlinfo"])
-    for key in convention.SETLINFO_AMOUNTS:
-        if key in setlinfo:
-            setlinfo[key] = negated(setlinfo[key])
-    setlinfo.update(setl_id=reversal_id, setl_time=now.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S"))
-    setldetail = [{**d, **{k: negated(d[k]) for k in ("inscp_scp_amt", "crt_payb_lmt_amt", "fund_payamt")}}
-                  for d in row.output.get("setldetail", [])]
-    out = {"setlinfo": setlinfo, "setldetail": setldetail,
-           "hub_reversal": {"setl_id": row.setl_id, "reversal_id": reversal_id, "status": "REVERSED"}}
-    if row.output.get(SEALED):
-        out[SEALED] = row.output[SEALED]
-    return out
-
-
-def _sealed(output: dict, holder: PersonShown) -> dict:
-    """The answer with the person's sealed details beside it (for `reveal`, and for a replay)."""
-    if holder.sealed:
-        output[SEALED] = holder.sealed
-    return output
-
-
-def _accident(med_type: str, data: dict) -> bool:
-    """An accident without a liable third party: med_type 22 (外伤住院), or the convention's
-    trum_flag 1 (外伤) without rel_ttp_flag 1 (涉及第三方), or the hub's own accident_injury."""
-    if med_type in convention.ACCIDENT_MED_TYPES or data.get("accident_injury") in (True, "1", 1, "true"):
-        return True
-    return str(data.get("trum_flag", "")) == "1" and str(data.get("rel_ttp_flag", "")) != "1"
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _end_day(data: dict, visit: Visit) -> date | None:
-    """The bill's last day: the input's endtime (or enddate), else the discharge (2402), else the
-    day the visit began."""
-    end = data.get("endtime") or data.get("enddate")
-    return convention.parse_day(end) if end else (visit.endtime or visit.begntime)
-
-
-def _diagnosis_codes(data: dict, payload: dict) -> str:
-    """The visit's diagnosis codes, space-separated, in the order sent: the 病种 `dise_codg` (or
-    the discharge's main diagnosis `dscg_maindiag_code`), then every `diseinfo` code."""
-    codes = [data.get(name) for name in ("dise_codg", "dscg_maindiag_code")]
-    diseinfo = payload.get("diseinfo")
-    if isinstance(diseinfo, list):
-        codes += [d.get("diag_code") for d in diseinfo if isinstance(d, dict)]
-    return " ".join(dict.fromkeys(c.strip()[:32] for c in codes if isinstance(c, str) and c.strip() and " " not in c.strip()))
-
-
-def _diagnoses(payload: dict, required: bool = False) -> None:
-    """`diseinfo` (when sent, or `required`): a list of diagnoses, each with its code."""
-    diseinfo = payload.get("diseinfo")
-    if diseinfo is None and not required:
-        return
-    if not isinstance(diseinfo, list) or not diseinfo or not all(isinstance(d, dict) for d in diseinfo):
-        raise Answer(Why.INVALID_INPUT, "input.diseinfo: a list of diagnoses")
-    for n, d in enumerate(diseinfo):
-        if not isinstance(d.get("diag_code"), str) or not d["diag_code"].strip():
-            raise Answer(Why.INVALID_FIELD, f"diseinfo.{n}.diag_code: the diagnosis code")
