@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import sqlalchemy as sa
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 def env(name: str, default: str) -> str:
@@ -96,3 +97,34 @@ def postgres_url() -> str:
 def database_url(postgres_url: str, database: str) -> str:
     """The server URL pointed at one service's own database."""
     return sa.make_url(postgres_url).set(database=database).render_as_string(hide_password=False)
+
+
+# ---------------------------------------------------------------- a service's settings
+
+
+class ServiceSettings(BaseSettings):
+    """A service's settings: read once, when its bootstrap makes them at start, from its environment
+    (each field names its variable as its alias; one without, HUB_<FIELD>) — never at import time,
+    never again later. Keyword arguments (tests, tools, the simulated day) take precedence over the
+    environment. A secret field goes through `checked_secret`: its sample only in the development
+    mode."""
+
+    model_config = SettingsConfigDict(frozen=True, populate_by_name=True, extra="forbid",
+                                      arbitrary_types_allowed=True, env_prefix="HUB_")
+
+    @property
+    def database_url(self) -> str:
+        return database_url(self.postgres_url, self.database)  # type: ignore[attr-defined]
+
+
+def checked_secret(name: str, value: object) -> str:
+    """A secret's value (as the environment or a caller gave it) under the rule of `secret`: the
+    published sample only in the development mode, and never empty outside it."""
+    text = value.decode() if isinstance(value, bytes) else str(value)
+    if development_mode():
+        return text or DEVELOPMENT_SECRETS[name]
+    if not text.strip():
+        raise UnsafeSecret(_not_in_development(f"{name} is not set"))
+    if text.strip() == DEVELOPMENT_SECRETS[name]:
+        raise UnsafeSecret(_not_in_development(f"{name} is the sample value published in this repository"))
+    return text

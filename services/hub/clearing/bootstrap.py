@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
+from pydantic import Field, field_validator
 
 from hub import settings as shared_settings
 
@@ -30,45 +30,60 @@ log = logging.getLogger(__name__)
 _env = shared_settings.env
 
 
-@dataclass(frozen=True)
-class Settings:
-    postgres_url: str = field(default_factory=lambda: shared_settings.postgres_url())
-    kafka_bootstrap: str = field(default_factory=lambda: shared_settings.kafka_bootstrap())
-    database: str = field(default_factory=lambda: _env("HUB_CLEARING_DATABASE", "hub_clearing"))
-    out_dir: Path = field(default_factory=lambda: Path(_env("HUB_CLEARING_OUT", str(REPO_ROOT / "out" / "clearing"))))
-    grace_s: int = int(os.environ.get("HUB_CLEARING_GRACE_S", "1800"))
-    group_id: str = field(default_factory=lambda: _env("HUB_CLEARING_GROUP", "interregion-clearing"))
-    topic: str = field(default_factory=lambda: _env("HUB_SETTLEMENT_TOPIC", "settlement.events"))
-    bureaus_file: Path = field(default_factory=lambda: Path(_env("HUB_BUREAUS_FILE", str(REPO_ROOT / "reference" / "bureaus.yaml"))))
-    reference_dir: Path = field(default_factory=lambda: Path(_env("HUB_REFERENCE_DIR", str(REPO_ROOT / "reference"))))
-    operator_token_sha256: str = field(default_factory=lambda: hashlib.sha256(
-        shared_settings.secret("HUB_OPERATOR_TOKEN").encode()).hexdigest())
-    # The SM2 key the files are signed with: env:NAME, file:PATH, or sample: (the development key,
-    # refused outside the development mode).
-    signing_key_ref: str = field(default_factory=lambda: shared_settings.secret("HUB_CLEARING_SIGNING_KEY"))
-    # Key rotation: the public keys of signing keys retired (comma-separated hex). Files are signed
-    # with the current key; bureaus trust these too, so files signed before the rotation still verify
-    # (GET /v1/clearing/public-keys lists them all).
-    previous_public_keys: str = field(default_factory=lambda: _env("HUB_CLEARING_PREVIOUS_PUBLIC_KEYS", ""))
-    # The advance-fund rule (hub.clearing.domain.advance): months of average daily payable to
-    # hold, over how many days, and the share under which a bureau is warned.
-    advance_rule: AdvanceRule = field(default_factory=lambda: AdvanceRule(
-        int(_env("HUB_ADVANCE_MONTHS", "2")), int(_env("HUB_ADVANCE_WINDOW_DAYS", "90")),
-        int(_env("HUB_ADVANCE_WARN_PCT", "50"))))
-    # The fund-risk watch: at or over this percentage of the pro-rata budget a fund warns, alarms.
-    risk_rule: RiskRule = field(default_factory=lambda: RiskRule(int(_env("HUB_FUND_RISK_WARN_PCT", "100")),
-                                                                 int(_env("HUB_FUND_RISK_ALARM_PCT", "120"))))
-    # The anomaly flags' thresholds (hub.clearing.domain.anomalies).
-    anomaly_rule: AnomalyRule = field(default_factory=lambda: AnomalyRule(
+def _advance_rule() -> AdvanceRule:
+    return AdvanceRule(int(_env("HUB_ADVANCE_MONTHS", "2")), int(_env("HUB_ADVANCE_WINDOW_DAYS", "90")),
+                       int(_env("HUB_ADVANCE_WARN_PCT", "50")))
+
+
+def _risk_rule() -> RiskRule:
+    return RiskRule(int(_env("HUB_FUND_RISK_WARN_PCT", "100")), int(_env("HUB_FUND_RISK_ALARM_PCT", "120")))
+
+
+def _anomaly_rule() -> AnomalyRule:
+    return AnomalyRule(
         readmission_days=int(_env("HUB_ANOMALY_READMISSION_DAYS", "15")),
         thresholds_fen=tuple(int(t) * 100 for t in _env("HUB_ANOMALY_THRESHOLDS_YUAN", "10000,20000,50000").split(",")),
         under_pct=int(_env("HUB_ANOMALY_UNDER_PCT", "2")), under_count=int(_env("HUB_ANOMALY_UNDER_COUNT", "3")),
         jump_pct=int(_env("HUB_ANOMALY_JUMP_PCT", "50")), jump_min_bills=int(_env("HUB_ANOMALY_JUMP_MIN_BILLS", "3")),
-        baseline_days=int(_env("HUB_ANOMALY_BASELINE_DAYS", "30")), many_bills=int(_env("HUB_ANOMALY_MANY_BILLS", "100"))))
+        baseline_days=int(_env("HUB_ANOMALY_BASELINE_DAYS", "30")), many_bills=int(_env("HUB_ANOMALY_MANY_BILLS", "100")))
 
-    @property
-    def database_url(self) -> str:
-        return shared_settings.database_url(self.postgres_url, self.database)
+
+class Settings(shared_settings.ServiceSettings):
+    postgres_url: str = Field(default_factory=shared_settings.postgres_url, validation_alias="HUB_POSTGRES_URL")
+    kafka_bootstrap: str = Field(default_factory=shared_settings.kafka_bootstrap, validation_alias="HUB_KAFKA_BOOTSTRAP")
+    database: str = Field("hub_clearing", validation_alias="HUB_CLEARING_DATABASE")
+    out_dir: Path = Field(REPO_ROOT / "out" / "clearing", validation_alias="HUB_CLEARING_OUT")
+    grace_s: int = Field(1800, validation_alias="HUB_CLEARING_GRACE_S")
+    group_id: str = Field("interregion-clearing", validation_alias="HUB_CLEARING_GROUP")
+    topic: str = Field("settlement.events", validation_alias="HUB_SETTLEMENT_TOPIC")
+    bureaus_file: Path = Field(REPO_ROOT / "reference" / "bureaus.yaml", validation_alias="HUB_BUREAUS_FILE")
+    reference_dir: Path = Field(REPO_ROOT / "reference", validation_alias="HUB_REFERENCE_DIR")
+    # The operators' token, kept as its SHA-256 (the service compares digests).
+    operator_token_sha256: str = Field("", validation_alias="HUB_OPERATOR_TOKEN", validate_default=True)
+    # The SM2 key the files are signed with: env:NAME, file:PATH, or sample: (the development key,
+    # refused outside the development mode).
+    signing_key_ref: str = Field("", validation_alias="HUB_CLEARING_SIGNING_KEY", validate_default=True)
+    # Key rotation: the public keys of signing keys retired (comma-separated hex). Files are signed
+    # with the current key; bureaus trust these too, so files signed before the rotation still verify
+    # (GET /v1/clearing/public-keys lists them all).
+    previous_public_keys: str = Field("", validation_alias="HUB_CLEARING_PREVIOUS_PUBLIC_KEYS")
+    # The advance-fund rule (hub.clearing.domain.advance): months of average daily payable to hold,
+    # over how many days, and the share under which a bureau is warned (HUB_ADVANCE_*).
+    advance_rule: AdvanceRule = Field(default_factory=_advance_rule)
+    # The fund-risk watch: at or over this percentage of the pro-rata budget a fund warns, alarms.
+    risk_rule: RiskRule = Field(default_factory=_risk_rule)
+    # The anomaly flags' thresholds (hub.clearing.domain.anomalies; HUB_ANOMALY_*).
+    anomaly_rule: AnomalyRule = Field(default_factory=_anomaly_rule)
+
+    @field_validator("operator_token_sha256", mode="before")
+    @classmethod
+    def _operator_token(cls, value: object) -> str:
+        return hashlib.sha256(shared_settings.checked_secret("HUB_OPERATOR_TOKEN", value).encode()).hexdigest()
+
+    @field_validator("signing_key_ref", mode="before")
+    @classmethod
+    def _signing_key(cls, value: object) -> str:
+        return shared_settings.checked_secret("HUB_CLEARING_SIGNING_KEY", value)
 
 
 @dataclass

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable
 
 import sqlalchemy as sa
+from pydantic import Field, field_validator
 
 from hub import settings as shared_settings
 from hub.messaging import AvroCodec, SchemaRegistry
@@ -45,26 +46,26 @@ def bureau_tokens(pools: Iterable[str]) -> dict[str, str]:
     return tokens
 
 
-@dataclass(frozen=True)
-class Settings:
-    postgres_url: str = field(default_factory=lambda: shared_settings.postgres_url())
-    kafka_bootstrap: str = field(default_factory=lambda: shared_settings.kafka_bootstrap())
-    database: str = field(default_factory=lambda: _env("HUB_PORTAL_DATABASE", "hub_portal"))
-    clearing_url: str = field(default_factory=lambda: _env("HUB_PORTAL_CLEARING_URL", "http://127.0.0.1:8430"))
-    settlement_url: str = field(default_factory=lambda: _env("HUB_PORTAL_SETTLEMENT_URL", "http://127.0.0.1:8410"))
-    registration_url: str = field(default_factory=lambda: _env("HUB_PORTAL_REGISTRATION_URL", "http://127.0.0.1:8420"))
-    operator_token: str = field(default_factory=lambda: shared_settings.secret("HUB_OPERATOR_TOKEN"))
-    bureaus_file: Path = field(default_factory=lambda: Path(_env("HUB_BUREAUS_FILE", str(REPO_ROOT / "reference" / "bureaus.yaml"))))
+class Settings(shared_settings.ServiceSettings):
+    postgres_url: str = Field(default_factory=shared_settings.postgres_url, validation_alias="HUB_POSTGRES_URL")
+    kafka_bootstrap: str = Field(default_factory=shared_settings.kafka_bootstrap, validation_alias="HUB_KAFKA_BOOTSTRAP")
+    database: str = Field("hub_portal", validation_alias="HUB_PORTAL_DATABASE")
+    clearing_url: str = Field("http://127.0.0.1:8430", validation_alias="HUB_PORTAL_CLEARING_URL")
+    settlement_url: str = Field("http://127.0.0.1:8410", validation_alias="HUB_PORTAL_SETTLEMENT_URL")
+    registration_url: str = Field("http://127.0.0.1:8420", validation_alias="HUB_PORTAL_REGISTRATION_URL")
+    operator_token: str = Field("", validation_alias="HUB_OPERATOR_TOKEN", validate_default=True)
+    bureaus_file: Path = Field(REPO_ROOT / "reference" / "bureaus.yaml", validation_alias="HUB_BUREAUS_FILE")
     # Apache ECharts, installed from the npm registry by deploy/local/setup.sh
-    assets_dir: Path = field(default_factory=lambda: Path(_env(
-        "HUB_PORTAL_ASSETS", str(REPO_ROOT / "deploy" / "portal-assets" / "node_modules" / "echarts" / "dist"))))
+    assets_dir: Path = Field(REPO_ROOT / "deploy" / "portal-assets" / "node_modules" / "echarts" / "dist",
+                             validation_alias="HUB_PORTAL_ASSETS")
     # Cookies go only over HTTPS outside the development mode (the portal sits behind TLS there).
-    secure_cookies: bool = field(default_factory=lambda: not shared_settings.development_mode())
-    lockout: LockoutRule = field(default_factory=lambda: LockoutRule(int(_env("HUB_PORTAL_MAX_FAILURES", "5"))))
+    secure_cookies: bool = Field(default_factory=lambda: not shared_settings.development_mode())
+    lockout: LockoutRule = Field(default_factory=lambda: LockoutRule(int(_env("HUB_PORTAL_MAX_FAILURES", "5"))))
 
-    @property
-    def database_url(self) -> str:
-        return shared_settings.database_url(self.postgres_url, self.database)
+    @field_validator("operator_token", mode="before")
+    @classmethod
+    def _operator_token(cls, value: object) -> str:
+        return shared_settings.checked_secret("HUB_OPERATOR_TOKEN", value)
 
 
 @dataclass

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
+from pydantic import Field, ValidationInfo, field_validator
 
 from hub import settings as shared_settings
 
@@ -17,21 +18,19 @@ from hub.registration.service_layer.services import RegistrationService
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
-_env = shared_settings.env
 
+class Settings(shared_settings.ServiceSettings):
+    postgres_url: str = Field(default_factory=shared_settings.postgres_url, validation_alias="HUB_POSTGRES_URL")
+    kafka_bootstrap: str = Field(default_factory=shared_settings.kafka_bootstrap, validation_alias="HUB_KAFKA_BOOTSTRAP")
+    database: str = Field("hub_registration", validation_alias="HUB_REGISTRATION_DATABASE")
+    person_key: bytes = Field(b"", validation_alias="HUB_PERSON_KEY", validate_default=True)
+    voucher_key: bytes = Field(b"", validation_alias="HUB_VOUCHER_KEY", validate_default=True)
+    bureaus_file: Path = Field(REPO_ROOT / "reference" / "bureaus.yaml", validation_alias="HUB_BUREAUS_FILE")
 
-@dataclass(frozen=True)
-class Settings:
-    postgres_url: str = field(default_factory=lambda: shared_settings.postgres_url())
-    kafka_bootstrap: str = field(default_factory=lambda: shared_settings.kafka_bootstrap())
-    database: str = field(default_factory=lambda: _env("HUB_REGISTRATION_DATABASE", "hub_registration"))
-    person_key: bytes = field(default_factory=lambda: shared_settings.secret("HUB_PERSON_KEY").encode())
-    voucher_key: bytes = field(default_factory=lambda: shared_settings.secret("HUB_VOUCHER_KEY").encode())
-    bureaus_file: Path = field(default_factory=lambda: Path(_env("HUB_BUREAUS_FILE", str(REPO_ROOT / "reference" / "bureaus.yaml"))))
-
-    @property
-    def database_url(self) -> str:
-        return shared_settings.database_url(self.postgres_url, self.database)
+    @field_validator("person_key", "voucher_key", mode="before")
+    @classmethod
+    def _secret(cls, value: object, info: ValidationInfo) -> bytes:
+        return shared_settings.checked_secret(f"HUB_{info.field_name.upper()}", value).encode()
 
 
 @dataclass(frozen=True)

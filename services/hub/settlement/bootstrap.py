@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import logging
-import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
 
 import redis
 import sqlalchemy as sa
+from pydantic import Field, ValidationInfo, field_validator
 
 from hub import settings as shared_settings
 
@@ -27,42 +27,40 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 log = logging.getLogger(__name__)
 
 
-_env = shared_settings.env
 
-
-@dataclass(frozen=True)
-class Settings:
-    postgres_url: str = field(default_factory=lambda: shared_settings.postgres_url())
-    redis_url: str = field(default_factory=lambda: shared_settings.redis_url())
-    kafka_bootstrap: str = field(default_factory=lambda: shared_settings.kafka_bootstrap())
-    database: str = field(default_factory=lambda: _env("HUB_SETTLEMENT_DATABASE", "hub_settlement"))
-    person_key: bytes = field(default_factory=lambda: shared_settings.secret("HUB_PERSON_KEY").encode())
+class Settings(shared_settings.ServiceSettings):
+    postgres_url: str = Field(default_factory=shared_settings.postgres_url, validation_alias="HUB_POSTGRES_URL")
+    redis_url: str = Field(default_factory=shared_settings.redis_url, validation_alias="HUB_REDIS_URL")
+    kafka_bootstrap: str = Field(default_factory=shared_settings.kafka_bootstrap, validation_alias="HUB_KAFKA_BOOTSTRAP")
+    database: str = Field("hub_settlement", validation_alias="HUB_SETTLEMENT_DATABASE")
+    person_key: bytes = Field(b"", validation_alias="HUB_PERSON_KEY", validate_default=True)
     # verifies the e-vouchers the home regions' voucher service (registration) issues
-    voucher_key: bytes = field(default_factory=lambda: shared_settings.secret("HUB_VOUCHER_KEY").encode())
-    hospitals_file: Path = field(default_factory=lambda: Path(_env("HUB_HOSPITALS_FILE", str(REPO_ROOT / "reference" / "hospitals.yaml"))))
+    voucher_key: bytes = Field(b"", validation_alias="HUB_VOUCHER_KEY", validate_default=True)
+    hospitals_file: Path = Field(REPO_ROOT / "reference" / "hospitals.yaml", validation_alias="HUB_HOSPITALS_FILE")
     # Who may submit manual claims: home bureaus, and designated agencies (代办) of treatment regions.
-    bureaus_file: Path = field(default_factory=lambda: Path(_env("HUB_BUREAUS_FILE", str(REPO_ROOT / "reference" / "bureaus.yaml"))))
-    agencies_file: Path = field(default_factory=lambda: Path(_env("HUB_AGENCIES_FILE", str(REPO_ROOT / "reference" / "agencies.yaml"))))
-    db_pool_size: int = int(os.environ.get("HUB_SETTLEMENT_DB_POOL", "16"))
+    bureaus_file: Path = Field(REPO_ROOT / "reference" / "bureaus.yaml", validation_alias="HUB_BUREAUS_FILE")
+    agencies_file: Path = Field(REPO_ROOT / "reference" / "agencies.yaml", validation_alias="HUB_AGENCIES_FILE")
+    db_pool_size: int = Field(16, validation_alias="HUB_SETTLEMENT_DB_POOL")
     # Group commit (service_layer/group_commit.py): group threads per HTTP worker, each with its
     # own database connection, and the most requests one transaction takes.
-    settle_threads: int = field(default_factory=lambda: int(_env("HUB_SETTLE_THREADS", "1")))
-    settle_max_group: int = field(default_factory=lambda: int(_env("HUB_SETTLE_MAX_GROUP", "64")))
-    settle_linger_ms: float = field(default_factory=lambda: float(_env("HUB_SETTLE_LINGER_MS", "0")))
+    settle_threads: int = Field(1, validation_alias="HUB_SETTLE_THREADS")
+    settle_max_group: int = Field(64, validation_alias="HUB_SETTLE_MAX_GROUP")
+    settle_linger_ms: float = Field(0.0, validation_alias="HUB_SETTLE_LINGER_MS")
     # What a hospital may send (HUB_LIMIT_MAX_PRICE_FEN, ...): see convention.Limits.
-    limits: Limits = field(default_factory=Limits.from_env)
+    limits: Limits = Field(default_factory=Limits.from_env)
     # A rehearsal's business clock: settlements and claims are stamped this many days off the real
     # clock (the simulated day settles its hospitals' previous days with -1). Always 0 in service;
     # a non-zero value is logged as a warning at start and shown by /health/ready.
-    clock_shift_days: int = field(default_factory=lambda: int(_env("HUB_SETTLEMENT_CLOCK_SHIFT_DAYS", "0")))
+    clock_shift_days: int = Field(0, validation_alias="HUB_SETTLEMENT_CLOCK_SHIFT_DAYS")
+
+    @field_validator("person_key", "voucher_key", mode="before")
+    @classmethod
+    def _secret(cls, value: object, info: ValidationInfo) -> bytes:
+        return shared_settings.checked_secret(f"HUB_{info.field_name.upper()}", value).encode()
 
     def clock(self) -> Callable[[], datetime]:
         shift = timedelta(days=self.clock_shift_days)
         return lambda: datetime.now(timezone.utc) + shift
-
-    @property
-    def database_url(self) -> str:
-        return shared_settings.database_url(self.postgres_url, self.database)
 
 
 @dataclass
