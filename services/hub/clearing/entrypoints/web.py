@@ -10,8 +10,8 @@ from datetime import date
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import JSONResponse
 
+from hub.operations.http_refusals import EdgeRefused as Refused, answer_refusals
 from hub.clearing.bootstrap import Clearing
 from hub.clearing.domain.refusals import AdvanceRefusal, ClearingRefused, QuarantineRefusal, StatementRefusal
 from hub.rejections import Reason
@@ -28,26 +28,8 @@ STATUS: dict[Reason, int] = {reason: 404 if reason in _NOT_FOUND else 409 if rea
                              for kind in (StatementRefusal, AdvanceRefusal, QuarantineRefusal) for reason in kind}
 
 
-class Refused(Exception):
-    """A request the edge refuses: answered {"error": {"code", "message"}} with its status."""
-
-    def __init__(self, status: int, code: str, message: str):
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-
-def error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
-
-
 def add_refusal_handlers(app: FastAPI) -> None:
-    @app.exception_handler(Refused)
-    async def refused(_request: Request, exc: Refused):
-        return error(exc.status, exc.code, exc.message)
-
-    @app.exception_handler(ClearingRefused)
-    async def clearing_refused(_request: Request, exc: ClearingRefused):
-        return error(STATUS[exc.reason], exc.code, exc.message)
+    answer_refusals(app, ClearingRefused, lambda exc: STATUS[exc.reason])
 
 
 def clearing_of(request: Request) -> Clearing:

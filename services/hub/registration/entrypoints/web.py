@@ -9,9 +9,9 @@ from datetime import date
 from typing import Annotated, Callable
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from hub.operations.http_refusals import EdgeRefused as Refused, answer_refusals
 from hub.registration.bootstrap import Bureau, Registration
 from hub.registration.domain.model import Rejection
 from hub.registration.service_layer.refusals import RegistrationRefused
@@ -23,26 +23,8 @@ STATUS: dict[Rejection, int] = {Rejection.PERSON_NOT_ENROLLED: 404, Rejection.FI
 DEFAULT_STATUS = 422  # the request is well-formed but its content is refused (a filing's dates, a pool code ...)
 
 
-class Refused(Exception):
-    """A request the edge refuses, answered {"error": {"code", "message"}} with its status."""
-
-    def __init__(self, status: int, code: str, message: str):
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-
-def error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
-
-
 def add_refusal_handlers(app: FastAPI) -> None:
-    @app.exception_handler(Refused)
-    async def refused(_request: Request, exc: Refused):
-        return error(exc.status, exc.code, exc.message)
-
-    @app.exception_handler(RegistrationRefused)
-    async def registration_refused(_request: Request, exc: RegistrationRefused):
-        return error(STATUS.get(exc.reason, DEFAULT_STATUS), exc.code, exc.message)
+    answer_refusals(app, RegistrationRefused, lambda exc: STATUS.get(exc.reason, DEFAULT_STATUS))
 
 
 def registration_of(request: Request) -> Registration:
