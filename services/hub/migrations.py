@@ -5,7 +5,9 @@ at once serialise on the service's advisory lock; a database already at the head
 The first revision of every history is its baseline: it creates what a database made before the
 history began lacks (the tables, and the columns added since their first schema), so a database
 made by the earlier create-at-start code and a new one end at the same head. A schema change is
-a new revision (`hub <service> migrate --revision "what changes"` writes its file)."""
+a new revision file in the service's versions/, its down_revision the head before it:
+`alembic.command.revision(hub.migrations.config(<the service's migrations directory>), "what
+changes")` writes one from its script.py.mako."""
 
 from __future__ import annotations
 
