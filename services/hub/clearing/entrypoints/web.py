@@ -11,9 +11,9 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
 
-from hub.operations.http_refusals import EdgeRefused as Refused, answer_refusals
 from hub.clearing.bootstrap import Clearing
 from hub.clearing.domain.refusals import AdvanceRefusal, ClearingRefused, QuarantineRefusal, StatementRefusal
+from hub.operations.http_refusals import EdgeRefused as Refused, answer_refusals
 from hub.rejections import Reason
 
 MEDIA = {"csv": "text/csv; charset=utf-8", "json": "application/json", "sha256": "text/plain; charset=utf-8",
