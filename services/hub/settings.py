@@ -73,7 +73,10 @@ def refuse_sample_tokens(path: Path, rows: list[dict], samples: tuple[str, ...])
                 f"the gateway secret of {row.get('code')} in {path} is the sample one (paas_token_ref: sample:)"))
 
 
-LOCAL_PORTS = {"kafka": 39092, "kafka_controller": 39093, "redis": 36379, "postgres": 35432}
+# Below Linux's ephemeral range (32768-60999 by default): a port in it can be taken, as the source
+# port of any outgoing connection, while a killed server is down, and then it cannot listen again
+# (seen in CI: a cluster node on 39196 refused with "Address already in use").
+LOCAL_PORTS = {"kafka": 29092, "kafka_controller": 29093, "redis": 26379, "postgres": 25432}
 
 
 def local_port(server: str) -> int:
