@@ -56,6 +56,9 @@ class Settings(shared_settings.ServiceSettings):
     grace_s: int = Field(1800, validation_alias="HUB_CLEARING_GRACE_S")
     group_id: str = Field("interregion-clearing", validation_alias="HUB_CLEARING_GROUP")
     topic: str = Field("settlement.events", validation_alias="HUB_SETTLEMENT_TOPIC")
+    # Where closed days' statements, deposits, confirmations and monthly changes are published (the
+    # log `hub clearing rebuild` reads back).
+    statements_topic: str = Field("clearing.statements", validation_alias="HUB_CLEARING_STATEMENTS_TOPIC")
     bureaus_file: Path = Field(REPO_ROOT / "reference" / "bureaus.yaml", validation_alias="HUB_BUREAUS_FILE")
     reference_dir: Path = Field(REPO_ROOT / "reference", validation_alias="HUB_REFERENCE_DIR")
     # The operators' token, kept as its SHA-256 (the service compares digests).
@@ -136,6 +139,6 @@ def bootstrap(settings: Settings | None = None) -> Clearing:
                               timedelta(seconds=settings.grace_s), signer, pool_names(settings.reference_dir),
                               advance_rule=settings.advance_rule,
                               budgets=load_budgets(settings.reference_dir / "budgets"), risk_rule=settings.risk_rule,
-                              anomaly_rule=settings.anomaly_rule)
+                              anomaly_rule=settings.anomaly_rule, statements_topic=settings.statements_topic)
     return Clearing(settings, engine, codec, service, bureaus, retired)
 

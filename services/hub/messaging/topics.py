@@ -55,7 +55,11 @@ SETTLEMENT_EVENTS = Topic(
 )
 CLEARING_STATEMENTS = Topic(
     "clearing.statements", key="pool_code",
-    records=("cn.hub.clearing.ClearingStatement", "cn.hub.clearing.MonthlyStatementChanged"), partitions=3
+    records=("cn.hub.clearing.ClearingStatement", "cn.hub.clearing.MonthlyStatementChanged",
+             "cn.hub.clearing.AdvanceDeposited", "cn.hub.clearing.ClearingStatementConfirmed"), partitions=3,
+    # clearing's own log (`hub clearing rebuild` reads it whole): a few events per pool and day, kept
+    # over a year, as the books are
+    configs={"retention.ms": str(400 * 24 * 3600 * 1000)},
 )
 REFERENCE_POLICIES = Topic(
     "reference.policies",

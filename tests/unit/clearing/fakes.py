@@ -293,9 +293,10 @@ class FakeUnit(Unit):
 
     def confirm(self, day: date, pool: str, at: datetime, who: str) -> bool:
         s = self.t.statements.get((day, pool))
-        if s is not None and s.confirmed_at is None:
-            self.t.statements[(day, pool)] = replace(s, confirmed_at=at, confirmed_by=who)
-        return s is not None
+        if s is None or s.confirmed_at is not None:
+            return False
+        self.t.statements[(day, pool)] = replace(s, confirmed_at=at, confirmed_by=who)
+        return True
 
     def late_events(self, day: date, pool: str, limit: int) -> list[LateEvent]:
         rows = sorted((e for e in self._of_day(day) if e["late"] and pool in (e["home_pool"], e["treatment_pool"])),

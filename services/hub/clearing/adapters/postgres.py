@@ -309,10 +309,9 @@ class PostgresUnit(MonthSql, Unit):
 
     def confirm(self, day: date, pool: str, at: datetime, who: str) -> bool:
         s = db.statements.c
-        self.conn.execute(db.statements.update().where(s.clearing_date == day, s.pool_code == pool,
-                                                       s.confirmed_at.is_(None)).values(confirmed_at=at,
-                                                                                        confirmed_by=who))
-        return self.statement(day, pool) is not None
+        return self.conn.execute(db.statements.update().where(
+            s.clearing_date == day, s.pool_code == pool, s.confirmed_at.is_(None)).values(
+            confirmed_at=at, confirmed_by=who)).rowcount == 1
 
     def late_events(self, day: date, pool: str, limit: int) -> list[LateEvent]:
         return [LateEvent(r.settlement_id, r.kind, r.business_date, r.home_pool, r.treatment_pool, int(r.fund_fen))

@@ -351,7 +351,7 @@ class Unit(ABC):
 
     @abstractmethod
     def confirm(self, day: date, pool: str, at: datetime, who: str) -> bool:
-        """Confirmed (if it was not): whether the statement exists."""
+        """Confirmed (if it was not): whether this call confirmed it."""
 
     @abstractmethod
     def late_events(self, day: date, pool: str, limit: int) -> list[LateEvent]:

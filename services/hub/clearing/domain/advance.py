@@ -10,6 +10,7 @@ under `warn_pct` percent of that, and its monthly statement then requests the di
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from typing import Sequence
 
 
@@ -55,3 +56,8 @@ def day_entry(rule: AdvanceRule, pool: str, balance_before: int, net_fen: int,
     required = rule.required(payable_by_day)
     return LedgerEntry(pool, "DRAW" if net_fen < 0 else "CREDIT", net_fen, balance, required,
                        rule.warns(balance, required))
+
+
+def close_reference(day: date) -> str:
+    """The ledger reference of a day's net drawn on (or credited to) an advance."""
+    return f"close:{day.isoformat()}"

@@ -5,33 +5,41 @@ operators read of them."""
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from hub.clearing.adapters.repository import ClearingRepository, LedgerRow, Unit
-from hub.clearing.domain.advance import AdvanceRule, day_entry
+from hub.clearing.domain.advance import AdvanceRule, close_reference, day_entry
 from hub.clearing.domain.refusals import AdvanceRefusal, ClearingRefused
+from hub.clearing.service_layer.journal import Journal, deposit_event
 from hub.clearing.domain.netting import PoolPosition
 from hub.clearing.adapters.files import SHANGHAI
 from hub.money import MAX_AMOUNT_FEN
 from hub.operations.metrics import ADVANCE_BALANCE, ADVANCE_WARNING
 
 
-def draw(unit: Unit, rule: AdvanceRule, day: date, positions: Sequence[PoolPosition],
-         now: datetime) -> dict[str, dict[str, Any]]:
+def draw(unit: Unit, rule: AdvanceRule, day: date, positions: Sequence[PoolPosition], now: datetime,
+         recorded: Mapping[str, LedgerRow] | None = None) -> dict[str, LedgerRow]:
     """Each pool's day net drawn on (or credited to) its advance, under the lock of its row; the
-    required advance from its gross payable over the rule's window. Each pool's file section."""
+    required advance from its gross payable over the rule's window. Each pool's ledger entry.
+    A rebuild passes the entries the close recorded (its statement events carry them): they are
+    booked as they were, not worked out again."""
     if not positions:
         return {}
     pools = [p.pool for p in positions]
     balances = unit.lock_advances(pools, now)
-    payables = unit.payables(pools, day - timedelta(days=rule.window_days - 1), day)
+    recorded = recorded or {}
+    if any(p.pool not in recorded for p in positions):
+        payables = unit.payables(pools, day - timedelta(days=rule.window_days - 1), day)
     entries = []
     for p in positions:
+        if p.pool in recorded:
+            entries.append(recorded[p.pool])
+            continue
         entry = day_entry(rule, p.pool, balances[p.pool].balance_fen, p.net_fen, [*payables[p.pool], p.payable_fen])
-        entries.append(LedgerRow(p.pool, f"close:{day.isoformat()}", day, entry.kind, entry.amount_fen,
+        entries.append(LedgerRow(p.pool, close_reference(day), day, entry.kind, entry.amount_fen,
                                  entry.balance_fen, entry.required_fen, entry.warning, now, "clearing", ""))
     unit.record_ledger(entries, now)
-    return {e.pool_code: view(rule, e) for e in entries}
+    return {e.pool_code: e for e in entries}
 
 
 def view(rule: AdvanceRule, e: LedgerRow) -> dict[str, Any]:
@@ -45,14 +53,15 @@ def view(rule: AdvanceRule, e: LedgerRow) -> dict[str, Any]:
 
 def of_day(unit: Unit, rule: AdvanceRule, day: date, pool: str) -> dict[str, Any] | None:
     """The pool's advance section of a closed day (None for a day closed before advances were kept)."""
-    entry = unit.ledger_entry(pool, f"close:{day.isoformat()}")
+    entry = unit.ledger_entry(pool, close_reference(day))
     return None if entry is None else view(rule, entry)
 
 
-def deposit(repository: ClearingRepository, rule: AdvanceRule, now: datetime, pool: str, reference: str,
-            amount_fen: int, who: str, note: str = "") -> dict[str, Any]:
-    """The centre records money a bureau paid into its advance; idempotent by `reference` (the same
-    reference again answers the entry it made; with another amount it is refused)."""
+def deposit(repository: ClearingRepository, journal: Journal, rule: AdvanceRule, now: datetime, pool: str,
+            reference: str, amount_fen: int, who: str, note: str = "") -> dict[str, Any]:
+    """The centre records money a bureau paid into its advance (and publishes it: AdvanceDeposited);
+    idempotent by `reference` (the same reference again answers the entry it made; with another
+    amount it is refused)."""
     if not (len(pool) == 6 and pool.isdigit()):
         raise ClearingRefused(AdvanceRefusal.INVALID_POOL, repr(pool))
     if not reference.strip() or len(reference) > 100:
@@ -71,6 +80,7 @@ def deposit(repository: ClearingRepository, rule: AdvanceRule, now: datetime, po
         warning = rule.warns(balance, current.required_fen)
         row, = unit.record_ledger([LedgerRow(pool, reference, now.astimezone(SHANGHAI).date(), "DEPOSIT", amount_fen,
                                              balance, current.required_fen, warning, now, who, note)], now)
+        journal.record(unit, "AdvanceDeposited", pool, deposit_event(row))
     ADVANCE_BALANCE.labels(pool).set(balance / 100)
     ADVANCE_WARNING.labels(pool).set(1 if warning else 0)
     return entry_dict(row)

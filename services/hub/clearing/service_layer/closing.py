@@ -12,17 +12,17 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
+from typing import Mapping
 
 from hub.clearing.adapters import files
-from hub.clearing.adapters.repository import ClearingRepository, FundStatement, Mark, Statement, Unit
+from hub.clearing.adapters.repository import ClearingRepository, FundStatement, LedgerRow, Mark, Statement, Unit
 from hub.clearing.domain.advance import AdvanceRule
 from hub.clearing.domain.anomalies import AnomalyRule
 from hub.clearing.domain.netting import NettingResult, net
 from hub.clearing.service_layer import advances, anomaly_watch
 from hub.clearing.service_layer.day_files import (PARALLEL_RENDER_LINES, Publishing, Renderer, manual_claims_by_home,
-                                                  statement_event, write_day_files)
-from hub.messaging import AvroCodec
-from hub.messaging.topics import CLEARING_STATEMENTS
+                                                  write_day_files)
+from hub.clearing.service_layer.journal import Journal, statement_event
 from hub.operations.metrics import ADVANCE_BALANCE, ADVANCE_REQUIRED, ADVANCE_WARNING, CLEARING_DAYS_CLOSED
 
 log = logging.getLogger(__name__)
@@ -80,10 +80,12 @@ def _past(mark: Mark | None, end: int, committed: int, cutoff: datetime) -> bool
     return mark.max_event_time >= cutoff or mark.next_offset >= end
 
 
-def close_day(repository: ClearingRepository, codec: AvroCodec, publishing: Publishing, advance_rule: AdvanceRule,
-              anomaly_rule: AnomalyRule, day: date, now: datetime) -> CloseResult:
+def close_day(repository: ClearingRepository, journal: Journal, publishing: Publishing, advance_rule: AdvanceRule,
+              anomaly_rule: AnomalyRule, day: date, now: datetime,
+              recorded: Mapping[str, LedgerRow] | None = None) -> CloseResult:
     """Raises DayBlocked while a quarantined event may belong to the day, ZeroSumViolated (nothing
-    written) if the day's positions do not sum to zero."""
+    written) if the day's positions do not sum to zero. A rebuild passes the advance entries the
+    close recorded (`recorded`, by pool) and the close's own time as `now`."""
     staging = publishing.out_dir / f".{day.isoformat()}.closing-{uuid.uuid4().hex[:8]}"
     try:
         with repository.unit() as unit:
@@ -94,7 +96,7 @@ def close_day(repository: ClearingRepository, codec: AvroCodec, publishing: Publ
             blocking = unit.blocking(day)
             if blocking:
                 raise DayBlocked(day, blocking)
-            result = _close(unit, codec, publishing, advance_rule, anomaly_rule, day, now, staging)
+            result = _close(unit, journal, publishing, (advance_rule, anomaly_rule), day, now, staging, recorded)
     except BaseException:  # nothing of a close that did not commit
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -112,8 +114,9 @@ def close_day(repository: ClearingRepository, codec: AvroCodec, publishing: Publ
                        files.move_files(staging, publishing.out_dir / day.isoformat()), result.phases, result.advances)
 
 
-def _close(unit: Unit, codec: AvroCodec, publishing: Publishing, advance_rule: AdvanceRule, anomaly_rule: AnomalyRule,
-           day: date, now: datetime, staging: Path) -> CloseResult:
+def _close(unit: Unit, journal: Journal, publishing: Publishing, rules: tuple[AdvanceRule, AnomalyRule], day: date,
+           now: datetime, staging: Path, recorded: Mapping[str, LedgerRow] | None) -> CloseResult:
+    advance_rule, anomaly_rule = rules
     phases, t0 = {}, _time.perf_counter()
 
     def lap(name: str) -> None:
@@ -128,7 +131,9 @@ def _close(unit: Unit, codec: AvroCodec, publishing: Publishing, advance_rule: A
     if unnamed:  # the files still say the code; a reader should not meet a blank name unwarned
         log.warning("clearing day %s: no reference name for pools %s (add their policy files to the reference "
                     "directory)", day, ", ".join(unnamed))
-    drawn = advances.draw(unit, advance_rule, day, result.positions, now)
+    inputs = unit.marks()  # every event below these offsets is in, every one at or above is not
+    entries = advances.draw(unit, advance_rule, day, result.positions, now, recorded)
+    drawn = {pool: advances.view(advance_rule, e) for pool, e in entries.items()}
     lap("advances")
     flags = anomaly_watch.flag_day(unit, anomaly_rule, day)
     lap("anomaly flags")
@@ -146,8 +151,8 @@ def _close(unit: Unit, codec: AvroCodec, publishing: Publishing, advance_rule: A
                       shas[p.pool]),
             [FundStatement(day, p.pool, f.fund.insutype, f.fund.fund_pay_type, f.receivable_fen, f.payable_fen,
                            f.net_fen) for f in p.funds])
-        unit.add_outbox(CLEARING_STATEMENTS.name, p.pool,
-                        codec.encode("ClearingStatement", statement_event(day, cycle_id, now, p, shas[p.pool])))
+        journal.record(unit, "ClearingStatement", p.pool,
+                       statement_event(day, cycle_id, now, p, shas[p.pool], inputs, entries.get(p.pool)))
     lap("files")
     unit.mark_closed(day, cycle_id, now, result.gross_fen, result.net_abs_fen,
                      f"{result.efficiency.numerator}/{result.efficiency.denominator}")

@@ -5,9 +5,8 @@ most of it): a big day renders in worker processes."""
 from __future__ import annotations
 
 import os
-import uuid
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Iterable
@@ -20,7 +19,6 @@ from hub.clearing.domain.netting import PoolPosition, net
 from hub.clearing.service_layer import advances
 from hub.signing import Signer
 
-PRODUCER = "interregion-clearing"
 PARALLEL_RENDER_LINES = 50_000  # from this many settlements a day, its files render in worker processes
 
 
@@ -143,23 +141,3 @@ def pool_file(repository: ClearingRepository, publishing: Publishing, rule: Adva
         header = files.DayHeader(day, row.cycle_id, row.closed_at, publishing.pool_names)
         rendered = _pool_files(unit, publishing, rule, header, position, manual_claims_by_home(unit, day).get(pool, []))
     return rendered.get(name)
-
-
-def statement_event(day: date, cycle_id: str, now: datetime, p: PoolPosition, sha: str) -> dict[str, Any]:
-    """A pool's ClearingStatement (v3) for clearing.statements."""
-    return {
-        "event_id": uuid.uuid5(uuid.NAMESPACE_URL, f"clearing:{cycle_id}:{p.pool}"), "event_time": now,
-        "producer": PRODUCER, "schema_version": 3, "cycle_id": cycle_id, "clearing_date": day,
-        "pool_code": p.pool, "receivable_fen": p.receivable_fen, "payable_fen": p.payable_fen,
-        "net_position_fen": p.net_fen, "settlement_count": p.settlement_count,
-        "bilateral": [{"counterparty_pool": b.counterparty_pool, "receivable_hifp_pay_fen": b.receivable.hifp_pay_fen,
-                       "receivable_hifmi_pay_fen": b.receivable.hifmi_pay_fen, "payable_hifp_pay_fen": b.payable.hifp_pay_fen,
-                       "payable_hifmi_pay_fen": b.payable.hifmi_pay_fen, "receivable_maf_pay_fen": b.receivable.maf_pay_fen,
-                       "payable_maf_pay_fen": b.payable.maf_pay_fen, "settlement_count": b.settlement_count,
-                       "insurance_type": b.insurance_type}
-                      for b in p.bilateral],
-        "funds": [{"insutype": f.fund.insutype, "fund_pay_type": f.fund.fund_pay_type,
-                   "receivable_fen": f.receivable_fen, "payable_fen": f.payable_fen, "net_fen": f.net_fen}
-                  for f in p.funds],
-        "file_sha256": sha, "generated_at": now,
-    }

@@ -11,6 +11,7 @@ from hub.clearing.adapters import files
 from hub.clearing.adapters.repository import ClearingRepository, Statement
 from hub.clearing.domain.netting import position_of
 from hub.clearing.domain.statements import month_days
+from hub.clearing.service_layer.journal import Journal, confirmation_event
 
 LATE_SHOWN = 50  # late events a day summary lists
 
@@ -19,10 +20,15 @@ def _text(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def confirm(repository: ClearingRepository, now: datetime, day: date, pool: str, who: str) -> bool:
-    """A bureau confirms its statement of a closed day (again: nothing changes); false if it has none."""
+def confirm(repository: ClearingRepository, journal: Journal, now: datetime, day: date, pool: str, who: str) -> bool:
+    """A bureau confirms its statement of a closed day (published the first time:
+    ClearingStatementConfirmed; again, nothing changes); false if it has none."""
     with repository.unit() as unit:
-        return unit.confirm(day, pool, now, who)
+        if unit.statement(day, pool) is None:
+            return False
+        if unit.confirm(day, pool, now, who):
+            journal.record(unit, "ClearingStatementConfirmed", pool, confirmation_event(day, pool, now, who))
+        return True
 
 
 def day_summary(repository: ClearingRepository, pool_names: dict[str, str], day: date, pool: str) -> dict[str, Any] | None:

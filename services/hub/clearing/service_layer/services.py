@@ -22,7 +22,9 @@ from hub.clearing.service_layer import (advances, anomaly_watch, applying, closi
 from hub.clearing.domain.events import Record
 from hub.clearing.service_layer.closing import CloseResult
 from hub.clearing.service_layer.day_files import Publishing
+from hub.clearing.service_layer.journal import Journal
 from hub.messaging import AvroCodec
+from hub.messaging.topics import CLEARING_STATEMENTS
 from hub.reference.budget import Budget
 from hub.signing import Signer
 
@@ -35,8 +37,10 @@ class ClearingService:
     def __init__(self, repository: ClearingRepository, codec: AvroCodec, out_dir: Path, grace: timedelta,
                  signer: Signer, pool_names: dict[str, str] | None = None, clock: Callable[[], datetime] = _now,
                  advance_rule: AdvanceRule | None = None, budgets: list[Budget] | None = None,
-                 risk_rule: RiskRule | None = None, anomaly_rule: AnomalyRule | None = None):
+                 risk_rule: RiskRule | None = None, anomaly_rule: AnomalyRule | None = None,
+                 statements_topic: str = CLEARING_STATEMENTS.name):
         self.repository, self.codec, self.grace, self.clock = repository, codec, grace, clock
+        self.journal = Journal(codec, statements_topic)
         self.publishing = Publishing(out_dir, signer, pool_names or {})
         # Settlement events are read without Avro logical types (the wire adapter makes the few
         # dates it needs): the consumer and re-applying a quarantined event decode with this.
@@ -65,7 +69,7 @@ class ClearingService:
         return closing.due_days(self.repository, self.clock(), self.grace, end_offsets, committed)
 
     def close_day(self, day: date) -> CloseResult:
-        result = closing.close_day(self.repository, self.codec, self.publishing, self.advance_rule, self.anomaly_rule,
+        result = closing.close_day(self.repository, self.journal, self.publishing, self.advance_rule, self.anomaly_rule,
                                    day, self.clock())
         for pool in result.advances:
             fund_watch.watch(self.repository, self.risk_rule, self.budgets, pool, day)
@@ -83,7 +87,7 @@ class ClearingService:
 
     # what bureaus and operators read
     def confirm(self, day: date, pool: str, who: str) -> bool:
-        return queries.confirm(self.repository, self.clock(), day, pool, who)
+        return queries.confirm(self.repository, self.journal, self.clock(), day, pool, who)
 
     def day_summary(self, day: date, pool: str) -> dict[str, Any] | None:
         return queries.day_summary(self.repository, self.publishing.pool_names, day, pool)
@@ -108,8 +112,8 @@ class ClearingService:
 
     # advances
     def deposit(self, pool: str, reference: str, amount_fen: int, who: str, note: str = "") -> dict[str, Any]:
-        return advances.deposit(self.repository, self.advance_rule, self.clock(), pool, reference, amount_fen, who,
-                                note)
+        return advances.deposit(self.repository, self.journal, self.advance_rule, self.clock(), pool, reference,
+                                amount_fen, who, note)
 
     def advance(self, pool: str, limit: int = 120) -> dict[str, Any] | None:
         return advances.advance(self.repository, pool, limit)
@@ -130,24 +134,30 @@ class ClearingService:
 
 
 class MonthlyStatements:
-    """The monthly statements' use cases (statements.py) as `ClearingService.months`."""
+    """The monthly statements' use cases (statements.py) as `ClearingService.months`. Their changes
+    happen at whole milliseconds: the time a MonthlyStatementChanged carries (timestamp-millis) is
+    then the change's own, and a rebuild makes it again at exactly that time."""
 
     def __init__(self, clearing: ClearingService):
         self.c = clearing
 
+    def _now(self) -> datetime:
+        now = self.c.clock()
+        return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
     def issue(self, month: str, who: str) -> list[dict[str, Any]]:
-        return statements.issue(self.c.repository, self.c.codec, self.c.advance_rule, self.c.clock(), month, who)
+        return statements.issue(self.c.repository, self.c.journal, self.c.advance_rule, self._now(), month, who)
 
     def act(self, month: str, pool: str, action: str, event_ids: list[str] | None, reason: str, who: str,
             all_pending: bool = False) -> dict[str, Any]:
-        return statements.act(self.c.repository, self.c.codec, self.c.clock(), month, pool, action, event_ids, reason,
+        return statements.act(self.c.repository, self.c.journal, self._now(), month, pool, action, event_ids, reason,
                               who, all_pending)
 
     def resolve(self, month: str, pool: str, event_id: str, note: str, who: str) -> dict[str, Any]:
-        return statements.resolve(self.c.repository, self.c.codec, self.c.clock(), month, pool, event_id, note, who)
+        return statements.resolve(self.c.repository, self.c.journal, self._now(), month, pool, event_id, note, who)
 
     def close(self, month: str, pool: str, who: str) -> dict[str, Any]:
-        return statements.close(self.c.repository, self.c.codec, self.c.publishing, self.c.clock(), month, pool, who)
+        return statements.close(self.c.repository, self.c.journal, self.c.publishing, self._now(), month, pool, who)
 
     def still_open(self) -> list[dict[str, Any]]:
         return statements.still_open(self.c.repository)

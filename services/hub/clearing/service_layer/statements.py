@@ -15,9 +15,8 @@ from hub.clearing.domain.advance import AdvanceRule
 from hub.clearing.domain.funds import INSUTYPE_CODES
 from hub.clearing.domain.refusals import ClearingRefused, StatementRefusal
 from hub.clearing.domain.statements import EVENT_ACTION, LineState, after, month_days
-from hub.clearing.service_layer.day_files import PRODUCER, Publishing, claim_dict
-from hub.messaging import AvroCodec
-from hub.messaging.topics import CLEARING_STATEMENTS
+from hub.clearing.service_layer.day_files import Publishing, claim_dict
+from hub.clearing.service_layer.journal import PRODUCER, Journal
 
 MAX_LINES_PER_ACTION = 10_000
 AMOUNT = ("medfee_sumamt_fen", "hifp_pay_fen", "hifmi_pay_fen", "maf_pay_fen")
@@ -26,7 +25,7 @@ BUREAU_STATE = {"confirm": LineState.CONFIRMED, "unconfirm": LineState.PENDING, 
 INSURANCE_TYPE = {code: name for name, code in INSUTYPE_CODES.items()}
 
 
-def issue(repository: ClearingRepository, codec: AvroCodec, rule: AdvanceRule, now: datetime, month: str,
+def issue(repository: ClearingRepository, journal: Journal, rule: AdvanceRule, now: datetime, month: str,
           who: str) -> list[dict[str, Any]]:
     """Every home bureau's statement of `month` (its days all closed): the month's lines and the
     resolved disputes of earlier months. Issuing again adds none twice."""
@@ -45,12 +44,12 @@ def issue(repository: ClearingRepository, codec: AvroCodec, rule: AdvanceRule, n
             unit.issue_statement(MonthlyStatement(month, pool, "ISSUED", now, who, balance, required,
                                                   rule.top_up(balance, required)), first, last)
             summary = _summary(unit, month, pool)
-            _emit(unit, codec, summary, "ISSUED", [], "", who, now)
+            _emit(unit, journal, summary, "ISSUED", [], "", who, now)
             issued.append(summary)
     return issued
 
 
-def act(repository: ClearingRepository, codec: AvroCodec, now: datetime, month: str, pool: str, action: str,
+def act(repository: ClearingRepository, journal: Journal, now: datetime, month: str, pool: str, action: str,
         event_ids: list[str] | None, reason: str, who: str, all_pending: bool = False) -> dict[str, Any]:
     """A bureau confirms, unconfirms, disputes (with a reason) or withdraws a dispute on lines of its
     ISSUED statement; all of them or none. Repeating an action changes nothing."""
@@ -82,11 +81,11 @@ def act(repository: ClearingRepository, codec: AvroCodec, now: datetime, month: 
                                  reason.strip() if action == "dispute" else "", now, who)
         summary = _summary(unit, month, pool)
         if changed:
-            _emit(unit, codec, summary, EVENT_ACTION[action], changed, reason.strip(), who, now)
+            _emit(unit, journal, summary, EVENT_ACTION[action], changed, reason.strip(), who, now)
     return {**summary, "changed": changed}
 
 
-def resolve(repository: ClearingRepository, codec: AvroCodec, now: datetime, month: str, pool: str, event_id: str,
+def resolve(repository: ClearingRepository, journal: Journal, now: datetime, month: str, pool: str, event_id: str,
             note: str, who: str) -> dict[str, Any]:
     """The centre records a disputed line's resolution; it is carried into the bureau's next
     statement (withheld from this one either way)."""
@@ -103,11 +102,11 @@ def resolve(repository: ClearingRepository, codec: AvroCodec, now: datetime, mon
             raise ClearingRefused(StatementRefusal.INVALID_TRANSITION, f"line {event_id} is {state}: only a dispute is resolved")
         unit.set_line_states(month, pool, [event_id], LineState.RESOLVED.value, note.strip(), now, who)
         summary = _summary(unit, month, pool)
-        _emit(unit, codec, summary, "RESOLVED", [event_id], note.strip(), who, now)
+        _emit(unit, journal, summary, "RESOLVED", [event_id], note.strip(), who, now)
     return {**summary, "changed": [event_id]}
 
 
-def close(repository: ClearingRepository, codec: AvroCodec, publishing: Publishing, now: datetime, month: str,
+def close(repository: ClearingRepository, journal: Journal, publishing: Publishing, now: datetime, month: str,
           pool: str, who: str) -> dict[str, Any]:
     """Close a statement once no line is pending: its files are written and signed, and nothing in it
     changes any more (closing again answers the same)."""
@@ -121,7 +120,7 @@ def close(repository: ClearingRepository, codec: AvroCodec, publishing: Publishi
         rendered = _render(unit, publishing, month, pool)
         unit.set_monthly_digest(month, pool, files.manifest_sha256(rendered))
         summary = _summary(unit, month, pool)
-        _emit(unit, codec, summary, "CLOSED", [], "", who, now)
+        _emit(unit, journal, summary, "CLOSED", [], "", who, now)
     files.write_files(publishing.out_dir / "months" / month, rendered)
     return summary
 
@@ -214,14 +213,14 @@ def _render(unit: Unit, publishing: Publishing, month: str, pool: str) -> dict[s
                                         publishing.pool_names, statement.closed_at, publishing.signer, claims)
 
 
-def _emit(unit: Unit, codec: AvroCodec, summary: dict[str, Any], action: str, ids: list[str], reason: str, who: str,
+def _emit(unit: Unit, journal: Journal, summary: dict[str, Any], action: str, ids: list[str], reason: str, who: str,
           now: datetime) -> None:
     event = {"event_id": uuid.uuid4(), "event_time": now, "producer": PRODUCER, "schema_version": 1,
              "month": summary["month"], "bureau_pool": summary["bureau_pool"], "action": action,
              "line_event_ids": ids, "reason": reason, "actor": who, "status": summary["status"],
              "confirmed_fen": summary["confirmed_fen"], "disputed_fen": summary["disputed_fen"] + summary["resolved_fen"],
              "pending_fen": summary["pending_fen"], "top_up_fen": summary["top_up_fen"]}
-    unit.add_outbox(CLEARING_STATEMENTS.name, summary["bureau_pool"], codec.encode("MonthlyStatementChanged", event))
+    journal.record(unit, "MonthlyStatementChanged", summary["bureau_pool"], event)
 
 
 def _text(value: datetime | None) -> str | None:
