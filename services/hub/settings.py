@@ -9,7 +9,10 @@ import os
 from pathlib import Path
 
 import sqlalchemy as sa
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from hub.privacy import PersonKey
 
 
 def env(name: str, default: str) -> str:
@@ -118,6 +121,35 @@ class ServiceSettings(BaseSettings):
     @property
     def database_url(self) -> str:
         return database_url(self.postgres_url, self.database)  # type: ignore[attr-defined]
+
+
+class PersonKeySettings(ServiceSettings):
+    """A service that refers to persons (registration, settlement): the person key and its
+    rotation (hub.privacy.PersonKey). To rotate: the new key as HUB_PERSON_KEY, the old one
+    first in HUB_PERSON_RETIRED_KEYS (records it sealed still open) and, the first time, as
+    HUB_PERSON_REF_KEY (every person keeps their ref); the same in every such service."""
+
+    person_key: bytes = Field(b"", validation_alias="HUB_PERSON_KEY", validate_default=True)
+    person_retired_keys: str = Field("", validation_alias="HUB_PERSON_RETIRED_KEYS")
+    person_ref_key: str = Field("", validation_alias="HUB_PERSON_REF_KEY")
+
+    @field_validator("person_key", mode="before")
+    @classmethod
+    def _person_key(cls, value: object) -> bytes:
+        return checked_secret("HUB_PERSON_KEY", value).encode()
+
+    @field_validator("person_ref_key", mode="before")
+    @classmethod
+    def _ref_key(cls, value: object) -> str:
+        text = value.decode() if isinstance(value, bytes) else str(value)
+        if text and not development_mode() and text.strip() == DEVELOPMENT_SECRETS["HUB_PERSON_KEY"]:
+            raise UnsafeSecret(_not_in_development("HUB_PERSON_REF_KEY is the sample person key published in "
+                                                   "this repository"))
+        return text
+
+    @property
+    def person_keys(self) -> PersonKey:
+        return PersonKey.of(self.person_key, self.person_retired_keys, self.person_ref_key)
 
 
 def checked_secret(name: str, value: object) -> str:

@@ -68,6 +68,7 @@ class Options:
     seed: int = 20261125
     out_dir: Path = REPO / "out"
     base_port: int = 8600
+    brokers: int = 1  # 3: the suite's own three-node cluster, and the cluster faults instead of the broker kill
 
 
 # ----------------------------------------------------------------------------- processes
@@ -282,6 +283,14 @@ class Suite:
         local_services.up(self.local, report=lambda _line: None)
         self.kafka, self.postgres, self.redis_url = (self.local.kafka_bootstrap, self.local.postgres_url,
                                                      self.local.redis_url)
+        self.cluster = None
+        if self.opts.brokers == 3:
+            from tests.faults.cluster import Cluster
+
+            self.cluster = Cluster(self.local)
+            self.cluster.start()
+            self.kafka = self.cluster.bootstrap
+            self.echo(f"a cluster of three brokers on {self.kafka}")
         from hub.messaging import AvroCodec, ensure_topics
         from hub.registration.entrypoints.reference_load import load_reference
 
@@ -358,22 +367,28 @@ class Suite:
                 raise RuntimeError(f"settling did not resume: {self.load.acknowledged() - start} bills in {limit_s} s")
             time.sleep(0.2)
 
-    def fault(self, name: str, inject, recover=None, expect_not_ready: str | None = None) -> None:
+    def fault(self, name: str, inject, recover=None, expect_not_ready: str | None = None,
+              expect_ready: str | None = None) -> None:
+        """`inject` may return figures of its own for the record; `expect_ready`: the service must
+        stay ready throughout (the fault is one it is built to ride out)."""
         t0 = time.monotonic()
         before = self.load.acknowledged()
-        inject()
+        figures = inject() or {}
         if recover is not None:
-            recover()
+            figures.update(recover() or {})
         recovery_s = self.wait_all_ready()
         t1 = time.monotonic()
         self.wait_progress(self.step)
         record = {"fault": name, "bills_before": before, "recovered_in_s": round(t1 - t0, 1),
-                  "bills_after": self.load.acknowledged()}
+                  "bills_after": self.load.acknowledged(), **figures}
         if expect_not_ready:
             seen = self.watch.not_ready_between(expect_not_ready, t0, t1)
             record["readiness_said_not_ready"] = seen
             if not seen:
                 self.mismatches.append(f"{name}: {expect_not_ready} stayed ready while it could not work")
+        if expect_ready and self.watch.not_ready_between(expect_ready, t0, t1):
+            record["readiness_said_not_ready"] = True
+            self.mismatches.append(f"{name}: {expect_ready} said it was not ready through a fault it rides out")
         self.faults.append(record)
         self.echo(f"  {name:<42} recovered in {record['recovered_in_s']:>5} s "
                   f"(ready after {recovery_s:.1f} s), {record['bills_after']} bills acknowledged")
@@ -401,6 +416,37 @@ class Suite:
 
     def start_broker(self) -> None:
         local_services.Kafka(self.local).start()
+
+    # -- the cluster's faults (--brokers 3) ----------------------------------------------------------
+
+    def _settled_meanwhile(self, seconds: float) -> dict:
+        """Bills acknowledged over the next `seconds` (the fault's own outage)."""
+        before = self.load.acknowledged()
+        time.sleep(seconds)
+        return {"bills_during_fault": self.load.acknowledged() - before, "fault_lasted_s": seconds}
+
+    def kill_leader(self) -> dict:
+        victim = self.cluster.leader_of("settlement.events")
+        self.cluster.kill(victim)
+        return {"killed": victim.name, **self._settled_meanwhile(15)}
+
+    def kill_two_brokers(self) -> dict:
+        survivor = self.cluster.leader_of("settlement.events")
+        self.cluster.kill(*[n for n in self.cluster.nodes if n is not survivor])
+        return self._settled_meanwhile(20)
+
+    def restart_brokers(self) -> dict:
+        t0 = time.monotonic()
+        self.cluster.restart_down()
+        return {"brokers_back_in_s": round(time.monotonic() - t0, 1),
+                "in_sync_after_s": round(self.cluster.wait_in_sync("settlement.events"), 1)}
+
+    def wipe_broker(self) -> dict:
+        victim = next(n for n in self.cluster.nodes if n is not self.cluster.leader_of("settlement.events"))
+        t0 = time.monotonic()
+        self.cluster.wipe(victim)
+        return {"wiped": victim.name, "rejoined_in_s": round(time.monotonic() - t0, 1),
+                "caught_up_after_s": round(self.cluster.wait_in_sync("settlement.events"), 1)}
 
     def flush_redis(self) -> None:
         redis.Redis.from_url(self.redis_url).flushall()
@@ -475,6 +521,8 @@ class Suite:
                 proc.stop()
             if hasattr(self, "group"):  # a failed run's group would show as STOPPED forever
                 sim.delete_group(self.kafka, self.group)
+            if getattr(self, "cluster", None) is not None:
+                self.cluster.stop()
 
     def _run(self) -> dict:
         started = time.monotonic()
@@ -491,7 +539,14 @@ class Suite:
         self.fault("kill -9 settlement (2 HTTP workers)", p["settlement"].kill9, lambda: self.restart("settlement"))
         self.fault("kill -9 clearing", p["clearing"].kill9, lambda: self.restart("clearing"))
         self.fault("kill -9 registration", p["registration"].kill9, lambda: self.restart("registration"))
-        self.fault("kill -9 the Kafka broker", self.kill_broker, self.start_broker, expect_not_ready="settlement")
+        if self.cluster is None:
+            self.fault("kill -9 the Kafka broker", self.kill_broker, self.start_broker, expect_not_ready="settlement")
+        else:
+            self.fault("kill -9 the leader of settlement.events/0", self.kill_leader, self.restart_brokers,
+                       expect_ready="settlement")
+            self.fault("kill -9 two of the three brokers", self.kill_two_brokers, self.restart_brokers,
+                       expect_not_ready="settlement")
+            self.fault("a broker's data wiped; reformatted, rejoined", self.wipe_broker)
         self.fault("Redis flushed", self.flush_redis)
         self.fault("PostgreSQL restarted (pg_ctl restart -m fast)", self.restart_postgres)
         self.fault("poison bill (a line over every limit)", self.poison_bill)
@@ -651,11 +706,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=8, help="hospitals' requests in flight at once")
     parser.add_argument("--rounds", type=int, default=1, help="runs in a row (each with every fault)")
     parser.add_argument("--base-port", type=int, default=8600)
+    parser.add_argument("--brokers", type=int, choices=(1, 3), default=1,
+                        help="3: a cluster of three brokers of the suite's own, with the cluster faults "
+                             "(the leader killed, two brokers killed, a broker's data wiped)")
     args = parser.parse_args(argv)
     failed = 0
     for n in range(args.rounds):
         print(f"round {n + 1} of {args.rounds}")
-        summary = Suite(Options(bills=args.bills, concurrency=args.concurrency, base_port=args.base_port)).run()
+        summary = Suite(Options(bills=args.bills, concurrency=args.concurrency, base_port=args.base_port,
+                                brokers=args.brokers)).run()
         print(f"faults injected {summary['faults_injected']}, bills {summary['bills_acknowledged']}, "
               f"reversals {summary['reversals']}, re-sent requests {summary['requests_resent']}, "
               f"mismatches {summary['mismatches']}  ({summary['elapsed_s']} s; {summary['run_dir']})")

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
@@ -21,28 +19,9 @@ from hub.messaging import AvroCodec, EventProducer, ensure_topics
 from hub.messaging.topics import SETTLEMENT_EVENTS
 from tests.fixtures.avro.samples import SAMPLES
 
-def free_block(first: int, size: int = 6) -> int:
-    """The first port, from `first` on in steps of 10 and below the ephemeral range (32768), of `size`
-    consecutive ports nothing listens on or holds (nodes: +0/+1, +2/+3, +4/+5). A fixed block in the
-    ephemeral range failed in CI: one of its ports was some connection's source port."""
-    for base in range(first, 32768 - size, 10):
-        if all(_bindable(port) for port in range(base, base + size)):
-            return base
-    raise RuntimeError(f"no {size} free consecutive ports from {first} up to 32768")
-
-
-def _bindable(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    base = free_block(int(os.environ.get("HUB_TEST_CLUSTER_PORT", "29192")))
+    base = local_services.free_ports(int(os.environ.get("HUB_TEST_CLUSTER_PORT", "29192")), 6)
     settings = local_services.LocalSettings(state_dir=tmp_path_factory.mktemp("cluster"), kafka_port=base,
                                             kafka_controller_port=base + 1, kafka_brokers=3, kafka_heap_mb=384)
     nodes = [local_services.Kafka(settings, n) for n in (1, 2, 3)]

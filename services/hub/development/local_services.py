@@ -21,11 +21,11 @@ from typing import Callable
 from hub.development.kafka import KAFKA_VERSION, Kafka, new_cluster_id
 # The launcher's names, for its callers (the CLI, the day, tests and benches):
 from hub.development.process import (REPO_ROOT, LocalServiceError, LocalSettings, ServerState,  # noqa: F401
-                                     wait_for_exit)
+                                     free_ports, wait_for_exit)
 from hub.development.servers import Postgres, Redis
 
 __all__ = ["KAFKA_VERSION", "REPO_ROOT", "Kafka", "LocalServiceError", "LocalSettings", "Postgres", "Redis",
-           "ServerState", "down", "new_cluster_id", "servers", "status", "up", "wait_for_exit"]
+           "ServerState", "down", "free_ports", "new_cluster_id", "servers", "status", "up", "wait_for_exit"]
 
 
 def servers(settings: LocalSettings | None = None) -> list[Postgres | Redis | Kafka]:

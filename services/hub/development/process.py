@@ -100,6 +100,25 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def free_ports(first: int, size: int) -> int:
+    """The first port, from `first` on in steps of 10 and below Linux's ephemeral range (32768), of
+    `size` consecutive ports nothing listens on or holds: a throwaway cluster's (a fixed block in the
+    ephemeral range failed in CI: one of its ports was some connection's source port)."""
+    for base in range(first, 32768 - size, 10):
+        if all(_bindable(port) for port in range(base, base + size)):
+            return base
+    raise LocalServiceError(f"no {size} free consecutive ports from {first} up to 32768")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 def _pid_alive(pid_file: Path, marker: str) -> int | None:
     """The pid in `pid_file` if that process runs and its command line contains `marker`."""
     try:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, field_validator
 
 from hub import settings as shared_settings
 
@@ -19,18 +19,17 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 
-class Settings(shared_settings.ServiceSettings):
+class Settings(shared_settings.PersonKeySettings):
     postgres_url: str = Field(default_factory=shared_settings.postgres_url, validation_alias="HUB_POSTGRES_URL")
     kafka_bootstrap: str = Field(default_factory=shared_settings.kafka_bootstrap, validation_alias="HUB_KAFKA_BOOTSTRAP")
     database: str = Field("hub_registration", validation_alias="HUB_REGISTRATION_DATABASE")
-    person_key: bytes = Field(b"", validation_alias="HUB_PERSON_KEY", validate_default=True)
     voucher_key: bytes = Field(b"", validation_alias="HUB_VOUCHER_KEY", validate_default=True)
     bureaus_file: Path = Field(REPO_ROOT / "reference" / "bureaus.yaml", validation_alias="HUB_BUREAUS_FILE")
 
-    @field_validator("person_key", "voucher_key", mode="before")
+    @field_validator("voucher_key", mode="before")
     @classmethod
-    def _secret(cls, value: object, info: ValidationInfo) -> bytes:
-        return shared_settings.checked_secret(f"HUB_{info.field_name.upper()}", value).encode()
+    def _secret(cls, value: object) -> bytes:
+        return shared_settings.checked_secret("HUB_VOUCHER_KEY", value).encode()
 
 
 @dataclass(frozen=True)
@@ -68,7 +67,7 @@ def bootstrap(settings: Settings | None = None) -> Registration:
     engine = sa.create_engine(settings.database_url, pool_size=8, max_overflow=8, pool_pre_ping=True)
     db.create_schema(engine)
     codec = AvroCodec(SchemaRegistry())
-    return Registration(settings, engine, codec, RegistrationService(PostgresRegistrationRepository(engine), codec, settings.person_key, settings.voucher_key),
+    return Registration(settings, engine, codec, RegistrationService(PostgresRegistrationRepository(engine), codec, settings.person_keys, settings.voucher_key),
                         bureaus)
 
 

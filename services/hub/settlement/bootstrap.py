@@ -10,7 +10,7 @@ from typing import Callable
 
 import redis
 import sqlalchemy as sa
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, field_validator
 
 from hub import settings as shared_settings
 
@@ -28,12 +28,11 @@ log = logging.getLogger(__name__)
 
 
 
-class Settings(shared_settings.ServiceSettings):
+class Settings(shared_settings.PersonKeySettings):
     postgres_url: str = Field(default_factory=shared_settings.postgres_url, validation_alias="HUB_POSTGRES_URL")
     redis_url: str = Field(default_factory=shared_settings.redis_url, validation_alias="HUB_REDIS_URL")
     kafka_bootstrap: str = Field(default_factory=shared_settings.kafka_bootstrap, validation_alias="HUB_KAFKA_BOOTSTRAP")
     database: str = Field("hub_settlement", validation_alias="HUB_SETTLEMENT_DATABASE")
-    person_key: bytes = Field(b"", validation_alias="HUB_PERSON_KEY", validate_default=True)
     # verifies the e-vouchers the home regions' voucher service (registration) issues
     voucher_key: bytes = Field(b"", validation_alias="HUB_VOUCHER_KEY", validate_default=True)
     hospitals_file: Path = Field(REPO_ROOT / "reference" / "hospitals.yaml", validation_alias="HUB_HOSPITALS_FILE")
@@ -53,10 +52,10 @@ class Settings(shared_settings.ServiceSettings):
     # a non-zero value is logged as a warning at start and shown by /health/ready.
     clock_shift_days: int = Field(0, validation_alias="HUB_SETTLEMENT_CLOCK_SHIFT_DAYS")
 
-    @field_validator("person_key", "voucher_key", mode="before")
+    @field_validator("voucher_key", mode="before")
     @classmethod
-    def _secret(cls, value: object, info: ValidationInfo) -> bytes:
-        return shared_settings.checked_secret(f"HUB_{info.field_name.upper()}", value).encode()
+    def _secret(cls, value: object) -> bytes:
+        return shared_settings.checked_secret("HUB_VOUCHER_KEY", value).encode()
 
     def clock(self) -> Callable[[], datetime]:
         shift = timedelta(days=self.clock_shift_days)
@@ -92,9 +91,9 @@ def bootstrap(settings: Settings | None = None, create_schema: bool = True, gate
     if settings.clock_shift_days:
         log.warning("HUB_SETTLEMENT_CLOCK_SHIFT_DAYS=%d: settlements are stamped %d days off the real clock "
                     "(a rehearsal; never in service)", settings.clock_shift_days, settings.clock_shift_days)
-    service = SettlementService(repository, read_model, codec, settings.person_key, clock=settings.clock(),
+    service = SettlementService(repository, read_model, codec, settings.person_keys, clock=settings.clock(),
                                 limits=settings.limits, voucher_key=settings.voucher_key)
-    claims = Claims(repository, read_model, service.reference, codec, settings.person_key, hospitals, settings.limits,
+    claims = Claims(repository, read_model, service.reference, codec, settings.person_keys, hospitals, settings.limits,
                     clock=settings.clock())
     return Settlement(settings, engine, read_model, codec, hospitals, service, claims, claimants)
 

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Callable, Iterable
 
 from hub.messaging import AvroCodec
-from hub.privacy import credential_ref, mask_person_id, person_ref, seal, unseal
+from hub.privacy import Key, credential_ref, mask_person_id, person_ref, seal, unseal
 from hub.registration.adapters.repository import ImportRecord, PersonRow, RegistrationRepository
 from hub.registration.domain.model import CSV_COLUMNS, Enrolment, Identity, Refused, Rejection, parse_enrolment
 from hub.registration.service_layer.events import publish
@@ -47,12 +47,12 @@ class ImportReport:
                 "rows_bad": len(self.bad_rows), "bad_rows": [b.__dict__ for b in self.bad_rows]}
 
 
-def credentials_of(person_key: bytes, e: Enrolment) -> list[str]:
+def credentials_of(person_key: Key, e: Enrolment) -> list[str]:
     """The keys of the credentials a hospital may identify the person by (02, 03)."""
     return [credential_ref(person_key, kind, number) for kind, number in (("02", e.certno), ("03", e.card_no)) if number]
 
 
-def import_snapshot(repository: RegistrationRepository, codec: AvroCodec, person_key: bytes, home_pool: str, text: str,
+def import_snapshot(repository: RegistrationRepository, codec: AvroCodec, person_key: Key, home_pool: str, text: str,
                     now: Callable[[], datetime], progress: Callable[[int], None] = lambda _n: None) -> ImportReport:
     """Apply the good rows of an enrolment snapshot; report every bad row with its reason. A file
     that is not CSV is refused whole (RegistrationRefused) before anything is written."""
@@ -76,7 +76,7 @@ def import_snapshot(repository: RegistrationRepository, codec: AvroCodec, person
     return report
 
 
-def _read(person_key: bytes, text: str, report: ImportReport) -> dict[str, tuple[int, Enrolment]] | None:
+def _read(person_key: Key, text: str, report: ImportReport) -> dict[str, tuple[int, Enrolment]] | None:
     """The file's good rows by person (a person twice: neither), the bad ones into the report;
     None when the header lacks a required column."""
     # newline="": the csv module reads \r, \n and \r\n line ends itself (and inside quoted fields)
@@ -113,7 +113,7 @@ def _read(person_key: bytes, text: str, report: ImportReport) -> dict[str, tuple
     return good
 
 
-def _apply_chunk(repository: RegistrationRepository, codec: AvroCodec, person_key: bytes, home_pool: str,
+def _apply_chunk(repository: RegistrationRepository, codec: AvroCodec, person_key: Key, home_pool: str,
                  chunk: list[tuple[str, tuple[int, Enrolment]]], report: ImportReport, now: datetime) -> None:
     with repository.unit() as unit:
         existing = unit.persons([ref for ref, _ in chunk])

@@ -9,7 +9,7 @@ from datetime import date, datetime
 from typing import Callable
 
 from hub.messaging import AvroCodec
-from hub.privacy import person_ref
+from hub.privacy import Key, person_ref
 from hub.registration.adapters.repository import FilingRow, PersonRow, RegistrationRepository, Unit
 from hub.registration.domain.model import (FilingSpec, FilingType, Refused, Rejection, change_filing, new_filing,
                                            revoke_filing)
@@ -17,7 +17,7 @@ from hub.registration.service_layer.events import publish
 from hub.registration.service_layer.refusals import RegistrationRefused, own, refuse
 
 
-def create(repository: RegistrationRepository, codec: AvroCodec, person_key: bytes, now: Callable[[], datetime],
+def create(repository: RegistrationRepository, codec: AvroCodec, person_key: Key, now: Callable[[], datetime],
            home_pool: str, psn_no: str, filing_type: str, target_pool: str, valid_from: date,
            valid_to: date | None) -> FilingSpec:
     at = now()

@@ -6,13 +6,13 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 
 from hub import vouchers
-from hub.privacy import person_ref
+from hub.privacy import Key, person_ref
 from hub.registration.adapters.repository import RegistrationRepository
 from hub.registration.domain.model import Rejection
 from hub.registration.service_layer.refusals import own, refuse
 
 
-def issue_voucher(repository: RegistrationRepository, person_key: bytes, voucher_key: bytes, home_pool: str,
+def issue_voucher(repository: RegistrationRepository, person_key: Key, voucher_key: bytes, home_pool: str,
                   psn_no: str, now: datetime) -> dict:
     """The home region's voucher service: a short-lived token (mdtrt_cert_type 01) for one of its
     pool's enrolled persons."""
@@ -24,7 +24,7 @@ def issue_voucher(repository: RegistrationRepository, person_key: bytes, voucher
             "expires_at": datetime.fromtimestamp(expires, timezone.utc).isoformat()}
 
 
-def status(repository: RegistrationRepository, person_key: bytes, home_pool: str, psn_no: str, region: str,
+def status(repository: RegistrationRepository, person_key: Key, home_pool: str, psn_no: str, region: str,
            day: date) -> dict:
     """The person's standing for care in `region` on `day`: enrolment and the filings that count."""
     person = own(repository.person(person_ref(person_key, psn_no)), home_pool)

@@ -15,10 +15,11 @@ from hub.registration.adapters.repository import RegistrationRepository
 from hub.registration.domain.model import FilingSpec
 from hub.registration.service_layer import enrolments, filings, people
 from hub.registration.service_layer.enrolments import ImportReport
+from hub.privacy import Key
 
 
 class RegistrationService:
-    def __init__(self, repository: RegistrationRepository, codec: AvroCodec, person_key: bytes, voucher_key: bytes = b"",
+    def __init__(self, repository: RegistrationRepository, codec: AvroCodec, person_key: Key, voucher_key: bytes = b"",
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
         self.repository, self.codec = repository, codec
         self.person_key, self.voucher_key = person_key, voucher_key

@@ -43,6 +43,7 @@ from hub.settlement.service_layer.identity import HospitalRegistry, mask_person_
 from hub.settlement.service_layer.people import person_from_registration
 from hub.settlement.service_layer.pricing import ReferenceCache, price_claim
 from hub.settlement.service_layer.reasons import ClaimWhy, Why
+from hub.privacy import Key
 
 PRODUCER = "settle-at-treatment"
 REASONS = {  # convention.MANUAL_REASONS names the same (the preview's edge)
@@ -135,7 +136,7 @@ class ClaimIn:
 
 class Claims:
     def __init__(self, repository: Repository, read_model: ReadModel, reference: ReferenceCache, codec: AvroCodec,
-                 person_key: bytes, hospitals: HospitalRegistry, limits: convention.Limits = convention.DEFAULT_LIMITS,
+                 person_key: Key, hospitals: HospitalRegistry, limits: convention.Limits = convention.DEFAULT_LIMITS,
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
         self.repository = repository
         self.read_model = read_model

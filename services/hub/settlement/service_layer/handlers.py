@@ -58,12 +58,13 @@ from hub.settlement.service_layer.people import CredentialError, credential, cre
 from hub.settlement.service_layer.pricing import ReferenceCache
 from hub.settlement.service_layer.reasons import Why, reason_of
 from hub.settlement.service_layer.transactions import Touches, Transactions
+from hub.privacy import Key
 
 log = logging.getLogger(__name__)
 
 
 class SettlementService:
-    def __init__(self, repository: Repository, read_model: ReadModel, codec: AvroCodec, person_key: bytes,
+    def __init__(self, repository: Repository, read_model: ReadModel, codec: AvroCodec, person_key: Key,
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
                  limits: convention.Limits = convention.DEFAULT_LIMITS, voucher_key: bytes = b""):
         self.repository = repository

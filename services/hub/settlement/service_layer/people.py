@@ -10,7 +10,7 @@ from datetime import date
 from typing import Any
 
 from hub import vouchers
-from hub.privacy import credential_ref, mask_person_id, unseal
+from hub.privacy import Key, credential_ref, mask_person_id, unseal
 from hub.reference.policy import InsuranceType, SpecialPopulation
 from hub.settlement.domain.model import Filing, FilingType, Person
 from hub.settlement.service_layer.reasons import Why
@@ -92,7 +92,7 @@ class PersonShown:
                 "naty": self.naty}
 
 
-def shown(value: dict[str, Any], person_key: bytes, day: date, psn_no_sent: str = "") -> PersonShown:
+def shown(value: dict[str, Any], person_key: Key, day: date, psn_no_sent: str = "") -> PersonShown:
     """The person's details from the registration's sealed record (the psn_no the hospital sent
     where the bureau sealed none: a v1 registration)."""
     raw = value.get("person_sealed") or b""
@@ -105,7 +105,7 @@ def shown(value: dict[str, Any], person_key: bytes, day: date, psn_no_sent: str 
                        details.get("naty", ""), details.get("emp_name", ""))
 
 
-def opened(person_key: bytes, sealed: str) -> dict[str, str]:
+def opened(person_key: Key, sealed: str) -> dict[str, str]:
     """The details a stored answer's `_sealed` holds."""
     return unseal(person_key, base64.b64decode(sealed)) if sealed else {}
 
@@ -123,7 +123,7 @@ def credential(data: dict[str, Any]) -> tuple[str, str] | None:
     return kind, number
 
 
-def credential_person(person_key: bytes, voucher_key: bytes, cred: tuple[str, str], now_s: float,
+def credential_person(person_key: Key, voucher_key: bytes, cred: tuple[str, str], now_s: float,
                       lookup, check_expiry: bool = True) -> str:
     """The person_ref a credential names: an e-voucher by its token (signed by the home region's
     voucher service, not expired); a resident id or card through the read model (`lookup`)."""
@@ -140,7 +140,7 @@ def credential_person(person_key: bytes, voucher_key: bytes, cred: tuple[str, st
     return ref
 
 
-def check_credential(person_key: bytes, voucher_key: bytes, cred: tuple[str, str] | None, value: dict[str, Any],
+def check_credential(person_key: Key, voucher_key: bytes, cred: tuple[str, str] | None, value: dict[str, Any],
                      now_s: float, check_expiry: bool) -> None:
     """That the credential a request shows names the person of the registration `value` (a
     resident id or card the bureau did not register cannot be checked, and is taken)."""
@@ -158,6 +158,6 @@ def check_credential(person_key: bytes, voucher_key: bytes, cred: tuple[str, str
                                                        f"{'resident id number' if kind == '02' else 'card'}")
 
 
-def _psn_no_of(value: dict[str, Any], person_key: bytes) -> str:
+def _psn_no_of(value: dict[str, Any], person_key: Key) -> str:
     raw = value.get("person_sealed") or b""
     return unseal(person_key, raw).get("psn_no", "") if raw else ""

@@ -55,6 +55,7 @@ from hub.settlement.service_layer.people import (CredentialError, PersonShown, c
 from hub.settlement.service_layer.pricing import ReferenceCache, price_claim
 from hub.settlement.service_layer import visit_data
 from hub.settlement.service_layer.reasons import Why
+from hub.privacy import Key
 
 INPATIENT_MED_TYPES = frozenset({"21", "22", "24"})  # 2401 admits: a stay, an injury's, an emergency's
 OUTPATIENT_MED_TYPES = frozenset({"11", "13", "14", "41"})  # 2201: outpatient, emergency, chronic, pharmacy
@@ -74,7 +75,7 @@ class Touches:
 
 
 class Transactions:
-    def __init__(self, codec: AvroCodec, reference: ReferenceCache, person_key: bytes,
+    def __init__(self, codec: AvroCodec, reference: ReferenceCache, person_key: Key,
                  read_model_ready: Callable[[], bool], limits: convention.Limits = convention.DEFAULT_LIMITS,
                  voucher_key: bytes = b""):
         self.codec = codec
