@@ -2,6 +2,7 @@
 
     python3 -m tests.faults.suite                      # the long form: 30,000 bills, every fault
     python3 -m tests.faults.suite --bills 1500         # the short form CI runs (tests/faults/test_faults.py)
+    python3 -m tests.faults.suite --brokers 3          # on a three-broker cluster of the suite's own
 
 Real servers (the local ones `hub services up` starts: the suite kills and restarts them, so it
 refuses servers it did not start) and the real services as processes, each run with its own
@@ -13,7 +14,11 @@ got no answer, as a HIS does. Meanwhile, one after another:
   broker, a Redis flush, a PostgreSQL restart, a poison bill and a poison event; a second
   settlement replica settling the same persons against the same database; the clearing
   consumer group scaled 1 -> 3 -> 1; and at the end the day's cut-off reached while three
-  clearing replicas run.
+  clearing replicas run. With --brokers 3 the broker kill gives way to the cluster's faults
+  (tests/faults/cluster.py): the leader of settlement.events' partition 0 killed (settlement must
+  stay ready), two of the three brokers killed (settling goes on into the outbox; readiness says
+  why), and a broker's data directory wiped, formatted again with the cluster's id and rejoined
+  (the time it takes to catch up is in the record).
 
 After each fault the suite waits until every service is ready again and bills are being
 settled again. At the end it checks, and prints: every settlement the API acknowledged is in
