@@ -188,6 +188,22 @@ def test_the_read_model_reads_a_topic_created_after_it_started(servers, producer
         admin.close()
 
 
+def test_a_flush_after_the_epoch_check_is_never_marked_ready(servers):
+    """Seen in CI: Redis flushed between the read-model consumer's epoch check and its marking ready
+    left an empty read model marked ready, and a request was refused person_not_enrolled. Ready is
+    now set only while the epoch it was built under is still there."""
+    client = redis.Redis.from_url(servers.redis_url.rsplit("/", 1)[0] + "/7")
+    client.flushdb()
+    read_model = ReadModel(client)
+    read_model.start_epoch("e1")
+    client.flushdb()  # the flush lands after the consumer looked at its epoch
+    assert read_model.mark_ready("e1") is False and not read_model.ready()
+    read_model.start_epoch("e2")
+    assert read_model.mark_ready("e1") is False and not read_model.ready()  # another epoch's build
+    assert read_model.mark_ready("e2") is True and read_model.ready()
+    client.flushdb()
+
+
 def test_ensure_topics_mends_a_topic_made_with_the_wrong_shape(servers):
     """Finding 3: an auto-created registration.events had 3 partitions and cleanup.policy=delete."""
     name = f"test.{uuid.uuid4().hex[:12]}"

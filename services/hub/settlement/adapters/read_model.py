@@ -20,6 +20,7 @@ from hub.reference.catalogue import Catalogue, CatalogueItem, ItemClass, OverCap
 from hub.reference.policy import Policy, parse_policy
 
 READY = "rm:ready"
+_MARK_READY = "if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('set', KEYS[2], '1') return 1 end return 0"
 EPOCH = "rm:epoch"
 OFFSETS = "rm:offsets"
 POLICIES = "rm:policies"
@@ -144,5 +145,8 @@ class ReadModel:
             pipe.incr(REFSTAMP)
         pipe.execute()
 
-    def mark_ready(self) -> None:
-        self.redis.set(READY, "1")
+    def mark_ready(self, epoch: str) -> bool:
+        """Ready, if the read model is still the one of `epoch`: a Redis flushed after the consumer
+        last checked its epoch must not be marked ready empty (seen in CI: a flush, then a request
+        answered person_not_enrolled). One script, so nothing comes between the check and the set."""
+        return bool(self.redis.eval(_MARK_READY, 2, EPOCH, READY, epoch))

@@ -77,8 +77,7 @@ class ReadModelConsumer:
             return
         self._last_check = now
         if self.loop.caught_up():
-            if not self.read_model.ready():
-                self.read_model.mark_ready()
+            if not self.read_model.ready() and self.read_model.mark_ready(self.epoch):
                 log.info("read model ready")
             if self.until_ready:
                 self._loop_stop.set()
