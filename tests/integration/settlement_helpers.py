@@ -7,6 +7,7 @@ import uuid
 from datetime import date, datetime
 from pathlib import Path
 
+import sqlalchemy as sa
 from kafka import KafkaConsumer, TopicPartition
 
 from hub.messaging import AvroCodec, EventProducer, ensure_topics
@@ -95,3 +96,15 @@ def http_ready(url: str) -> bool:
         return httpx.get(url, timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def lose_database(admin_url: str, url: str) -> None:
+    """The database at `url` lost (dropped, its sessions ended) and made again, empty."""
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    name = sa.make_url(url).database
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'drop database "{name}" with (force)'))
+            conn.execute(sa.text(f'create database "{name}"'))
+    finally:
+        admin.dispose()

@@ -19,7 +19,7 @@ from hub.clearing.bootstrap import Settings, bootstrap
 from hub.clearing.domain.events import ClearingEvent
 from hub.development.local_services import LocalSettings, Postgres
 
-from .settlement_helpers import REPO
+from .settlement_helpers import REPO, lose_database
 
 DAY = date(2026, 2, 10)
 JJ, GZ, SH = "360400", "440100", "310000"
@@ -58,12 +58,7 @@ def test_a_clearing_database_dumped_and_restored_carries_on(servers, scratch_dat
     pg = Postgres(LocalSettings())
     dump = tmp_path / "hub_clearing.dump"
     subprocess.run([pg.bin("pg_dump"), "--format=custom", "--file", str(dump), libpq(scratch_database)], check=True)
-    admin = sa.create_engine(servers.postgres_url, isolation_level="AUTOCOMMIT")
-    name = sa.make_url(scratch_database).database
-    with admin.connect() as conn:  # the database lost, and made again empty
-        conn.execute(sa.text(f'drop database "{name}" with (force)'))
-        conn.execute(sa.text(f'create database "{name}"'))
-    admin.dispose()
+    lose_database(servers.postgres_url, scratch_database)
     subprocess.run([pg.bin("pg_restore"), "--no-owner", "--dbname", libpq(scratch_database), str(dump)], check=True)
 
     after = clearing_on(scratch_database, tmp_path / "after", now)  # no files on disk: rendered from the database

@@ -22,7 +22,7 @@ from hub.clearing.adapters import database as db
 from hub.clearing.bootstrap import Settings, bootstrap
 from hub.messaging.outbox import OutboxRelay
 
-from .settlement_helpers import REPO
+from .settlement_helpers import REPO, lose_database
 from .test_clearing_service import consume, reversal, send, settled
 
 DAYS = [date(2026, 3, 14), date(2026, 3, 15), date(2026, 3, 16)]
@@ -104,16 +104,12 @@ def test_clearing_dropped_and_rebuilt_from_the_log_comes_back_byte_for_byte(serv
     shown = {s: c.service.months.show(MONTH, s) for s in sorted({r.home_pool for r in applied})}
     c.engine.dispose()
 
-    admin = sa.create_engine(servers.postgres_url, isolation_level="AUTOCOMMIT")
-    name = sa.make_url(scratch_database).database
-    with admin.connect() as conn:  # the database lost, and made again empty
-        conn.execute(sa.text(f'drop database "{name}" with (force)'))
-        conn.execute(sa.text(f'create database "{name}"'))
-    admin.dispose()
+    lose_database(servers.postgres_url, scratch_database)
 
     env = {**os.environ, "HUB_POSTGRES_URL": scratch_database, "HUB_KAFKA_BOOTSTRAP": servers.kafka_bootstrap,
-           "HUB_CLEARING_DATABASE": name, "HUB_CLEARING_OUT": str(tmp_path / "rebuilt"),
-           "HUB_SETTLEMENT_TOPIC": topics[0], "HUB_CLEARING_STATEMENTS_TOPIC": topics[1]}
+           "HUB_CLEARING_DATABASE": sa.make_url(scratch_database).database,
+           "HUB_CLEARING_OUT": str(tmp_path / "rebuilt"), "HUB_SETTLEMENT_TOPIC": topics[0],
+           "HUB_CLEARING_STATEMENTS_TOPIC": topics[1]}
     run = subprocess.run([sys.executable, "-m", "hub.cli", "clearing", "rebuild"], env=env, cwd=REPO,
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
