@@ -93,6 +93,29 @@ class Cluster:
         shutil.rmtree(node.data)
         node.start(cluster_id=self.cluster_id)
 
+    def deliveries(self, topic: str) -> tuple[int, int]:
+        """(messages on the topic, distinct event ids among them): the difference is what the
+        outbox relays published again after a fault (clearing counts each once, by id)."""
+        from kafka import KafkaConsumer, TopicPartition
+
+        from hub.messaging import AvroCodec
+
+        codec, ids, messages = AvroCodec(logical_types=False), set(), 0
+        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False)
+        try:
+            tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+            consumer.assign(tps)
+            consumer.seek_to_beginning(*tps)
+            ends = consumer.end_offsets(tps)
+            deadline = time.monotonic() + 120
+            while any(consumer.position(tp) < ends[tp] for tp in tps) and time.monotonic() < deadline:
+                for records in consumer.poll(timeout_ms=1000).values():
+                    messages += len(records)
+                    ids.update(str(codec.decode(r.value).value["event_id"]) for r in records)
+        finally:
+            consumer.close()
+        return messages, len(ids)
+
     def wait_in_sync(self, topic: str, limit_s: float = CATCH_UP_S) -> float:
         """Seconds until every partition of the topic has its three replicas in sync again."""
         t0 = time.monotonic()

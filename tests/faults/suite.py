@@ -568,6 +568,10 @@ class Suite:
         self._close_with_three_replicas()
         self.watch.stop.set()
         summary = self._check()
+        if self.cluster is not None:
+            messages, distinct = self.cluster.deliveries("settlement.events")
+            summary["settlement_events"] = {"messages": messages, "distinct": distinct,
+                                            "published_again": messages - distinct}
         summary["elapsed_s"] = round(time.monotonic() - started, 1)
         for proc in self.procs.values():
             proc.stop()
@@ -723,6 +727,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"faults injected {summary['faults_injected']}, bills {summary['bills_acknowledged']}, "
               f"reversals {summary['reversals']}, re-sent requests {summary['requests_resent']}, "
               f"mismatches {summary['mismatches']}  ({summary['elapsed_s']} s; {summary['run_dir']})")
+        if "settlement_events" in summary:
+            print("settlement.events: {messages} messages, {distinct} distinct events, {published_again} published "
+                  "again".format(**summary["settlement_events"]))
         for line in summary["mismatch_details"]:
             print("  MISMATCH", line)
         failed += summary["mismatches"] > 0
