@@ -17,7 +17,11 @@ with wrk at 16 connections is the baseline. After each rate the database is chec
 the generator was told: every settlement answered is stored once, every reversal answered is a
 reversed settlement. Reported per rate: bills/s done, per call and per bill p50/p95/p99/p99.9,
 answers by reason, CPU ms per bill by part of the system (the generator's own included: it runs
-on the same 2 cores).
+on the same 2 cores). And the ratios (issue 29): each rate's throughput and CPU per bill against the
+highest rate's (give one above what the machine carries: that run is the saturation), and the
+saturated rate against the HTTP stack's ceiling for a four-call bill (GET /health/live ÷ 4).
+
+    python3 bench/bill_bench.py --rates 190,315,500,1000 --seconds 20   # 30 / 50 / 80 % of ~627, saturated
 """
 
 from __future__ import annotations
@@ -125,10 +129,31 @@ def main() -> None:
     summary = {"command": " ".join(["python3", "bench/bill_bench.py", *sys.argv[1:]]),
                "commit": _commit(), "cores": os.cpu_count(), "workers": args.workers,
                "baseline_health": baseline, "runs": runs,
-               "highest_rate_held": max((r["target_bills_per_s"] for r in held), default=None)}
+               "highest_rate_held": max((r["target_bills_per_s"] for r in held), default=None),
+               **ratios(runs, baseline)}
     print(json.dumps(summary, indent=2, ensure_ascii=False))
+    for r in runs:
+        print(f"{r['target_bills_per_s']:,.0f}/s: {r['bills_per_s']:,.1f} done ({r['of_saturated']:.0%} of the "
+              f"saturated rate), CPU {r['cpu_ms_per_bill']['total']} ms a bill = {r['cpu_vs_saturated']:.2f}x "
+              f"saturated, worst call p99 {r['worst_call_p99_ms']} ms", file=sys.stderr)
+    print(f"saturated: {summary['saturated_bills_per_s']:,.1f} bills/s = {summary['saturated_of_ceiling']:.2f} of "
+          f"the four-call ceiling ({summary['ceiling_bills_per_s']:,.0f}/s: GET /health/live / 4)", file=sys.stderr)
     if args.record:
         _record(summary)
+
+
+def ratios(runs: list[dict], baseline: dict) -> dict:
+    """Each rate against the run's own saturation — the highest rate's throughput and CPU per
+    bill (give a last rate above what the machine carries) — and that against the HTTP stack's
+    ceiling for a four-call bill, measured in the same run."""
+    top = max(runs, key=lambda r: r["target_bills_per_s"])
+    for r in runs:
+        r["of_saturated"] = round(r["bills_per_s"] / top["bills_per_s"], 3)
+        r["cpu_vs_saturated"] = round(r["cpu_ms_per_bill"]["total"] / top["cpu_ms_per_bill"]["total"], 3)
+    ceiling = baseline.get("per_s", 0) / 4
+    return {"saturated_bills_per_s": top["bills_per_s"], "saturated": top["bills_per_s"] < 0.95 * top["target_bills_per_s"],
+            "ceiling_bills_per_s": round(ceiling, 1),
+            "saturated_of_ceiling": round(top["bills_per_s"] / ceiling, 3) if ceiling else None}
 
 
 def _spy(out: Path, seconds: int) -> list[subprocess.Popen]:
