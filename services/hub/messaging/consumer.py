@@ -57,6 +57,12 @@ class Message:
     headers: tuple[tuple[str, bytes], ...]
     raw: bytes = b""  # the bytes as read, for dead letters and quarantine
 
+    @classmethod
+    def read(cls, record: Any, decoded: Any) -> "Message":
+        """A Kafka consumer record and what the codec decoded of its value."""
+        return cls(record.topic, record.partition, record.offset, record.key, decoded.record_name,
+                   decoded.writer_version, decoded.value, record.timestamp, tuple(record.headers or ()), record.value)
+
 
 BatchHandler = Callable[[list[Message]], None]
 PoisonHandler = Callable[[Message, Exception], None]
@@ -177,9 +183,7 @@ class ConsumerLoop:
                 self._dead_letter(record, exc)
                 dead.append(record)
                 continue
-            messages.append(Message(record.topic, record.partition, record.offset, record.key,
-                                    decoded.record_name, decoded.writer_version, decoded.value,
-                                    record.timestamp, tuple(record.headers or ()), record.value))
+            messages.append(Message.read(record, decoded))
         if dead:
             # The dead letters must be on the broker before their offsets are committed.
             self.dead_letters.flush()

@@ -104,9 +104,7 @@ class _Reader:
             log.warning("passing over %s[%d]@%d: %s (the live consumer dead-letters it)", record.topic,
                         record.partition, record.offset, exc)
             return None
-        return Message(record.topic, record.partition, record.offset, record.key, decoded.record_name,
-                       decoded.writer_version, decoded.value, record.timestamp, tuple(record.headers or ()),
-                       record.value)
+        return Message.read(record, decoded)
 
 
 def journal(bootstrap: str, topic: str, codec: AvroCodec) -> list[journal_log.Entry]:

@@ -28,7 +28,7 @@ from hub.clearing.adapters.repository import ClearingRepository
 from hub.clearing.domain.events import EventRefused
 from hub.clearing.domain.refusals import ClearingRefused
 from hub.clearing.domain.statements import EVENT_ACTION
-from hub.clearing.service_layer import applying, closing, statements
+from hub.clearing.service_layer import applying, closing, quarantine, queries, statements
 from hub.clearing.service_layer.day_files import Publishing
 from hub.clearing.service_layer.journal import Silent
 from hub.clearing.domain.advance import AdvanceRule
@@ -83,8 +83,8 @@ class Rebuilder:
             elif isinstance(entry, Deposit):
                 self._deposit(entry, done)
             elif isinstance(entry, Confirmation):
-                with self.repository.unit() as unit:
-                    done.confirmations += unit.confirm(entry.day, entry.pool, entry.at, entry.who)
+                done.confirmations += queries.confirm(self.repository, journal, entry.at, entry.day, entry.pool,
+                                                      entry.who)
             elif isinstance(entry, MonthChange):
                 self._month_change(entry, journal, done)
         self._apply(log.rest(), done, None, progress)
@@ -114,8 +114,7 @@ class Rebuilder:
                     except EventRefused as exc:
                         failed.append((m, exc))
             for m, exc in failed:
-                with self.repository.unit() as unit:
-                    unit.quarantine(wire.quarantined(m, exc, at or datetime.now().astimezone()))
+                quarantine.keep(self.repository, wire.quarantined(m, exc, at or datetime.now().astimezone()))
                 done.quarantined.append(f"{m.topic}:{m.partition}:{m.offset}")
             done.events += len(batch)
             progress("events", len(batch))
