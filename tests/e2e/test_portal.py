@@ -205,26 +205,36 @@ def sign_in(b, base: str, username: str, password: str = PASSWORD):
 
 def submit(b, find) -> None:
     """Click the button `find()` finds, which sends its form, and wait for the page that answers
-    (after its redirect). The button is found again if the page changed under it."""
+    (after its redirect). The button is found again if the page changed under it.
+
+    The page being left is marked with a property on its window, and the wait is for a document
+    without it. Asking the old `<html>` element whether it is stale races the navigation: mid-swap,
+    chromedriver 156 answers "Node with given id does not belong to the document" (an unknown
+    error, not a stale element), which failed CI once."""
     from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
+    def ready(d) -> bool:
+        return d.execute_script("return document.readyState") == "complete"
+
+    def left(d) -> bool:
+        return d.execute_script("return window.__hubLeaving !== true")
+
     for attempt in range(3):
-        WebDriverWait(b, 60).until(lambda d: d.execute_script("return document.readyState") == "complete")
-        old = b.find_element(By.TAG_NAME, "html")
+        WebDriverWait(b, 60).until(ready)
+        b.execute_script("window.__hubLeaving = true")
         try:
             find().click()
             break
         except (StaleElementReferenceException, WebDriverException):
-            if expected_conditions.staleness_of(old)(b):  # the click went through as the page was swapped
+            if left(b):  # the click went through as the page was swapped
                 break
             if attempt == 2:
                 raise
             time.sleep(0.5)
-    WebDriverWait(b, 60).until(expected_conditions.staleness_of(old))
-    WebDriverWait(b, 60).until(lambda d: d.execute_script("return document.readyState") == "complete")
+    answered = WebDriverWait(b, 60, ignored_exceptions=(WebDriverException,))
+    answered.until(left)
+    answered.until(ready)
 
 
 def fetch(b, url: str, method: str = "GET", form: dict | None = None) -> tuple[int, str]:
