@@ -20,6 +20,9 @@ answers by reason, CPU ms per bill by part of the system (the generator's own in
 on the same 2 cores). And the ratios (issue 29): each rate's throughput and CPU per bill against the
 highest rate's (give one above what the machine carries: that run is the saturation), and the
 saturated rate against the HTTP stack's ceiling for a four-call bill (GET /health/live ÷ 4).
+And where a bill's CPU goes when bills arrive alone: each part's wake-ups a bill (its threads'
+voluntary context switches), what each part spends a second with no load (`--idle`), and a fit of
+CPU a bill = work + cost × wake-ups over the rates (`wakeup_model`).
 
     python3 bench/bill_bench.py --rates 190,315,500,1000 --seconds 20   # 30 / 50 / 80 % of ~627, saturated
 """
@@ -33,12 +36,13 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import sqlalchemy as sa
 
-from common import PATH, REPO, cpu_ms_per, cpu_seconds, run_wrk, scratch, settle_service
+from common import PATH, REPO, cpu_ms_per, cpu_seconds, run_wrk, scratch, settle_service, wakeups
 
 HOSPITALS = ("H44010000001", "H44010000002")  # 广州's sample hospitals: paasid = code, paas token dev-<code>
 GOAL_P99_MS = 50.0
@@ -68,6 +72,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--port", type=int, default=8611)
     ap.add_argument("--warmup", type=int, default=5, help="seconds of bills at the first rate before measuring")
+    ap.add_argument("--idle", type=int, default=10, help="seconds measured with no load after the warm-up: what "
+                    "each part costs a second on its own (0: not measured)")
     ap.add_argument("--quick", action="store_true", help="a smoke run: 100 bills/s for 5 s")
     ap.add_argument("--record", action="store_true", help="append the rows to bench/RESULTS.md")
     ap.add_argument("--profile", metavar="DIR", help="py-spy every hub process during the first rate; "
@@ -76,7 +82,7 @@ def main() -> None:
     if args.profile and shutil.which("py-spy") is None:
         ap.error("--profile needs py-spy: python3 -m pip install py-spy")
     if args.quick:
-        args.rates, args.seconds, args.persons, args.warmup = "100", 5, 500, 1
+        args.rates, args.seconds, args.persons, args.warmup, args.idle = "100", 5, 500, 1, 2
     rates = [float(r) for r in args.rates.split(",")]
     generator = build_generator()
     credentials = ",".join(f"{h}:{h}:dev-{h}" for h in HOSPITALS)
@@ -102,11 +108,12 @@ def main() -> None:
 
         if args.warmup:  # connections opened, caches filled, statements prepared: not measured
             bills(rates[0], args.warmup)
+        idle = _idle(args.idle) if args.idle else None
         for n, rate in enumerate(rates):
             spies = _spy(Path(args.profile), args.seconds) if args.profile and n == 0 else []
-            before = cpu_seconds()
+            before, woken = cpu_seconds(), wakeups()
             report = bills(rate, args.seconds)
-            after = cpu_seconds()
+            after, woken_after = cpu_seconds(), wakeups()
             for spy in spies:
                 spy.wait(timeout=120)
             stored, reversed_ = committed(engine)
@@ -117,6 +124,7 @@ def main() -> None:
                                                                 / max(1, report["bills_done"]), 3)
             report["cpu_ms_per_bill"]["total"] = round(report["cpu_ms_per_bill"]["total"]
                                                        + report["cpu_ms_per_bill"]["load generator"], 3)
+            report["wakeups_per_bill"] = _per(woken, woken_after, report["bills_done"])
             report["worst_call_p99_ms"] = max(v["p99_ms"] for k, v in report["calls"].items() if k != "bill")
             runs.append(report)
             print(f"{rate:,.0f}/s: {report['bills_per_s']:,.1f} bills/s done, worst call p99 "
@@ -128,9 +136,9 @@ def main() -> None:
             and not r["bills_not_started"] and r["stored_as_answered"]]
     summary = {"command": " ".join(["python3", "bench/bill_bench.py", *sys.argv[1:]]),
                "commit": _commit(), "cores": os.cpu_count(), "workers": args.workers,
-               "baseline_health": baseline, "runs": runs,
+               "baseline_health": baseline, "idle": idle, "runs": runs,
                "highest_rate_held": max((r["target_bills_per_s"] for r in held), default=None),
-               **ratios(runs, baseline)}
+               **ratios(runs, baseline), "wakeup_model": wakeup_model(runs, idle)}
     print(json.dumps(summary, indent=2, ensure_ascii=False))
     for r in runs:
         print(f"{r['target_bills_per_s']:,.0f}/s: {r['bills_per_s']:,.1f} done ({r['of_saturated']:.0%} of the "
@@ -138,6 +146,13 @@ def main() -> None:
               f"saturated, worst call p99 {r['worst_call_p99_ms']} ms", file=sys.stderr)
     print(f"saturated: {summary['saturated_bills_per_s']:,.1f} bills/s = {summary['saturated_of_ceiling']:.2f} of "
           f"the four-call ceiling ({summary['ceiling_bills_per_s']:,.0f}/s: GET /health/live / 4)", file=sys.stderr)
+    model = summary["wakeup_model"]
+    if model:
+        print(f"wake-ups: {model['cpu_us_per_wakeup']} µs of CPU each and {model['cpu_ms_per_bill_of_work']} ms a bill "
+              f"besides (least squares over the rates, idle cost taken out first)", file=sys.stderr)
+        for row in model["rates"]:
+            print(f"  {row['target_bills_per_s']:,.0f}/s: {row['wakeups_per_bill']} wake-ups a bill, "
+                  f"{row['cpu_ms_per_bill']} ms measured, {row['cpu_ms_fitted']} ms fitted", file=sys.stderr)
     if args.record:
         _record(summary)
 
@@ -154,6 +169,49 @@ def ratios(runs: list[dict], baseline: dict) -> dict:
     return {"saturated_bills_per_s": top["bills_per_s"], "saturated": top["bills_per_s"] < 0.95 * top["target_bills_per_s"],
             "ceiling_bills_per_s": round(ceiling, 1),
             "saturated_of_ceiling": round(top["bills_per_s"] / ceiling, 3) if ceiling else None}
+
+
+def _per(before: dict[str, float], after: dict[str, float], count: int) -> dict[str, float]:
+    per = {part: round((after[part] - before.get(part, 0)) / max(1, count), 2) for part in after}
+    per["total"] = round(sum(per.values()), 2)
+    return per
+
+
+def _idle(seconds: int) -> dict:
+    """What each part spends a second with no bills arriving: CPU and wake-ups (its timers and polls)."""
+    cpu, woken = cpu_seconds(), wakeups()
+    time.sleep(seconds)
+    cpu_after, woken_after = cpu_seconds(), wakeups()
+    return {"seconds": seconds, "cpu_ms_per_s": cpu_ms_per(cpu, cpu_after, seconds),
+            "wakeups_per_s": _per(woken, woken_after, seconds)}
+
+
+def wakeup_model(runs: list[dict], idle: dict | None) -> dict | None:
+    """CPU a bill against wake-ups a bill, over the rates: with what every part spends a second on
+    its own taken out (idle CPU and wake-ups ÷ the rate), fit cpu = work + cost × wake-ups by least
+    squares. `cost` is what a wake-up brings with it (the switch, cold caches, the per-group or
+    per-round-trip work it carries); `work` is what a bill costs however it arrives. The load
+    generator is left out (its wake-ups are not counted)."""
+    if idle is None or len(runs) < 2:
+        return None
+    points = []
+    for r in runs:
+        rate = max(r["bills_per_s"], 1e-9)
+        cpu = (r["cpu_ms_per_bill"]["total"] - r["cpu_ms_per_bill"].get("load generator", 0)
+               - idle["cpu_ms_per_s"]["total"] / rate)
+        woken = r["wakeups_per_bill"]["total"] - idle["wakeups_per_s"]["total"] / rate
+        points.append((r["target_bills_per_s"], r["wakeups_per_bill"]["total"], woken, cpu))
+    n = len(points)
+    mean_x, mean_y = sum(p[2] for p in points) / n, sum(p[3] for p in points) / n
+    spread = sum((p[2] - mean_x) ** 2 for p in points)
+    if not spread:
+        return None
+    cost = sum((p[2] - mean_x) * (p[3] - mean_y) for p in points) / spread
+    work = mean_y - cost * mean_x
+    return {"cpu_us_per_wakeup": round(1000 * cost, 1), "cpu_ms_per_bill_of_work": round(work, 3),
+            "rates": [{"target_bills_per_s": rate, "wakeups_per_bill": total, "busy_wakeups_per_bill": round(x, 2),
+                       "cpu_ms_per_bill": round(y, 3), "cpu_ms_fitted": round(work + cost * x, 3)}
+                      for rate, total, x, y in points]}
 
 
 def _spy(out: Path, seconds: int) -> list[subprocess.Popen]:

@@ -32,24 +32,57 @@ PATH = "/fsi/api/rsfComIntfaceService/commInterface"
 KEY = b"bench-person-key"
 
 
+def _part(cmd: str) -> str | None:
+    """Which part of the system a process is, by its command line."""
+    return ("postgres" if "postgres" in cmd else "redis" if "redis-server" in cmd
+            else "load generator" if cmd.startswith(("wrk", "/tmp/billgen", "billgen")) or "/billgen " in cmd
+            else "kafka" if "java" in cmd else "hub (HTTP workers)" if "multiprocessing" in cmd
+            else "hub (relay, read model)" if "settlement serve" in cmd
+            else "hub (clearing consumers)" if "clearing consume" in cmd else None)
+
+
+def _processes() -> Iterator[tuple[str, str]]:
+    """(pid, part) of every process that is a part of the system."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        part = _part(cmd)
+        if part:
+            yield pid, part
+
+
 def cpu_seconds() -> dict[str, float]:
     """CPU seconds used so far by each part of the system on this machine (Linux /proc)."""
     tick = os.sysconf("SC_CLK_TCK")
     parts: dict[str, float] = {}
-    for pid in filter(str.isdigit, os.listdir("/proc")):
+    for pid, part in _processes():
         try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
         except OSError:
             continue
-        fields = stat.rpartition(")")[2].split()
-        part = ("postgres" if "postgres" in cmd else "redis" if "redis-server" in cmd
-                else "load generator" if cmd.startswith(("wrk", "/tmp/billgen", "billgen")) or "/billgen " in cmd
-                else "kafka" if "java" in cmd else "hub (HTTP workers)" if "multiprocessing" in cmd
-                else "hub (relay, read model)" if "settlement serve" in cmd
-                else "hub (clearing consumers)" if "clearing consume" in cmd else None)
-        if part:
-            parts[part] = parts.get(part, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+        parts[part] = parts.get(part, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return parts
+
+
+def wakeups() -> dict[str, int]:
+    """Times each part's threads have gone to sleep so far, and so been woken (the voluntary
+    context switches of every live thread, /proc/PID/task/*/status): each is a wait on a socket,
+    a futex or a timer, and the cold start after it."""
+    parts: dict[str, int] = {}
+    for pid, part in _processes():
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                status = Path(f"/proc/{pid}/task/{task}/status").read_text()
+            except OSError:
+                continue
+            line = status[status.index("\nvoluntary_ctxt_switches:") + 1:].split("\n", 1)[0]
+            parts[part] = parts.get(part, 0) + int(line.split()[1])
     return parts
 
 
